@@ -1,0 +1,248 @@
+"""A validated model turned into the flat structures the engine runs on.
+
+Compiling once keeps the per-event path free of interpretation: rules are
+indexed by event type, conditions are predicates, and every `event:` test in
+stage and trigger conditions (the only parts of those conditions that look at
+the event itself) becomes one bit of a mask computed when an event is
+prepared. The rest of a stage or trigger condition looks only at values
+(score, fit, grade, band, stage score, tag scores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ._conditions import Predicate, compile_where
+from ._model import Model, StageCondition, TriggerCondition
+from ._time import to_datetime
+
+# Spec 2.3: a value *reaches* n when it is >= n - 1e-9, so that every engine
+# agrees on thresholds whatever its floating-point summation order (40 points
+# exactly one half-life ago reach 20).
+TOLERANCE = 1e-9
+MICROS_PER_DAY = 86_400 * 1_000_000
+
+
+def reaches(value: float, threshold: float) -> bool:
+    return value >= threshold - TOLERANCE
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    index: int
+    id: str
+    points: int
+    decays: bool
+    where: Predicate | None
+    limit_times: int | None
+    limit_per: str | None
+    tags: tuple[str, ...]
+    tag_from: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Values:
+    """What a stage or trigger condition may look at, as of one instant."""
+
+    score: float
+    fit: int
+    grade: str | None
+    band: str | None
+    stage: int | None
+    stage_score: float
+    tags: Mapping[str, float]  # clamped scores of the tags conditions look at
+    leaves: int  # bit i set: the event leaf i holds for the event being applied
+    empty_tag: float  # the score of a tag no award named: clamp(0)
+
+    def tag_score(self, tag: str) -> float:
+        return self.tags.get(tag, self.empty_tag)
+
+
+ValueTest = Callable[[Values], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTrigger:
+    index: int
+    id: str
+    once: bool
+    # (before, after) -> fires
+    fires: Callable[[Values, Values], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class EventLeaf:
+    types: frozenset[str]
+    where: Predicate | None
+
+
+class CompiledModel:
+    """Everything the engine needs from a model, ready to run."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.name = model.name
+        self.timezone = ZoneInfo(model.timezone) if model.timezone != "UTC" else UTC
+        self.half_life_micros: float | None = (
+            model.decay.half_life_days * MICROS_PER_DAY if model.decay else None
+        )
+        self.clamp_min: float | None = model.clamp.min if model.clamp else None
+        self.clamp_max: float | None = model.clamp.max if model.clamp else None
+        self.rules = [
+            CompiledRule(
+                index=i,
+                id=rule.id,
+                points=rule.points,
+                decays=rule.decay and self.half_life_micros is not None,
+                where=compile_where(rule.where),
+                limit_times=rule.limit.times if rule.limit else None,
+                limit_per=rule.limit.per if rule.limit else None,
+                tags=tuple(dict.fromkeys(rule.tags)),
+                tag_from=tuple(rule.tag_from.split(".")) if rule.tag_from else None,
+            )
+            for i, rule in enumerate(model.rules)
+        ]
+        self.rules_by_type: dict[str, list[CompiledRule]] = {}
+        for rule, source in zip(self.rules, model.rules, strict=True):
+            for event_type in source.event_types:
+                self.rules_by_type.setdefault(event_type, []).append(rule)
+        self.fit_rules: list[tuple[int, Predicate]] = []
+        for fit in model.fit:
+            predicate = compile_where(fit.where)
+            self.fit_rules.append((fit.points, predicate or (lambda traits: True)))
+        self.grades = [(g.grade, g.min_fit) for g in model.grades]
+        self.bands = [(b.band, b.min_score) for b in model.bands]
+        self.stage_names = [stage.name for stage in model.stages]
+        self.stage_index = {name: i for i, name in enumerate(self.stage_names)}
+        self.leaves: list[EventLeaf] = []
+        self.stage_enter: list[ValueTest | None] = [
+            self._stage_condition(stage.enter) if stage.enter else None for stage in model.stages
+        ]
+        self.triggers = [
+            CompiledTrigger(i, trigger.id, trigger.once, self._trigger_condition(trigger.when))
+            for i, trigger in enumerate(model.triggers)
+        ]
+        self.has_stages = bool(self.stage_names)
+        # Tags whose scores some condition reads: only these are computed per event.
+        self.watched_tags = tuple(
+            sorted(
+                {tag for trigger in model.triggers for tag in trigger.when.tag_score_crosses or {}}
+                | {tag for stage in model.stages for tag in _stage_tags(stage.enter)}
+            )
+        )
+        # Conditions and triggers look at values before and after each event;
+        # a model without them needs none of that work per event.
+        self.needs_values = self.has_stages or bool(self.triggers)
+
+    # -- limits ------------------------------------------------------------
+
+    def period_of(self, per: str, micros: int) -> int:
+        """The calendar period (spec 2.1 `limit.per`) holding an instant, as a number.
+
+        Days and months are those of the model's timezone; weeks are ISO weeks,
+        Monday first, keyed by their Monday. Periods only grow with time, which
+        lets the engine keep one counter per rule instead of one per period.
+        """
+        if per == "ever":
+            return 0
+        local = to_datetime(micros).astimezone(self.timezone)
+        if per == "month":
+            return local.year * 12 + local.month
+        day = local.toordinal()
+        return day if per == "day" else day - local.weekday()
+
+    # -- bands and grades ------------------------------------------------
+
+    def grade_of(self, fit: float) -> str | None:
+        return _first_reached(self.grades, fit)
+
+    def band_of(self, score: float) -> str | None:
+        return _first_reached(self.bands, score)
+
+    def clamp(self, value: float) -> float:
+        if self.clamp_min is not None and value < self.clamp_min:
+            return float(self.clamp_min)
+        if self.clamp_max is not None and value > self.clamp_max:
+            return float(self.clamp_max)
+        return value
+
+    def fit_of(self, traits: Mapping[str, Any]) -> int:
+        return sum(points for points, holds in self.fit_rules if holds(traits))
+
+    # -- compiling conditions --------------------------------------------
+
+    def _leaf(self, types: str | list[str], where: Mapping[str, Any] | None) -> int:
+        names = frozenset([types] if isinstance(types, str) else types)
+        self.leaves.append(EventLeaf(names, compile_where(where)))
+        return 1 << (len(self.leaves) - 1)
+
+    def _stage_condition(self, cond: StageCondition) -> ValueTest:
+        tests: list[ValueTest] = []
+        if cond.score_gte is not None:
+            tests.append(lambda v, n=cond.score_gte: reaches(v.score, n))
+        if cond.score_lt is not None:
+            tests.append(lambda v, n=cond.score_lt: not reaches(v.score, n))
+        if cond.fit_gte is not None:
+            tests.append(lambda v, n=cond.fit_gte: reaches(v.fit, n))
+        if cond.grade_in is not None:
+            tests.append(lambda v, names=frozenset(cond.grade_in): v.grade in names)
+        if cond.band_in is not None:
+            tests.append(lambda v, names=frozenset(cond.band_in): v.band in names)
+        if cond.stage_score_gte is not None:
+            tests.append(lambda v, n=cond.stage_score_gte: reaches(v.stage_score, n))
+        for tag, n in (cond.tag_score_gte or {}).items():
+            tests.append(lambda v, tag=tag, n=n: reaches(v.tag_score(tag), n))
+        if cond.event is not None:
+            bit = self._leaf(cond.event, cond.where)
+            tests.append(lambda v, bit=bit: bool(v.leaves & bit))
+        for part in cond.all or ():
+            tests.append(self._stage_condition(part))
+        if cond.any:
+            options = [self._stage_condition(part) for part in cond.any]
+            tests.append(lambda v, options=options: any(test(v) for test in options))
+        if cond.not_ is not None:
+            inner = self._stage_condition(cond.not_)
+            tests.append(lambda v, inner=inner: not inner(v))
+        if len(tests) == 1:
+            return tests[0]
+        return lambda v: all(test(v) for test in tests)
+
+    def _trigger_condition(self, when: TriggerCondition) -> Callable[[Values, Values], bool]:
+        if when.score_crosses is not None:
+            n = when.score_crosses
+            return lambda b, a: not reaches(b.score, n) and reaches(a.score, n)
+        if when.tag_score_crosses is not None:
+            ((tag, n),) = when.tag_score_crosses.items()
+            return lambda b, a: not reaches(b.tag_score(tag), n) and reaches(a.tag_score(tag), n)
+        if when.stage_entered is not None:
+            index = self.stage_index[when.stage_entered]
+            return lambda b, a: b.stage != index and a.stage == index
+        if when.band_entered is not None:
+            band = when.band_entered
+            return lambda b, a: b.band != band and a.band == band
+        if when.grade_entered is not None:
+            grade = when.grade_entered
+            return lambda b, a: b.grade != grade and a.grade == grade
+        assert when.event is not None  # validation guarantees exactly one key
+        bit = self._leaf(when.event, when.where)
+        return lambda b, a: bool(a.leaves & bit)
+
+
+def _stage_tags(cond: StageCondition | None) -> set[str]:
+    if cond is None:
+        return set()
+    tags = set(cond.tag_score_gte or {})
+    for part in [*(cond.all or ()), *(cond.any or ()), cond.not_]:
+        tags |= _stage_tags(part)
+    return tags
+
+
+def _first_reached(entries: list[tuple[str, float | None]], value: float) -> str | None:
+    for name, minimum in entries:
+        if minimum is None or reaches(value, minimum):
+            return name
+    return None

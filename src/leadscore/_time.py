@@ -1,0 +1,56 @@
+"""Instants as integer microseconds since the Unix epoch, UTC.
+
+Integers keep ordering and equality exact (the spec orders events by instant
+and allows microseconds at most) and make a timestamp cheap to store, compare
+and spill to disk. Only decay needs seconds as a float.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+MICROS = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICRO = timedelta(microseconds=1)
+# RFC 3339 date-time with a mandatory offset and at most six fraction digits.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+def parse_timestamp(text: str) -> int:
+    """Parse an RFC 3339 timestamp with offset into microseconds since the epoch.
+
+    Raises ValueError with a message fit for a user when the text is not one.
+    """
+    if not _RFC3339.fullmatch(text):
+        raise ValueError(
+            "expected an RFC 3339 timestamp with offset, such as 2026-05-04T10:00:00Z, "
+            f"got {text!r}"
+        )
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not a valid date or time: {text!r}") from None
+    return (moment - _EPOCH) // _ONE_MICRO
+
+
+def from_datetime(moment: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime."""
+    if moment.tzinfo is None:
+        raise ValueError("expected a datetime with a time zone")
+    return (moment - _EPOCH) // _ONE_MICRO
+
+
+def to_datetime(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def format_timestamp(micros: int) -> str:
+    """UTC with `Z`; a fraction only when non-zero, without trailing zeros (spec section 3)."""
+    moment = to_datetime(micros)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}".rstrip("0")
+    return text + "Z"
