@@ -1,0 +1,213 @@
+"""Scoring a stream of events too large to hold: what `leadscore score` runs.
+
+The result must equal :func:`leadscore._replay.replay`, which needs each
+owner's events sorted and every identity link known before any owner is
+scored. So events are prepared as they stream in (the properties, the bulk
+of an event, are dropped once the rules have looked at them) and held until
+the end of the input. Up to `SPILL_AFTER` events stay in memory; past that
+they are written, as marshalled tuples, to hash partitions in a temporary
+directory: events with a contact id by that contact, anonymous-only events
+by their anonymous id. At the end, the anonymous partitions are routed to
+the contact that their id was linked to (or kept as anonymous profiles), and
+each partition is loaded, grouped, sorted and scored on its own. Memory then
+grows with the number of contacts and the size of one partition.
+
+The one per-event structure kept in memory is the map of event ids seen
+(for "the first copy received is kept"), a small digest per id so that a
+later copy that differs can be reported.
+"""
+
+from __future__ import annotations
+
+import marshal
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from ._engine import Engine, Prepared, Warning
+from ._events import Event
+from ._replay import Result, group, score_groups
+
+SPILL_AFTER = 250_000
+PARTITIONS = 64
+_BATCH = 4096  # records per marshal write: large enough to amortise the call
+
+
+def _digest(event: Event) -> int:
+    # Content of an event as one hash, to tell a differing resend from a copy.
+    return hash(
+        (
+            event.type,
+            event.contact_id,
+            event.anonymous_id,
+            event.timestamp,
+            orjson.dumps(event.properties, option=orjson.OPT_SORT_KEYS),
+            orjson.dumps(event.traits, option=orjson.OPT_SORT_KEYS),
+        )
+    )
+
+
+@dataclass(slots=True)
+class _Partitions:
+    """Append-only marshal files, one per hash bucket, in a temporary directory."""
+
+    directory: Path
+    prefix: str
+    files: dict[int, IO[bytes]] = field(default_factory=dict)
+    pending: dict[int, list[tuple[Any, ...]]] = field(default_factory=dict)
+
+    def add(self, key: str, record: tuple[Any, ...]) -> None:
+        bucket = hash(key) % PARTITIONS
+        batch = self.pending.setdefault(bucket, [])
+        batch.append(record)
+        if len(batch) >= _BATCH:
+            self._flush(bucket)
+
+    def _flush(self, bucket: int) -> None:
+        batch = self.pending.pop(bucket, None)
+        if not batch:
+            return
+        out = self.files.get(bucket)
+        if out is None:
+            out = self.files[bucket] = (self.directory / f"{self.prefix}-{bucket}").open("wb")
+        marshal.dump(batch, out)
+
+    def close(self) -> None:
+        for bucket in list(self.pending):
+            self._flush(bucket)
+        for out in self.files.values():
+            out.close()
+        self.files.clear()
+
+    def read(self, bucket: int) -> Iterator[tuple[Any, ...]]:
+        path = self.directory / f"{self.prefix}-{bucket}"
+        if not path.exists():
+            return
+        with path.open("rb") as source:
+            while True:
+                try:
+                    batch = marshal.load(source)
+                except EOFError:
+                    return
+                yield from batch
+
+
+class StreamScorer:
+    """Feed events with :meth:`add`, then :meth:`finish` for the replay's result."""
+
+    def __init__(self, engine: Engine, at: int, *, spill_after: int = SPILL_AFTER) -> None:
+        self.engine = engine
+        self.at = at
+        self.spill_after = spill_after
+        self.warnings: list[Warning] = []
+        self._seen: dict[str, int] = {}
+        self._held: list[Prepared] = []
+        self._links: dict[str, tuple[int, str, str]] = {}
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._contacts: _Partitions | None = None
+        self._anonymous: _Partitions | None = None
+
+    @property
+    def spilled(self) -> bool:
+        return self._tmp is not None
+
+    def add(self, event: Event) -> None:
+        digest = _digest(event)
+        first = self._seen.get(event.id)
+        if first is not None:
+            if first != digest:
+                self.warnings.append(
+                    Warning(event.id, "a later copy of this event differs; the first copy is kept")
+                )
+            return
+        self._seen[event.id] = digest
+        if event.timestamp > self.at:
+            return  # events after the as-of time do not exist, links included
+        prepared = self.engine.prepare(event)
+        if event.anonymous_id is not None and event.contact_id is not None:
+            key = (event.timestamp, event.id, event.contact_id)
+            seen = self._links.get(event.anonymous_id)
+            if seen is None or key < seen:
+                self._links[event.anonymous_id] = key
+        if self._contacts is None:
+            self._held.append(prepared)
+            if len(self._held) > self.spill_after:
+                self._spill()
+        else:
+            self._store(prepared)
+
+    def add_all(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.add(event)
+
+    def _spill(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="leadscore-")
+        directory = Path(self._tmp.name)
+        self._contacts = _Partitions(directory, "contacts")
+        self._anonymous = _Partitions(directory, "anonymous")
+        for prepared in self._held:
+            self._store(prepared)
+        self._held = []
+
+    def _store(self, prepared: Prepared) -> None:
+        assert self._contacts is not None and self._anonymous is not None
+        if prepared.contact_id is not None:
+            self._contacts.add(prepared.contact_id, tuple(prepared))
+        else:
+            assert prepared.anonymous_id is not None
+            self._anonymous.add(prepared.anonymous_id, tuple(prepared))
+
+    def finish(self) -> Result:
+        linked = {anonymous: key[2] for anonymous, key in self._links.items()}
+        if self._contacts is None or self._anonymous is None or self._tmp is None:
+            result = score_groups(self.engine, group(self._held, linked), self.at)
+            self._held = []
+        else:
+            result = self._finish_spilled(linked)
+        result.warnings[:0] = self.warnings
+        return result
+
+    def _finish_spilled(self, linked: dict[str, str]) -> Result:
+        assert self._contacts is not None and self._anonymous is not None
+        assert self._tmp is not None
+        self._contacts.close()
+        self._anonymous.close()
+        directory = Path(self._tmp.name)
+        # Anonymous-only events go to their linked contact's partition, or to
+        # the partitions of anonymous profiles.
+        routed = _Partitions(directory, "routed")
+        profiles = _Partitions(directory, "profiles")
+        for bucket in range(PARTITIONS):
+            for record in self._anonymous.read(bucket):
+                contact = linked.get(record[4])
+                if contact is not None:
+                    routed.add(contact, record)
+                else:
+                    profiles.add(record[4], record)
+        routed.close()
+        profiles.close()
+        result = Result()
+        for bucket in range(PARTITIONS):
+            for source in ((self._contacts, routed), (profiles,)):
+                events = [Prepared(*record) for part in source for record in part.read(bucket)]
+                if events:
+                    part_result = score_groups(self.engine, group(events, linked), self.at)
+                    result.scorecards += part_result.scorecards
+                    result.anonymous += part_result.anonymous
+                    result.firings += part_result.firings
+                    result.warnings += part_result.warnings
+        self._tmp.cleanup()
+        self._tmp = None
+        result.scorecards.sort(key=_contact_key)
+        result.anonymous.sort(key=lambda card: card.anonymous_id or "")
+        result.firings.sort(key=lambda firing: firing.order_key)
+        return result
+
+
+def _contact_key(card: Any) -> str:
+    return str(card.contact_id)
+
