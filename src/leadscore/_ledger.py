@@ -51,6 +51,7 @@ class Ledger:
         # Events carrying only an anonymous id, by that id: they move with the link.
         self._anonymous_only: dict[str, list[Prepared]] = {}
         self._emitted: set[tuple[str, str, str]] = set()
+        self._once = {trigger.id for trigger in engine.compiled.triggers if trigger.once}
         self._latest = 0
 
     def ingest(self, event: Event) -> Ingested:
@@ -129,9 +130,12 @@ class Ledger:
 
     def _emit(self, firings: Iterable[Firing], result: Ingested) -> None:
         # The service carries out a firing the first time it appears and never
-        # undoes one that a late event makes disappear (spec 2.6).
+        # undoes one that a late event makes disappear (spec 2.6). A late event
+        # can also move a `once` firing to another event; "once" is what the
+        # marketer wrote, so such a trigger is carried out once per contact.
         for firing in firings:
-            key = (firing.trigger, firing.contact_id, firing.event_id)
+            once = firing.trigger in self._once
+            key = (firing.trigger, firing.contact_id, "" if once else firing.event_id)
             if key not in self._emitted:
                 self._emitted.add(key)
                 result.firings.append(firing)
