@@ -49,11 +49,21 @@ def test_incremental_one_event_at_a_time(path: Path, order: str) -> None:
     emitted = firing_rows(firings)
     expected = case.expect["firings"]
     # Every firing of the final history was emitted; a late event may have made
-    # an earlier one disappear (it is never undone), which only shuffles allow.
-    assert all(row in emitted for row in expected)
+    # an earlier one disappear (it is never undone), which only shuffles allow,
+    # and may move a `once` firing to another event (carried out only once).
+    once = {trigger.id for trigger in case.model.triggers if trigger.once}
+    for row in expected:
+        if row["trigger"] in once:
+            assert any(_same_once(row, other) for other in emitted), row
+        else:
+            assert row in emitted
     if order == "given" and _sorted_arrival(case.events):
         assert emitted == expected
     assert warnings == case.expect["warnings"]
+
+
+def _same_once(row: dict[str, str], other: dict[str, str]) -> bool:
+    return (row["trigger"], row["contact_id"]) == (other["trigger"], other["contact_id"])
 
 
 def _sorted_arrival(events: list) -> bool:  # type: ignore[type-arg]
