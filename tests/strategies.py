@@ -70,7 +70,11 @@ def models(draw: st.DrawFn) -> Model:
         ]
     grades = draw(st.booleans())
     if grades:
-        data["grades"] = [{"grade": "A", "min_fit": 20}, {"grade": "B", "min_fit": 0}, {"grade": "C"}]
+        data["grades"] = [
+            {"grade": "A", "min_fit": 20},
+            {"grade": "B", "min_fit": 0},
+            {"grade": "C"},
+        ]
     bands = draw(st.booleans())
     if bands:
         data["bands"] = [

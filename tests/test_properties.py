@@ -124,5 +124,6 @@ def test_resending_a_duplicate_changes_nothing(
     for copy in copies:
         ingested = ledger.ingest(copy)
         assert ingested.status.value == "duplicate"
-        assert not ingested.firings and not ingested.warnings
+        assert not ingested.firings
+        assert not ingested.warnings
     assert ledger.result(at).scorecards == plain.scorecards

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
+from operator import attrgetter, methodcaller
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -182,34 +183,29 @@ class CompiledModel:
 
     def _stage_condition(self, cond: StageCondition) -> ValueTest:
         tests: list[ValueTest] = []
-        if cond.score_gte is not None:
-            tests.append(lambda v, n=cond.score_gte: reaches(v.score, n))
+        for name, threshold in (
+            ("score", cond.score_gte),
+            ("fit", cond.fit_gte),
+            ("stage_score", cond.stage_score_gte),
+        ):
+            if threshold is not None:
+                tests.append(_reaching(attrgetter(name), threshold))
         if cond.score_lt is not None:
-            tests.append(lambda v, n=cond.score_lt: not reaches(v.score, n))
-        if cond.fit_gte is not None:
-            tests.append(lambda v, n=cond.fit_gte: reaches(v.fit, n))
+            tests.append(_negated(_reaching(attrgetter("score"), cond.score_lt)))
         if cond.grade_in is not None:
-            tests.append(lambda v, names=frozenset(cond.grade_in): v.grade in names)
+            tests.append(_member(attrgetter("grade"), cond.grade_in))
         if cond.band_in is not None:
-            tests.append(lambda v, names=frozenset(cond.band_in): v.band in names)
-        if cond.stage_score_gte is not None:
-            tests.append(lambda v, n=cond.stage_score_gte: reaches(v.stage_score, n))
-        for tag, n in (cond.tag_score_gte or {}).items():
-            tests.append(lambda v, tag=tag, n=n: reaches(v.tag_score(tag), n))
+            tests.append(_member(attrgetter("band"), cond.band_in))
+        for tag, threshold in (cond.tag_score_gte or {}).items():
+            tests.append(_reaching(methodcaller("tag_score", tag), threshold))
         if cond.event is not None:
-            bit = self._leaf(cond.event, cond.where)
-            tests.append(lambda v, bit=bit: bool(v.leaves & bit))
-        for part in cond.all or ():
-            tests.append(self._stage_condition(part))
+            tests.append(_leaf_holds(self._leaf(cond.event, cond.where)))
+        tests.extend(self._stage_condition(part) for part in cond.all or ())
         if cond.any:
-            options = [self._stage_condition(part) for part in cond.any]
-            tests.append(lambda v, options=options: any(test(v) for test in options))
+            tests.append(_any([self._stage_condition(part) for part in cond.any]))
         if cond.not_ is not None:
-            inner = self._stage_condition(cond.not_)
-            tests.append(lambda v, inner=inner: not inner(v))
-        if len(tests) == 1:
-            return tests[0]
-        return lambda v: all(test(v) for test in tests)
+            tests.append(_negated(self._stage_condition(cond.not_)))
+        return tests[0] if len(tests) == 1 else _all(tests)
 
     def _trigger_condition(self, when: TriggerCondition) -> Callable[[Values, Values], bool]:
         if when.score_crosses is not None:
@@ -228,8 +224,33 @@ class CompiledModel:
             grade = when.grade_entered
             return lambda b, a: b.grade != grade and a.grade == grade
         assert when.event is not None  # validation guarantees exactly one key
-        bit = self._leaf(when.event, when.where)
-        return lambda b, a: bool(a.leaves & bit)
+        holds = _leaf_holds(self._leaf(when.event, when.where))
+        return lambda b, a: holds(a)
+
+
+def _reaching(value: Callable[[Values], float], threshold: float) -> ValueTest:
+    return lambda values: reaches(value(values), threshold)
+
+
+def _member(value: Callable[[Values], str | None], names: list[str]) -> ValueTest:
+    allowed = frozenset(names)
+    return lambda values: value(values) in allowed
+
+
+def _leaf_holds(bit: int) -> ValueTest:
+    return lambda values: bool(values.leaves & bit)
+
+
+def _negated(test: ValueTest) -> ValueTest:
+    return lambda values: not test(values)
+
+
+def _any(tests: list[ValueTest]) -> ValueTest:
+    return lambda values: any(test(values) for test in tests)
+
+
+def _all(tests: list[ValueTest]) -> ValueTest:
+    return lambda values: all(test(values) for test in tests)
 
 
 def _stage_tags(cond: StageCondition | None) -> set[str]:

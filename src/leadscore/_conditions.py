@@ -152,16 +152,22 @@ def compile_where(where: Mapping[str, Any] | None) -> Predicate | None:
         if key == "all":
             parts.extend(_required(compile_where(item)) for item in spec)
         elif key == "any":
-            options = [_required(compile_where(item)) for item in spec]
-            parts.append(lambda data, options=options: any(opt(data) for opt in options))
+            parts.append(_either([_required(compile_where(item)) for item in spec]))
         elif key == "not":
-            inner = _required(compile_where(spec))
-            parts.append(lambda data, inner=inner: not inner(data))
+            parts.append(_negation(_required(compile_where(spec))))
         else:
             parts.append(_path_predicate(key, spec))
     if len(parts) == 1:
         return parts[0]
     return lambda data: all(part(data) for part in parts)
+
+
+def _either(options: list[Predicate]) -> Predicate:
+    return lambda data: any(option(data) for option in options)
+
+
+def _negation(inner: Predicate) -> Predicate:
+    return lambda data: not inner(data)
 
 
 def _required(predicate: Predicate | None) -> Predicate:

@@ -9,10 +9,10 @@ sequential by nature (limits, decay, stages, triggers) and lives in
 :meth:`Engine.apply`, which the replay, the incremental form and the service
 all share, so they cannot drift apart.
 
-Decay. An award of p points at t counts p·2^(−(T−t)/H) as of T. Rather than
+Decay. An award of p points at t counts p·2^(-(T-t)/H) as of T. Rather than
 multiplying every running sum by a decay factor at each event, each contact
 keeps its decaying sums scaled to a reference instant `ref`: an award adds
-p·2^((t−ref)/H), and the value as of T is sum·2^(−(T−ref)/H). The scaled terms
+p·2^((t-ref)/H), and the value as of T is sum·2^(-(T-ref)/H). The scaled terms
 grow with time, so when an event is more than `_REBASE_HALF_LIVES` half-lives
 after `ref` the sums are rescaled to that event (2^64 leaves ample headroom
 below the float limit of 2^1023, and rebasing is rare). Replay and
@@ -101,7 +101,7 @@ class Firing:
 
 
 @dataclass(frozen=True, slots=True)
-class Warning:
+class RunWarning:
     event_id: str
     message: str
 
@@ -116,7 +116,7 @@ class Step:
     awards: list[Award] = field(default_factory=list)
     entries: list[StageEntry] = field(default_factory=list)
     firings: list[Firing] = field(default_factory=list)
-    warnings: list[Warning] = field(default_factory=list)
+    warnings: list[RunWarning] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -188,7 +188,7 @@ def report(value: float) -> float:
     return round(value, 2) + 0.0
 
 
-class OutOfOrder(Exception):  # noqa: N818 - a signal to the caller, not a failure
+class OutOfOrder(Exception):
     """The event sorts before the last one applied: rebuild the contact from its log."""
 
 
@@ -334,17 +334,25 @@ class Engine:
             if event.stage_to == UNKNOWN_STAGE:
                 shown = repr(event.stage_name) if event.stage_name else "no stage"
                 step.warnings.append(
-                    Warning(event.id, f"stage_set names {shown}, not a stage of the model")
+                    RunWarning(event.id, f"stage_set names {shown}, not a stage of the model")
                 )
             elif event.stage_to != state.stage:
-                _enter(state, event.stage_to, event, step, True, record, c.stage_names)
+                _enter(
+                    state,
+                    event.stage_to,
+                    event,
+                    step,
+                    manual=True,
+                    record=record,
+                    names=c.stage_names,
+                )
             return  # a stage_set never causes an automatic move
         current = state.stage if state.stage is not None else 0
         values = self._values(state, event.timestamp, event.leaves, first=False)
         for index in range(len(c.stage_names) - 1, current, -1):
             enter = c.stage_enter[index]
             if enter is not None and enter(values):
-                _enter(state, index, event, step, False, record, c.stage_names)
+                _enter(state, index, event, step, manual=False, record=record, names=c.stage_names)
                 return
 
     def _values(self, state: ContactState, t: int, leaves: int, *, first: bool) -> Values:
@@ -412,7 +420,7 @@ class Engine:
         half_life = self.compiled.half_life_micros
         if not award.decays or half_life is None:
             return float(award.points)
-        return award.points * 2.0 ** (-(at - award.timestamp) / half_life)
+        return float(award.points * 2.0 ** (-(at - award.timestamp) / half_life))
 
     def run(
         self, events: Iterable[Prepared], *, contact_id: str | None, record: bool = False
@@ -434,6 +442,7 @@ def _enter(
     index: int,
     event: Prepared,
     step: Step,
+    *,
     manual: bool,
     record: bool,
     names: list[str],

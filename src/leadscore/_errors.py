@@ -1,9 +1,9 @@
 """The exceptions leadscore raises, all under :class:`LeadscoreError`.
 
-    LeadscoreError
-    ├── ModelError   a model document is invalid; `.issues` lists every problem
-    ├── EventError   one event record is invalid; `.field` names the field
-    └── InputError   an input cannot be read at all (missing file, unknown format)
+LeadscoreError
+├── ModelError   a model document is invalid; `.issues` lists every problem
+├── EventError   one event record is invalid; `.field` names the field
+└── InputError   an input cannot be read at all (missing file, unknown format)
 """
 
 from __future__ import annotations

@@ -82,12 +82,11 @@ def parse_event(raw: object) -> Event:
         raise EventError("", f"expected a JSON object, got {_show(raw)}")
     unknown = raw.keys() - _KNOWN
     if unknown:
-        raise EventError(
-            sorted(unknown)[0], f"unknown field; expected one of {', '.join(FIELDS)}"
-        )
+        raise EventError(sorted(unknown)[0], f"unknown field; expected one of {', '.join(FIELDS)}")
     event_id = _text(raw, "id", required=True)
     event_type = _text(raw, "type", required=True)
-    assert event_id is not None and event_type is not None  # required=True
+    assert event_id is not None  # required=True
+    assert event_type is not None
     if not _TYPE.fullmatch(event_type):
         raise EventError("type", f"expected [A-Za-z0-9_.:-]{{1,64}}, got {_show(event_type)}")
     contact_id = _text(raw, "contact_id", required=False)

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ._engine import ContactState, Engine, Firing, Prepared, Scorecard, Warning
+from ._engine import ContactState, Engine, Firing, Prepared, RunWarning, Scorecard
 from ._events import Event
 from ._replay import Owner, Result, owner_of, replay
 
@@ -36,7 +36,7 @@ class Ingested:
     status: Status
     rescored: list[Owner] = field(default_factory=list)
     firings: list[Firing] = field(default_factory=list)
-    warnings: list[Warning] = field(default_factory=list)
+    warnings: list[RunWarning] = field(default_factory=list)
 
 
 class Ledger:
@@ -60,7 +60,9 @@ class Ledger:
             result = Ingested(Status.DUPLICATE)
             if first != event:
                 result.warnings.append(
-                    Warning(event.id, "a later copy of this event differs; the first copy is kept")
+                    RunWarning(
+                        event.id, "a later copy of this event differs; the first copy is kept"
+                    )
                 )
             return result
         self._events[event.id] = event
@@ -74,8 +76,10 @@ class Ledger:
 
         result = Ingested(Status.ACCEPTED)
         state = self._states.get(owner)
-        in_order = state is not None and state.last_key is not None and (
-            (prepared.timestamp, prepared.id) > state.last_key
+        in_order = (
+            state is not None
+            and state.last_key is not None
+            and ((prepared.timestamp, prepared.id) > state.last_key)
         )
         if owner not in stale and in_order and state is not None:
             step = self.engine.apply(state, prepared, contact_id=_contact(owner))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ._engine import Award, Engine, Firing, Prepared, Scorecard, StageEntry, Warning
+from ._engine import Award, Engine, Firing, Prepared, RunWarning, Scorecard, StageEntry
 from ._events import Event
 from ._model import Model
 
@@ -27,7 +27,7 @@ class Result:
     scorecards: list[Scorecard] = field(default_factory=list)
     anonymous: list[Scorecard] = field(default_factory=list)
     firings: list[Firing] = field(default_factory=list)
-    warnings: list[Warning] = field(default_factory=list)
+    warnings: list[RunWarning] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -41,17 +41,17 @@ class Explanation:
     at: int
 
 
-def deduplicate(events: Iterable[Event]) -> tuple[list[Event], list[Warning]]:
+def deduplicate(events: Iterable[Event]) -> tuple[list[Event], list[RunWarning]]:
     """Keep the first copy of each id (spec 1); warn about later copies that differ."""
     kept: dict[str, Event] = {}
-    warnings: list[Warning] = []
+    warnings: list[RunWarning] = []
     for event in events:
         first = kept.get(event.id)
         if first is None:
             kept[event.id] = event
         elif first != event:
             warnings.append(
-                Warning(event.id, "a later copy of this event differs; the first copy is kept")
+                RunWarning(event.id, "a later copy of this event differs; the first copy is kept")
             )
     return list(kept.values()), warnings
 
@@ -120,7 +120,9 @@ def score_groups(engine: Engine, owners: Mapping[Owner, list[Prepared]], at: int
     return result
 
 
-def explain(model: Model | Engine, events: Iterable[Event], contact_id: str, at: int) -> Explanation:
+def explain(
+    model: Model | Engine, events: Iterable[Event], contact_id: str, at: int
+) -> Explanation:
     """Replay one identified contact, recording every award, entry and firing."""
     engine = model if isinstance(model, Engine) else Engine(model)
     unique, _ = deduplicate(events)

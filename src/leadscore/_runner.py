@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import orjson
 
-from ._engine import Engine, Prepared, Warning
+from ._engine import Engine, Prepared, RunWarning
 from ._events import Event
 from ._replay import Result, group, score_groups
 
@@ -103,7 +103,7 @@ class StreamScorer:
         self.engine = engine
         self.at = at
         self.spill_after = spill_after
-        self.warnings: list[Warning] = []
+        self.warnings: list[RunWarning] = []
         self._seen: dict[str, int] = {}
         self._held: list[Prepared] = []
         self._links: dict[str, tuple[int, str, str]] = {}
@@ -121,7 +121,9 @@ class StreamScorer:
         if first is not None:
             if first != digest:
                 self.warnings.append(
-                    Warning(event.id, "a later copy of this event differs; the first copy is kept")
+                    RunWarning(
+                        event.id, "a later copy of this event differs; the first copy is kept"
+                    )
                 )
             return
         self._seen[event.id] = digest
@@ -154,7 +156,8 @@ class StreamScorer:
         self._held = []
 
     def _store(self, prepared: Prepared) -> None:
-        assert self._contacts is not None and self._anonymous is not None
+        assert self._contacts is not None
+        assert self._anonymous is not None
         if prepared.contact_id is not None:
             self._contacts.add(prepared.contact_id, tuple(prepared))
         else:
@@ -172,7 +175,8 @@ class StreamScorer:
         return result
 
     def _finish_spilled(self, linked: dict[str, str]) -> Result:
-        assert self._contacts is not None and self._anonymous is not None
+        assert self._contacts is not None
+        assert self._anonymous is not None
         assert self._tmp is not None
         self._contacts.close()
         self._anonymous.close()
@@ -210,4 +214,3 @@ class StreamScorer:
 
 def _contact_key(card: Any) -> str:
     return str(card.contact_id)
-

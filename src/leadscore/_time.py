@@ -50,7 +50,8 @@ def to_datetime(micros: int) -> datetime:
 def format_timestamp(micros: int) -> str:
     """UTC with `Z`; a fraction only when non-zero, without trailing zeros (spec section 3)."""
     moment = to_datetime(micros)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime: on Linux it writes year 999 as "999", which is not RFC 3339.
+    text = moment.replace(microsecond=0, tzinfo=None).isoformat()
     if moment.microsecond:
         text += f".{moment.microsecond:06d}".rstrip("0")
     return text + "Z"

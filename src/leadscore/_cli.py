@@ -1,0 +1,395 @@
+"""The `leadscore` command line.
+
+Exit codes: 0 when all went well, 1 for bad input (an invalid model, an
+unreadable file, a bad record under --strict), 2 for a command used wrongly.
+Results go to standard output (or --output); messages, warnings and progress
+to standard error, so output can be piped.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from datetime import UTC, date, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+import click
+import orjson
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from ._engine import Engine
+from ._errors import InputError, LeadscoreError, ModelError
+from ._eventfiles import FORMATS, BadRecord, read_events
+from ._events import Event
+from ._generate import generate_events, write_events
+from ._loader import load_model
+from ._model import Model, json_schema
+from ._output import (
+    console_for,
+    explanation_json,
+    print_explanation,
+    scorecard_table,
+    write_csv,
+    write_firings,
+    write_jsonl,
+)
+from ._replay import Result, explain
+from ._runner import StreamScorer
+from ._time import format_timestamp, from_datetime, parse_timestamp
+
+_PROGRESS_EVERY = 10_000
+_err = Console(stderr=True)
+
+
+class _BadInput(click.ClickException):
+    """Bad input: exit code 1 (click's own usage errors exit 2)."""
+
+    exit_code = 1
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        _err.print(f"[red]error:[/red] {self.message}", highlight=False, soft_wrap=True)
+
+
+def _fail(message: str) -> NoReturn:
+    raise _BadInput(message)
+
+
+def _model(path: str) -> Model:
+    try:
+        return load_model(path)
+    except ModelError as exc:
+        count = len(exc.issues)
+        details = "\n".join(f"  {issue}" for issue in exc.issues)
+        _fail(f"{path}: {count} problem{'s' if count != 1 else ''}\n{details}")
+    except LeadscoreError as exc:
+        _fail(str(exc))
+
+
+def _as_of(text: str | None) -> int:
+    """--at: an RFC 3339 time, or a date (meaning 00:00 UTC of that day); default now."""
+    if text is None:
+        return from_datetime(datetime.now(UTC))
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        pass
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected an RFC 3339 time such as 2026-05-04T10:00:00Z or a date such as "
+            f"2026-05-04, got {text!r}",
+            param_hint="--at",
+        ) from None
+    return from_datetime(datetime(day.year, day.month, day.day, tzinfo=UTC))
+
+
+def _events(paths: Sequence[str], input_format: str | None, strict: bool) -> Iterator[Event]:
+    """Good events of the inputs; bad records are reported (or, with --strict, fatal)."""
+    bad = 0
+
+    def on_bad(record: BadRecord) -> None:
+        nonlocal bad
+        if strict:
+            _fail(f"{record} (--strict: stopping at the first bad record)")
+        bad += 1
+        if bad <= 20:
+            _err.print(f"[yellow]skipped[/yellow] {record}", highlight=False, soft_wrap=True)
+
+    try:
+        yield from read_events(paths, format=input_format, on_bad=on_bad)
+    except InputError as exc:
+        _fail(str(exc))
+    if bad:
+        _err.print(f"[yellow]{bad} bad record{'s' if bad != 1 else ''} skipped[/yellow]")
+
+
+def _with_progress(events: Iterator[Event], stack: ExitStack) -> Iterator[Event]:
+    """A live count on a terminal; nothing when standard error is not one."""
+    if not _err.is_terminal:
+        yield from events
+        return
+    progress = stack.enter_context(
+        Progress(
+            SpinnerColumn(),
+            TextColumn("reading events: {task.completed:,}"),
+            TimeElapsedColumn(),
+            console=_err,
+            transient=True,
+        )
+    )
+    task = progress.add_task("events", total=None)
+    for count, event in enumerate(events, start=1):
+        yield event
+        if count % _PROGRESS_EVERY == 0:
+            progress.update(task, completed=count)
+
+
+def _score(
+    model: Model, paths: Sequence[str], at: int, input_format: str | None, strict: bool
+) -> tuple[Engine, Result]:
+    engine = Engine(model)
+    scorer = StreamScorer(engine, at)
+    with ExitStack() as stack:
+        scorer.add_all(_with_progress(_events(paths, input_format, strict), stack))
+    result = scorer.finish()
+    for warning in result.warnings[:20]:
+        _err.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+    if len(result.warnings) > 20:
+        _err.print(f"[yellow]{len(result.warnings)} warnings in all[/yellow]")
+    return engine, result
+
+
+_AT_HELP = (
+    "Score as of this time: RFC 3339 (2026-05-04T10:00:00Z) or a date (00:00 UTC). "
+    "Events after it are ignored. Default: now."
+)
+_INPUT_HELP = "Format of the event inputs when their names don't say (needed for some stdin)."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="leadscore")
+def cli() -> None:
+    """Transparent, exact lead scoring from a YAML model and an event log."""
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+def validate(model: str) -> None:
+    """Check a scoring model and report every problem, with its path and line."""
+    checked = _model(model)
+    click.echo(
+        f"{model}: valid — {len(checked.rules)} rules, {len(checked.fit)} fit rules, "
+        f"{len(checked.stages)} stages, {len(checked.triggers)} triggers"
+    )
+
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("events", nargs=-1, required=True)
+@click.option("--at", "at_text", metavar="TIME", help=_AT_HELP)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "jsonl"]),
+    default="table",
+    show_default=True,
+    help="table: whom to call first, highest score first. csv and jsonl: every "
+    "scorecard ordered by contact id (jsonl: exactly the spec's scorecard).",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here, not stdout.")
+@click.option(
+    "--firings", type=click.Path(dir_okay=False), help="Write trigger firings (JSON Lines)."
+)
+@click.option("--include-anonymous", is_flag=True, help="Also list never-identified profiles.")
+@click.option("--strict", is_flag=True, help="Stop at the first bad event record (exit 1).")
+@click.option("--input-format", type=click.Choice(FORMATS), help=_INPUT_HELP)
+def score(
+    *,
+    model: str,
+    events: tuple[str, ...],
+    at_text: str | None,
+    output_format: str,
+    output: str | None,
+    firings: str | None,
+    include_anonymous: bool,
+    strict: bool,
+    input_format: str | None,
+) -> None:
+    """Score every contact in EVENTS (files, or - for standard input) with MODEL."""
+    checked = _model(model)
+    at = _as_of(at_text)
+    _, result = _score(checked, events, at, input_format, strict)
+    cards = result.scorecards + (result.anonymous if include_anonymous else [])
+    if output_format == "table":
+        console = console_for(open(output, "w") if output else None)  # noqa: SIM115
+        console.print(scorecard_table(cards, title=f"{checked.name} as of {format_timestamp(at)}"))
+    else:
+        _write(output, output_format, lambda out: _emit(output_format, cards, out))
+    if firings:
+        with open(firings, "wb") as out:
+            write_firings(result.firings, out)
+    _err.print(
+        f"{len(result.scorecards):,} contacts"
+        + (f", {len(result.anonymous):,} anonymous profiles" if result.anonymous else "")
+        + f", {len(result.firings):,} firings",
+        highlight=False,
+    )
+
+
+def _emit(output_format: str, cards: list[Any], out: IO[bytes]) -> None:
+    if output_format == "jsonl":
+        write_jsonl(cards, out)
+    else:
+        text = _TextOut(out)
+        write_csv(cards, text)  # type: ignore[arg-type]
+
+
+class _TextOut:
+    """Lets the csv module write text to a binary stream."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+
+    def write(self, text: str) -> int:
+        return self._out.write(text.encode())
+
+
+def _write(path: str | None, kind: str, write: Callable[[IO[bytes]], None]) -> None:
+    if path is None:
+        write(sys.stdout.buffer)
+        sys.stdout.flush()
+        return
+    with open(path, "wb") as out:
+        write(out)
+
+
+@cli.command(name="explain")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("events", nargs=-1, required=True)
+@click.option("--contact", "contact_id", required=True, help="The contact id to explain.")
+@click.option("--at", "at_text", metavar="TIME", help=_AT_HELP)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for programs.",
+)
+@click.option("--strict", is_flag=True, help="Stop at the first bad event record (exit 1).")
+@click.option("--input-format", type=click.Choice(FORMATS), help=_INPUT_HELP)
+def explain_command(
+    *,
+    model: str,
+    events: tuple[str, ...],
+    contact_id: str,
+    at_text: str | None,
+    output_format: str,
+    strict: bool,
+    input_format: str | None,
+) -> None:
+    """Why a contact has its scores: every award, stage entry and firing."""
+    engine = Engine(_model(model))
+    at = _as_of(at_text)
+    try:
+        why = explain(engine, _events(events, input_format, strict), contact_id, at)
+    except KeyError:
+        _fail(f"no events for contact {contact_id!r} up to {format_timestamp(at)}")
+    if output_format == "json":
+        sys.stdout.buffer.write(
+            orjson.dumps(explanation_json(why, engine), option=orjson.OPT_INDENT_2) + b"\n"
+        )
+    else:
+        print_explanation(why, console_for())
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of model files (for editors' validation and completion)."""
+    sys.stdout.buffer.write(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2) + b"\n")
+
+
+@cli.command()
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--contacts", default=5_000, show_default=True, help="How many people.")
+@click.option(
+    "--events", "count", default=100_000, show_default=True, help="About how many events."
+)
+@click.option("--seed", default=0, show_default=True, help="Same seed, same log.")
+@click.option("--days", default=180, show_default=True, help="Length of the period, in days.")
+@click.option("--start", default="2026-01-05", show_default=True, help="First day (a date).")
+def generate(*, output: str, contacts: int, count: int, seed: int, days: int, start: str) -> None:
+    """Write a realistic example event log (OUTPUT.jsonl or OUTPUT.parquet)."""
+    begin = _start_day(start)
+    written = write_events(
+        generate_events(contacts=contacts, events=count, seed=seed, start=begin, days=days), output
+    )
+    _err.print(f"wrote {written:,} events for {contacts:,} contacts to {output}", highlight=False)
+
+
+def _start_day(text: str) -> datetime:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"expected a date such as 2026-01-05, got {text!r}") from None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def example_path(name: str) -> Path:
+    """Where an example model shipped with the package lives."""
+    return Path(str(resources.files("leadscore") / "examples" / f"{name}.yaml"))
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    default="leadscore-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where to write the demo's files.",
+)
+@click.option("--contacts", default=2_000, show_default=True)
+@click.option("--events", "count", default=60_000, show_default=True)
+@click.option("--top", default=15, show_default=True, help="How many contacts to show.")
+def demo(directory: str, contacts: int, count: int, top: int) -> None:
+    """Score the B2B SaaS example model against a generated event log."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    model_path = example_path("b2b-saas")
+    events_path = folder / "events.jsonl"
+    days = 90
+    begin = datetime(2026, 1, 5, tzinfo=UTC)
+    write_events(
+        generate_events(contacts=contacts, events=count, seed=42, start=begin, days=days),
+        events_path,
+    )
+    at = from_datetime(begin + timedelta(days=days))
+    model = _model(str(model_path))
+    _, result = _score(model, [str(events_path)], at, None, strict=False)
+    with open(folder / "scores.jsonl", "wb") as out:
+        write_jsonl(result.scorecards, out)
+    with open(folder / "firings.jsonl", "wb") as out:
+        write_firings(result.firings, out)
+    best = sorted(result.scorecards, key=lambda c: (-c.score, c.contact_id or ""))[:top]
+    console = console_for()
+    console.print(
+        scorecard_table(
+            best,
+            title=f"Top {len(best)} of {len(result.scorecards):,} contacts, "
+            f"{model.name} model, as of {format_timestamp(at)}",
+        )
+    )
+    _summary(console, result)
+    stamp = format_timestamp(at)
+    first = best[0].contact_id if best else "CONTACT"
+    console.print(
+        f"\nFiles in {folder}/: events.jsonl, scores.jsonl, firings.jsonl. Next:\n"
+        f"  leadscore explain {model_path} {events_path} --contact {first} --at {stamp}\n"
+        f"  leadscore score {model_path} {events_path} --at {stamp} --format csv -o scores.csv",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _summary(console: Console, result: Result) -> None:
+    def counts(values: list[str | None]) -> str:
+        tally: dict[str, int] = {}
+        for value in values:
+            tally[value or "—"] = tally.get(value or "—", 0) + 1
+        return ", ".join(f"{name} {n:,}" for name, n in sorted(tally.items()))
+
+    cards = result.scorecards
+    console.print(f"Bands: {counts([c.band for c in cards])}", highlight=False)
+    console.print(f"Grades: {counts([c.grade for c in cards])}", highlight=False)
+    console.print(f"Stages: {counts([c.stage for c in cards])}", highlight=False)
+    console.print(f"Triggers fired: {counts([f.trigger for f in result.firings])}", highlight=False)
+
+
+def main() -> None:
+    cli(prog_name="leadscore")

@@ -1,0 +1,215 @@
+"""Writing results: scorecards as a table, CSV or JSON Lines; explanations."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from typing import IO, Any
+
+import orjson
+from rich.console import Console, JustifyMethod
+from rich.table import Table
+
+from ._engine import Engine, Firing, Scorecard
+from ._replay import Explanation
+from ._time import format_timestamp
+
+CSV_COLUMNS = (
+    "contact_id",
+    "anonymous_id",
+    "score",
+    "fit",
+    "grade",
+    "band",
+    "stage",
+    "stage_entered_at",
+    "stage_score",
+    "tag_scores",
+    "last_event_at",
+)
+
+
+def write_jsonl(cards: Iterable[Scorecard], out: IO[bytes]) -> int:
+    """Exactly the scorecards of spec section 3, one per line."""
+    count = 0
+    for card in cards:
+        out.write(orjson.dumps(card.to_json()) + b"\n")
+        count += 1
+    return count
+
+
+def write_csv(cards: Iterable[Scorecard], out: IO[str]) -> int:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for card in cards:
+        row = card.to_json()
+        row.setdefault("anonymous_id", None)
+        row["tag_scores"] = orjson.dumps(row["tag_scores"]).decode()
+        writer.writerow(["" if row[column] is None else row[column] for column in CSV_COLUMNS])
+        count += 1
+    return count
+
+
+def write_firings(firings: Iterable[Firing], out: IO[bytes]) -> int:
+    count = 0
+    for firing in firings:
+        out.write(orjson.dumps(firing.to_json()) + b"\n")
+        count += 1
+    return count
+
+
+def _dash(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _short_time(micros: int | None) -> str:
+    return "—" if micros is None else format_timestamp(micros)[:16].replace("T", " ")
+
+
+def scorecard_table(cards: list[Scorecard], *, title: str | None = None) -> Table:
+    """Contacts whom to call first: highest score first, then best fit."""
+    table = Table(title=title, title_justify="left", header_style="bold")
+    columns: list[tuple[str, JustifyMethod]] = [
+        ("contact", "left"),
+        ("score", "right"),
+        ("band", "left"),
+        ("fit", "right"),
+        ("grade", "left"),
+        ("stage", "left"),
+        ("stage score", "right"),
+        ("top tags", "left"),
+        ("last event", "left"),
+    ]
+    for name, justify in columns:
+        table.add_column(
+            name,
+            justify=justify,
+            no_wrap=name != "top tags",
+            overflow="ellipsis",
+        )
+    ordered = sorted(cards, key=lambda c: (-c.score, -c.fit, c.contact_id or c.anonymous_id or ""))
+    for card in ordered:
+        tags = sorted(card.tag_scores.items(), key=lambda item: -item[1])[:2]
+        table.add_row(
+            card.contact_id or f"(anonymous) {card.anonymous_id}",
+            _number(card.score),
+            _dash(card.band),
+            str(card.fit),
+            _dash(card.grade),
+            _dash(card.stage),
+            _number(card.stage_score),
+            ", ".join(f"{tag} {score:.0f}" for tag, score in tags) or "—",
+            _short_time(card.last_event_at),
+        )
+    return table
+
+
+def explanation_json(why: Explanation, engine: Engine) -> dict[str, Any]:
+    return {
+        "as_of": format_timestamp(why.at),
+        "scorecard": why.scorecard.to_json(),
+        "awards": [
+            {
+                "event_id": award.event_id,
+                "rule_id": award.rule_id,
+                "timestamp": format_timestamp(award.timestamp),
+                "points": award.points,
+                "counted": value,
+                "decays": award.decays,
+                "tags": list(award.tags),
+            }
+            for award, value in why.awards
+        ],
+        "stage_entries": [
+            {
+                "stage": entry.stage,
+                "timestamp": format_timestamp(entry.timestamp),
+                "event_id": entry.event_id,
+                "manual": entry.manual,
+            }
+            for entry in why.entries
+        ],
+        "firings": [firing.to_json() for firing in why.firings],
+        "model": engine.model.name,
+    }
+
+
+def _by_rule(why: Explanation) -> Table:
+    """The short answer to "why is this lead hot": what each rule adds up to now."""
+    totals: dict[str, tuple[int, float]] = {}
+    for award, value in why.awards:
+        count, total = totals.get(award.rule_id, (0, 0.0))
+        totals[award.rule_id] = (count + 1, total + value)
+    table = Table(title="Why: points by rule, as of now", title_justify="left", header_style="bold")
+    table.add_column("rule")
+    table.add_column("awards", justify="right")
+    table.add_column("counts now", justify="right")
+    for rule, (count, total) in sorted(totals.items(), key=lambda item: -abs(item[1][1])):
+        table.add_row(rule, str(count), f"{total:.2f}")
+    return table
+
+
+def console_for(file: IO[str] | None = None) -> Console:
+    """A console that is wide enough for the tables when output is not a terminal."""
+    console = Console(file=file)
+    if not console.is_terminal:
+        console = Console(file=file, width=140)
+    return console
+
+
+def print_explanation(why: Explanation, console: Console) -> None:
+    """A contact's scores and every line behind them, for a person at a terminal."""
+    card = why.scorecard
+    console.print(
+        f"[bold]{card.contact_id}[/bold] as of {format_timestamp(why.at)}: "
+        f"score [bold]{card.score:.2f}[/bold] ({_dash(card.band)}), "
+        f"fit {card.fit} (grade {_dash(card.grade)}), stage {_dash(card.stage)}"
+        + (f" since {format_timestamp(card.stage_entered_at)}" if card.stage_entered_at else "")
+        + (f", stage score {card.stage_score:.2f}" if card.stage_score is not None else "")
+    )
+    awards = Table(title="Points", title_justify="left", header_style="bold")
+    award_columns: list[tuple[str, JustifyMethod]] = [
+        ("when", "left"),
+        ("event", "left"),
+        ("rule", "left"),
+        ("points", "right"),
+        ("counts now", "right"),
+        ("tags", "left"),
+    ]
+    for name, justify in award_columns:
+        awards.add_column(name, justify=justify)
+    for award, value in why.awards:
+        awards.add_row(
+            format_timestamp(award.timestamp),
+            award.event_id,
+            award.rule_id,
+            f"{award.points:+d}",
+            f"{value:.2f}" + ("" if award.decays else " (no decay)"),
+            ", ".join(award.tags) or "",
+        )
+    total = sum(value for _, value in why.awards)
+    console.print(_by_rule(why))
+    awards.add_section()
+    awards.add_row("", "", "total", "", f"{total:.2f}", "")
+    console.print(awards)
+    if card.tag_scores:
+        console.print(
+            "Tag scores: "
+            + ", ".join(f"{tag} {score:.2f}" for tag, score in card.tag_scores.items())
+        )
+    if why.entries:
+        console.print("Stages:")
+        for entry in why.entries:
+            how = "set by hand" if entry.manual else "entered"
+            when = format_timestamp(entry.timestamp)
+            console.print(f"  {when}  {how} {entry.stage} (event {entry.event_id})")
+    if why.firings:
+        console.print("Triggers fired:")
+        for firing in why.firings:
+            when = format_timestamp(firing.timestamp)
+            console.print(f"  {when}  {firing.trigger} (event {firing.event_id})")

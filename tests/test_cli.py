@@ -1,0 +1,246 @@
+"""The command line, run as a real subprocess: outputs, exit codes, messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from ruamel.yaml import YAML
+
+from ._support import CASES, assert_scorecards, load_case
+
+EXAMPLES = Path(__file__).parents[1] / "src" / "leadscore" / "examples"
+
+
+def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "leadscore", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def case_files(tmp_path: Path, name: str) -> tuple[Path, Path, dict[str, Any]]:
+    data = YAML(typ="safe").load(
+        (Path(__file__).parent / "conformance" / f"{name}.yaml").read_text()
+    )
+    model = tmp_path / "model.json"
+    model.write_text(json.dumps(data["model"]))
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(event) + b"\n" for event in data["events"]))
+    return model, events, data
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda path: path.stem)
+def test_score_jsonl_prints_exactly_the_scorecards(tmp_path: Path, path: Path) -> None:
+    model, events, data = case_files(tmp_path, path.stem)
+    firings = tmp_path / "firings.jsonl"
+    done = run(
+        "score",
+        str(model),
+        str(events),
+        "--at",
+        data["at"],
+        "--format",
+        "jsonl",
+        "--firings",
+        str(firings),
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    lines = [orjson.loads(line) for line in done.stdout.splitlines()]
+    case = load_case(path)
+    from leadscore._replay import replay
+
+    assert_scorecards(replay(case.model, case.events, case.at).scorecards, lines)
+    assert_scorecards(
+        replay(case.model, case.events, case.at).scorecards, data["expect"]["scorecards"]
+    )
+    assert [orjson.loads(line) for line in firings.read_bytes().splitlines()] == data["expect"][
+        "firings"
+    ]
+
+
+def test_bad_records_are_reported_and_the_good_ones_scored(tmp_path: Path) -> None:
+    model, events, data = case_files(tmp_path, "03-decay-and-clamp")
+    good = events.read_bytes()
+    events.write_bytes(b'{"id": "x1", "type": "page_view"}\nnot json\n' + good)
+    done = run("score", str(model), str(events), "--at", data["at"], "--format", "jsonl")
+    assert done.returncode == 0
+    err = done.stderr.decode()
+    assert f"{events}:1: contact_id" in err
+    assert f"{events}:2:" in err
+    assert "2 bad records skipped" in err
+    got = [orjson.loads(line) for line in done.stdout.splitlines()]
+    assert [card["contact_id"] for card in got] == ["dana", "erik", "fay", "gus"]
+
+    strict = run("score", str(model), str(events), "--at", data["at"], "--strict")
+    assert strict.returncode == 1
+    assert f"{events}:1: contact_id" in strict.stderr.decode()
+    assert strict.stdout == b""
+
+
+def test_standard_input_csv_output_and_anonymous_profiles(tmp_path: Path) -> None:
+    model, events, data = case_files(tmp_path, "08-identity-and-order")
+    done = run(
+        "score",
+        str(model),
+        "-",
+        "--at",
+        data["at"],
+        "--format",
+        "csv",
+        "--include-anonymous",
+        stdin=events.read_bytes(),
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    rows = done.stdout.decode().splitlines()
+    assert rows[0].split(",")[:3] == ["contact_id", "anonymous_id", "score"]
+    assert [row.split(",")[0] for row in rows[1:]] == ["kim", "lee", "max", ""]
+    assert rows[-1].split(",")[1] == "anon-2"
+
+
+def test_table_lists_the_hottest_first(tmp_path: Path) -> None:
+    model, events, data = case_files(tmp_path, "03-decay-and-clamp")
+    done = run("score", str(model), str(events), "--at", data["at"])
+    assert done.returncode == 0
+    text = done.stdout.decode()
+    assert text.index("fay") < text.index("dana") < text.index("gus") < text.index("erik")
+
+
+def test_explain_reconciles_with_the_scorecard(tmp_path: Path) -> None:
+    model, events, data = case_files(tmp_path, "07-triggers")
+    done = run(
+        "explain",
+        str(model),
+        str(events),
+        "--contact",
+        "ida",
+        "--at",
+        data["at"],
+        "--format",
+        "json",
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    why = orjson.loads(done.stdout)
+    assert why["scorecard"] == next(
+        c for c in data["expect"]["scorecards"] if c["contact_id"] == "ida"
+    ) | {
+        "score": why["scorecard"]["score"],
+        "stage_score": why["scorecard"]["stage_score"],
+        "tag_scores": why["scorecard"]["tag_scores"],
+    }
+    assert round(sum(a["counted"] for a in why["awards"]), 2) == why["scorecard"]["score"]
+    assert [e["stage"] for e in why["stage_entries"]] == ["new", "mql"]
+    assert {f["trigger"] for f in why["firings"]} >= {"crossed-75-once", "to-mql", "became-a"}
+    text = run("explain", str(model), str(events), "--contact", "ida", "--at", data["at"])
+    assert text.returncode == 0
+    assert "points by rule" in text.stdout.decode()
+    missing = run("explain", str(model), str(events), "--contact", "nobody", "--at", data["at"])
+    assert missing.returncode == 1
+    assert "nobody" in missing.stderr.decode()
+
+
+@pytest.mark.parametrize("name", ["starter", "b2b-saas", "ecommerce"])
+def test_examples_validate(name: str) -> None:
+    done = run("validate", str(EXAMPLES / f"{name}.yaml"))
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"valid" in done.stdout
+
+
+def test_validate_reports_every_problem_with_path_and_line(tmp_path: Path) -> None:
+    model = tmp_path / "model.yaml"
+    model.write_text(
+        "version: 1\n"
+        "name: broken\n"
+        "rules:\n"
+        "  - id: ok\n"
+        "    event: page_view\n"
+        "    points: 5\n"
+        "    limit: {times: 1, per: daily}\n"
+        "  - id: Bad Id\n"
+        "    event: page_view\n"
+        "    points: 3\n"
+    )
+    done = run("validate", str(model))
+    assert done.returncode == 1
+    err = done.stderr.decode()
+    assert (
+        f"{model}:7: rules[0].limit.per: expected one of day, week, month, ever, got 'daily'" in err
+    )
+    assert f"{model}:8: rules[1].id" in err
+
+
+def test_schema_is_json_schema_with_the_where_language() -> None:
+    done = run("schema")
+    assert done.returncode == 0
+    schema = orjson.loads(done.stdout)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert {"Where", "Test", "Rule"} <= set(schema["$defs"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("score",),
+        ("score", "model.yaml"),
+        ("frobnicate",),
+        ("score", "m.yaml", "e.jsonl", "--format", "xml"),
+    ],
+)
+def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
+    assert run(*args).returncode == 2
+
+
+def test_a_bad_time_is_a_usage_error(tmp_path: Path) -> None:
+    model, events, _ = case_files(tmp_path, "01-rules-and-conditions")
+    done = run("score", str(model), str(events), "--at", "yesterday")
+    assert done.returncode == 2
+    assert b"--at" in done.stderr
+
+
+def test_a_missing_events_file_is_bad_input(tmp_path: Path) -> None:
+    model, _, _ = case_files(tmp_path, "01-rules-and-conditions")
+    done = run("score", str(model), str(tmp_path / "nope.jsonl"))
+    assert done.returncode == 1
+    assert b"nope.jsonl" in done.stderr
+
+
+def test_generate_then_score(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    done = run(
+        "generate",
+        str(log),
+        "--contacts",
+        "300",
+        "--events",
+        "6000",
+        "--seed",
+        "3",
+        "--days",
+        "30",
+        "--start",
+        "2026-03-02",
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    scored = run(
+        "score",
+        str(EXAMPLES / "b2b-saas.yaml"),
+        str(log),
+        "--at",
+        "2026-04-01",
+        "--format",
+        "jsonl",
+    )
+    assert scored.returncode == 0, scored.stderr.decode()
+    cards = [orjson.loads(line) for line in scored.stdout.splitlines()]
+    assert 200 <= len(cards) <= 300
+    # A realistic log spreads contacts over bands and stages.
+    assert len({card["band"] for card in cards}) >= 2
+    assert len({card["stage"] for card in cards}) >= 2
