@@ -24,7 +24,7 @@ to the last bit; other engines (SQL) agree within rounding, which the spec's
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from ._compiled import CompiledModel, Values
@@ -272,12 +272,14 @@ class Engine:
             state.fit = c.fit_of(state.traits)
         self._award(state, event, step, record)
 
+        after = None
         if c.has_stages:
-            self._move(state, event, step, first=first, record=record)
+            after = self._move(state, event, step, first=first, record=record)
         state.last_timestamp, state.last_id = t, event.id
 
         if judge and before is not None and contact_id is not None:
-            after = self._values(state, t, event.leaves, first=False)
+            if after is None:
+                after = self._values(state, t, event.leaves, first=False)
             for trigger in c.triggers:
                 if trigger.once and trigger.index in state.fired:
                     continue
@@ -323,8 +325,12 @@ class Engine:
 
     def _move(
         self, state: ContactState, event: Prepared, step: Step, *, first: bool, record: bool
-    ) -> None:
-        """Stage entry and moves after an event (spec 2.5)."""
+    ) -> Values | None:
+        """Stage entry and moves after an event (spec 2.5).
+
+        Returns the values after the event (for the triggers) when it computed
+        them, None after a stage_set.
+        """
         c = self.compiled
         if first:
             # The first event enters the first stage; its own awards count for
@@ -346,14 +352,16 @@ class Engine:
                     record=record,
                     names=c.stage_names,
                 )
-            return  # a stage_set never causes an automatic move
+            return None  # a stage_set never causes an automatic move
         current = state.stage if state.stage is not None else 0
         values = self._values(state, event.timestamp, event.leaves, first=False)
         for index in range(len(c.stage_names) - 1, current, -1):
             enter = c.stage_enter[index]
             if enter is not None and enter(values):
                 _enter(state, index, event, step, manual=False, record=record, names=c.stage_names)
-                return
+                # Entering empties the stage sums: only the stage fields change.
+                return replace(values, stage=index, stage_score=values.empty_tag)
+        return values
 
     def _values(self, state: ContactState, t: int, leaves: int, *, first: bool) -> Values:
         """The values conditions look at, as of `t` (before any event when `first`)."""

@@ -47,8 +47,7 @@ def _one_or_list(value: Any) -> str | None:
 
 
 EventTypes = Annotated[
-    Annotated[EventType, Tag("one")]
-    | Annotated[list[EventType], Field(min_length=1), Tag("list")],
+    Annotated[EventType, Tag("one")] | Annotated[list[EventType], Field(min_length=1), Tag("list")],
     Discriminator(
         _one_or_list,
         custom_error_type="event_types_type",
@@ -310,7 +309,7 @@ class Model(_Strict):
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of model documents, for editors and other tools."""
-    schema = _link_where(Model.model_json_schema(by_alias=True))
+    schema: dict[str, Any] = _link_where(Model.model_json_schema(by_alias=True))
     schema["$defs"]["Where"] = _WHERE_SCHEMA
     schema["$defs"]["Test"] = _TEST_SCHEMA
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
