@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, date, timedelta
 from operator import attrgetter, methodcaller
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +26,9 @@ from ._time import to_datetime
 # exactly one half-life ago reach 20).
 TOLERANCE = 1e-9
 MICROS_PER_DAY = 86_400 * 1_000_000
+_HOUR = 3_600 * 1_000_000
+_MICRO = timedelta(microseconds=1)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def reaches(value: float, threshold: float) -> bool:
@@ -45,7 +48,7 @@ class CompiledRule:
     tag_from: tuple[str, ...] | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Values:
     """What a stage or trigger condition may look at, as of one instant."""
 
@@ -128,6 +131,9 @@ class CompiledModel:
             for i, trigger in enumerate(model.triggers)
         ]
         self.has_stages = bool(self.stage_names)
+        self._offsets: dict[int, int] = {}
+        self._months: dict[int, int] = {}
+        self._grades: dict[int, str | None] = {}
         # Tags whose scores some condition reads: only these are computed per event.
         self.watched_tags = tuple(
             sorted(
@@ -150,16 +156,45 @@ class CompiledModel:
         """
         if per == "ever":
             return 0
-        local = to_datetime(micros).astimezone(self.timezone)
-        if per == "month":
-            return local.year * 12 + local.month
-        day = local.toordinal()
-        return day if per == "day" else day - local.weekday()
+        day = self._local_day(micros)
+        if per == "day":
+            return day
+        if per == "week":
+            return day - (day + 6) % 7  # the ordinal of that week's Monday (ordinal 1 is one)
+        month = self._months.get(day)
+        if month is None:
+            local = date.fromordinal(day)
+            month = self._months[day] = local.year * 12 + local.month
+        return month
+
+    def _local_day(self, micros: int) -> int:
+        """The proleptic ordinal of the local calendar day holding an instant.
+
+        A zone's offset is looked up once per UTC hour and cached, but only
+        for hours in which it does not change (checked at both ends), so the
+        cache is exact even for zones whose transitions fall mid-hour.
+        """
+        hour = micros // _HOUR
+        offset = self._offsets.get(hour)
+        if offset is None:
+            start = self._offset_at(hour * _HOUR)
+            end = self._offset_at((hour + 1) * _HOUR - 1)
+            if start != end:
+                return (micros + self._offset_at(micros)) // MICROS_PER_DAY + _EPOCH_ORDINAL
+            offset = self._offsets[hour] = start
+        return (micros + offset) // MICROS_PER_DAY + _EPOCH_ORDINAL
+
+    def _offset_at(self, micros: int) -> int:
+        delta = to_datetime(micros).astimezone(self.timezone).utcoffset()
+        return (delta or timedelta(0)) // _MICRO
 
     # -- bands and grades ------------------------------------------------
 
-    def grade_of(self, fit: float) -> str | None:
-        return _first_reached(self.grades, fit)
+    def grade_of(self, fit: int) -> str | None:
+        # Fit is a whole number with few distinct values: remember each answer.
+        if fit not in self._grades:
+            self._grades[fit] = _first_reached(self.grades, fit)
+        return self._grades[fit]
 
     def band_of(self, score: float) -> str | None:
         return _first_reached(self.bands, score)

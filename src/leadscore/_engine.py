@@ -241,18 +241,20 @@ class Engine:
         *,
         contact_id: str | None,
         record: bool = False,
+        into: Step | None = None,
     ) -> Step:
         """Apply one event that sorts after everything `state` has seen.
 
         `contact_id` is the identified contact the event belongs to, or None
         for an anonymous profile (which never fires triggers). With `record`,
         the step lists the awards and stage entries (for explanations);
-        firings and warnings are always listed. Raises :class:`OutOfOrder`
-        when the event is not after the last one applied.
+        firings and warnings are always listed, in `into` when given (a
+        replay collects a whole history in one Step). Raises
+        :class:`OutOfOrder` when the event is not after the last one applied.
         """
         c = self.compiled
         t = event.timestamp
-        step = Step()
+        step = Step() if into is None else into
         key = state.last_key
         if key is not None and (t, event.id) <= key:
             raise OutOfOrder(event.id)
@@ -437,11 +439,7 @@ class Engine:
         state = ContactState()
         total = Step()
         for event in events:
-            step = self.apply(state, event, contact_id=contact_id, record=record)
-            total.awards += step.awards
-            total.entries += step.entries
-            total.firings += step.firings
-            total.warnings += step.warnings
+            self.apply(state, event, contact_id=contact_id, record=record, into=total)
         return state, total
 
 

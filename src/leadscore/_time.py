@@ -33,7 +33,8 @@ def parse_timestamp(text: str) -> int:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"not a valid date or time: {text!r}") from None
-    return (moment - _EPOCH) // _ONE_MICRO
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * MICROS + delta.microseconds
 
 
 def from_datetime(moment: datetime) -> int:
