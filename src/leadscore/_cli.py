@@ -334,8 +334,8 @@ def example_path(name: str) -> Path:
     type=click.Path(file_okay=False),
     help="Where to write the demo's files.",
 )
-@click.option("--contacts", default=2_000, show_default=True)
-@click.option("--events", "count", default=60_000, show_default=True)
+@click.option("--contacts", default=2_000, show_default=True, help="How many people.")
+@click.option("--events", "count", default=60_000, show_default=True, help="About how many events.")
 @click.option("--top", default=15, show_default=True, help="How many contacts to show.")
 def demo(directory: str, contacts: int, count: int, top: int) -> None:
     """Score the B2B SaaS example model against a generated event log."""

@@ -1,0 +1,44 @@
+"""The documentation keeps up with the code: every command and option is in docs/cli.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+
+from leadscore._cli import cli
+
+DOCS = Path(__file__).parents[1] / "docs"
+COMMANDS = sorted(cli.commands)
+
+
+def test_every_command_has_a_section() -> None:
+    text = (DOCS / "cli.md").read_text()
+    for name in COMMANDS:
+        assert f"## `leadscore {name}" in text, f"docs/cli.md has no section for {name}"
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_option_is_documented(name: str) -> None:
+    text = (DOCS / "cli.md").read_text()
+    section = text.split(f"## `leadscore {name}", 1)[1].split("\n## ", 1)[0]
+    for param in cli.commands[name].params:
+        if isinstance(param, click.Option) and param.name != "help":
+            longest = max(param.opts, key=len)
+            assert f"`{longest}" in section, f"{name}: {longest} is not in docs/cli.md"
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_option_has_help(name: str) -> None:
+    for param in cli.commands[name].params:
+        if isinstance(param, click.Option):
+            assert param.help, f"{name}: {param.opts} has no help text"
+
+
+def test_the_readme_opens_with_the_two_commands() -> None:
+    lines = (DOCS.parent / "README.md").read_text().splitlines()
+    head = "\n".join(lines[:6])
+    assert "scripts/demo" in head
+    assert "scripts/test" in head
+    assert "scripts/test" in (DOCS.parent / ".ci" / "run").read_text()
