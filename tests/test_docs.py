@@ -42,3 +42,12 @@ def test_the_readme_opens_with_the_two_commands() -> None:
     assert "scripts/demo" in head
     assert "scripts/test" in head
     assert "scripts/test" in (DOCS.parent / ".ci" / "run").read_text()
+
+
+def test_the_readme_python_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (DOCS.parent / "README.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(DOCS.parent)
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["ingested"] is not None
