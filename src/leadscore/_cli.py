@@ -8,6 +8,7 @@ to standard error, so output can be piped.
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
@@ -21,7 +22,7 @@ import orjson
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from ._engine import Engine
+from ._engine import Engine, Scorecard
 from ._errors import InputError, LeadscoreError, ModelError
 from ._eventfiles import FORMATS, BadRecord, read_events
 from ._events import Event
@@ -209,7 +210,7 @@ def score(
         console = console_for(open(output, "w") if output else None)  # noqa: SIM115
         console.print(scorecard_table(cards, title=f"{checked.name} as of {format_timestamp(at)}"))
     else:
-        _write(output, output_format, lambda out: _emit(output_format, cards, out))
+        _write(output, lambda out: _emit(output_format, cards, out))
     if firings:
         with open(firings, "wb") as out:
             write_firings(result.firings, out)
@@ -221,25 +222,18 @@ def score(
     )
 
 
-def _emit(output_format: str, cards: list[Any], out: IO[bytes]) -> None:
+def _emit(output_format: str, cards: list[Scorecard], out: IO[bytes]) -> None:
     if output_format == "jsonl":
         write_jsonl(cards, out)
-    else:
-        text = _TextOut(out)
-        write_csv(cards, text)  # type: ignore[arg-type]
+        return
+    # csv writes text; the wrapper must not close the stream it borrows.
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+    write_csv(cards, text)
+    text.flush()
+    text.detach()
 
 
-class _TextOut:
-    """Lets the csv module write text to a binary stream."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        self._out = out
-
-    def write(self, text: str) -> int:
-        return self._out.write(text.encode())
-
-
-def _write(path: str | None, kind: str, write: Callable[[IO[bytes]], None]) -> None:
+def _write(path: str | None, write: Callable[[IO[bytes]], None]) -> None:
     if path is None:
         write(sys.stdout.buffer)
         sys.stdout.flush()
