@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -77,6 +80,26 @@ def _when(event: dict[str, Any]) -> datetime:
 
 def test_same_seed_gives_the_same_log(log: Log) -> None:
     assert list(generate_events(contacts=CONTACTS, events=EVENTS, seed=SEED)) == log
+
+
+def test_the_log_does_not_depend_on_string_hashing() -> None:
+    # Iterating a set of strings would make the log differ between processes.
+    script = (
+        "import hashlib, orjson; from leadscore._generate import generate_events; "
+        "print(hashlib.sha256(b''.join(orjson.dumps(e) for e in "
+        "generate_events(contacts=100, events=2_000, seed=5))).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": str(hash_seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for hash_seed in (1, 2)
+    }
+    assert len(digests) == 1
 
 
 def test_another_seed_gives_another_log(log: Log) -> None:
@@ -325,7 +348,8 @@ def test_jsonl_round_trip(log: Log, tmp_path: Path) -> None:
 def test_parquet_round_trip_in_row_groups(
     log: Log, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_generate, "_BATCH", 4_096)
+    monkeypatch.setattr(_generate, "_CHUNK", 1_000)
+    monkeypatch.setattr(_generate, "_ROW_GROUP", 4_096)
     path = tmp_path / "events.parquet"
     assert write_events(iter(log), path) == len(log)
     parquet = pq.ParquetFile(path)
