@@ -51,6 +51,20 @@ class Event:
         return out
 
 
+# Event types come from a small vocabulary: remember the valid ones rather
+# than run the pattern on every event. Bounded, so odd input cannot grow it.
+_VALID_TYPES: set[str] = set()
+_MAX_REMEMBERED_TYPES = 10_000
+
+
+def _valid_type(event_type: str) -> bool:
+    if not _TYPE.fullmatch(event_type):
+        return False
+    if len(_VALID_TYPES) < _MAX_REMEMBERED_TYPES:
+        _VALID_TYPES.add(event_type)
+    return True
+
+
 def _text(raw: Mapping[str, Any], name: str, *, required: bool) -> str | None:
     value = raw.get(name)
     if value is None:
@@ -91,7 +105,7 @@ def parse_event(raw: object) -> Event:
     event_type = _text(raw, "type", required=True)
     assert event_id is not None  # required=True
     assert event_type is not None
-    if not _TYPE.fullmatch(event_type):
+    if event_type not in _VALID_TYPES and not _valid_type(event_type):
         raise EventError("type", f"expected [A-Za-z0-9_.:-]{{1,64}}, got {_show(event_type)}")
     contact_id = _text(raw, "contact_id", required=False)
     anonymous_id = _text(raw, "anonymous_id", required=False)

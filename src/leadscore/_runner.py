@@ -74,7 +74,11 @@ class _Partitions:
         out = self.files.get(bucket)
         if out is None:
             out = self.files[bucket] = (self.directory / f"{self.prefix}-{bucket}").open("wb")
-        marshal.dump(batch, out)
+        # Length-prefixed, so reading takes one call per batch: marshal.load on a
+        # file reads in many small pieces and was the slowest part of a spill.
+        data = marshal.dumps(batch)
+        out.write(len(data).to_bytes(8, "little"))
+        out.write(data)
 
     def close(self) -> None:
         for bucket in list(self.pending):
@@ -88,12 +92,8 @@ class _Partitions:
         if not path.exists():
             return
         with path.open("rb") as source:
-            while True:
-                try:
-                    batch = marshal.load(source)
-                except EOFError:
-                    return
-                yield from batch
+            while header := source.read(8):
+                yield from marshal.loads(source.read(int.from_bytes(header, "little")))
 
 
 class StreamScorer:
@@ -197,7 +197,7 @@ class StreamScorer:
         result = Result()
         for bucket in range(PARTITIONS):
             for source in ((self._contacts, routed), (profiles,)):
-                events = [Prepared(*record) for part in source for record in part.read(bucket)]
+                events = [_prepared(record) for part in source for record in part.read(bucket)]
                 if events:
                     part_result = score_groups(self.engine, group(events, linked), self.at)
                     result.scorecards += part_result.scorecards
@@ -210,6 +210,12 @@ class StreamScorer:
         result.anonymous.sort(key=lambda card: card.anonymous_id or "")
         result.firings.sort(key=lambda firing: firing.order_key)
         return result
+
+
+def _prepared(record: tuple[Any, ...]) -> Prepared:
+    # tuple.__new__ skips the named constructor's argument handling: the
+    # record is a Prepared written by this module, already in field order.
+    return tuple.__new__(Prepared, record)
 
 
 def _contact_key(card: Any) -> str:
