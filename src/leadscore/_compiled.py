@@ -118,8 +118,9 @@ class CompiledModel:
         for fit in model.fit:
             predicate = compile_where(fit.where)
             self.fit_rules.append((fit.points, predicate or (lambda traits: True)))
-        self.grades = [(g.grade, g.min_fit) for g in model.grades]
-        self.bands = [(b.band, b.min_score) for b in model.bands]
+        # (name, minimum less the tolerance, or None for a catch-all)
+        self.grades = [(g.grade, _floor(g.min_fit)) for g in model.grades]
+        self.bands = [(b.band, _floor(b.min_score)) for b in model.bands]
         self.stage_names = [stage.name for stage in model.stages]
         self.stage_index = {name: i for i, name in enumerate(self.stage_names)}
         self.leaves: list[EventLeaf] = []
@@ -131,6 +132,8 @@ class CompiledModel:
             for i, trigger in enumerate(model.triggers)
         ]
         self.has_stages = bool(self.stage_names)
+        self.reads_stage_score = any(_reads_stage_score(stage.enter) for stage in model.stages)
+        self.empty = self.clamp(0.0)  # the score of an empty sum
         self._offsets: dict[int, int] = {}
         self._months: dict[int, int] = {}
         self._grades: dict[int, str | None] = {}
@@ -244,8 +247,8 @@ class CompiledModel:
 
     def _trigger_condition(self, when: TriggerCondition) -> Callable[[Values, Values], bool]:
         if when.score_crosses is not None:
-            n = when.score_crosses
-            return lambda b, a: not reaches(b.score, n) and reaches(a.score, n)
+            floor = when.score_crosses - TOLERANCE
+            return lambda b, a: b.score < floor <= a.score
         if when.tag_score_crosses is not None:
             ((tag, n),) = when.tag_score_crosses.items()
             return lambda b, a: not reaches(b.tag_score(tag), n) and reaches(a.tag_score(tag), n)
@@ -264,7 +267,8 @@ class CompiledModel:
 
 
 def _reaching(value: Callable[[Values], float], threshold: float) -> ValueTest:
-    return lambda values: reaches(value(values), threshold)
+    floor = threshold - TOLERANCE  # `reaches`, with the subtraction done once
+    return lambda values: value(values) >= floor
 
 
 def _member(value: Callable[[Values], str | None], names: list[str]) -> ValueTest:
@@ -288,6 +292,13 @@ def _all(tests: list[ValueTest]) -> ValueTest:
     return lambda values: all(test(values) for test in tests)
 
 
+def _reads_stage_score(cond: StageCondition | None) -> bool:
+    if cond is None:
+        return False
+    parts = [*(cond.all or ()), *(cond.any or ()), cond.not_]
+    return cond.stage_score_gte is not None or any(_reads_stage_score(part) for part in parts)
+
+
 def _stage_tags(cond: StageCondition | None) -> set[str]:
     if cond is None:
         return set()
@@ -297,8 +308,13 @@ def _stage_tags(cond: StageCondition | None) -> set[str]:
     return tags
 
 
+def _floor(minimum: float | None) -> float | None:
+    return None if minimum is None else minimum - TOLERANCE
+
+
 def _first_reached(entries: list[tuple[str, float | None]], value: float) -> str | None:
-    for name, minimum in entries:
-        if minimum is None or reaches(value, minimum):
+    """The first entry whose minimum `value` reaches; entries hold minimum - TOLERANCE."""
+    for name, floor in entries:
+        if floor is None or value >= floor:
             return name
     return None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from ._compiled import CompiledModel, Values
@@ -35,6 +36,7 @@ from ._time import format_timestamp
 
 _REBASE_HALF_LIVES = 64.0
 NOT_STAGE_SET = -1
+_NO_TAGS: Mapping[str, float] = MappingProxyType({})
 UNKNOWN_STAGE = -2
 
 
@@ -366,31 +368,33 @@ class Engine:
         return values
 
     def _values(self, state: ContactState, t: int, leaves: int, *, first: bool) -> Values:
-        """The values conditions look at, as of `t` (before any event when `first`)."""
+        """The values conditions look at, as of `t` (before any event when `first`).
+
+        This runs twice per event of a model with stages or triggers, so it
+        computes only what some condition of the model reads.
+        """
         c = self.compiled
-        empty = c.clamp(0.0)
+        empty = c.empty
         if first:
-            return Values(empty, 0, None, None, None, empty, {}, leaves, empty)
+            return Values(empty, 0, None, None, None, empty, _NO_TAGS, leaves, empty)
         factor = 1.0
         if c.half_life_micros is not None:
-            factor = 2.0 ** (-(t - state.ref) / c.half_life_micros)
+            factor = 2.0 ** ((state.ref - t) / c.half_life_micros)
         score = c.clamp(state.decaying * factor + state.flat)
-        tags = {}
-        for tag in c.watched_tags:
-            sums = state.tags.get(tag)
-            if sums is not None:
-                tags[tag] = c.clamp(sums[0] * factor + sums[1])
+        tags = _NO_TAGS
+        if c.watched_tags:
+            tags = {}
+            for tag in c.watched_tags:
+                sums = state.tags.get(tag)
+                if sums is not None:
+                    tags[tag] = c.clamp(sums[0] * factor + sums[1])
+        stage_score = empty
+        if c.reads_stage_score:
+            stage_score = c.clamp(state.stage_decaying * factor + state.stage_flat)
         return Values(
-            score=score,
-            fit=state.fit,
-            grade=c.grade_of(state.fit),
-            band=c.band_of(score),
-            stage=state.stage,
-            stage_score=c.clamp(state.stage_decaying * factor + state.stage_flat),
-            tags=tags,
-            leaves=leaves,
-            empty_tag=empty,
-        )
+            score, state.fit, c.grade_of(state.fit), c.band_of(score), state.stage,
+            stage_score, tags, leaves, empty,
+        )  # fmt: skip
 
     # -- reading results ------------------------------------------------------
 

@@ -76,6 +76,12 @@ def _text(raw: Mapping[str, Any], name: str, *, required: bool) -> str | None:
     return value
 
 
+def _required_text(raw: Mapping[str, Any], name: str) -> str:
+    value = _text(raw, name, required=True)
+    assert value is not None  # required=True raises instead
+    return value
+
+
 def _object(raw: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     value = raw.get(name)
     if value is None:
@@ -101,14 +107,22 @@ def parse_event(raw: object) -> Event:
     if not _KNOWN.issuperset(raw):
         unknown = raw.keys() - _KNOWN
         raise EventError(sorted(unknown)[0], f"unknown field; expected one of {', '.join(FIELDS)}")
-    event_id = _text(raw, "id", required=True)
-    event_type = _text(raw, "type", required=True)
-    assert event_id is not None  # required=True
-    assert event_type is not None
+    # The common case is checked inline (this runs for every event of a file);
+    # _text gives the message when a field is absent or not a string.
+    event_id = raw.get("id")
+    if type(event_id) is not str or not event_id:
+        event_id = _required_text(raw, "id")
+    event_type = raw.get("type")
+    if type(event_type) is not str or not event_type:
+        event_type = _required_text(raw, "type")
     if event_type not in _VALID_TYPES and not _valid_type(event_type):
         raise EventError("type", f"expected [A-Za-z0-9_.:-]{{1,64}}, got {_show(event_type)}")
-    contact_id = _text(raw, "contact_id", required=False)
-    anonymous_id = _text(raw, "anonymous_id", required=False)
+    contact_id = raw.get("contact_id")
+    if contact_id is not None and (type(contact_id) is not str or not contact_id):
+        contact_id = _text(raw, "contact_id", required=False)
+    anonymous_id = raw.get("anonymous_id")
+    if anonymous_id is not None and (type(anonymous_id) is not str or not anonymous_id):
+        anonymous_id = _text(raw, "anonymous_id", required=False)
     if contact_id is None and anonymous_id is None:
         raise EventError("contact_id", "required: at least one of contact_id, anonymous_id")
     stamp = raw.get("timestamp")
