@@ -20,9 +20,12 @@ later copy that differs can be reported.
 from __future__ import annotations
 
 import marshal
+import multiprocessing as mp
+import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
@@ -99,10 +102,15 @@ class _Partitions:
 class StreamScorer:
     """Feed events with :meth:`add`, then :meth:`finish` for the replay's result."""
 
-    def __init__(self, engine: Engine, at: int, *, spill_after: int = SPILL_AFTER) -> None:
+    def __init__(
+        self, engine: Engine, at: int, *, spill_after: int = SPILL_AFTER, workers: int | None = None
+    ) -> None:
         self.engine = engine
         self.at = at
         self.spill_after = spill_after
+        # Spilled partitions are scored by this many processes (default: one
+        # per CPU this process may use); 1 scores them in this process.
+        self.workers = workers if workers is not None else len(os.sched_getaffinity(0))
         self.warnings: list[RunWarning] = []
         self._seen: dict[str, int] = {}
         self._held: list[Prepared] = []
@@ -194,22 +202,79 @@ class StreamScorer:
                     profiles.add(record[4], record)
         routed.close()
         profiles.close()
+        sources = ((self._contacts, routed), (profiles,))
+
+        def score_buckets(buckets: Sequence[int]) -> Result:
+            part = Result()
+            for bucket in buckets:
+                for parts in sources:
+                    events = [_prepared(rec) for store in parts for rec in store.read(bucket)]
+                    if events:
+                        _merge(part, score_groups(self.engine, group(events, linked), self.at))
+            return part
+
         result = Result()
-        for bucket in range(PARTITIONS):
-            for source in ((self._contacts, routed), (profiles,)):
-                events = [_prepared(record) for part in source for record in part.read(bucket)]
-                if events:
-                    part_result = score_groups(self.engine, group(events, linked), self.at)
-                    result.scorecards += part_result.scorecards
-                    result.anonymous += part_result.anonymous
-                    result.firings += part_result.firings
-                    result.warnings += part_result.warnings
+        for part in _in_parallel(score_buckets, range(PARTITIONS), self.workers):
+            _merge(result, part)
         self._tmp.cleanup()
         self._tmp = None
         result.scorecards.sort(key=_contact_key)
         result.anonymous.sort(key=lambda card: card.anonymous_id or "")
         result.firings.sort(key=lambda firing: firing.order_key)
         return result
+
+
+def _merge(into: Result, part: Result) -> None:
+    into.scorecards += part.scorecards
+    into.anonymous += part.anonymous
+    into.firings += part.firings
+    into.warnings += part.warnings
+
+
+def _in_parallel(
+    work: Callable[[Sequence[int]], Result], buckets: range, workers: int
+) -> list[Result]:
+    """Run `work` over the buckets split among `workers` forked processes.
+
+    Fork, so that the children inherit the compiled model (its predicates
+    are closures, which cannot be pickled) and the routing tables; only each
+    child's Result comes back, pickled through a pipe. Where fork is not
+    available, or with one worker, the work runs here.
+    """
+    if workers <= 1 or "fork" not in mp.get_all_start_methods():
+        return [work(buckets)]
+    context = mp.get_context("fork")
+    running = []
+    for index in range(workers):
+        receive, send = context.Pipe(duplex=False)
+        child = context.Process(target=_child, args=(send, work, buckets[index::workers]))
+        child.start()
+        send.close()
+        running.append((child, receive))
+    results: list[Result] = []
+    failure: BaseException | None = None
+    for child, receive in running:
+        try:
+            outcome = receive.recv()
+        except EOFError:
+            outcome = RuntimeError(f"a scoring process died (exit code {child.exitcode})")
+        child.join()
+        if isinstance(outcome, BaseException):
+            failure = failure or outcome
+        else:
+            results.append(outcome)
+    if failure is not None:
+        raise failure
+    return results
+
+
+def _child(send: Connection, work: Callable[[Sequence[int]], Result], buckets: range) -> None:
+    try:
+        send.send(work(buckets))
+    except BaseException as exc:  # reported to the parent, which re-raises it
+        send.send(exc)
+    finally:
+        send.close()
 
 
 def _prepared(record: tuple[Any, ...]) -> Prepared:
