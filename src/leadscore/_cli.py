@@ -36,7 +36,6 @@ from ._output import (
     print_explanation,
     scorecard_table,
     write_csv,
-    write_firings,
     write_jsonl,
 )
 from ._replay import Result, explain
@@ -233,7 +232,7 @@ def score(
         _write(output, lambda out: _emit(output_format, cards, out))
     if firings:
         with open(firings, "wb") as out:
-            write_firings(result.firings, out)
+            write_jsonl(result.firings, out)
     _err.print(
         f"{len(result.scorecards):,} contacts"
         + (f", {len(result.anonymous):,} anonymous profiles" if result.anonymous else "")
@@ -369,7 +368,7 @@ def demo(directory: str, contacts: int, count: int, top: int) -> None:
     with open(folder / "scores.jsonl", "wb") as out:
         write_jsonl(result.scorecards, out)
     with open(folder / "firings.jsonl", "wb") as out:
-        write_firings(result.firings, out)
+        write_jsonl(result.firings, out)
     best = sorted(result.scorecards, key=lambda c: (-c.score, c.contact_id or ""))[:top]
     console = console_for()
     console.print(

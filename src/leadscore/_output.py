@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 
-from ._engine import Engine, Firing, Scorecard
+from ._engine import Engine, Scorecard
 from ._replay import Explanation
 from ._time import format_timestamp
 
@@ -29,11 +29,16 @@ CSV_COLUMNS = (
 )
 
 
-def write_jsonl(cards: Iterable[Scorecard], out: IO[bytes]) -> int:
-    """Exactly the scorecards of spec section 3, one per line."""
+class _JsonLike(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def write_jsonl(items: Iterable[_JsonLike], out: IO[bytes]) -> int:
+    """One JSON object per line: scorecards exactly as spec section 3 has them,
+    firings as `trigger, contact_id, event_id, timestamp`."""
     count = 0
-    for card in cards:
-        out.write(orjson.dumps(card.to_json()) + b"\n")
+    for item in items:
+        out.write(orjson.dumps(item.to_json()) + b"\n")
         count += 1
     return count
 
@@ -47,14 +52,6 @@ def write_csv(cards: Iterable[Scorecard], out: IO[str]) -> int:
         row.setdefault("anonymous_id", None)
         row["tag_scores"] = orjson.dumps(row["tag_scores"]).decode()
         writer.writerow(["" if row[column] is None else row[column] for column in CSV_COLUMNS])
-        count += 1
-    return count
-
-
-def write_firings(firings: Iterable[Firing], out: IO[bytes]) -> int:
-    count = 0
-    for firing in firings:
-        out.write(orjson.dumps(firing.to_json()) + b"\n")
         count += 1
     return count
 
