@@ -226,8 +226,10 @@ def score(
     _, result = _score(checked, events, at, input_format, strict)
     cards = result.scorecards + (result.anonymous if include_anonymous else [])
     if output_format == "table":
-        console = console_for(open(output, "w") if output else None)  # noqa: SIM115
-        console.print(scorecard_table(cards, title=f"{checked.name} as of {format_timestamp(at)}"))
+        table = scorecard_table(cards, title=f"{checked.name} as of {format_timestamp(at)}")
+        with ExitStack() as stack:
+            file = stack.enter_context(open(output, "w")) if output else None
+            console_for(file).print(table)
     else:
         _write(output, lambda out: _emit(output_format, cards, out))
     if firings:
