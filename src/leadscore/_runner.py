@@ -256,7 +256,8 @@ def _in_parallel(
     for child, receive in running:
         try:
             outcome = receive.recv()
-        except EOFError:
+        except EOFError:  # the child died without answering; reap it to learn how
+            child.join()
             outcome = RuntimeError(f"a scoring process died (exit code {child.exitcode})")
         child.join()
         if isinstance(outcome, BaseException):
