@@ -8,4 +8,5 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[${1:-}]"
+extras=${1:-}
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras:+[$extras]}"
