@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import io
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -43,6 +44,7 @@ from ._runner import StreamScorer
 from ._time import format_timestamp, from_datetime, parse_timestamp
 
 _PROGRESS_EVERY = 10_000
+_WARNINGS_SHOWN = 20
 _err = Console(stderr=True)
 
 
@@ -150,18 +152,34 @@ def _few_collections() -> Iterator[None]:
 
 
 def _score(
-    model: Model, paths: Sequence[str], at: int, input_format: str | None, strict: bool
+    model: Model,
+    paths: Sequence[str],
+    at: int,
+    input_format: str | None,
+    strict: bool,
+    *,
+    quiet: bool = False,
 ) -> tuple[Engine, Result]:
     engine = Engine(model)
     scorer = StreamScorer(engine, at)
     with _few_collections(), ExitStack() as stack:
         scorer.add_all(_with_progress(_events(paths, input_format, strict), stack))
         result = scorer.finish()
-    for warning in result.warnings[:20]:
-        _err.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
-    if len(result.warnings) > 20:
-        _err.print(f"[yellow]{len(result.warnings)} warnings in all[/yellow]")
+    if not quiet:
+        _report_warnings(result, shown=_WARNINGS_SHOWN)
     return engine, result
+
+
+def _report_warnings(result: Result, *, shown: int) -> None:
+    for warning in result.warnings[:shown]:
+        _err.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+    if len(result.warnings) > shown:
+        count = len(result.warnings)
+        _err.print(
+            f"[yellow]{count:,} warning{'s' if count != 1 else ''} in all[/yellow]"
+            + (f" (the first {shown} are above)" if shown else ""),
+            highlight=False,
+        )
 
 
 _AT_HELP = (
@@ -366,7 +384,9 @@ def demo(directory: str, contacts: int, count: int, top: int) -> None:
     )
     at = from_datetime(begin + timedelta(days=days))
     model = _model(str(model_path))
-    _, result = _score(model, [str(events_path)], at, None, strict=False)
+    # The generated log has a few stage_set events naming stages of the other
+    # example models: counted, not listed, in a first look at the product.
+    _, result = _score(model, [str(events_path)], at, None, strict=False, quiet=True)
     with open(folder / "scores.jsonl", "wb") as out:
         write_jsonl(result.scorecards, out)
     with open(folder / "firings.jsonl", "wb") as out:
@@ -383,13 +403,27 @@ def demo(directory: str, contacts: int, count: int, top: int) -> None:
     _summary(console, result)
     stamp = format_timestamp(at)
     first = best[0].contact_id if best else "CONTACT"
+    me = _invoked_as()
     console.print(
         f"\nFiles in {folder}/: events.jsonl, scores.jsonl, firings.jsonl. Next:\n"
-        f"  leadscore explain {model_path} {events_path} --contact {first} --at {stamp}\n"
-        f"  leadscore score {model_path} {events_path} --at {stamp} --format csv -o scores.csv",
+        f"  {me} explain {model_path} {events_path} --contact {first} --at {stamp}\n"
+        f"  {me} score {model_path} {events_path} --at {stamp} --format csv -o scores.csv",
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _invoked_as() -> str:
+    """How to run leadscore again from here: `leadscore` when it is on PATH,
+    else the path it was started by (`.venv/bin/leadscore` after scripts/demo)."""
+    started = Path(sys.argv[0]).resolve()
+    found = shutil.which("leadscore")
+    if found and Path(found).resolve() == started:
+        return "leadscore"
+    try:
+        return str(started.relative_to(Path.cwd()))
+    except ValueError:
+        return str(started)
 
 
 def _summary(console: Console, result: Result) -> None:
@@ -404,6 +438,12 @@ def _summary(console: Console, result: Result) -> None:
     console.print(f"Grades: {counts([c.grade for c in cards])}", highlight=False)
     console.print(f"Stages: {counts([c.stage for c in cards])}", highlight=False)
     console.print(f"Triggers fired: {counts([f.trigger for f in result.firings])}", highlight=False)
+    if result.warnings:
+        console.print(
+            f"{len(result.warnings):,} warnings (stage_set events naming stages this model "
+            "does not have); `leadscore score` lists them.",
+            highlight=False,
+        )
 
 
 def main() -> None:
