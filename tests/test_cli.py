@@ -244,3 +244,20 @@ def test_generate_then_score(tmp_path: Path) -> None:
     # A realistic log spreads contacts over bands and stages.
     assert len({card["band"] for card in cards}) >= 2
     assert len({card["stage"] for card in cards}) >= 2
+
+
+def test_demo_scores_a_generated_log_and_leaves_its_files(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    done = run("demo", "--dir", str(folder), "--contacts", "300", "--events", "9000", "--top", "5")
+    assert done.returncode == 0, done.stderr.decode()
+    text = done.stdout.decode()
+    assert "Top 5 of" in text
+    assert "Bands:" in text
+    assert "explain" in text
+    cards = [orjson.loads(line) for line in (folder / "scores.jsonl").read_bytes().splitlines()]
+    assert len(cards) >= 250
+    assert (folder / "events.jsonl").stat().st_size > 0
+    assert all(
+        "trigger" in orjson.loads(line)
+        for line in (folder / "firings.jsonl").read_bytes().splitlines()
+    )
