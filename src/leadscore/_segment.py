@@ -14,12 +14,14 @@ The calls
 
 | Segment call | `type` | `properties` | `traits` |
 |---|---|---|---|
-| `track` | the `event` name, made an event type (below) | `properties` | |
-| `identify` | `identify` | | `context.traits` overlaid with `traits` |
-| `page` | `page_view` | `properties`, plus `url`, `path`, `referrer`, `title`, `search` from `context.page`, plus `name`, `category` | |
-| `screen` | `screen_view` | `properties`, plus `name`, `category` | |
-| `alias` | `alias` | | |
-| `group` | `group` | `group_id` (the `groupId`) and `traits` (the group's traits) | |
+| `track` | the `event` name as a type (below) | `properties` | |
+| `identify` | `identify` | | `context.traits`, overlaid with `traits` |
+| `page` | `page_view` | `properties` + page fields (1) + `name`, `category` | |
+| `screen` | `screen_view` | `properties` + `name`, `category` | |
+| `alias` | `alias` (contact = `userId`, anonymous = `previousId`) | | |
+| `group` | `group` | `group_id` (the `groupId`), `traits` (the group's) | |
+
+(1) `url`, `path`, `referrer`, `title` and `search` from `context.page`.
 
 Every call also gets, when its context has them:
 
@@ -158,7 +160,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from ._errors import EventError
@@ -209,22 +211,21 @@ def from_segment(
     *,
     kind: str | None = None,
     received_at: datetime,
-    batch_sent_at: object = None,
 ) -> dict[str, Any]:
     """The canonical event dict of one Segment call (see the module docs for the mapping).
 
     `kind` is the call type of the endpoint that received it (`track` for
     `/v1/track`); without it (an item of a batch) the call's own `type`
     decides. `received_at` is when the request arrived, an aware datetime.
-    `batch_sent_at` is the `sentAt` of the batch that carried the call, used
-    when the call has none. Raises :class:`EventError` naming the Segment
-    field at fault.
+    Raises :class:`EventError` naming the Segment field at fault.
     """
     if not isinstance(call, Mapping):
         raise EventError("", f"expected a JSON object, got {_show(call)}")
     call_type = _call_type(call, kind)
     context = _object(call, "context") or {}
-    properties: dict[str, Any] = dict(_object(call, "properties") or {})
+    properties: dict[str, Any] = {}
+    if call_type in ("track", "page", "screen"):
+        properties.update(_object(call, "properties") or {})
     traits: dict[str, Any] | None = None
 
     contact_id = _id(call, "userId")
@@ -238,7 +239,6 @@ def from_segment(
         canonical_type = event_type(event)
     elif call_type == "identify":
         canonical_type = "identify"
-        properties = {}
         traits = dict(_object(context, "traits", "context.traits") or {})
         traits.update(_object(call, "traits") or {})
     elif call_type == "page":
@@ -254,7 +254,6 @@ def from_segment(
         _fill(properties, "category", _text(call, "category"))
     elif call_type == "alias":
         canonical_type = "alias"
-        properties = {}
         previous_id = _id(call, "previousId")
         if previous_id is None:
             raise EventError("previousId", "required: the id that alias links to userId")
@@ -279,7 +278,7 @@ def from_segment(
         out["contact_id"] = contact_id
     if anonymous_id is not None:
         out["anonymous_id"] = anonymous_id
-    out["timestamp"] = format_timestamp(_instant(call, received_at, batch_sent_at))
+    out["timestamp"] = format_timestamp(_instant(call, received_at))
     if properties:
         out["properties"] = properties
     if traits is not None:
@@ -304,19 +303,22 @@ def batch(body: Mapping[str, Any], *, received_at: datetime) -> list[dict[str, A
     if not isinstance(items, list):
         raise EventError("batch", f"expected a JSON array, got {_show(items)}")
     shared_context = _object(body, "context")
-    sent_at = body.get("sentAt")
+    shared_sent_at = body.get("sentAt")
     results: list[dict[str, Any] | EventError] = []
-    for index, item in enumerate(items):
+    for index, raw in enumerate(items):
         where = f"batch[{index}]"
-        if not isinstance(item, Mapping):
-            results.append(EventError(where, f"expected a JSON object, got {_show(item)}"))
+        if not isinstance(raw, Mapping):
+            results.append(EventError(where, f"expected a JSON object, got {_show(raw)}"))
             continue
+        call: Mapping[str, Any] = raw
         if shared_context:
-            own = item.get("context")
-            if own is None or isinstance(own, Mapping):
-                item = {**item, "context": {**shared_context, **(own or {})}}
+            own = call.get("context")
+            if own is None or isinstance(own, Mapping):  # else from_segment reports it
+                call = {**call, "context": {**shared_context, **(own or {})}}
+        if shared_sent_at is not None and call.get("sentAt") is None:
+            call = {**call, "sentAt": shared_sent_at}
         try:
-            results.append(from_segment(item, received_at=received_at, batch_sent_at=sent_at))
+            results.append(from_segment(call, received_at=received_at))
         except EventError as error:
             field = f"{where}.{error.field}" if error.field else where
             results.append(EventError(field, error.message))
@@ -332,7 +334,9 @@ def _call_type(call: Mapping[str, Any], kind: str | None) -> str:
             raise EventError("type", f"a {_show(stated)} call sent to the /v1/{kind} endpoint")
         return kind
     if stated is None:
-        raise EventError("type", f"required: each call in a batch names its type, one of {_choices()}")
+        raise EventError(
+            "type", f"required: each call in a batch names its type, one of {_choices()}"
+        )
     if stated not in CALL_TYPES:
         raise EventError("type", f"expected one of {_choices()}, got {_show(stated)}")
     return str(stated)
@@ -384,10 +388,10 @@ def _fill(properties: dict[str, Any], key: str, value: object) -> None:
 
 def _utm(context: Mapping[str, Any]) -> dict[str, Any]:
     campaign = _object(context, "campaign", "context.campaign") or {}
-    utm = {("campaign" if key == "name" else key): value for key, value in campaign.items()}
-    if "campaign" in campaign and campaign["campaign"] is not None:
-        utm["campaign"] = campaign["campaign"]
-    return {key: value for key, value in utm.items() if value is not None}
+    utm = {key: value for key, value in campaign.items() if key != "name" and value is not None}
+    if campaign.get("name") is not None:
+        utm.setdefault("campaign", campaign["name"])
+    return utm
 
 
 def _page(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -395,28 +399,31 @@ def _page(context: Mapping[str, Any]) -> dict[str, Any]:
     return {key: page[key] for key in _PAGE_FIELDS if page.get(key) is not None}
 
 
-def _instant(call: Mapping[str, Any], received_at: datetime, batch_sent_at: object) -> int:
+def _instant(call: Mapping[str, Any], received_at: datetime) -> int:
     """Microseconds since the epoch of the event (module docs, Timestamps)."""
     received = from_datetime(received_at)
     if call.get("timestamp") is not None:
         return _parse_iso(call["timestamp"], "timestamp")
     if call.get("originalTimestamp") is not None:
         original = _parse_iso(call["originalTimestamp"], "originalTimestamp")
-        if call.get("sentAt") is not None:
-            sent = _parse_iso(call["sentAt"], "sentAt")
-        elif batch_sent_at is not None:
-            sent = _parse_iso(batch_sent_at, "sentAt")
-        else:
+        if call.get("sentAt") is None:
             return original
-        corrected = received - (sent - original)
-        try:
-            format_timestamp(corrected)
-        except (OverflowError, ValueError):
+        corrected = received - (_parse_iso(call["sentAt"], "sentAt") - original)
+        if not _representable(corrected):
             raise EventError(
-                "originalTimestamp", "out of range once corrected by sentAt and the receive time"
-            ) from None
+                "originalTimestamp",
+                "out of range once corrected for clock skew (received_at - (sentAt - this))",
+            )
         return corrected
     return received
+
+
+def _representable(micros: int) -> bool:
+    try:
+        format_timestamp(micros)
+    except OverflowError:
+        return False
+    return True
 
 
 def _parse_iso(value: object, field: str) -> int:
@@ -430,22 +437,29 @@ def _parse_iso(value: object, field: str) -> int:
             f"such as 2026-05-04T10:00:00.000Z, got {_show(value)}",
         )
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
-    micros = int((fraction or "0")[:6].ljust(6, "0"))
+    fraction_micros = int((fraction or "0")[:6].ljust(6, "0"))
     try:
         if zulu:
-            zone = timezone.utc
+            zone = UTC
         else:
             offset = timedelta(hours=int(off_h), minutes=int(off_m or 0))
             zone = timezone(-offset if sign == "-" else offset)
         moment = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micros, zone
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second or 0),
+            fraction_micros,
+            zone,
         )
     except ValueError:
         raise EventError(field, f"not a valid date, time or offset: {_show(value)}") from None
-    try:
-        return from_datetime(moment)
-    except OverflowError:
-        raise EventError(field, f"out of range: {_show(value)}") from None
+    micros = from_datetime(moment)
+    if not _representable(micros):  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        raise EventError(field, f"out of range: {_show(value)}")
+    return micros
 
 
 def _content_id(event: Mapping[str, Any]) -> str:
