@@ -146,6 +146,52 @@ class ContactState:
             return None
         return (self.last_timestamp, self.last_id)
 
+    def to_json(self) -> dict[str, Any]:
+        """The state as JSON values, for the service to store between events.
+
+        Floats are kept as they are: JSON text of a float (its shortest repr)
+        reads back to the same float, so a stored state goes on bit for bit
+        like one kept in memory, and stays equal to a replay.
+        """
+        return {
+            "last_timestamp": self.last_timestamp,
+            "last_id": self.last_id,
+            "ref": self.ref,
+            "decaying": self.decaying,
+            "flat": self.flat,
+            "tags": {tag: list(sums) for tag, sums in self.tags.items()},
+            "stage": self.stage,
+            "stage_entered_at": self.stage_entered_at,
+            "stage_decaying": self.stage_decaying,
+            "stage_flat": self.stage_flat,
+            "traits": dict(self.traits),
+            "fit": self.fit,
+            # JSON object keys are strings, and these are rule indexes: rows instead.
+            "limits": [[rule, period, count] for rule, (period, count) in self.limits.items()],
+            "fired": sorted(self.fired),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ContactState:
+        """Read back what :meth:`to_json` wrote."""
+        return cls(
+            last_timestamp=data["last_timestamp"],
+            last_id=data["last_id"],
+            ref=data["ref"],
+            # float(): a JSON writer may print a whole float without its ".0".
+            decaying=float(data["decaying"]),
+            flat=float(data["flat"]),
+            tags={tag: [float(sums[0]), float(sums[1])] for tag, sums in data["tags"].items()},
+            stage=data["stage"],
+            stage_entered_at=data["stage_entered_at"],
+            stage_decaying=float(data["stage_decaying"]),
+            stage_flat=float(data["stage_flat"]),
+            traits=dict(data["traits"]),
+            fit=data["fit"],
+            limits={rule: (period, count) for rule, period, count in data["limits"]},
+            fired=set(data["fired"]),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Scorecard:

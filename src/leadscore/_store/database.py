@@ -1,0 +1,104 @@
+"""Opening a database, and the transaction rules every store function follows.
+
+Two backends, one schema: PostgreSQL (through psycopg 3) for the service,
+SQLite (the standard library's driver) for a single machine and for tests.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+
+# Every JSON column goes through this. Python's json writes a float as its
+# shortest repr, which reads back to the same float: stored engine states
+# continue bit for bit (see ContactState.to_json).
+_dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def open_database(url: str | sa.URL) -> sa.Engine:
+    """A SQLAlchemy engine for a `postgresql://` or `sqlite:///path` URL, set up
+    the way the store relies on (drivers, isolation, durability, locking)."""
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            # SQLAlchemy's default PostgreSQL driver is psycopg2; the project ships psycopg 3.
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        # READ COMMITTED, explicitly: each statement sees what was committed
+        # before it started, so what a writer reads after taking its advisory
+        # locks (see locks.py) is up to date. REPEATABLE READ would read from a
+        # snapshot taken before the locks were granted.
+        return sa.create_engine(
+            parsed, isolation_level="READ COMMITTED", json_serializer=_dumps, pool_pre_ping=True
+        )
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            # An embedded database lives in a data directory that may not exist yet.
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        database = sa.create_engine(
+            parsed,
+            json_serializer=_dumps,
+            # A writer waits this long (seconds) for another one's BEGIN IMMEDIATE to end;
+            # connections pass between threads through the pool.
+            connect_args={"timeout": 60.0, "check_same_thread": False},
+        )
+        event.listen(database, "connect", _configure_sqlite)
+        event.listen(database, "begin", _begin_immediate)
+        return database
+    raise ValueError(f"unsupported database {parsed.drivername!r}: expected postgresql or sqlite")
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # The sqlite3 module would open transactions itself, late and deferred;
+    # turn that off so that _begin_immediate decides (SQLAlchemy's recipe).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    # WAL: readers do not block the writer nor the writer the readers.
+    # synchronous=FULL: a commit is on disk when it returns, even in WAL mode
+    # (whose default, NORMAL, can lose the last commits on a power cut).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _begin_immediate(connection: sa.Connection) -> None:
+    # IMMEDIATE takes the database's write lock at BEGIN: one writer at a
+    # time, so what a transaction read is still true when it writes. A
+    # deferred BEGIN would let two writers read the same state and the
+    # second fail with SQLITE_BUSY at its first write.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def transaction(conn: sa.Connection) -> Iterator[sa.Connection]:
+    """Run in the caller's transaction when one is open, else in a new one
+    committed at the end (rolled back on an exception)."""
+    if conn.in_transaction():
+        yield conn
+    else:
+        with conn.begin():
+            yield conn
+
+
+def insert_new(conn: sa.Connection, table: sa.Table, *unique: str) -> sa.Insert:
+    """INSERT ... ON CONFLICT (unique) DO NOTHING, which both backends have
+    under the same name; with RETURNING, no row back means it existed."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(unique))
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(unique))
+
+
+def now() -> int:
+    """The store's clock, in microseconds since the epoch: when rows were written.
+    Scores never read it; their time is always an argument."""
+    return time.time_ns() // 1000

@@ -1,0 +1,63 @@
+"""Identity links: which contact each anonymous id belongs to (spec 1)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import sqlalchemy as sa
+
+from .tables import identity_links
+
+
+class Link(NamedTuple):
+    timestamp: int
+    event_id: str
+    contact_id: str
+
+    @property
+    def order_key(self) -> tuple[int, str]:
+        return (self.timestamp, self.event_id)
+
+
+def winner(conn: sa.Connection, workspace: str, anonymous_id: str) -> Link | None:
+    """The link in force: the first in (timestamp, event id) order."""
+    row = conn.execute(
+        sa.select(
+            identity_links.c.timestamp, identity_links.c.event_id, identity_links.c.contact_id
+        ).where(
+            identity_links.c.workspace == workspace,
+            identity_links.c.anonymous_id == anonymous_id,
+        )
+    ).first()
+    return None if row is None else Link(row.timestamp, row.event_id, row.contact_id)
+
+
+def offer(
+    conn: sa.Connection, workspace: str, anonymous_id: str, current: Link | None, candidate: Link
+) -> bool:
+    """Record a new candidate link; whether it is the new winner.
+
+    `current` is the winner read under the anonymous id's lock, so comparing
+    with it is comparing with every candidate so far.
+    """
+    if current is not None and current.order_key <= candidate.order_key:
+        return False
+    values = {
+        "timestamp": candidate.timestamp,
+        "event_id": candidate.event_id,
+        "contact_id": candidate.contact_id,
+    }
+    if current is None:
+        conn.execute(
+            identity_links.insert().values(workspace=workspace, anonymous_id=anonymous_id, **values)
+        )
+    else:
+        conn.execute(
+            identity_links.update()
+            .where(
+                identity_links.c.workspace == workspace,
+                identity_links.c.anonymous_id == anonymous_id,
+            )
+            .values(**values)
+        )
+    return True

@@ -1,0 +1,174 @@
+"""The stored event log: encoding events, inserting them, reading an owner's.
+
+An event is stored as the canonical JSON text of its spec form, and every
+event the store works with is decoded from that text, also the one being
+ingested. So an event applied on arrival and the same event read back for a
+rebuild are equal by construction, whatever object the caller passed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from .._errors import EventError
+from .._events import Event, parse_event
+from .._replay import Owner
+from .database import insert_new
+from .tables import events, identity_links
+
+# Ids are indexed, and a PostgreSQL index entry has a size limit (about 2.7 kB);
+# this bound keeps every id well inside it on both backends.
+MAX_ID_BYTES = 512
+_ID_FIELDS = ("id", "contact_id", "anonymous_id")
+
+
+def encode(raw: Event | Mapping[str, Any]) -> tuple[Event, str]:
+    """Validate an event for storage: the event as it will be stored, and its body.
+
+    Raises EventError for what the spec rejects (via parse_event) and for what
+    a database cannot hold: U+0000 in an id, an id over MAX_ID_BYTES, text that
+    is not Unicode (a lone surrogate), a number that is not finite.
+    """
+    event = raw if isinstance(raw, Event) else parse_event(raw)
+    try:
+        form = event.to_json()
+    except (ValueError, OverflowError) as error:
+        raise EventError("timestamp", f"not a representable instant: {error}") from None
+    for name in _ID_FIELDS:
+        value = form.get(name)
+        if isinstance(value, str):
+            if "\0" in value:
+                raise EventError(name, "must not contain U+0000")
+            if len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+                raise EventError(name, f"longer than {MAX_ID_BYTES} bytes of UTF-8")
+    try:
+        body = json.dumps(
+            form, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+        body.encode("utf-8")
+    except ValueError as error:  # NaN or Infinity; UnicodeEncodeError is a ValueError too
+        reason = "not Unicode text" if isinstance(error, UnicodeEncodeError) else str(error)
+        raise EventError("", f"cannot be stored: {reason}") from None
+    return decode(body), body
+
+
+def decode(body: str) -> Event:
+    return parse_event(json.loads(body))
+
+
+def insert(conn: sa.Connection, workspace: str, event: Event, body: str, now: int) -> bool:
+    """Store an event unless its id is taken; whether it was new."""
+    statement = insert_new(conn, events, "workspace", "id").values(
+        workspace=workspace,
+        id=event.id,
+        type=event.type,
+        contact_id=event.contact_id,
+        anonymous_id=event.anonymous_id,
+        timestamp=event.timestamp,
+        body=body,
+        received_at=now,
+    )
+    return conn.execute(statement.returning(events.c.seq)).first() is not None
+
+
+def stored(conn: sa.Connection, workspace: str, event_id: str) -> Event:
+    body = conn.execute(
+        sa.select(events.c.body).where(events.c.workspace == workspace, events.c.id == event_id)
+    ).scalar_one()
+    return decode(body)
+
+
+def all_events(conn: sa.Connection, workspace: str) -> list[Event]:
+    """The whole log of a workspace, in arrival order."""
+    rows = conn.execute(
+        sa.select(events.c.body).where(events.c.workspace == workspace).order_by(events.c.seq)
+    )
+    return [decode(body) for body in rows.scalars()]
+
+
+def has_anonymous_only(conn: sa.Connection, workspace: str, anonymous_id: str) -> bool:
+    """Whether some event carries this anonymous id and no contact id."""
+    query = sa.select(events.c.seq).where(*_anonymous_only(workspace, anonymous_id)).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = None) -> list[Event]:
+    """An owner's events in (timestamp, id) order; with `at`, as of that instant.
+
+    A contact owns its events and the anonymous-only events of every id whose
+    link it won; an anonymous profile, the anonymous-only events of its id
+    while that id has no link. As of `at`, events and links after `at` do not
+    exist (spec 1). A link is never replaced by a later one, so the winner as
+    of `at` is the stored winner if its link is not after `at`, else none.
+    """
+    identified, key = owner
+    link = identity_links
+    joined = events.join(
+        link,
+        sa.and_(
+            link.c.workspace == events.c.workspace, link.c.anonymous_id == events.c.anonymous_id
+        ),
+        isouter=not identified,
+    )
+    if identified:
+        own = events.c.contact_id == key
+        # sa.true() leaves link conditions out of the current owner's query.
+        linked = sa.true() if at is None else link.c.timestamp <= at
+        through_link = sa.and_(events.c.contact_id.is_(None), link.c.contact_id == key, linked)
+        parts = [
+            sa.select(events.c.body).where(events.c.workspace == workspace, own),
+            sa.select(events.c.body)
+            .select_from(joined)
+            .where(events.c.workspace == workspace, through_link),
+        ]
+    else:
+        unlinked: sa.ColumnElement[bool] = link.c.contact_id.is_(None)
+        if at is not None:
+            unlinked = sa.or_(unlinked, link.c.timestamp > at)
+        parts = [
+            sa.select(events.c.body)
+            .select_from(joined)
+            .where(*_anonymous_only(workspace, key), unlinked)
+        ]
+    if at is not None:
+        parts = [part.where(events.c.timestamp <= at) for part in parts]
+    found = [decode(body) for part in parts for body in conn.execute(part).scalars()]
+    # Sorted here, not in SQL: ids compare by code point (spec 1), which a
+    # PostgreSQL collation other than "C" would not do.
+    found.sort(key=lambda event: event.order_key)
+    return found
+
+
+def anonymous_as_of(conn: sa.Connection, workspace: str, at: int) -> list[str]:
+    """Anonymous ids that are a profile as of `at` only: their link comes later."""
+    link = identity_links
+    query = (
+        sa.select(events.c.anonymous_id)
+        .distinct()
+        .join(
+            link,
+            sa.and_(
+                link.c.workspace == events.c.workspace,
+                link.c.anonymous_id == events.c.anonymous_id,
+            ),
+        )
+        .where(
+            events.c.workspace == workspace,
+            events.c.contact_id.is_(None),
+            events.c.timestamp <= at,
+            link.c.timestamp > at,
+        )
+    )
+    return [anonymous for anonymous in conn.execute(query).scalars() if anonymous is not None]
+
+
+def _anonymous_only(workspace: str, anonymous_id: str) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        events.c.workspace == workspace,
+        events.c.anonymous_id == anonymous_id,
+        events.c.contact_id.is_(None),
+    )

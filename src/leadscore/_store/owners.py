@@ -1,0 +1,93 @@
+"""Owner rows: each owner's engine state, stored with the model version that made it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+
+from .._engine import ContactState, Engine
+from .._replay import Owner
+from .tables import owners
+
+
+class Stored(NamedTuple):
+    state: ContactState
+    model_version: int
+
+
+def _where(workspace: str, owner: Owner) -> tuple[sa.ColumnElement[bool], ...]:
+    identified, key = owner
+    return (owners.c.workspace == workspace, owners.c.identified == identified, owners.c.key == key)
+
+
+def load(conn: sa.Connection, workspace: str, wanted: Iterable[Owner]) -> dict[Owner, Stored]:
+    found: dict[Owner, Stored] = {}
+    for owner in wanted:
+        row = conn.execute(
+            sa.select(owners.c.state, owners.c.model_version).where(*_where(workspace, owner))
+        ).first()
+        if row is not None:
+            found[owner] = Stored(ContactState.from_json(row.state), row.model_version)
+    return found
+
+
+def every(
+    conn: sa.Connection, workspace: str, *, anonymous: bool
+) -> Iterator[tuple[Owner, Stored]]:
+    """Every identified owner by contact id, then (with `anonymous`) every
+    anonymous profile by anonymous id."""
+    query = sa.select(owners.c.identified, owners.c.key, owners.c.state, owners.c.model_version)
+    query = query.where(owners.c.workspace == workspace)
+    if not anonymous:
+        query = query.where(owners.c.identified)
+    rows = [
+        ((row.identified, row.key), Stored(ContactState.from_json(row.state), row.model_version))
+        for row in conn.execute(query)
+    ]
+    # In Python: contact ids compare by code point, whatever the database collation.
+    rows.sort(key=lambda item: (not item[0][0], item[0][1]))
+    yield from rows
+
+
+def save(
+    conn: sa.Connection,
+    workspace: str,
+    owner: Owner,
+    state: ContactState,
+    *,
+    engine: Engine,
+    model_version: int,
+    exists: bool,
+) -> None:
+    """Write an owner's state; `exists` says whether its row is there (known under its lock)."""
+    values = _columns(state, engine, model_version)
+    if exists:
+        conn.execute(owners.update().where(*_where(workspace, owner)).values(**values))
+    else:
+        identified, key = owner
+        conn.execute(
+            owners.insert().values(workspace=workspace, identified=identified, key=key, **values)
+        )
+
+
+def delete(conn: sa.Connection, workspace: str, owner: Owner) -> None:
+    conn.execute(owners.delete().where(*_where(workspace, owner)))
+
+
+def _columns(state: ContactState, engine: Engine, model_version: int) -> dict[str, Any]:
+    compiled = engine.compiled
+    assert state.last_timestamp is not None  # only owners with events are stored
+    return {
+        "model_version": model_version,
+        "state": state.to_json(),
+        "fit": state.fit,
+        "grade": compiled.grade_of(state.fit),
+        "stage": compiled.stage_names[state.stage] if state.stage is not None else None,
+        "stage_entered_at": state.stage_entered_at,
+        "last_event_at": state.last_timestamp,
+        "ref": state.ref,
+        "decaying": state.decaying,
+        "flat": state.flat,
+    }

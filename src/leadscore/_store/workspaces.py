@@ -1,0 +1,129 @@
+"""Workspaces and their model versions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from .._engine import Engine
+from .._loader import parse_model
+from .database import insert_new, now, transaction
+from .errors import UnknownModelVersion, UnknownWorkspace
+from .tables import models, workspaces
+
+# Workspace names appear in URLs and lock keys: a plain, bounded vocabulary.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """A stored model document, numbered within its workspace, compiled."""
+
+    version: int
+    document: str
+    engine: Engine
+
+
+def create_workspace(conn: sa.Connection, *, workspace: str) -> bool:
+    """Create a workspace; False when it already exists."""
+    if not _NAME.fullmatch(workspace):
+        raise ValueError(
+            f"workspace names are [A-Za-z0-9][A-Za-z0-9_.-]{{0,63}}, not {workspace!r}"
+        )
+    with transaction(conn):
+        statement = insert_new(conn, workspaces, "id").values(id=workspace, created_at=now())
+        return conn.execute(statement.returning(workspaces.c.id)).first() is not None
+
+
+def store_model(
+    conn: sa.Connection, *, workspace: str, document: str, activate: bool = False
+) -> ModelVersion:
+    """Validate a model document (YAML 1.2 or JSON text) and store it as the
+    workspace's next version. Raises ModelError, with every issue, when it is
+    invalid."""
+    engine = Engine(parse_model(document))
+    with transaction(conn):
+        # The workspace row's lock serializes version numbering on PostgreSQL
+        # (SQLite has one writer at a time anyway). FOR NO KEY UPDATE: it does
+        # not wait for, nor block, writers whose rows only refer to the workspace.
+        found = conn.execute(
+            sa.select(workspaces.c.id)
+            .where(workspaces.c.id == workspace)
+            .with_for_update(key_share=True)
+        ).first()
+        if found is None:
+            raise UnknownWorkspace(workspace)
+        latest = conn.execute(
+            sa.select(sa.func.max(models.c.version)).where(models.c.workspace == workspace)
+        ).scalar()
+        version = (latest or 0) + 1
+        conn.execute(
+            models.insert().values(
+                workspace=workspace,
+                version=version,
+                document=document,
+                active=False,
+                created_at=now(),
+            )
+        )
+        if activate:
+            _activate(conn, workspace, version)
+    return ModelVersion(version, document, engine)
+
+
+def activate_model(conn: sa.Connection, *, workspace: str, version: int) -> ModelVersion:
+    """Make a stored version the workspace's active model.
+
+    Owner states made under another version are not rescored here: ingest
+    rebuilds an owner whose state is of another version than the model it
+    is given, and reads compute such an owner from its events.
+    """
+    with transaction(conn):
+        found = load_model(conn, workspace=workspace, version=version)
+        _activate(conn, workspace, version)
+    return found
+
+
+def _activate(conn: sa.Connection, workspace: str, version: int) -> None:
+    # Clear first: the partial unique index allows one active row per workspace.
+    conn.execute(
+        models.update().where(models.c.workspace == workspace, models.c.active).values(active=False)
+    )
+    conn.execute(
+        models.update()
+        .where(models.c.workspace == workspace, models.c.version == version)
+        .values(active=True)
+    )
+
+
+def load_model(conn: sa.Connection, *, workspace: str, version: int) -> ModelVersion:
+    with transaction(conn):
+        document = conn.execute(
+            sa.select(models.c.document).where(
+                models.c.workspace == workspace, models.c.version == version
+            )
+        ).scalar()
+    if document is None:
+        raise UnknownModelVersion(workspace, version)
+    return ModelVersion(version, document, Engine(parse_model(document)))
+
+
+def active_model(conn: sa.Connection, *, workspace: str) -> ModelVersion | None:
+    """The workspace's active model, or None when it has none yet."""
+    with transaction(conn):
+        row = conn.execute(
+            sa.select(models.c.version, models.c.document).where(
+                models.c.workspace == workspace, models.c.active
+            )
+        ).first()
+    if row is None:
+        return None
+    return ModelVersion(row.version, row.document, Engine(parse_model(row.document)))
+
+
+def require_workspace(conn: sa.Connection, workspace: str) -> None:
+    found = conn.execute(sa.select(workspaces.c.id).where(workspaces.c.id == workspace)).first()
+    if found is None:
+        raise UnknownWorkspace(workspace)
