@@ -21,6 +21,7 @@ from typing import IO, Any, NoReturn
 
 import click
 import orjson
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -41,6 +42,7 @@ from ._output import (
 )
 from ._replay import Result, explain
 from ._runner import StreamScorer
+from ._settings import Settings
 from ._time import format_timestamp, from_datetime, parse_timestamp
 
 _PROGRESS_EVERY = 10_000
@@ -444,6 +446,80 @@ def _summary(console: Console, result: Result) -> None:
             "does not have); `leadscore score` lists them.",
             highlight=False,
         )
+
+
+def _service_settings(database_url: str | None, data_dir: str | None) -> Settings:
+    """Settings from the environment, with the command's options on top."""
+    given: dict[str, Any] = {}
+    if database_url is not None:
+        given["database_url"] = database_url
+    if data_dir is not None:
+        given["data_dir"] = Path(data_dir)
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        _fail(f"invalid settings: {exc}")
+
+
+def _prepare_storage(settings: Settings) -> str:
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings.database()
+
+
+_DATABASE_HELP = "Database URL (default: LEADSCORE_DATABASE_URL, else SQLite in the data dir)."
+_DATA_DIR_HELP = "Directory of the embedded SQLite database (default: LEADSCORE_DATA_DIR)."
+
+
+@cli.group()
+def db() -> None:
+    """The service's database: schema migrations."""
+
+
+@db.command(name="upgrade")
+@click.option("--database-url", help=_DATABASE_HELP)
+@click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
+def db_upgrade(*, database_url: str | None, data_dir: str | None) -> None:
+    """Create the database schema, or bring it up to date."""
+    from ._store.migrate import upgrade  # the service's libraries load only when used
+
+    url = _prepare_storage(_service_settings(database_url, data_dir))
+    upgrade(url)
+    _err.print(f"database schema is current: {_redacted(url)}", highlight=False)
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (default: LEADSCORE_HOST, else 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default: LEADSCORE_PORT, else 8000).")
+@click.option("--database-url", help=_DATABASE_HELP)
+@click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
+def serve(
+    *, host: str | None, port: int | None, database_url: str | None, data_dir: str | None
+) -> None:
+    """Run the HTTP service. The database schema must be current (`leadscore db upgrade`)."""
+    import uvicorn
+
+    from ._service.app import create_app
+    from ._store.migrate import check_current
+
+    settings = _service_settings(database_url, data_dir)
+    settings = settings.model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+    url = _prepare_storage(settings)
+    if not check_current(url):
+        _fail(f"the database schema is not current: run `leadscore db upgrade` ({_redacted(url)})")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def _redacted(url: str) -> str:
+    """A database URL fit to print: without its password."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # a URL SQLAlchemy cannot parse is shown as the user gave it
+        return url
 
 
 def main() -> None:
