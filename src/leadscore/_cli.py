@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 import orjson
@@ -44,6 +44,9 @@ from ._replay import Result, explain
 from ._runner import StreamScorer
 from ._settings import Settings
 from ._time import format_timestamp, from_datetime, parse_timestamp
+
+if TYPE_CHECKING:  # the service's libraries load only when a command needs them
+    import sqlalchemy as sa
 
 _PROGRESS_EVERY = 10_000
 _WARNINGS_SHOWN = 20
@@ -520,6 +523,131 @@ def _redacted(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # a URL SQLAlchemy cannot parse is shown as the user gave it
         return url
+
+
+@contextmanager
+def _store_connection(database_url: str | None, data_dir: str | None) -> Iterator[sa.Connection]:
+    """A connection to the service's database, whose schema must be current."""
+    from ._store.database import open_database
+    from ._store.migrate import check_current
+
+    url = _prepare_storage(_service_settings(database_url, data_dir))
+    if not check_current(url):
+        _fail(f"the database schema is not current: run `leadscore db upgrade` ({_redacted(url)})")
+    database = open_database(url)
+    try:
+        with database.connect() as conn:
+            yield conn
+    finally:
+        database.dispose()
+
+
+_SCOPES = ["write", "read", "admin"]
+
+
+@cli.group()
+def workspaces() -> None:
+    """Workspaces of the service: each has its own model, events, scores and keys."""
+
+
+@workspaces.command(name="create")
+@click.argument("name")
+@click.option("--database-url", help=_DATABASE_HELP)
+@click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
+def workspaces_create(*, name: str, database_url: str | None, data_dir: str | None) -> None:
+    """Create the workspace NAME (nothing happens when it exists)."""
+    from ._store.workspaces import create_workspace
+
+    with _store_connection(database_url, data_dir) as conn:
+        try:
+            created = create_workspace(conn, workspace=name)
+        except ValueError as error:
+            _fail(str(error))
+    _err.print(
+        f"created workspace {name!r}" if created else f"workspace {name!r} exists already",
+        highlight=False,
+    )
+
+
+@cli.group()
+def keys() -> None:
+    """API keys of the service's workspaces."""
+
+
+_WORKSPACE_HELP = "The workspace's name."
+
+
+@keys.command(name="create")
+@click.option("--workspace", required=True, help=_WORKSPACE_HELP + " Created when missing.")
+@click.option(
+    "--scope",
+    type=click.Choice(_SCOPES),
+    required=True,
+    help="write: only send events (safe in a web page). read: only read. admin: everything.",
+)
+@click.option("--database-url", help=_DATABASE_HELP)
+@click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
+def keys_create(
+    *, workspace: str, scope: str, database_url: str | None, data_dir: str | None
+) -> None:
+    """Create an API key and print it as the last line of standard output."""
+    from ._store.keys import Scope, create_key
+    from ._store.workspaces import create_workspace
+
+    with _store_connection(database_url, data_dir) as conn:
+        try:
+            # Created here too, so that a first key is one command away; the
+            # message says so, which shows a mistyped name at once.
+            if create_workspace(conn, workspace=workspace):
+                _err.print(f"created workspace {workspace!r}", highlight=False)
+        except ValueError as error:
+            _fail(str(error))
+        created, key = create_key(conn, workspace=workspace, scope=Scope(scope))
+    _err.print(
+        f"{scope} key {created.key_id} for workspace {workspace!r}; it is shown only now "
+        "(leadscore stores a hash of it):",
+        highlight=False,
+        soft_wrap=True,
+    )
+    click.echo(key)
+
+
+@keys.command(name="list")
+@click.option("--workspace", required=True, help=_WORKSPACE_HELP)
+@click.option("--database-url", help=_DATABASE_HELP)
+@click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
+def keys_list(*, workspace: str, database_url: str | None, data_dir: str | None) -> None:
+    """List the workspace's keys (id, scope, created, revoked), without secrets."""
+    from ._store.keys import list_keys
+    from ._store.workspaces import require_workspace
+
+    with _store_connection(database_url, data_dir) as conn:
+        with conn.begin():
+            try:
+                require_workspace(conn, workspace)
+            except LeadscoreError as error:
+                _fail(str(error))
+        found = list_keys(conn, workspace=workspace)
+    for key in found:
+        revoked = "-" if key.revoked_at is None else format_timestamp(key.revoked_at)
+        click.echo(f"{key.key_id}\t{key.scope}\t{format_timestamp(key.created_at)}\t{revoked}")
+
+
+@keys.command(name="revoke")
+@click.argument("key_id")
+@click.option("--workspace", required=True, help=_WORKSPACE_HELP)
+@click.option("--database-url", help=_DATABASE_HELP)
+@click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
+def keys_revoke(
+    *, key_id: str, workspace: str, database_url: str | None, data_dir: str | None
+) -> None:
+    """Revoke the key KEY_ID (as `keys list` shows it) of a workspace."""
+    from ._store.keys import revoke_key
+
+    with _store_connection(database_url, data_dir) as conn:
+        if not revoke_key(conn, workspace=workspace, key_id=key_id.removeprefix("lsk_")[:16]):
+            _fail(f"workspace {workspace!r} has no key {key_id!r}")
+    _err.print(f"revoked key {key_id[:20]}", highlight=False)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ stored scorecards equal a replay of the stored log.
 - database: opening a database (drivers, isolation, SQLite durability)
 - tables: the schema; migrations/ and migrate: Alembic, run from code
 - workspaces: workspaces and model versions
+- keys: API keys (hashed, scoped, revocable)
 - ingest: storing events and updating states; locks: how writers serialize
 - log, identity, owners, firings: the rows ingest reads and writes
 - reads: scorecards back, and a replay of the stored log to check them
@@ -16,32 +17,42 @@ stored scorecards equal a replay of the stored log.
 from .database import open_database
 from .errors import StoreError, UnknownModelVersion, UnknownWorkspace
 from .ingest import EventOutcome, Outcome, ingest
+from .keys import ApiKey, Caller, Scope, authenticate, create_key, list_keys, revoke_key
 from .migrate import check_current, upgrade
 from .reads import replay_workspace, scorecard, scorecards
 from .workspaces import (
     ModelVersion,
     activate_model,
     active_model,
+    active_version,
     create_workspace,
     load_model,
     store_model,
 )
 
 __all__ = [
+    "ApiKey",
+    "Caller",
     "EventOutcome",
     "ModelVersion",
     "Outcome",
+    "Scope",
     "StoreError",
     "UnknownModelVersion",
     "UnknownWorkspace",
     "activate_model",
     "active_model",
+    "active_version",
+    "authenticate",
     "check_current",
+    "create_key",
     "create_workspace",
     "ingest",
+    "list_keys",
     "load_model",
     "open_database",
     "replay_workspace",
+    "revoke_key",
     "scorecard",
     "scorecards",
     "store_model",

@@ -154,3 +154,19 @@ outbox = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Index("ix_outbox_status", "status", "next_attempt_at"),
 )
+
+# API keys. A key is `lsk_<id>_<secret>`: `id` is public (it names the key in
+# listings and logs), the secret is stored only as a hash (see keys.py).
+# Revoking sets `revoked_at`; the row stays, so a listing shows what existed.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("secret_hash", sa.LargeBinary, nullable=False),
+    sa.Column("scope", sa.Text, nullable=False),  # write, read or admin
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.CheckConstraint("scope IN ('write', 'read', 'admin')", name="scope"),
+    sa.Index("ix_api_keys_workspace", "workspace"),
+)

@@ -123,6 +123,17 @@ def active_model(conn: sa.Connection, *, workspace: str) -> ModelVersion | None:
     return ModelVersion(row.version, row.document, Engine(parse_model(row.document)))
 
 
+def active_version(conn: sa.Connection, *, workspace: str) -> int | None:
+    """The number of the workspace's active model version, without loading
+    the document: the service keeps compiled versions (which never change)
+    and asks only which one is active."""
+    with transaction(conn):
+        version: int | None = conn.execute(
+            sa.select(models.c.version).where(models.c.workspace == workspace, models.c.active)
+        ).scalar()
+    return version
+
+
 def require_workspace(conn: sa.Connection, workspace: str) -> None:
     found = conn.execute(sa.select(workspaces.c.id).where(workspaces.c.id == workspace)).first()
     if found is None:
