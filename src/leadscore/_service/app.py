@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from .. import __version__
 from .._settings import Settings
 from .._store.database import open_database
-from . import health, problems
+from . import admin, events, health, problems, tracking
 from .limits import BodyLimit
+from .modelcache import ModelCache
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -34,7 +36,23 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.models = ModelCache()
     problems.install(app)
+    problems.document(app)
     app.include_router(health.router)
+    app.include_router(events.router)
+    app.include_router(tracking.router)
+    app.include_router(admin.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    # Web pages send events from their visitors' browsers (a write key is
+    # meant to be embedded), so any origin may call. Keys travel in a header
+    # or the body, never in cookies, so this gives no page anything it could
+    # not do with the key alone.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
+        max_age=86_400,
+    )
     return app

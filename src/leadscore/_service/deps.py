@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
 
 from .._settings import Settings
+from .._store.keys import Caller, Scope
+from .auth import authorize, presented_key
+from .bodies import json_body, text_body
+from .modelcache import ModelCache
 
 
 def _database(request: Request) -> sa.Engine:
@@ -20,5 +25,41 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _models(request: Request) -> ModelCache:
+    models: ModelCache = request.app.state.models
+    return models
+
+
 Database = Annotated[sa.Engine, Depends(_database)]
 CurrentSettings = Annotated[Settings, Depends(_settings)]
+Models = Annotated[ModelCache, Depends(_models)]
+
+# The body as JSON whatever its Content-Type, or as UTF-8 text (bodies.py).
+JsonBody = Annotated[Any, Depends(json_body)]
+TextBody = Annotated[str, Depends(text_body)]
+
+PresentedKey = Annotated[str | None, Depends(presented_key)]
+
+
+def _key(needed: Scope) -> Callable[[Database, PresentedKey], Caller]:
+    def dependency(database: Database, key: PresentedKey) -> Caller:
+        return authorize(database, key, needed)
+
+    return dependency
+
+
+def _segment_key(database: Database, key: PresentedKey, body: JsonBody) -> Caller:
+    # analytics.js sends no Authorization header (it would cost a CORS
+    # preflight per call) but the write key in the body.
+    if key is None and isinstance(body, dict) and isinstance(body.get("writeKey"), str):
+        key = body["writeKey"] or None
+    return authorize(database, key, Scope.WRITE)
+
+
+# The caller of a route, by the scope the route needs (auth.py): admin keys
+# may do everything; a read key cannot send events, nor a write key read.
+WriteKey = Annotated[Caller, Depends(_key(Scope.WRITE))]
+ReadKey = Annotated[Caller, Depends(_key(Scope.READ))]
+AdminKey = Annotated[Caller, Depends(_key(Scope.ADMIN))]
+# Segment's routes: a write key in the Authorization header or the body's `writeKey`.
+SegmentKey = Annotated[Caller, Depends(_segment_key)]

@@ -9,13 +9,14 @@ bad requests to every route and checks this shape.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 MEDIA_TYPE = "application/problem+json"
@@ -31,13 +32,15 @@ class Problem(Exception):
         detail: str,
         *,
         kind: str | None = None,
-        errors: list[dict[str, str]] | None = None,
+        errors: Sequence[Mapping[str, object]] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.kind = kind or _slug(HTTPStatus(status).phrase)
         self.errors = errors
+        self.headers = headers
 
 
 def _slug(phrase: str) -> str:
@@ -49,7 +52,7 @@ def problem_response(
     detail: str,
     *,
     kind: str | None = None,
-    errors: list[dict[str, str]] | None = None,
+    errors: Sequence[Mapping[str, object]] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
@@ -59,7 +62,7 @@ def problem_response(
         "detail": detail,
     }
     if errors is not None:
-        body["errors"] = errors
+        body["errors"] = [dict(error) for error in errors]
     return JSONResponse(
         body, status_code=status, media_type=MEDIA_TYPE, headers=dict(headers or {})
     )
@@ -80,7 +83,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.detail, kind=exc.kind, errors=exc.errors)
+        return problem_response(
+            exc.status, exc.detail, kind=exc.kind, errors=exc.errors, headers=exc.headers
+        )
 
     @app.exception_handler(HTTPException)
     async def on_http(request: Request, exc: HTTPException) -> JSONResponse:
@@ -95,3 +100,58 @@ def install(app: FastAPI) -> None:
         return problem_response(
             422, "The request is not valid; see `errors`.", kind="invalid-request", errors=errors
         )
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug or an outage (the database gone): a problem like any other,
+        # saying nothing of the cause; Starlette still logs the traceback.
+        return problem_response(500, "The server failed to answer; it has been logged.")
+
+
+class ProblemDetails(BaseModel):
+    """An error (RFC 9457), for the OpenAPI document: every error is one of these."""
+
+    type: str = Field(description="A URI naming the kind of problem.")
+    title: str = Field(description="The HTTP status phrase.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong, for people.")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Where applicable, each thing at fault: `path` (a field path such as "
+        "`batch[2].event` or `rules[0].points`) and `message`; model errors add `line`.",
+    )
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses` of a route for the problems it can answer with (their
+    content, a problem, is filled in by `document`)."""
+    return {status: {"description": HTTPStatus(status).phrase} for status in statuses}
+
+
+def document(app: FastAPI) -> None:
+    """Make the OpenAPI document say what `install` does: every error response
+    of every route is `application/problem+json`, a ProblemDetails (FastAPI
+    would describe its own validation errors in a shape this service never
+    sends)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["ProblemDetails"] = ProblemDetails.model_json_schema()
+        problem = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for status, response in operation.get("responses", {}).items():
+                    if status[0] in "45":
+                        response["content"] = problem
+                        if status == "422":
+                            response["description"] = "The request is not valid"
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

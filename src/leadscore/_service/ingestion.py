@@ -1,0 +1,146 @@
+"""What the ingestion routes share: storing events and answering per event.
+
+Events are stored by the store's `ingest`, which commits each event on its
+own: an answer is sent only when every accepted event in it is committed,
+and a bad event never costs the good ones around it.
+
+A request with one event answers like the event: 200 when accepted or a
+duplicate, a 422 problem (`event-rejected`) when rejected. A batch answers
+200 with one result per event, in order, whatever each result is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel, Field
+
+from .._errors import EventError
+from .._settings import Settings
+from .._store.ingest import EventOutcome, ingest
+from .modelcache import ModelCache
+from .problems import Problem
+
+
+class EventResult(BaseModel):
+    """What became of one event."""
+
+    id: str | None = Field(
+        description="The event's id (`messageId` for Segment calls); null "
+        "when a rejected event has none."
+    )
+    status: Literal["accepted", "duplicate", "rejected"] = Field(
+        description="`accepted`: stored and scored. `duplicate`: an event with this id was "
+        "stored before; the first copy is kept. `rejected`: not stored; see `reason`."
+    )
+    reason: str | None = Field(default=None, description="Why the event was rejected.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Things worth knowing about an event that was stored (e.g. a duplicate "
+        "that differs from the first copy).",
+    )
+
+
+class IngestAnswer(BaseModel):
+    """The answer to events sent: counts, and one result per event in order."""
+
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventResult]
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An item rejected before it reached the store (not an object, a bad Segment call)."""
+
+    event_id: str | None
+    reason: str
+
+
+def check_batch_size(count: int, settings: Settings) -> None:
+    if count > settings.max_batch_events:
+        raise Problem(
+            413,
+            f"a batch of {count:,} events; at most {settings.max_batch_events:,} are accepted "
+            "in one request: split it",
+            kind="too-many-events",
+        )
+
+
+def store_events(
+    database: sa.Engine,
+    models: ModelCache,
+    workspace: str,
+    items: Sequence[Mapping[str, Any] | Refused],
+) -> list[EventResult]:
+    """Store the events of `items` under the workspace's active model; one
+    result per item, in order. A 409 problem when there is no active model."""
+    with database.connect() as conn:
+        model = models.active(conn, workspace=workspace)
+        if model is None:
+            # Scores are what the model defines: storing events for a model
+            # that does not exist yet would accept data whose meaning is
+            # unknown. Sending again once a model is active loses nothing
+            # (ids make resends duplicates).
+            raise Problem(
+                409,
+                "This workspace has no active scoring model yet, so events cannot be scored: "
+                "upload one with `PUT /v1/models/active` (an admin key), then send again.",
+                kind="no-active-model",
+            )
+        outcomes = iter(
+            ingest(
+                conn,
+                workspace=workspace,
+                model=model,
+                events=[item for item in items if not isinstance(item, Refused)],
+            )
+        )
+    return [
+        _refused(item) if isinstance(item, Refused) else _result(next(outcomes)) for item in items
+    ]
+
+
+def _refused(item: Refused) -> EventResult:
+    return EventResult(id=item.event_id, status="rejected", reason=item.reason)
+
+
+def _result(outcome: EventOutcome) -> EventResult:
+    return EventResult(
+        id=outcome.event_id,
+        status=outcome.status.value,
+        reason=outcome.reason,
+        warnings=[warning.message for warning in outcome.warnings],
+    )
+
+
+def answer(results: list[EventResult]) -> IngestAnswer:
+    statuses = [result.status for result in results]
+    return IngestAnswer(
+        accepted=statuses.count("accepted"),
+        duplicates=statuses.count("duplicate"),
+        rejected=statuses.count("rejected"),
+        results=results,
+    )
+
+
+def answer_one(result: EventResult) -> IngestAnswer:
+    """The answer to a request of one event: a 422 problem when it was rejected."""
+    if result.status == "rejected":
+        raise rejection(str(result.reason))
+    return answer([result])
+
+
+def rejection(reason: str, error: EventError | None = None) -> Problem:
+    """The problem for a request of one event that is rejected; `error`, when
+    known, names the field at fault."""
+    return Problem(
+        422,
+        f"The event was rejected: {reason}",
+        kind="event-rejected",
+        errors=None if error is None else [{"path": error.field, "message": error.message}],
+    )

@@ -1,0 +1,186 @@
+"""Segment's HTTP Tracking API: `/v1/track`, `/identify`, `/page`, `/screen`,
+`/alias`, `/group` and `/batch`, so that code instrumented with Segment's or
+RudderStack's libraries sends to leadscore by changing only the host.
+
+The translation into canonical events is leadscore._segment's. analytics.js
+(Segment's browser library) posts to one-letter paths (`/v1/t`, `/v1/p`...,
+`/v1/b` when it batches): those are here too, as aliases.
+
+Segment answers `{"success": true}`; leadscore answers that too, with the
+counts and per-event results of /v1/events alongside. A single call that is
+rejected gets a 422 problem (libraries log a failed call, and do not resend
+a 4xx); a batch gets 200 with a result per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._errors import EventError
+from .._segment import CALL_TYPES, batch, from_segment
+from . import problems
+from .bodies import BodyFirst
+from .deps import CurrentSettings, Database, JsonBody, Models, SegmentKey
+from .ingestion import (
+    EventResult,
+    IngestAnswer,
+    Refused,
+    answer,
+    answer_one,
+    check_batch_size,
+    rejection,
+    store_events,
+)
+from .problems import Problem
+
+router = APIRouter(tags=["segment"], route_class=BodyFirst)
+
+
+class TrackingAnswer(IngestAnswer):
+    """Segment's answer, `success`, with leadscore's counts and results."""
+
+    success: bool = Field(default=True, description="Always true in a 200, as Segment's.")
+
+
+class SegmentCall(BaseModel):
+    """A Segment call (for the OpenAPI document; see docs/api.md for the mapping).
+    Field names are Segment's own, camelCase.
+    Other fields Segment defines are accepted and dropped."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str | None = Field(default=None, description="Required in a batch; else the path's.")
+    messageId: str | None = Field(default=None, description="The event id.")
+    userId: str | int | None = Field(default=None, description="The contact id.")
+    anonymousId: str | int | None = Field(default=None, description="The anonymous id.")
+    event: str | None = Field(default=None, description="track: the event name.")
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    timestamp: str | None = None
+    writeKey: str | None = Field(
+        default=None, description="The write key, when not sent in the Authorization header."
+    )
+
+
+class SegmentBatch(BaseModel):
+    """A `/v1/batch` body."""
+
+    model_config = ConfigDict(extra="allow")
+
+    batch: list[dict[str, Any]] = Field(
+        description="Calls, each with its `type`; at most `max_batch_events`."
+    )
+    context: dict[str, Any] | None = Field(default=None, description="Shared by every call.")
+    sentAt: str | None = None
+    writeKey: str | None = None
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "description": "JSON, whatever the Content-Type (analytics.js sends text/plain); "
+        "may be gzipped.",
+        "required": True,
+        "content": {"application/json": {"schema": model.model_json_schema()}},
+    }
+
+
+_RESPONSES = problems.responses(401, 403, 409, 413, 415, 422)
+
+
+def _message_id(call: object) -> str | None:
+    value = call.get("messageId") if isinstance(call, dict) else None
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _call_route(kind: str) -> Callable[..., TrackingAnswer]:
+    def post_call(
+        caller: SegmentKey, body: JsonBody, database: Database, models: Models
+    ) -> TrackingAnswer:
+        try:
+            event = from_segment(body, kind=kind, received_at=datetime.now(UTC))
+        except EventError as error:
+            raise rejection(str(error), error) from None
+        (result,) = store_events(database, models, caller.workspace, [event])
+        return _tracking(answer_one(result))
+
+    post_call.__doc__ = (
+        f"A Segment `{kind}` call (a write key, or the body's `writeKey`). 200 with "
+        "`success` when stored or a duplicate; a 422 problem when rejected."
+    )
+    return post_call
+
+
+def _tracking(plain: IngestAnswer) -> TrackingAnswer:
+    return TrackingAnswer(**plain.model_dump(), success=True)
+
+
+for _kind in CALL_TYPES:
+    for _path, _summary in (
+        (f"/v1/{_kind}", f"Segment {_kind}"),
+        (f"/v1/{_kind[0]}", f"Segment {_kind} (analytics.js path)"),
+    ):
+        router.add_api_route(
+            _path,
+            _call_route(_kind),
+            methods=["POST"],
+            response_model=TrackingAnswer,
+            summary=_summary,
+            responses=_RESPONSES,
+            openapi_extra={"requestBody": _body(SegmentCall)},
+            operation_id=f"segment_{_path.removeprefix('/v1/')}",
+        )
+
+
+def post_batch(
+    caller: SegmentKey,
+    body: JsonBody,
+    database: Database,
+    models: Models,
+    settings: CurrentSettings,
+) -> TrackingAnswer:
+    """Segment calls in a batch (a write key, or the body's `writeKey`): 200
+    with one result per call, in order."""
+    items = body.get("batch") if isinstance(body, dict) else None
+    if isinstance(items, list):
+        check_batch_size(len(items), settings)
+    try:
+        translated = batch(body, received_at=datetime.now(UTC))
+    except EventError as error:
+        raise Problem(
+            422,
+            f"Not a Segment batch: {error}",
+            kind="invalid-request",
+            errors=[{"path": error.field or "body", "message": error.message}],
+        ) from None
+    assert isinstance(items, list)  # batch() has checked it
+    calls: list[dict[str, Any] | Refused] = [
+        Refused(_message_id(items[index]), str(result))
+        if isinstance(result, EventError)
+        else result
+        for index, result in enumerate(translated)
+    ]
+    results: list[EventResult] = store_events(database, models, caller.workspace, calls)
+    return _tracking(answer(results))
+
+
+for _path, _summary in (("/v1/batch", "Segment batch"), ("/v1/b", "Segment batch (analytics.js)")):
+    router.add_api_route(
+        _path,
+        post_batch,
+        methods=["POST"],
+        response_model=TrackingAnswer,
+        summary=_summary,
+        responses=_RESPONSES,
+        openapi_extra={"requestBody": _body(SegmentBatch)},
+        operation_id=f"segment_{_path.removeprefix('/v1/')}",
+    )

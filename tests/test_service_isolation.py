@@ -1,0 +1,275 @@
+"""Isolation, over every route of the OpenAPI document, on SQLite and PostgreSQL.
+
+Workspace A has a model, events and keys. Each route is called with no key,
+with keys that are not keys, with A's revoked key, with A's and another
+workspace B's keys of every scope. Without a valid key: 401. With a scope
+that does not allow the route: 403. With B's keys: whatever the route
+answers, never anything of A's (404 where the route names something of
+A's), and A is left exactly as it was.
+
+`ROUTES` must list every route the OpenAPI document has: a new route fails
+here until it says which scope it needs and how to call it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from leadscore._segment import CALL_TYPES
+from leadscore._store import Scope, active_version, create_key, list_keys, revoke_key
+from leadscore._store.tables import events as event_rows
+
+from ._service import MODEL, Service, Workspace, assert_problem, event, running
+
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
+
+
+@dataclass(frozen=True)
+class Call:
+    """How to call a route: the scope it needs and the request's parts,
+    given the workspace whose ids the path names (A's, in every call)."""
+
+    needs: Scope
+    body: Callable[[str], dict[str, Any]] = lambda suffix: {}
+    names_a: bool = False  # the path names one of A's things
+
+
+def _segment_call(kind: str) -> Callable[[str], dict[str, Any]]:
+    calls: dict[str, dict[str, Any]] = {
+        "track": {"event": "Demo Request"},
+        "identify": {"traits": {"job_title": "CTO"}},
+        "page": {"properties": {"url": "https://b.test/pricing"}},
+        "screen": {"name": "Home"},
+        "alias": {"previousId": "b-previous"},
+        "group": {"groupId": "b-group"},
+    }
+    return lambda suffix: {
+        "json": {
+            **calls[kind],
+            "userId": "b-contact",
+            "messageId": f"b-{kind}-{suffix}",
+            "timestamp": "2026-05-04T10:00:00Z",
+        }
+    }
+
+
+ROUTES: dict[tuple[str, str], Call] = {
+    ("POST", "/v1/events"): Call(
+        Scope.WRITE,
+        lambda suffix: {
+            "json": [event(f"b-{suffix}", "demo_request", "2026-05-04T10:00:00Z", contact_id="b")]
+        },
+    ),
+    **{
+        ("POST", path): Call(Scope.WRITE, _segment_call(kind))
+        for kind in CALL_TYPES
+        for path in (f"/v1/{kind}", f"/v1/{kind[0]}")
+    },
+    **{
+        ("POST", path): Call(
+            Scope.WRITE,
+            lambda suffix: {
+                "json": {
+                    "batch": [
+                        {"type": "track", "userId": "b", "event": "x", "messageId": f"bb-{suffix}"}
+                    ]
+                }
+            },
+        )
+        for path in ("/v1/batch", "/v1/b")
+    },
+    ("GET", "/v1/models/active"): Call(Scope.READ),
+    ("PUT", "/v1/models/active"): Call(Scope.ADMIN, lambda suffix: {"content": MODEL}),
+    ("GET", "/v1/keys"): Call(Scope.ADMIN),
+    ("POST", "/v1/keys"): Call(Scope.ADMIN, lambda suffix: {"json": {"scope": "read"}}),
+    ("DELETE", "/v1/keys/{key_id}"): Call(Scope.ADMIN, names_a=True),
+}
+
+
+@dataclass(frozen=True)
+class Setup:
+    service: Service
+    a: Workspace
+    b: Workspace
+    victim: str  # an id of A's keys that paths name
+    revoked: str  # A's admin key, revoked
+    secrets: list[str]  # what must never be seen by anyone but A
+
+
+@pytest.fixture(scope="module")
+def setup(database: sa.Engine) -> Iterator[Setup]:
+    with running(database) as service:
+        a = service.workspace(model=MODEL.replace("name: http-tests", "name: a-private-model"))
+        b = service.workspace()
+        with service.database.connect() as conn:
+            victim, _ = create_key(conn, workspace=a.name, scope=Scope.READ)
+            revoked, revoked_key = create_key(conn, workspace=a.name, scope=Scope.ADMIN)
+            assert revoke_key(conn, workspace=a.name, key_id=revoked.key_id)
+            a_ids = [key.key_id for key in list_keys(conn, workspace=a.name)]
+        with service.client() as http:
+            sent = http.post(
+                "/v1/events",
+                json=[
+                    event(
+                        "a-private-event",
+                        "identify",
+                        "2026-05-04T09:00:00Z",
+                        contact_id="a-private-contact",
+                        traits={"email": "a-private@example.com"},
+                    )
+                ],
+                headers=a.auth(Scope.WRITE),
+            )
+            assert sent.json()["accepted"] == 1
+        secrets = [
+            a.name,
+            "a-private",  # the model's name, the event, the contact, the email
+            *a_ids,
+            *a.keys.values(),
+        ]
+        yield Setup(service, a, b, victim.key_id, revoked_key, secrets)
+
+
+def _request(
+    http: httpx.Client, route: tuple[str, str], call: Call, setup: Setup, **auth: Any
+) -> httpx.Response:
+    method, path = route
+    url = path.replace("{key_id}", setup.victim)
+    return http.request(method, url, **call.body(auth.pop("suffix", "x")), **auth)
+
+
+def _bearer(key: str) -> dict[str, Any]:
+    return {"headers": {"Authorization": f"Bearer {key}"}}
+
+
+def _a_state(setup: Setup) -> tuple[Any, ...]:
+    with setup.service.database.connect() as conn:
+        keys = list_keys(conn, workspace=setup.a.name)
+        version = active_version(conn, workspace=setup.a.name)
+        ids = sorted(
+            conn.execute(
+                sa.select(event_rows.c.id).where(event_rows.c.workspace == setup.a.name)
+            ).scalars()
+        )
+    return (keys, version, ids)
+
+
+def test_the_table_covers_every_route(setup: Setup) -> None:
+    with setup.service.client() as http:
+        document = http.get("/openapi.json").json()
+    routes = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+    assert routes == set(ROUTES) | PUBLIC
+    for (method, path), operation in (
+        (route, document["paths"][route[1]][route[0].lower()]) for route in ROUTES
+    ):
+        assert operation.get("security"), f"{method} {path} does not document its auth"
+        assert {"401", "403"} <= set(operation["responses"]), f"{method} {path}"
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES), ids=" ".join)
+def test_no_valid_key_is_401(setup: Setup, route: tuple[str, str]) -> None:
+    call = ROUTES[route]
+    not_keys: list[dict[str, Any]] = [
+        {},
+        _bearer("lsk_0123456789abcdef_" + "A" * 43),
+        _bearer("not a key at all"),
+        _bearer(setup.revoked),
+        {"headers": {"Authorization": "Basic " + base64.b64encode(b"lsk_nope:").decode()}},
+        {"headers": {"Authorization": "Basic !!!"}},
+        {"headers": {"Authorization": f"Token {setup.a.keys[Scope.ADMIN]}"}},
+        {"auth": ("", "")},
+    ]
+    before = _a_state(setup)
+    with setup.service.client() as http:
+        for auth in not_keys:
+            response = _request(http, route, call, setup, **auth)
+            body = assert_problem(response, 401)
+            assert "www-authenticate" in response.headers
+            assert not any(secret in json.dumps(body) for secret in setup.secrets)
+    assert _a_state(setup) == before
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES), ids=" ".join)
+def test_keys_of_the_wrong_scope_are_403(setup: Setup, route: tuple[str, str]) -> None:
+    call = ROUTES[route]
+    before = _a_state(setup)
+    with setup.service.client() as http:
+        for workspace in (setup.a, setup.b):
+            for scope in Scope:
+                if scope.allows(call.needs):
+                    continue
+                response = _request(http, route, call, setup, **_bearer(workspace.keys[scope]))
+                body = assert_problem(response, 403)
+                assert not any(secret in json.dumps(body) for secret in setup.secrets)
+    assert _a_state(setup) == before
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES), ids=" ".join)
+def test_another_workspaces_keys_never_reach_a(setup: Setup, route: tuple[str, str]) -> None:
+    call = ROUTES[route]
+    before = _a_state(setup)
+    with setup.service.client() as http:
+        for scope in Scope:
+            if not scope.allows(call.needs):
+                continue
+            response = _request(
+                http,
+                route,
+                call,
+                setup,
+                suffix=f"{scope}",
+                **_bearer(setup.b.keys[scope]),
+            )
+            secrets = setup.secrets
+            if call.names_a:
+                assert_problem(response, 404)
+                # The answer may repeat the id the caller sent, nothing more.
+                secrets = [secret for secret in secrets if secret != setup.victim]
+            else:
+                assert response.status_code in (200, 201, 204), response.text
+            assert not any(secret in response.text for secret in secrets), response.text
+    assert _a_state(setup) == before
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES), ids=" ".join)
+def test_the_workspaces_own_keys_work(setup: Setup, route: tuple[str, str]) -> None:
+    # The calls above are real calls: with A's own keys they succeed.
+    call = ROUTES[route]
+    with setup.service.client() as http:
+        for scope in Scope:
+            if scope.allows(call.needs):
+                response = _request(
+                    http, route, call, setup, suffix=f"a-{scope}", **_bearer(setup.a.keys[scope])
+                )
+                assert response.status_code in (200, 201, 204), response.text
+
+
+def test_ids_are_per_workspace(setup: Setup) -> None:
+    # B sends an event with the id of one of A's: a new event of B's, not a
+    # duplicate; A's contact stays A's alone.
+    same = event("a-private-event", "demo_request", "2026-05-04T10:00:00Z", contact_id="b-c")
+    with setup.service.client() as http:
+        response = http.post("/v1/events", json=same, headers=setup.b.auth(Scope.WRITE))
+    assert response.json()["results"][0]["status"] == "accepted"
+    with setup.service.database.connect() as conn:
+        contacts = {
+            (row.workspace, row.contact_id)
+            for row in conn.execute(
+                sa.select(event_rows.c.workspace, event_rows.c.contact_id).where(
+                    event_rows.c.id == "a-private-event"
+                )
+            )
+        }
+    assert contacts == {(setup.a.name, "a-private-contact"), (setup.b.name, "b-c")}
