@@ -40,6 +40,9 @@ class Call:
     needs: Scope
     body: Callable[[str], dict[str, Any]] = lambda suffix: {}
     names_a: bool = False  # the path names one of A's things
+    # The contact a `{contact_id}` path names: erasing one with A's own key
+    # must leave the contact the other routes read.
+    contact: str = "a-private-contact"
 
 
 def _segment_call(kind: str) -> Callable[[str], dict[str, Any]]:
@@ -91,6 +94,13 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/v1/keys"): Call(Scope.ADMIN),
     ("POST", "/v1/keys"): Call(Scope.ADMIN, lambda suffix: {"json": {"scope": "read"}}),
     ("DELETE", "/v1/keys/{key_id}"): Call(Scope.ADMIN, names_a=True),
+    ("GET", "/v1/contacts"): Call(Scope.READ),
+    ("GET", "/v1/contacts/{contact_id}"): Call(Scope.READ, names_a=True),
+    ("GET", "/v1/contacts/{contact_id}/timeline"): Call(Scope.READ, names_a=True),
+    ("GET", "/v1/contacts/{contact_id}/export"): Call(Scope.ADMIN, names_a=True),
+    ("DELETE", "/v1/contacts/{contact_id}"): Call(
+        Scope.ADMIN, names_a=True, contact="a-private-erased"
+    ),
 }
 
 
@@ -124,11 +134,17 @@ def setup(database: sa.Engine) -> Iterator[Setup]:
                         "2026-05-04T09:00:00Z",
                         contact_id="a-private-contact",
                         traits={"email": "a-private@example.com"},
-                    )
+                    ),
+                    event(
+                        "a-private-erased-event",
+                        "demo_request",
+                        "2026-05-04T09:00:00Z",
+                        contact_id="a-private-erased",
+                    ),
                 ],
                 headers=a.auth(Scope.WRITE),
             )
-            assert sent.json()["accepted"] == 1
+            assert sent.json()["accepted"] == 2
         secrets = [
             a.name,
             "a-private",  # the model's name, the event, the contact, the email
@@ -142,7 +158,7 @@ def _request(
     http: httpx.Client, route: tuple[str, str], call: Call, setup: Setup, **auth: Any
 ) -> httpx.Response:
     method, path = route
-    url = path.replace("{key_id}", setup.victim)
+    url = path.replace("{key_id}", setup.victim).replace("{contact_id}", call.contact)
     return http.request(method, url, **call.body(auth.pop("suffix", "x")), **auth)
 
 
@@ -233,13 +249,15 @@ def test_another_workspaces_keys_never_reach_a(setup: Setup, route: tuple[str, s
                 **_bearer(setup.b.keys[scope]),
             )
             secrets = setup.secrets
+            text = response.text
             if call.names_a:
                 assert_problem(response, 404)
                 # The answer may repeat the id the caller sent, nothing more.
                 secrets = [secret for secret in secrets if secret != setup.victim]
+                text = text.replace(call.contact, "")
             else:
                 assert response.status_code in (200, 201, 204), response.text
-            assert not any(secret in response.text for secret in secrets), response.text
+            assert not any(secret in text for secret in secrets), response.text
     assert _a_state(setup) == before
 
 

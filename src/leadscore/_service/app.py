@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from .. import __version__
 from .._settings import Settings
 from .._store.database import open_database
-from . import admin, events, health, problems, tracking
+from . import admin, contacts, events, health, problems, tracking
 from .limits import BodyLimit
 from .modelcache import ModelCache
 
@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(events.router)
     app.include_router(tracking.router)
     app.include_router(admin.router)
+    app.include_router(contacts.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     # Web pages send events from their visitors' browsers (a write key is
     # meant to be embedded), so any origin may call. Keys travel in a header

@@ -46,7 +46,7 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="leadscore", Basic realm="leadsc
 _NEEDED_FOR = {
     Scope.WRITE: "send events",
     Scope.READ: "read",
-    Scope.ADMIN: "manage models and keys",
+    Scope.ADMIN: "manage models and keys, export or erase contacts",
 }
 
 

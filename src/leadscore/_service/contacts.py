@@ -1,0 +1,472 @@
+"""Contacts over HTTP: list, one contact, its timeline, and GDPR access and erasure.
+
+Every answer is as of the request's time: scores decay, so they are computed
+when asked from the stored states (the store's `contacts` module). Only
+identified contacts are served; everything is the key's workspace's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._engine import Award, Scorecard, StageEntry
+from .._store import contacts as store
+from .._store.database import now
+from .._store.workspaces import ModelVersion
+from .._time import format_timestamp, from_datetime, parse_timestamp
+from . import problems
+from .bodies import BodyFirst
+from .deps import AdminKey, Database, Models, ReadKey
+from .problems import Problem
+
+router = APIRouter(tags=["contacts"], route_class=BodyFirst)
+
+MAX_LIMIT = 500
+MAX_TIMELINE_LIMIT = 1000
+
+
+# -- answers ---------------------------------------------------------------------------
+
+
+class Card(BaseModel):
+    """A scorecard (spec section 3) as of the request."""
+
+    contact_id: str
+    score: float
+    fit: int
+    grade: str | None
+    band: str | None
+    stage: str | None
+    stage_entered_at: str | None = Field(description="RFC 3339.")
+    stage_score: float | None
+    tag_scores: dict[str, float]
+    last_event_at: str | None = Field(description="RFC 3339.")
+
+
+class StageEntered(BaseModel):
+    stage: str
+    entered_at: str = Field(description="RFC 3339: the timestamp of the event that moved it.")
+    event_id: str
+    manual: bool = Field(description="Entered by a `stage_set` event rather than by a rule.")
+
+
+class ContactDetail(Card):
+    """A contact: its scorecard fields at the top level, and more."""
+
+    traits: dict[str, Any] = Field(description="The traits merged from its identify events.")
+    tags: list[str] = Field(description="Always empty: no action sets contact tags yet.")
+    owner: str | None = Field(description="Always null: no action assigns an owner yet.")
+    stage_history: list[StageEntered] = Field(description="Every stage entry, oldest first.")
+    model_version: int = Field(description="The model version the scores come from.")
+
+
+class ContactPage(BaseModel):
+    contacts: list[Card]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class AwardOut(BaseModel):
+    rule_id: str
+    points: int = Field(description="Points the rule gave at the event.")
+    counted: float = Field(description="What they count now, after decay (2 decimals).")
+    decays: bool
+    tags: list[str]
+
+
+class FiringOut(BaseModel):
+    trigger: str
+    event_id: str
+    timestamp: str
+
+
+class TimelineEntry(BaseModel):
+    event: dict[str, Any] = Field(description="The event in the canonical format.")
+    awards: list[AwardOut]
+    stage_entries: list[StageEntered]
+    firings: list[FiringOut]
+
+
+class Timeline(BaseModel):
+    contact_id: str
+    score: float = Field(description="The score now: the sum of `counted`, clamped (2 decimals).")
+    entries: list[TimelineEntry] = Field(description="Events in (timestamp, id) order.")
+    next_cursor: str | None
+
+
+class ContactExport(BaseModel):
+    """Everything leadscore holds about a contact."""
+
+    contact: ContactDetail | None = Field(
+        description="Null when all its events are after the request's time."
+    )
+    anonymous_ids: list[str] = Field(description="Anonymous ids linked to it.")
+    events: list[dict[str, Any]] = Field(description="Its events, canonical format, in order.")
+    firings: list[dict[str, Any]]
+    actions: list[dict[str, Any]] = Field(description="The outbox rows of its firings.")
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _stamp(micros: int | None) -> str | None:
+    return None if micros is None else format_timestamp(micros)
+
+
+def _card(card: Scorecard) -> dict[str, Any]:
+    out = card.to_json()
+    out.pop("anonymous_id", None)
+    return out
+
+
+def _entry(entry: StageEntry) -> StageEntered:
+    return StageEntered(
+        stage=entry.stage,
+        entered_at=format_timestamp(entry.timestamp),
+        event_id=entry.event_id,
+        manual=entry.manual,
+    )
+
+
+def _detail(found: store.Contact, history: list[StageEntry]) -> ContactDetail:
+    return ContactDetail(
+        **_card(found.card),
+        traits=found.traits,
+        tags=[],
+        owner=None,
+        stage_history=[_entry(entry) for entry in history],
+        model_version=found.model_version,
+    )
+
+
+def _model(database: Database, models: Models, workspace: str) -> ModelVersion:
+    with database.connect() as conn:
+        model = models.active(conn, workspace=workspace)
+    if model is None:
+        raise Problem(404, "This workspace has no active model yet.", kind="no-active-model")
+    return model
+
+
+def _unknown(contact_id: str) -> Problem:
+    return Problem(404, f"This workspace has no contact {contact_id!r}.", kind="unknown-contact")
+
+
+def _encode(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, shape: tuple[type, ...]) -> list[Any]:
+    """A cursor _encode wrote, checked against the types it must hold."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        values = None
+    if (
+        not isinstance(values, list)
+        or len(values) != len(shape)
+        or not all(
+            isinstance(value, kind) and not isinstance(value, bool)
+            for value, kind in zip(values, shape, strict=True)
+        )
+    ):
+        raise Problem(
+            422,
+            "The cursor is not one this service gave.",
+            kind="invalid-request",
+            errors=[{"path": "cursor", "message": "not a cursor of this list"}],
+        )
+    return values
+
+
+# -- routes ----------------------------------------------------------------------------
+
+_CSV_COLUMNS = (
+    "contact_id", "score", "fit", "grade", "band", "stage", "stage_entered_at",
+    "stage_score", "tag_scores", "last_event_at",
+)  # fmt: skip
+
+
+class ListQuery(BaseModel):
+    """Filters, order and page of `GET /v1/contacts`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    band: str | None = None
+    grade: str | None = None
+    stage: str | None = None
+    tag: str | None = Field(default=None, description="Contacts with a score for this tag.")
+    owner: str | None = Field(default=None, description="No contact has an owner yet.")
+    score_min: float | None = None
+    score_max: float | None = None
+    updated_since: str | None = Field(
+        default=None, description="RFC 3339 or a date: a last event at or after it."
+    )
+    sort: Literal["score", "fit", "recency"] = "score"
+    limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
+    cursor: str | None = None
+    format: Literal["json", "csv"] = "json"
+
+
+@router.get(
+    "/v1/contacts",
+    response_model=ContactPage,
+    summary="List contacts",
+    responses={
+        **problems.responses(401, 403, 404, 422),
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+    },
+)
+def get_contacts(
+    caller: ReadKey,
+    database: Database,
+    models: Models,
+    query: Annotated[ListQuery, Query()],
+    accept: Annotated[str | None, Header()] = None,
+) -> Response | ContactPage:
+    """Identified contacts as of now, filtered, highest `sort` first, ties by
+    contact id, a page at a time (a read key). With `format=csv` or
+    `Accept: text/csv`, every contact that passes the filters, as CSV."""
+    since = None if query.updated_since is None else _since(query.updated_since)
+    filters = store.Filters(
+        band=query.band,
+        grade=query.grade,
+        stage=query.stage,
+        tag=query.tag,
+        owner=query.owner,
+        score_min=query.score_min,
+        score_max=query.score_max,
+        updated_since=since,
+    )
+    model = _model(database, models, caller.workspace)
+    with database.connect() as conn:
+        found = store.listing(
+            conn,
+            workspace=caller.workspace,
+            model=model,
+            at=now(),
+            filters=filters,
+            sort=query.sort,
+        )
+    if query.format == "csv" or (accept is not None and "text/csv" in accept):
+        return StreamingResponse(
+            _csv(found),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="contacts.csv"'},
+        )
+    if query.cursor is not None:
+        key, after = _decode(query.cursor, (float, str))
+        position = (float(key), after)
+        found = [
+            item
+            for item in found
+            if (store.sort_key(item.card, query.sort), item.card.contact_id or "") > position
+        ]
+    page = found[: query.limit]
+    more = len(found) > query.limit
+    last = page[-1].card if page else None
+    return ContactPage(
+        contacts=[Card(**_card(item.card)) for item in page],
+        next_cursor=(
+            _encode([store.sort_key(last, query.sort), last.contact_id])
+            if more and last is not None
+            else None
+        ),
+    )
+
+
+def _since(text: str) -> int:
+    """An RFC 3339 time, or a date meaning 00:00 UTC (as the command line's --at)."""
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        pass
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        message = "expected an RFC 3339 time such as 2026-05-04T10:00:00Z or a date"
+        raise Problem(
+            422,
+            f"updated_since: {message}, got {text!r}.",
+            kind="invalid-request",
+            errors=[{"path": "updated_since", "message": message}],
+        ) from None
+    return from_datetime(datetime(day.year, day.month, day.day, tzinfo=UTC))
+
+
+def _csv(found: list[store.Contact]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(_CSV_COLUMNS)
+    for count, item in enumerate(found, start=1):
+        card = _card(item.card)
+        card["tag_scores"] = json.dumps(card["tag_scores"], sort_keys=True)
+        writer.writerow(["" if card[name] is None else card[name] for name in _CSV_COLUMNS])
+        if count % 500 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+@router.get(
+    "/v1/contacts/{contact_id}",
+    response_model=ContactDetail,
+    summary="A contact",
+    responses=problems.responses(401, 403, 404),
+)
+def get_contact(
+    caller: ReadKey, contact_id: str, database: Database, models: Models
+) -> ContactDetail:
+    """A contact's scorecard as of now, its traits and stage history (a read key)."""
+    model = _model(database, models, caller.workspace)
+    at = now()
+    with database.connect() as conn:
+        found = store.contact(
+            conn, workspace=caller.workspace, model=model, contact_id=contact_id, at=at
+        )
+        history = store.history(
+            conn, workspace=caller.workspace, model=model, contact_id=contact_id, at=at
+        )
+    if found is None or history is None:
+        raise _unknown(contact_id)
+    return _detail(found, history.stage_history)
+
+
+@router.get(
+    "/v1/contacts/{contact_id}/timeline",
+    response_model=Timeline,
+    summary="A contact's events and their points",
+    responses=problems.responses(401, 403, 404, 422),
+)
+def get_timeline(
+    caller: ReadKey,
+    contact_id: str,
+    *,
+    database: Database,
+    models: Models,
+    limit: Annotated[int, Query(ge=1, le=MAX_TIMELINE_LIMIT)] = 100,
+    cursor: str | None = None,
+) -> Timeline:
+    """A contact's events in (timestamp, id) order, each with the points every
+    rule awarded for it and what they count now, and the stage entries and
+    firings at it (a read key)."""
+    model = _model(database, models, caller.workspace)
+    with database.connect() as conn:
+        found = store.history(
+            conn, workspace=caller.workspace, model=model, contact_id=contact_id, at=now()
+        )
+    if found is None:
+        raise _unknown(contact_id)
+    moments = found.moments
+    if cursor is not None:
+        stamp, event_id = _decode(cursor, (int, str))
+        moments = [m for m in moments if m.event.order_key > (stamp, event_id)]
+    page = moments[:limit]
+    last = page[-1].event if page else None
+    return Timeline(
+        contact_id=contact_id,
+        score=found.contact.card.score,
+        entries=[
+            TimelineEntry(
+                event=moment.event.to_json(),
+                awards=[_award(award, counted) for award, counted in moment.awards],
+                stage_entries=[_entry(entry) for entry in moment.entries],
+                firings=[
+                    FiringOut(
+                        trigger=firing.trigger,
+                        event_id=firing.event_id,
+                        timestamp=format_timestamp(firing.timestamp),
+                    )
+                    for firing in moment.firings
+                ],
+            )
+            for moment in page
+        ],
+        next_cursor=(
+            _encode([last.timestamp, last.id])
+            if last is not None and len(moments) > limit
+            else None
+        ),
+    )
+
+
+def _award(award: Award, counted: float) -> AwardOut:
+    return AwardOut(
+        rule_id=award.rule_id,
+        points=award.points,
+        counted=round(counted, 2) + 0.0,
+        decays=award.decays,
+        tags=list(award.tags),
+    )
+
+
+@router.get(
+    "/v1/contacts/{contact_id}/export",
+    response_model=ContactExport,
+    summary="Everything held about a contact",
+    responses=problems.responses(401, 403, 404),
+)
+def get_export(
+    caller: AdminKey, contact_id: str, database: Database, models: Models
+) -> ContactExport:
+    """Everything stored about a contact, for a GDPR access request (an admin
+    key: it holds every event's properties and the actions' payloads)."""
+    model = _model(database, models, caller.workspace)
+    at = now()
+    with database.connect() as conn:
+        found = store.held(
+            conn, workspace=caller.workspace, model=model, contact_id=contact_id, at=at
+        )
+        history = store.history(
+            conn, workspace=caller.workspace, model=model, contact_id=contact_id, at=at
+        )
+    if found is None:
+        raise _unknown(contact_id)
+    return ContactExport(
+        contact=(
+            _detail(found.contact, history.stage_history)
+            if found.contact is not None and history is not None
+            else None
+        ),
+        anonymous_ids=found.anonymous_ids,
+        events=found.events,
+        firings=[_times(row, "timestamp", "recorded_at") for row in found.firings],
+        actions=[_times(row, "next_attempt_at", "created_at") for row in found.actions],
+    )
+
+
+def _times(row: dict[str, Any], *names: str) -> dict[str, Any]:
+    out = {key: value for key, value in row.items() if key != "workspace"}
+    for name in names:
+        out[name] = _stamp(out.get(name))
+    return out
+
+
+@router.delete(
+    "/v1/contacts/{contact_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Erase a contact",
+    responses=problems.responses(401, 403, 404),
+)
+def delete_contact(caller: AdminKey, contact_id: str, database: Database) -> Response:
+    """Erase a contact and everything held about it (an admin key): its events,
+    the events of the anonymous ids linked to it, its scores, firings and
+    their actions. 404 when there is no such contact."""
+    with database.connect() as conn:
+        existed = store.erase(conn, workspace=caller.workspace, contact_id=contact_id)
+    if not existed:
+        raise _unknown(contact_id)
+    return Response(status_code=204)

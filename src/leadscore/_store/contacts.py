@@ -1,0 +1,367 @@
+"""Contacts read back for the API: one contact, its timeline, a filtered
+list; and a contact's data exported whole or erased (GDPR access and erasure).
+
+Only identified contacts are served here. Every read is as of an instant the
+caller gives (the request's time): scores decay, so they are computed from the
+stored state at that instant, never read from a column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from .._engine import Award, ContactState, Firing, Scorecard, StageEntry
+from .._events import Event
+from .._replay import Owner
+from . import locks, log
+from .database import transaction
+from .owners import Stored
+from .tables import events, firings, identity_links, outbox, owners
+from .workspaces import ModelVersion
+
+Sort = Literal["score", "fit", "recency"]
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A contact as of an instant: its scorecard and the state behind it."""
+
+    card: Scorecard
+    traits: dict[str, Any]
+    model_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """One event of a contact's history and what it did."""
+
+    event: Event
+    awards: list[tuple[Award, float]]  # with the value each counts as of the instant asked
+    entries: list[StageEntry]
+    firings: list[Firing]
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    contact: Contact
+    stage_history: list[StageEntry]
+    moments: list[Moment]  # every event up to the instant, in (timestamp, id) order
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    band: str | None = None
+    grade: str | None = None
+    stage: str | None = None
+    tag: str | None = None
+    owner: str | None = None
+    score_min: float | None = None
+    score_max: float | None = None
+    updated_since: int | None = None
+
+
+def _state(
+    conn: sa.Connection, workspace: str, model: ModelVersion, contact_id: str, at: int
+) -> ContactState | None:
+    owner: Owner = (True, contact_id)
+    stored = _load(conn, workspace, contact_id)
+    return _current(conn, workspace, model, owner, stored=stored, at=at)
+
+
+def _load(conn: sa.Connection, workspace: str, contact_id: str) -> Stored | None:
+    row = conn.execute(
+        sa.select(owners.c.state, owners.c.model_version).where(
+            owners.c.workspace == workspace, owners.c.identified, owners.c.key == contact_id
+        )
+    ).first()
+    return None if row is None else Stored(ContactState.from_json(row.state), row.model_version)
+
+
+def _current(
+    conn: sa.Connection,
+    workspace: str,
+    model: ModelVersion,
+    owner: Owner,
+    *,
+    stored: Stored | None,
+    at: int,
+) -> ContactState | None:
+    # As reads._scorecard: the stored state answers when it was made by the
+    # active model and has no event after `at`; else the log does.
+    if stored is None:
+        return None
+    if (
+        stored.model_version == model.version
+        and stored.state.last_timestamp is not None
+        and stored.state.last_timestamp <= at
+    ):
+        return stored.state
+    engine = model.engine
+    history = log.owned(conn, workspace, owner, at)
+    if not history:
+        return None
+    state, _ = engine.run((engine.prepare(event) for event in history), contact_id=owner[1])
+    return state
+
+
+def _contact(model: ModelVersion, contact_id: str, state: ContactState, at: int) -> Contact:
+    card = model.engine.scorecard(state, at, contact_id=contact_id, anonymous_id=None)
+    return Contact(card=card, traits=dict(state.traits), model_version=model.version)
+
+
+def contact(
+    conn: sa.Connection, *, workspace: str, model: ModelVersion, contact_id: str, at: int
+) -> Contact | None:
+    """A contact's scorecard and traits as of `at`; None when it has no event up to then."""
+    with transaction(conn):
+        state = _state(conn, workspace, model, contact_id, at)
+    return None if state is None else _contact(model, contact_id, state, at)
+
+
+def history(
+    conn: sa.Connection, *, workspace: str, model: ModelVersion, contact_id: str, at: int
+) -> History | None:
+    """A contact as of `at` with every event it owns and what each did: a
+    recording run over its log (the engine's own explanation)."""
+    with transaction(conn):
+        if _load(conn, workspace, contact_id) is None:
+            return None
+        owned = log.owned(conn, workspace, (True, contact_id), at)
+    if not owned:
+        return None
+    engine = model.engine
+    state, step = engine.run(
+        (engine.prepare(event) for event in owned), contact_id=contact_id, record=True
+    )
+    awards: dict[str, list[tuple[Award, float]]] = {}
+    for award in step.awards:
+        awards.setdefault(award.event_id, []).append((award, engine.counted(award, at)))
+    entries: dict[str, list[StageEntry]] = {}
+    for entry in step.entries:
+        entries.setdefault(entry.event_id, []).append(entry)
+    fired: dict[str, list[Firing]] = {}
+    for firing in step.firings:
+        fired.setdefault(firing.event_id, []).append(firing)
+    moments = [
+        Moment(event, awards.get(event.id, []), entries.get(event.id, []), fired.get(event.id, []))
+        for event in owned
+    ]
+    return History(_contact(model, contact_id, state, at), step.entries, moments)
+
+
+def listing(
+    conn: sa.Connection,
+    *,
+    workspace: str,
+    model: ModelVersion,
+    at: int,
+    filters: Filters,
+    sort: Sort,
+) -> list[Contact]:
+    """Every identified contact that passes `filters` as of `at`, sorted by
+    `sort` (highest first) then by contact id.
+
+    Scaling limit: scores decay, so band, score and tag filters and the score
+    sort are computed here in Python, from each stored state of the rows SQL
+    could not rule out. That is linear in the workspace's contacts per request
+    (fine to some hundreds of thousands); past that, the score as of a time
+    belongs in SQL (clamp(decaying * 2^(-(T - ref) / H) + flat) from the owner
+    columns) with an index on the sort key.
+    """
+    if filters.owner is not None:
+        return []  # no contact has an owner yet: no action assigns one
+    current = owners.c.model_version == model.version
+    query = sa.select(owners.c.key, owners.c.state, owners.c.model_version).where(
+        owners.c.workspace == workspace, owners.c.identified
+    )
+    # Columns copy the state under the row's model version: a filter on them
+    # can only rule out rows of the active version; the rest are checked below.
+    if filters.grade is not None:
+        query = query.where(sa.or_(~current, owners.c.grade == filters.grade))
+    if filters.stage is not None:
+        query = query.where(sa.or_(~current, owners.c.stage == filters.stage))
+    if filters.updated_since is not None:
+        query = query.where(owners.c.last_event_at >= filters.updated_since)
+    found: list[Contact] = []
+    with transaction(conn):
+        for row in conn.execute(query).all():
+            stored = Stored(ContactState.from_json(row.state), row.model_version)
+            state = _current(conn, workspace, model, (True, row.key), stored=stored, at=at)
+            if state is None:
+                continue
+            item = _contact(model, row.key, state, at)
+            if _passes(item.card, filters):
+                found.append(item)
+    found.sort(key=lambda item: (sort_key(item.card, sort), item.card.contact_id or ""))
+    return found
+
+
+def _passes(card: Scorecard, filters: Filters) -> bool:
+    return (
+        (filters.band is None or card.band == filters.band)
+        and (filters.grade is None or card.grade == filters.grade)
+        and (filters.stage is None or card.stage == filters.stage)
+        and (filters.tag is None or filters.tag in card.tag_scores)
+        and (filters.score_min is None or card.score >= filters.score_min)
+        and (filters.score_max is None or card.score <= filters.score_max)
+        and (
+            filters.updated_since is None
+            or (card.last_event_at is not None and card.last_event_at >= filters.updated_since)
+        )
+    )
+
+
+def sort_key(card: Scorecard, sort: Sort) -> float:
+    """The key a list is sorted on, negated: lists go highest first."""
+    if sort == "score":
+        return -card.score
+    if sort == "fit":
+        return -float(card.fit)
+    return -float(card.last_event_at or 0)
+
+
+# -- access and erasure ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Everything stored about a contact."""
+
+    contact: Contact | None  # None when its events are all after the instant asked
+    events: list[dict[str, Any]]  # canonical JSON, in (timestamp, id) order
+    anonymous_ids: list[str]  # the ids whose link it won
+    firings: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+
+
+def held(
+    conn: sa.Connection, *, workspace: str, model: ModelVersion, contact_id: str, at: int
+) -> Held | None:
+    """Everything held about a contact (GDPR access); None when there is no such contact."""
+    with transaction(conn):
+        stored = _load(conn, workspace, contact_id)
+        if stored is None:
+            return None
+        state = _current(conn, workspace, model, (True, contact_id), stored=stored, at=at)
+        owned = log.owned(conn, workspace, (True, contact_id))
+        anonymous = _linked(conn, workspace, contact_id)
+        fired = conn.execute(
+            sa.select(firings)
+            .where(firings.c.workspace == workspace, firings.c.contact_id == contact_id)
+            .order_by(firings.c.seq)
+        ).all()
+        actions = conn.execute(
+            sa.select(outbox)
+            .where(outbox.c.workspace == workspace, outbox.c.firing.in_([f.seq for f in fired]))
+            .order_by(outbox.c.seq)
+        ).all()
+    return Held(
+        contact=None if state is None else _contact(model, contact_id, state, at),
+        events=[event.to_json() for event in owned],
+        anonymous_ids=anonymous,
+        firings=[dict(row._mapping) for row in fired],
+        actions=[dict(row._mapping) for row in actions],
+    )
+
+
+def _linked(conn: sa.Connection, workspace: str, contact_id: str) -> list[str]:
+    rows = conn.execute(
+        sa.select(identity_links.c.anonymous_id).where(
+            identity_links.c.workspace == workspace, identity_links.c.contact_id == contact_id
+        )
+    )
+    return sorted(rows.scalars())
+
+
+def erase(conn: sa.Connection, *, workspace: str, contact_id: str) -> bool:
+    """Erase a contact (GDPR erasure), in one transaction; whether it existed.
+
+    Gone: its events, the anonymous-only events of every anonymous id whose
+    link it won (they are the same person's), its state, firings and their
+    outbox rows (the payloads of deliveries), and its links. An anonymous id
+    it had won falls to the next candidate left in the log (an event of
+    another contact that carried it), as a replay of what remains would link
+    it, or to no one; either way none of its anonymous-only events remain, so
+    no other owner's state changes.
+    """
+    if conn.in_transaction():
+        raise ValueError("erase commits itself: pass a connection with no transaction")
+    # locks.py's order: the anonymous ids' locks first, then the owner's.
+    # Several anonymous-id locks, taken in increasing key order, cannot
+    # deadlock with a writer, which holds at most one. A link to this contact
+    # made before its owner lock was granted shows up only once that lock is
+    # held: then start again, holding that id's lock too (a writer working on
+    # the id must not act on a link this erasure changes).
+    held: set[str] = set()
+    while True:
+        with conn.begin() as tx:
+            for anonymous_id in sorted(held, key=lambda a: locks.anonymous_key(workspace, a)):
+                locks.lock_anonymous(conn, workspace, anonymous_id)
+            locks.lock_owners(conn, workspace, [(True, contact_id)])
+            # Under the owner's lock, no link to this contact can appear or move.
+            anonymous = _linked(conn, workspace, contact_id)
+            if conn.dialect.name == "postgresql" and not held.issuperset(anonymous):
+                held.update(anonymous)
+                tx.rollback()
+                continue
+            return _erase(conn, workspace, contact_id, anonymous)
+
+
+def _erase(conn: sa.Connection, workspace: str, contact_id: str, anonymous: list[str]) -> bool:
+    """Erase under the locks `erase` took; whether the contact existed."""
+    existed = (
+        conn.execute(
+            owners.delete().where(
+                owners.c.workspace == workspace,
+                owners.c.identified,
+                owners.c.key == contact_id,
+            )
+        ).rowcount
+        > 0
+    )
+    fired = sa.select(firings.c.seq).where(
+        firings.c.workspace == workspace, firings.c.contact_id == contact_id
+    )
+    conn.execute(outbox.delete().where(outbox.c.firing.in_(fired)))
+    conn.execute(
+        firings.delete().where(firings.c.workspace == workspace, firings.c.contact_id == contact_id)
+    )
+    conn.execute(
+        events.delete().where(events.c.workspace == workspace, events.c.contact_id == contact_id)
+    )
+    for anonymous_id in anonymous:
+        conn.execute(
+            events.delete().where(
+                events.c.workspace == workspace,
+                events.c.anonymous_id == anonymous_id,
+                events.c.contact_id.is_(None),
+            )
+        )
+        _relink(conn, workspace, anonymous_id)
+    return existed
+
+
+def _relink(conn: sa.Connection, workspace: str, anonymous_id: str) -> None:
+    """Give an anonymous id the link the remaining log gives it, or none."""
+    link = identity_links
+    where = (link.c.workspace == workspace, link.c.anonymous_id == anonymous_id)
+    rows = conn.execute(
+        sa.select(events.c.timestamp, events.c.id, events.c.contact_id).where(
+            events.c.workspace == workspace,
+            events.c.anonymous_id == anonymous_id,
+            events.c.contact_id.is_not(None),
+        )
+    ).all()
+    if not rows:
+        conn.execute(link.delete().where(*where))
+        return
+    # Chosen here, not in SQL: ids compare by code point (spec 1).
+    first = min(rows, key=lambda row: (row.timestamp, row.id))
+    conn.execute(
+        link.update()
+        .where(*where)
+        .values(timestamp=first.timestamp, event_id=first.id, contact_id=first.contact_id)
+    )
