@@ -1,0 +1,302 @@
+"""Ingestion through the HTTP service, against the raw insert rate of the same rows.
+
+    .venv/bin/python bench/ingest.py [--events 20000] [--batch 500] [--rate 200] [--seconds 10]
+
+For SQLite (a file, durable commits) and for PostgreSQL (when
+LEADSCORE_TEST_DATABASE_URL points at one), it starts a real `leadscore
+serve` process and measures:
+
+- **batches**: events per second through `POST /v1/batch` (Segment calls,
+  `--batch` per request, one client), against the *ceiling*: inserting the
+  same rows (id, type, ids, timestamp, JSON body) into a plain table with the
+  same driver in the same run, one transaction per batch, with the same
+  durability. Target: at least 25% of the ceiling.
+- **single events**: p50 and p99 latency of single `POST /v1/track` calls
+  sent open-loop at a steady `--rate` per second for `--seconds` (latency is
+  counted from the moment a call was due, so a slow server cannot hide its
+  queue). Target: p99 under 20 ms at 200 requests per second.
+
+It prints a table; the results and the command go into docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from leadscore import generate_events
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "src" / "leadscore" / "examples" / "b2b-saas.yaml"
+LEADSCORE = [sys.executable, "-m", "leadscore"]
+
+
+def segment_call(event: dict[str, Any]) -> dict[str, Any]:
+    """A canonical event as the Segment call that would have produced it."""
+    call: dict[str, Any] = {"messageId": event["id"], "timestamp": event["timestamp"]}
+    if "contact_id" in event:
+        call["userId"] = event["contact_id"]
+    if "anonymous_id" in event:
+        call["anonymousId"] = event["anonymous_id"]
+    properties = event.get("properties", {})
+    if event["type"] == "identify":
+        call.update(type="identify", traits=event.get("traits", {}))
+    elif event["type"] == "page_view":
+        call.update(type="page", properties=properties)
+    else:
+        call.update(type="track", event=event["type"], properties=properties)
+    return call
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def service(database_url: str) -> Iterator[tuple[str, str]]:
+    """A migrated database, a workspace with an admin key and the B2B model,
+    and a `leadscore serve` process: yields (base URL, key)."""
+    where = ["--database-url", database_url]
+    subprocess.run([*LEADSCORE, "db", "upgrade", *where], check=True, capture_output=True)
+    created = subprocess.run(
+        [*LEADSCORE, "keys", "create", "--workspace", "bench", "--scope", "admin", *where],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    key = created.stdout.strip().splitlines()[-1]
+    port = _free_port()
+    server = subprocess.Popen(
+        [*LEADSCORE, "serve", "--port", str(port), *where],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("leadscore serve did not come up")
+            time.sleep(0.1)
+        answer = httpx.put(
+            f"{base}/v1/models/active",
+            content=MODEL.read_bytes(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/yaml"},
+        )
+        answer.raise_for_status()
+        yield base, key
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def through_batches(base: str, key: str, calls: list[dict[str, Any]], size: int) -> float:
+    """Events per second through /v1/batch; every call must be accepted."""
+    accepted = 0
+    with httpx.Client(base_url=base, auth=(key, ""), timeout=120) as client:
+        started = time.perf_counter()
+        for start in range(0, len(calls), size):
+            answer = client.post("/v1/batch", json={"batch": calls[start : start + size]})
+            answer.raise_for_status()
+            results = answer.json()["results"]
+            accepted += sum(result["status"] == "accepted" for result in results)
+        elapsed = time.perf_counter() - started
+    if accepted != len(calls):
+        raise RuntimeError(f"only {accepted} of {len(calls)} events were accepted")
+    return len(calls) / elapsed
+
+
+def _rows(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (e["id"], e["type"], e.get("contact_id"), e.get("anonymous_id"), e["timestamp"],
+         json.dumps(e, sort_keys=True))
+        for e in events
+    ]  # fmt: skip
+
+
+def ceiling_sqlite(directory: Path, events: list[dict[str, Any]], size: int) -> float:
+    """Plain inserts with sqlite3, WAL and synchronous=FULL, one commit per batch."""
+    connection = sqlite3.connect(directory / "ceiling.db", isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute(
+        "CREATE TABLE events (id TEXT PRIMARY KEY, type TEXT, contact_id TEXT,"
+        " anonymous_id TEXT, timestamp TEXT, body TEXT)"
+    )
+    rows = _rows(events)
+    started = time.perf_counter()
+    for start in range(0, len(rows), size):
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows[start : start + size]
+        )
+        connection.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return len(rows) / elapsed
+
+
+def ceiling_postgres(url: str, events: list[dict[str, Any]], size: int) -> float:
+    """Plain inserts with psycopg, one transaction per batch."""
+    import psycopg
+
+    rows = _rows(events)
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
+        connection.execute("DROP TABLE IF EXISTS bench_ceiling")
+        connection.execute(
+            "CREATE TABLE bench_ceiling (id TEXT PRIMARY KEY, type TEXT, contact_id TEXT,"
+            " anonymous_id TEXT, timestamp TEXT, body TEXT)"
+        )
+        connection.commit()
+        started = time.perf_counter()
+        for start in range(0, len(rows), size):
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO bench_ceiling VALUES (%s, %s, %s, %s, %s, %s)",
+                    rows[start : start + size],
+                )
+            connection.commit()
+        elapsed = time.perf_counter() - started
+        connection.execute("DROP TABLE bench_ceiling")
+        connection.commit()
+    return len(rows) / elapsed
+
+
+def single_latencies(
+    base: str, key: str, calls: list[dict[str, Any]], rate: float, seconds: float
+) -> list[float]:
+    """Open-loop: call i is due at start + i/rate; its latency counts from then."""
+    count = min(len(calls), int(rate * seconds))
+    latencies: list[float] = []
+    lock = threading.Lock()
+    next_index = 0
+    start = time.perf_counter() + 0.2
+
+    def worker() -> None:
+        nonlocal next_index
+        with httpx.Client(base_url=base, auth=(key, ""), timeout=30) as client:
+            while True:
+                with lock:
+                    index = next_index
+                    next_index += 1
+                if index >= count:
+                    return
+                due = start + index / rate
+                pause = due - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                call = dict(calls[index], type="track", event=calls[index].get("event", "ping"))
+                call.pop("traits", None)
+                answer = client.post("/v1/track", json=call)
+                answer.raise_for_status()
+                with lock:
+                    latencies.append(time.perf_counter() - due)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(latencies)
+
+
+def percentile(values: list[float], share: float) -> float:
+    return values[min(len(values) - 1, int(share * len(values)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=20_000, help="events sent in batches")
+    parser.add_argument("--batch", type=int, default=500, help="events per /v1/batch request")
+    parser.add_argument("--rate", type=float, default=200, help="single calls per second")
+    parser.add_argument("--seconds", type=float, default=10, help="how long to send single calls")
+    options = parser.parse_args(argv)
+
+    raw = list(
+        generate_events(
+            contacts=max(10, options.events // 20), events=options.events, seed=5,
+            start=datetime(2026, 1, 5, tzinfo=UTC), days=60,
+        )
+    )  # fmt: skip
+    singles_raw = list(
+        generate_events(contacts=100, events=max(800, int(options.rate * options.seconds) + 100),
+                        seed=6, start=datetime(2026, 1, 5, tzinfo=UTC), days=60)
+    )  # fmt: skip
+    calls = [segment_call(event) for event in raw]
+    singles = [segment_call(event) for event in singles_raw]
+    print(f"{len(calls):,} events in batches of {options.batch}; single calls at "
+          f"{options.rate:g}/s for {options.seconds:g} s; {os.cpu_count()} CPUs")  # fmt: skip
+
+    rows: list[tuple[str, float, float, float, float]] = []
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="leadscore-bench-") as scratch:
+        targets = [("SQLite", f"sqlite:///{Path(scratch) / 'service.db'}")]
+        postgres = os.environ.get("LEADSCORE_TEST_DATABASE_URL")
+        if postgres:
+            targets.append(("PostgreSQL", postgres))
+        else:
+            print("PostgreSQL skipped: LEADSCORE_TEST_DATABASE_URL is not set")
+        for name, given in targets:
+            if name == "PostgreSQL":
+                ceiling = ceiling_postgres(given, raw, options.batch)
+                url = _fresh_schema(given)
+            else:
+                ceiling = ceiling_sqlite(Path(scratch), raw, options.batch)
+                url = given
+            with service(url) as (base, key):
+                rate = through_batches(base, key, calls, options.batch)
+                latencies = single_latencies(base, key, singles, options.rate, options.seconds)
+            p50, p99 = percentile(latencies, 0.50) * 1000, percentile(latencies, 0.99) * 1000
+            rows.append((name, rate, ceiling, p50, p99))
+            failed |= rate < 0.25 * ceiling or p99 >= 20
+
+    print()
+    print("| database | /v1/batch events/s | raw inserts/s (ceiling) | share | "
+          "/v1/track p50 ms | p99 ms |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, rate, ceiling, p50, p99 in rows:
+        print(f"| {name} | {rate:,.0f} | {ceiling:,.0f} | {rate / ceiling:.0%} | "
+              f"{p50:.1f} | {p99:.1f} |")  # fmt: skip
+    print("\ntargets: share >= 25%, p99 < 20 ms at the given rate:", "FAIL" if failed else "PASS")
+    return 1 if failed else 0
+
+
+def _fresh_schema(url: str) -> str:
+    """An empty schema of its own for the service's tables, so that runs repeat
+    (a second run into the same tables would only meet duplicates)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
+        connection.execute("DROP SCHEMA IF EXISTS bench_ingest CASCADE")
+        connection.execute("CREATE SCHEMA bench_ingest")
+        connection.commit()
+    scoped = make_url(url).update_query_dict({"options": "-csearch_path=bench_ingest"})
+    return scoped.render_as_string(hide_password=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
