@@ -43,7 +43,7 @@ from ._output import (
 from ._replay import Result, explain
 from ._runner import StreamScorer
 from ._settings import Settings
-from ._time import format_timestamp, from_datetime, parse_timestamp
+from ._time import format_timestamp, from_datetime, parse_instant
 
 if TYPE_CHECKING:  # the service's libraries load only when a command needs them
     import sqlalchemy as sa
@@ -82,18 +82,9 @@ def _as_of(text: str | None) -> int:
     if text is None:
         return from_datetime(datetime.now(UTC))
     try:
-        return parse_timestamp(text)
-    except ValueError:
-        pass
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(
-            f"expected an RFC 3339 time such as 2026-05-04T10:00:00Z or a date such as "
-            f"2026-05-04, got {text!r}",
-            param_hint="--at",
-        ) from None
-    return from_datetime(datetime(day.year, day.month, day.day, tzinfo=UTC))
+        return parse_instant(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
 
 
 def _events(paths: Sequence[str], input_format: str | None, strict: bool) -> Iterator[Event]:

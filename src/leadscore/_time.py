@@ -8,7 +8,7 @@ and spill to disk. Only decay needs seconds as a float.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 MICROS = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -35,6 +35,26 @@ def parse_timestamp(text: str) -> int:
         raise ValueError(f"not a valid date or time: {text!r}") from None
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * MICROS + delta.microseconds
+
+
+def parse_instant(text: str) -> int:
+    """An RFC 3339 timestamp, or a date meaning 00:00 UTC of that day.
+
+    What people type for "as of" times (`--at 2026-05-04`, `updated_since`).
+    Raises ValueError with a message fit for a user.
+    """
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        pass
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            "expected an RFC 3339 time such as 2026-05-04T10:00:00Z or a date such as "
+            f"2026-05-04, got {text!r}"
+        ) from None
+    return from_datetime(datetime(day.year, day.month, day.day, tzinfo=UTC))
 
 
 def from_datetime(moment: datetime) -> int:

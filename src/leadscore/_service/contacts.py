@@ -13,7 +13,6 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
@@ -24,7 +23,7 @@ from .._engine import Award, Scorecard, StageEntry
 from .._store import contacts as store
 from .._store.database import now
 from .._store.workspaces import ModelVersion
-from .._time import format_timestamp, from_datetime, parse_timestamp
+from .._time import format_timestamp, parse_instant
 from . import problems
 from .bodies import BodyFirst
 from .deps import AdminKey, Database, Models, ReadKey
@@ -289,20 +288,14 @@ def get_contacts(
 def _since(text: str) -> int:
     """An RFC 3339 time, or a date meaning 00:00 UTC (as the command line's --at)."""
     try:
-        return parse_timestamp(text)
-    except ValueError:
-        pass
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        message = "expected an RFC 3339 time such as 2026-05-04T10:00:00Z or a date"
+        return parse_instant(text)
+    except ValueError as exc:
         raise Problem(
             422,
-            f"updated_since: {message}, got {text!r}.",
+            f"updated_since: {exc}.",
             kind="invalid-request",
-            errors=[{"path": "updated_since", "message": message}],
+            errors=[{"path": "updated_since", "message": str(exc)}],
         ) from None
-    return from_datetime(datetime(day.year, day.month, day.day, tzinfo=UTC))
 
 
 def _csv(found: list[store.Contact]) -> Iterator[str]:
