@@ -19,6 +19,7 @@ from .._replay import Owner
 from . import locks, log
 from .database import transaction
 from .owners import Stored
+from .reads import state_as_of
 from .tables import events, firings, identity_links, outbox, owners
 from .workspaces import ModelVersion
 
@@ -89,22 +90,11 @@ def _current(
     stored: Stored | None,
     at: int,
 ) -> ContactState | None:
-    # As reads._scorecard: the stored state answers when it was made by the
-    # active model and has no event after `at`; else the log does.
+    # Only owners that were stored are contacts; their state as of `at` is
+    # decided as for every read (reads.state_as_of).
     if stored is None:
         return None
-    if (
-        stored.model_version == model.version
-        and stored.state.last_timestamp is not None
-        and stored.state.last_timestamp <= at
-    ):
-        return stored.state
-    engine = model.engine
-    history = log.owned(conn, workspace, owner, at)
-    if not history:
-        return None
-    state, _ = engine.run((engine.prepare(event) for event in history), contact_id=owner[1])
-    return state
+    return state_as_of(conn, workspace, model, owner, stored, at=at)
 
 
 def _contact(model: ModelVersion, contact_id: str, state: ContactState, at: int) -> Contact:

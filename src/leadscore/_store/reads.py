@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .._engine import Scorecard
+from .._engine import ContactState, Scorecard
 from .._replay import Owner, Result, replay
 from . import log, owners
 from .database import transaction
@@ -64,24 +64,44 @@ def _scorecard(
     *,
     at: int,
 ) -> Scorecard | None:
+    state = state_as_of(conn, workspace, model, owner, stored, at=at)
+    if state is None:
+        return None
     identified, key = owner
     contact_id, anonymous_id = (key, None) if identified else (None, key)
-    engine = model.engine
-    # A stored state answers for any instant at or after its last event: up to
-    # then no event or link of the owner is missing from it (log.owned says why).
+    return model.engine.scorecard(state, at, contact_id=contact_id, anonymous_id=anonymous_id)
+
+
+def state_as_of(
+    conn: sa.Connection,
+    workspace: str,
+    model: ModelVersion,
+    owner: Owner,
+    stored: Stored | None,
+    *,
+    at: int,
+) -> ContactState | None:
+    """An owner's state as of `at` under `model`; None when it has no events then.
+
+    A stored state answers for any instant at or after its last event if the
+    active model made it: up to then no event or link of the owner is missing
+    from it (log.owned says why). Otherwise the owner's log is replayed.
+    """
     if (
         stored is not None
         and stored.model_version == model.version
         and stored.state.last_timestamp is not None
         and stored.state.last_timestamp <= at
     ):
-        state = stored.state
-    else:
-        history = log.owned(conn, workspace, owner, at)
-        if not history:
-            return None
-        state, _ = engine.run((engine.prepare(event) for event in history), contact_id=contact_id)
-    return engine.scorecard(state, at, contact_id=contact_id, anonymous_id=anonymous_id)
+        return stored.state
+    history = log.owned(conn, workspace, owner, at)
+    if not history:
+        return None
+    engine = model.engine
+    identified, key = owner
+    prepared = (engine.prepare(event) for event in history)
+    state, _ = engine.run(prepared, contact_id=key if identified else None)
+    return state
 
 
 def replay_workspace(
