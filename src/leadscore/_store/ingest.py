@@ -41,7 +41,7 @@ from .._engine import ContactState, Firing, Prepared, RunWarning
 from .._errors import EventError
 from .._events import Event
 from .._replay import Owner
-from . import firings, identity, locks, log, owners
+from . import activation, firings, identity, locks, log, owners
 from .database import now
 from .workspaces import ModelVersion, require_workspace
 
@@ -206,11 +206,9 @@ class _Batch:
         past = self._owned(owner)
         if not past:
             return
-        state, step = self.engine.run(
-            (self.engine.prepare(event) for event in past), contact_id=_contact(owner)
-        )
+        ((state, fired),) = activation.score_history(self.engine, {owner: past}).values()
         self.states[owner] = state
-        self.history += self._new(step.firings)
+        self.history += self._new(fired)
 
     def _apply(self, outcome: EventOutcome, event: Event) -> None:
         engine = self.engine

@@ -40,6 +40,9 @@ models = sa.Table(
     sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.id"), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("document", sa.Text, nullable=False),
+    # The model's `name`, for listings without compiling every version (null
+    # for versions stored before schema 0003).
+    sa.Column("name", sa.Text),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Index(

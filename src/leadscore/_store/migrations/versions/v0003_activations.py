@@ -1,5 +1,5 @@
-"""Model activations (a background rescore with progress), and firings that
-history produced under a newly activated model.
+"""Model activations (a background rescore with progress), firings that
+history produced under a newly activated model, and model names.
 
 Revision ID: 0003
 Revises: 0002
@@ -46,6 +46,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_activations_workspace", "activations", ["workspace"])
     op.create_index("ix_activations_status", "activations", ["status"])
+    op.add_column("models", sa.Column("name", sa.Text, nullable=True))
     op.add_column(
         "firings",
         sa.Column("history", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -55,4 +56,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("firings") as batch:
         batch.drop_column("history")
+    with op.batch_alter_table("models") as batch:
+        batch.drop_column("name")
     op.drop_table("activations")
