@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import uvicorn
 
 from leadscore._service.app import create_app
@@ -33,3 +37,49 @@ def serving(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve_process(
+    *options: str, timeout: float = 60
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real `leadscore serve` process on a free loopback port, with these
+    options: yields its base URL (once /readyz answers 200) and the process;
+    stops it."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "leadscore", "serve", "--port", str(port), *options],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1, trust_env=False).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None:
+                stderr = server.stderr.read().decode() if server.stderr else ""
+                raise RuntimeError(f"leadscore serve exited with {server.returncode}: {stderr}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("leadscore serve did not come up")
+            time.sleep(0.1)
+        yield base, server
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()

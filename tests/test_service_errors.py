@@ -55,7 +55,12 @@ def _routes(document: Paths) -> list[tuple[str, str]]:
 
 
 def _url(path: str) -> str:
-    return path.replace("{key_id}", "0123456789abcdef").replace("{contact_id}", "c-1")
+    return (
+        path.replace("{key_id}", "0123456789abcdef")
+        .replace("{contact_id}", "c-1")
+        .replace("{version}", "1")
+        .replace("{activation_id}", "1")
+    )
 
 
 def test_openapi_lists_every_route_and_docs_api_md_too(

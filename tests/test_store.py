@@ -373,6 +373,45 @@ def test_a_bad_event_does_not_lose_the_good_ones(database: sa.Engine) -> None:
             ingest(conn, workspace=workspace, model=model, events=batch[:1])
 
 
+def test_an_event_the_database_refuses_is_rejected_alone(database_url: str) -> None:
+    """A batch commits whole; when the database refuses one of its events (here
+    a constraint of its own), the others are stored one by one and only that
+    one is rejected, with the database's reason."""
+    upgrade(database_url)
+    opened = open_database(database_url)
+    try:
+        with opened.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(
+                    "ALTER TABLE events ADD CONSTRAINT no_poison CHECK (type <> 'poison')"
+                )
+            else:
+                conn.exec_driver_sql(
+                    "CREATE TRIGGER no_poison BEFORE INSERT ON events WHEN NEW.type = 'poison'"
+                    " BEGIN SELECT RAISE(ABORT, 'no poison'); END"
+                )
+        workspace, model = new_workspace(opened, TRIGGERS)
+        batch = [
+            event("g1", "view", "2026-05-01T10:00:00Z", contact_id="c1"),
+            event("p1", "poison", "2026-05-01T11:00:00Z", contact_id="c1"),
+            event("g2", "buy", "2026-05-01T12:00:00Z", contact_id="c1"),
+        ]
+        with opened.connect() as conn:
+            outcomes = ingest(conn, workspace=workspace, model=model, events=batch)
+            assert [o.status for o in outcomes] == [
+                Outcome.ACCEPTED,
+                Outcome.REJECTED,
+                Outcome.ACCEPTED,
+            ]
+            assert str(outcomes[1].reason).startswith("the database refused it")
+            assert sorted(f.trigger for f in outcomes[2].firings) == ["each-buy", "lead"]
+            at = parse_timestamp("2026-05-02T00:00:00Z")
+            good = [batch[0], batch[2]]
+            assert stored(conn, workspace, model, at) == replayed(replay(model.engine, good, at))
+    finally:
+        opened.dispose()
+
+
 def test_any_json_text_is_stored_as_sent(database: sa.Engine) -> None:
     workspace, model = new_workspace(database, TRIGGERS)
     odd = 'nul \0, quote ", emoji \U0001f600, accents żółć'
@@ -518,7 +557,7 @@ def test_concurrent_writers_leave_exactly_a_replay(database: sa.Engine, seed: in
         with database.connect() as conn:
             start.wait()
             while share:
-                size = batch_sizes.randint(1, 3)
+                size = batch_sizes.randint(1, 8)
                 done += ingest(conn, workspace=workspace, model=model, events=share[:size])
                 share = share[size:]
         return done

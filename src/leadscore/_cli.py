@@ -485,25 +485,37 @@ def db_upgrade(*, database_url: str | None, data_dir: str | None) -> None:
 @cli.command()
 @click.option("--host", help="Address to listen on (default: LEADSCORE_HOST, else 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default: LEADSCORE_PORT, else 8000).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Server processes on the port (default: LEADSCORE_WORKERS, else 1).",
+)
 @click.option("--database-url", help=_DATABASE_HELP)
 @click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
 def serve(
-    *, host: str | None, port: int | None, database_url: str | None, data_dir: str | None
+    *,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    database_url: str | None,
+    data_dir: str | None,
 ) -> None:
     """Run the HTTP service. The database schema must be current (`leadscore db upgrade`)."""
-    import uvicorn
-
-    from ._service.app import create_app
-    from ._store.migrate import check_current
+    from ._service.server import run
 
     settings = _service_settings(database_url, data_dir)
-    settings = settings.model_copy(
-        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    )
+    given = {"host": host, "port": port, "workers": workers}
+    settings = settings.model_copy(update={k: v for k, v in given.items() if v is not None})
     url = _prepare_storage(settings)
-    if not check_current(url):
+    if not _schema_current(url):
         _fail(f"the database schema is not current: run `leadscore db upgrade` ({_redacted(url)})")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    run(settings)
+
+
+def _schema_current(url: str) -> bool:
+    from ._store.migrate import check_current
+
+    return check_current(url)
 
 
 def _redacted(url: str) -> str:

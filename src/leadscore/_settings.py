@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     port: int = Field(
         default=8000, ge=0, le=65535, description="Port `leadscore serve` listens on."
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes `leadscore serve` runs on its port; several use "
+        "several cores (about one per core).",
+    )
     max_body_bytes: int = Field(
         default=1_048_576,
         ge=1_024,

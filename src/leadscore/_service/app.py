@@ -11,7 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from .. import __version__
 from .._settings import Settings
 from .._store.database import open_database
-from . import admin, contacts, events, health, problems, tracking
+from . import admin, contacts, events, health, models, problems, tracking
+from .activations import ActivationRunner
 from .limits import BodyLimit
 from .modelcache import ModelCache
 
@@ -24,9 +25,12 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.database_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         app.state.database = open_database(settings.database())
+        app.state.activations = ActivationRunner(app.state.database)
+        app.state.activations.start()
         try:
             yield
         finally:
+            app.state.activations.stop()
             app.state.database.dispose()
 
     app = FastAPI(
@@ -42,6 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(tracking.router)
+    app.include_router(models.router)
     app.include_router(admin.router)
     app.include_router(contacts.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -1,8 +1,8 @@
 """What the ingestion routes share: storing events and answering per event.
 
-Events are stored by the store's `ingest`, which commits each event on its
-own: an answer is sent only when every accepted event in it is committed,
-and a bad event never costs the good ones around it.
+Events are stored by the store's `ingest`, which commits a request's events
+in one transaction: an answer is sent only when every accepted event in it
+is committed, and a bad event never costs the good ones around it.
 
 A request with one event answers like the event: 200 when accepted or a
 duplicate, a 422 problem (`event-rejected`) when rejected. A batch answers

@@ -7,6 +7,8 @@ SQLite (the standard library's driver) for a single machine and for tests.
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,7 +51,11 @@ def open_database(url: str | sa.URL) -> sa.Engine:
             json_serializer=_dumps,
             # A writer waits this long (seconds) for another one's BEGIN IMMEDIATE to end;
             # connections pass between threads through the pool.
-            connect_args={"timeout": 60.0, "check_same_thread": False},
+            connect_args={
+                "timeout": 60.0,
+                "check_same_thread": False,
+                "factory": _writer_lock_class(),
+            },
         )
         event.listen(database, "connect", _configure_sqlite)
         event.listen(database, "begin", _begin_immediate)
@@ -76,7 +82,61 @@ def _begin_immediate(connection: sa.Connection) -> None:
     # time, so what a transaction read is still true when it writes. A
     # deferred BEGIN would let two writers read the same state and the
     # second fail with SQLITE_BUSY at its first write.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    dbapi_connection = connection.connection.driver_connection
+    assert isinstance(dbapi_connection, _Serialized)
+    dbapi_connection.begin_immediate()
+
+
+class _Serialized(sqlite3.Connection):
+    """A SQLite connection whose transactions queue on a lock of its process
+    (a class attribute: one per database engine) before BEGIN IMMEDIATE.
+
+    SQLite makes a second writer wait in its busy handler, which polls with
+    sleeps of up to 100 ms: under concurrent requests most of a request's
+    latency would be sleeping after the lock was free. Threads of one
+    process wait here instead, woken the moment the lock is released (after
+    the COMMIT or ROLLBACK has returned); other processes still meet the busy
+    handler.
+    """
+
+    writers: threading.Lock
+    _holding = False
+
+    def begin_immediate(self) -> None:
+        self.writers.acquire()
+        self._holding = True
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release()
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._holding:
+            self._holding = False
+            self.writers.release()
+
+
+def _writer_lock_class() -> type[_Serialized]:
+    return type("SerializedConnection", (_Serialized,), {"writers": threading.Lock()})
 
 
 @contextmanager

@@ -2,16 +2,94 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 import sqlalchemy as sa
 
 from .._engine import Firing
-from .database import insert_new
 from .tables import firings, outbox
 from .workspaces import ModelVersion
 
 PENDING = "pending"
+
+Key = tuple[str, str, str]  # (trigger, contact id, event key): the unique key of a firing row
+
+
+def once_triggers(model: ModelVersion) -> frozenset[str]:
+    return frozenset(trigger.id for trigger in model.engine.compiled.triggers if trigger.once)
+
+
+def key_of(firing: Firing, once: Collection[str]) -> Key:
+    """A `once` trigger is keyed without its event: carried out once per contact
+    even when a late event moves its firing to another event (docs/model.md)."""
+    return (firing.trigger, firing.contact_id, "" if firing.trigger in once else firing.event_id)
+
+
+def known(conn: sa.Connection, workspace: str, contacts: Iterable[str]) -> set[Key]:
+    """The keys of the firings recorded for these contacts (under their owner locks)."""
+    wanted = sorted(set(contacts))
+    if not wanted:
+        return set()
+    rows = conn.execute(
+        sa.select(firings.c.trigger, firings.c.contact_id, firings.c.event_key).where(
+            firings.c.workspace == workspace, firings.c.contact_id.in_(wanted)
+        )
+    )
+    return {(trigger, contact, event_key) for trigger, contact, event_key in rows}
+
+
+def write(
+    conn: sa.Connection,
+    workspace: str,
+    model: ModelVersion,
+    new: Sequence[Firing],
+    now: int,
+    *,
+    history: bool = False,
+) -> None:
+    """Insert firings known to be new (their contacts' owner locks held) and
+    queue their actions, in two statements; `history` firings are recorded as
+    carried out and queue nothing."""
+    if not new:
+        return
+    once = once_triggers(model)
+    rows = [
+        {
+            "workspace": workspace,
+            "trigger": firing.trigger,
+            "contact_id": firing.contact_id,
+            "event_key": key_of(firing, once)[2],
+            "event_id": firing.event_id,
+            "timestamp": firing.timestamp,
+            "model_version": model.version,
+            "recorded_at": now,
+            "history": history,
+        }
+        for firing in new
+    ]
+    inserted = conn.execute(
+        firings.insert().returning(firings.c.seq, sort_by_parameter_order=True), rows
+    )
+    seqs = list(inserted.scalars())
+    if history:
+        return
+    actions = {trigger.id: trigger.actions for trigger in model.engine.model.triggers}
+    queued = [
+        {
+            "firing": seq,
+            "workspace": workspace,
+            "action_index": index,
+            "action": action.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for seq, firing in zip(seqs, new, strict=True)
+        for index, action in enumerate(actions[firing.trigger])
+    ]
+    if queued:
+        conn.execute(outbox.insert(), queued)
 
 
 def record(
@@ -20,58 +98,17 @@ def record(
     """Record each firing not recorded before and queue its actions; the new ones.
 
     A rebuild lists every firing of a contact's history, so most are known:
-    they are filtered out with one query, and the unique key settles the rest.
-    A `once` trigger is keyed without its event: carried out once per contact
-    even when a late event moves its firing to another event (docs/model.md).
+    they are filtered out with one query. The caller holds the owner locks of
+    the firings' contacts.
     """
     candidates = sorted(fired, key=lambda firing: firing.order_key)
-    if not candidates:
-        return []
-    once = {trigger.id for trigger in model.engine.compiled.triggers if trigger.once}
-    actions = {trigger.id: trigger.actions for trigger in model.engine.model.triggers}
-    rows = conn.execute(
-        sa.select(firings.c.trigger, firings.c.contact_id, firings.c.event_key).where(
-            firings.c.workspace == workspace,
-            firings.c.contact_id.in_({firing.contact_id for firing in candidates}),
-        )
-    )
-    known = {(trigger, contact, event_key) for trigger, contact, event_key in rows}
+    seen = known(conn, workspace, (firing.contact_id for firing in candidates))
+    once = once_triggers(model)
     new: list[Firing] = []
     for firing in candidates:
-        key = (firing.trigger, firing.contact_id, "" if firing.trigger in once else firing.event_id)
-        if key in known:
-            continue
-        known.add(key)
-        statement = insert_new(
-            conn, firings, "workspace", "trigger", "contact_id", "event_key"
-        ).values(
-            workspace=workspace,
-            trigger=firing.trigger,
-            contact_id=firing.contact_id,
-            event_key=key[2],
-            event_id=firing.event_id,
-            timestamp=firing.timestamp,
-            model_version=model.version,
-            recorded_at=now,
-        )
-        seq = conn.execute(statement.returning(firings.c.seq)).scalar()
-        if seq is None:
-            continue
-        new.append(firing)
-        conn.execute(
-            outbox.insert(),
-            [
-                {
-                    "firing": seq,
-                    "workspace": workspace,
-                    "action_index": index,
-                    "action": action.model_dump(mode="json", by_alias=True, exclude_none=True),
-                    "status": PENDING,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-                for index, action in enumerate(actions[firing.trigger])
-            ],
-        )
+        key = key_of(firing, once)
+        if key not in seen:
+            seen.add(key)
+            new.append(firing)
+    write(conn, workspace, model, new, now)
     return new

@@ -32,6 +32,24 @@ def winner(conn: sa.Connection, workspace: str, anonymous_id: str) -> Link | Non
     return None if row is None else Link(row.timestamp, row.event_id, row.contact_id)
 
 
+def winners(conn: sa.Connection, workspace: str, anonymous_ids: list[str]) -> dict[str, Link]:
+    """The links in force of these anonymous ids (those that have one)."""
+    if not anonymous_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(
+            identity_links.c.anonymous_id,
+            identity_links.c.timestamp,
+            identity_links.c.event_id,
+            identity_links.c.contact_id,
+        ).where(
+            identity_links.c.workspace == workspace,
+            identity_links.c.anonymous_id.in_(anonymous_ids),
+        )
+    )
+    return {row.anonymous_id: Link(row.timestamp, row.event_id, row.contact_id) for row in rows}
+
+
 def offer(
     conn: sa.Connection, workspace: str, anonymous_id: str, current: Link | None, candidate: Link
 ) -> bool:

@@ -9,7 +9,7 @@ rebuild are equal by construction, whatever object the caller passed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,26 +60,70 @@ def decode(body: str) -> Event:
     return parse_event(json.loads(body))
 
 
-def insert(conn: sa.Connection, workspace: str, event: Event, body: str, now: int) -> bool:
-    """Store an event unless its id is taken; whether it was new."""
-    statement = insert_new(conn, events, "workspace", "id").values(
-        workspace=workspace,
-        id=event.id,
-        type=event.type,
-        contact_id=event.contact_id,
-        anonymous_id=event.anonymous_id,
-        timestamp=event.timestamp,
-        body=body,
-        received_at=now,
-    )
-    return conn.execute(statement.returning(events.c.seq)).first() is not None
+def insert_many(
+    conn: sa.Connection, workspace: str, encoded: list[tuple[Event, str]], now: int
+) -> set[str]:
+    """Store events (of distinct ids) unless their id is taken, in increasing id
+    order (locks.py says why), in one statement; the ids that were new."""
+    if not encoded:
+        return set()
+    rows = [
+        {
+            "workspace": workspace,
+            "id": event.id,
+            "type": event.type,
+            "contact_id": event.contact_id,
+            "anonymous_id": event.anonymous_id,
+            "timestamp": event.timestamp,
+            "body": body,
+            "received_at": now,
+        }
+        for event, body in sorted(encoded, key=lambda pair: pair[0].id)
+    ]
+    statement = insert_new(conn, events, "workspace", "id").returning(events.c.id)
+    if len(rows) == 1:  # a single row needs no executemany machinery
+        return set(conn.execute(statement.values(rows[0])).scalars())
+    if conn.dialect.name == "postgresql":
+        # One short statement with a column of values per array: a VALUES
+        # list of thousands of parameters costs the driver more to parse
+        # than the database to insert.
+        return set(conn.execute(_UNNEST, _columns_of(rows)).scalars())
+    return set(conn.execute(statement, rows).scalars())
+
+
+_UNNEST = sa.text(
+    "INSERT INTO events (workspace, id, type, contact_id, anonymous_id, timestamp, body,"
+    " received_at) SELECT CAST(:workspace AS text), u.id, u.type, u.contact_id,"
+    " u.anonymous_id, u.timestamp, u.body, CAST(:received_at AS bigint)"
+    " FROM unnest(CAST(:id AS text[]), CAST(:type AS text[]), CAST(:contact_id AS text[]),"
+    " CAST(:anonymous_id AS text[]), CAST(:timestamp AS bigint[]), CAST(:body AS text[]))"
+    " AS u(id, type, contact_id, anonymous_id, timestamp, body)"
+    " ON CONFLICT (workspace, id) DO NOTHING RETURNING id"
+)
+
+
+def _columns_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    first = rows[0]
+    columns: dict[str, Any] = {"workspace": first["workspace"], "received_at": first["received_at"]}
+    for name in ("id", "type", "contact_id", "anonymous_id", "timestamp", "body"):
+        columns[name] = [row[name] for row in rows]
+    return columns
 
 
 def stored(conn: sa.Connection, workspace: str, event_id: str) -> Event:
-    body = conn.execute(
-        sa.select(events.c.body).where(events.c.workspace == workspace, events.c.id == event_id)
-    ).scalar_one()
-    return decode(body)
+    return stored_many(conn, workspace, [event_id])[event_id]
+
+
+def stored_many(conn: sa.Connection, workspace: str, event_ids: list[str]) -> dict[str, Event]:
+    """The stored copies of these ids."""
+    if not event_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(events.c.id, events.c.body).where(
+            events.c.workspace == workspace, events.c.id.in_(event_ids)
+        )
+    )
+    return {event_id: decode(body) for event_id, body in rows}
 
 
 def all_events(conn: sa.Connection, workspace: str) -> list[Event]:
@@ -90,10 +134,17 @@ def all_events(conn: sa.Connection, workspace: str) -> list[Event]:
     return [decode(body) for body in rows.scalars()]
 
 
-def has_anonymous_only(conn: sa.Connection, workspace: str, anonymous_id: str) -> bool:
-    """Whether some event carries this anonymous id and no contact id."""
-    query = sa.select(events.c.seq).where(*_anonymous_only(workspace, anonymous_id)).limit(1)
-    return conn.execute(query).first() is not None
+def has_anonymous_only(
+    conn: sa.Connection, workspace: str, anonymous_id: str, *, besides: Set[str] = frozenset()
+) -> bool:
+    """Whether some event carries this anonymous id and no contact id, other
+    than the events of `besides` (a batch's events not yet applied)."""
+    query = (
+        sa.select(events.c.id)
+        .where(*_anonymous_only(workspace, anonymous_id))
+        .limit(len(besides) + 1)
+    )
+    return any(found not in besides for found in conn.execute(query).scalars())
 
 
 def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = None) -> list[Event]:
@@ -136,10 +187,59 @@ def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = No
         ]
     if at is not None:
         parts = [part.where(events.c.timestamp <= at) for part in parts]
-    found = [decode(body) for part in parts for body in conn.execute(part).scalars()]
+    query = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+    found = [decode(body) for body in conn.execute(query).scalars()]
     # Sorted here, not in SQL: ids compare by code point (spec 1), which a
     # PostgreSQL collation other than "C" would not do.
     found.sort(key=lambda event: event.order_key)
+    return found
+
+
+def owned_many(
+    conn: sa.Connection, workspace: str, wanted: list[Owner]
+) -> dict[Owner, list[Event]]:
+    """The current logs of several owners (as `owned` without `at`), in a
+    query per kind of owner; owners without events are left out."""
+    contacts = sorted({key for identified, key in wanted if identified})
+    anonymous = sorted({key for identified, key in wanted if not identified})
+    link = identity_links
+    joined = sa.and_(
+        link.c.workspace == events.c.workspace, link.c.anonymous_id == events.c.anonymous_id
+    )
+    queries: list[sa.Select[Any]] = []
+    if contacts:
+        queries.append(
+            sa.select(sa.true(), events.c.contact_id, events.c.body).where(
+                events.c.workspace == workspace, events.c.contact_id.in_(contacts)
+            )
+        )
+        queries.append(
+            sa.select(sa.true(), link.c.contact_id, events.c.body)
+            .select_from(events.join(link, joined))
+            .where(
+                events.c.workspace == workspace,
+                events.c.contact_id.is_(None),
+                link.c.contact_id.in_(contacts),
+            )
+        )
+    if anonymous:
+        queries.append(
+            sa.select(sa.false(), events.c.anonymous_id, events.c.body)
+            .select_from(events.join(link, joined, isouter=True))
+            .where(
+                events.c.workspace == workspace,
+                events.c.contact_id.is_(None),
+                events.c.anonymous_id.in_(anonymous),
+                link.c.contact_id.is_(None),
+            )
+        )
+    found: dict[Owner, list[Event]] = {}
+    for query in queries:
+        for row in conn.execute(query):
+            identified, key, body = row[0], row[1], row[2]
+            found.setdefault((bool(identified), str(key)), []).append(decode(body))
+    for history in found.values():
+        history.sort(key=lambda event: event.order_key)  # by code point, as in `owned`
     return found
 
 

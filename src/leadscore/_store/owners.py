@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Set
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -23,13 +23,23 @@ def _where(workspace: str, owner: Owner) -> tuple[sa.ColumnElement[bool], ...]:
 
 
 def load(conn: sa.Connection, workspace: str, wanted: Iterable[Owner]) -> dict[Owner, Stored]:
+    """The stored rows of these owners (those that have one): a query per kind."""
     found: dict[Owner, Stored] = {}
-    for owner in wanted:
-        row = conn.execute(
-            sa.select(owners.c.state, owners.c.model_version).where(*_where(workspace, owner))
-        ).first()
-        if row is not None:
-            found[owner] = Stored(ContactState.from_json(row.state), row.model_version)
+    by_kind: dict[bool, set[str]] = {}
+    for identified, key in wanted:
+        by_kind.setdefault(identified, set()).add(key)
+    for identified, keys in sorted(by_kind.items()):
+        rows = conn.execute(
+            sa.select(owners.c.key, owners.c.state, owners.c.model_version).where(
+                owners.c.workspace == workspace,
+                owners.c.identified == identified,
+                owners.c.key.in_(sorted(keys)),
+            )
+        )
+        for row in rows:
+            found[(identified, row.key)] = Stored(
+                ContactState.from_json(row.state), row.model_version
+            )
     return found
 
 
@@ -72,8 +82,56 @@ def save(
         )
 
 
+def save_many(
+    conn: sa.Connection,
+    workspace: str,
+    states: Mapping[Owner, ContactState],
+    *,
+    engine: Engine,
+    model_version: int,
+    existing: Set[Owner],
+) -> None:
+    """Write owners' states, `existing` those whose row is there (known under
+    their locks): one executemany for the updates, one for the inserts."""
+    updates: list[dict[str, Any]] = []
+    inserts: list[dict[str, Any]] = []
+    for (identified, key), state in sorted(states.items()):
+        values = _columns(state, engine, model_version)
+        if (identified, key) in existing:
+            updates.append({"w_identified": identified, "w_key": key, **values})
+        else:
+            inserts.append({"workspace": workspace, "identified": identified, "key": key, **values})
+    if updates:
+        statement = (
+            owners.update()
+            .where(
+                owners.c.workspace == workspace,
+                owners.c.identified == sa.bindparam("w_identified"),
+                owners.c.key == sa.bindparam("w_key"),
+            )
+            .values({name: sa.bindparam(name) for name in _COLUMNS})
+        )
+        conn.execute(statement, updates)
+    if inserts:
+        conn.execute(owners.insert(), inserts)
+
+
 def delete(conn: sa.Connection, workspace: str, owner: Owner) -> None:
     conn.execute(owners.delete().where(*_where(workspace, owner)))
+
+
+_COLUMNS = (
+    "model_version",
+    "state",
+    "fit",
+    "grade",
+    "stage",
+    "stage_entered_at",
+    "last_event_at",
+    "ref",
+    "decaying",
+    "flat",
+)
 
 
 def _columns(state: ContactState, engine: Engine, model_version: int) -> dict[str, Any]:

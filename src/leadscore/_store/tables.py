@@ -40,6 +40,9 @@ models = sa.Table(
     sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.id"), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("document", sa.Text, nullable=False),
+    # The model's `name`, for listings without compiling every version (null
+    # for versions stored before schema 0003).
+    sa.Column("name", sa.Text),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Index(
@@ -135,6 +138,10 @@ firings = sa.Table(
     sa.Column("timestamp", sa.BigInteger, nullable=False),
     sa.Column("model_version", sa.Integer, nullable=False),
     sa.Column("recorded_at", sa.BigInteger, nullable=False),
+    # True for a firing that history produced when a model version was
+    # activated: recorded as carried out, so that it is never queued, and no
+    # outbox row. A new model must not page sales about last year's visits.
+    sa.Column("history", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("workspace", "trigger", "contact_id", "event_key"),
 )
 
@@ -169,4 +176,26 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
     sa.CheckConstraint("scope IN ('write', 'read', 'admin')", name="scope"),
     sa.Index("ix_api_keys_workspace", "workspace"),
+)
+
+# Model activations: making a version active rescores every owner of the
+# workspace in the background (activation.py). A row is the job and its
+# progress; `lease_until` is how long the process running it may still be
+# trusted to be alive, so another process resumes a job whose runner died.
+activations = sa.Table(
+    "activations",
+    metadata,
+    sa.Column("id", Serial, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # running, done, superseded or failed
+    sa.Column("total", sa.Integer, nullable=False),  # owners to rescore, counted at the start
+    sa.Column("rescored", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("finished_at", sa.BigInteger),
+    sa.Column("lease_until", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.CheckConstraint("status IN ('running', 'done', 'superseded', 'failed')", name="status"),
+    sa.Index("ix_activations_workspace", "workspace"),
+    sa.Index("ix_activations_status", "status"),
 )

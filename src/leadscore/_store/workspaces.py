@@ -11,7 +11,7 @@ from .._engine import Engine
 from .._loader import parse_model
 from .database import insert_new, now, transaction
 from .errors import UnknownModelVersion, UnknownWorkspace
-from .tables import models, workspaces
+from .tables import activations, models, owners, workspaces
 
 # Workspace names appear in URLs and lock keys: a plain, bounded vocabulary.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -64,6 +64,7 @@ def store_model(
                 workspace=workspace,
                 version=version,
                 document=document,
+                name=engine.model.name,
                 active=False,
                 created_at=now(),
             )
@@ -74,19 +75,19 @@ def store_model(
 
 
 def activate_model(conn: sa.Connection, *, workspace: str, version: int) -> ModelVersion:
-    """Make a stored version the workspace's active model.
-
-    Owner states made under another version are not rescored here: ingest
-    rebuilds an owner whose state is of another version than the model it
-    is given, and reads compute such an owner from its events.
-    """
+    """Make a stored version the workspace's active model, and start the
+    rescore of the owners scored under another version (activation.py runs
+    it). Until an owner is rescored, ingest rebuilds it when an event comes
+    and reads compute it from its events, so answers are the new model's at
+    once."""
     with transaction(conn):
         found = load_model(conn, workspace=workspace, version=version)
         _activate(conn, workspace, version)
     return found
 
 
-def _activate(conn: sa.Connection, workspace: str, version: int) -> None:
+def _activate(conn: sa.Connection, workspace: str, version: int) -> int:
+    """Make `version` active and record its activation; the activation's id."""
     # Clear first: the partial unique index allows one active row per workspace.
     conn.execute(
         models.update().where(models.c.workspace == workspace, models.c.active).values(active=False)
@@ -96,6 +97,34 @@ def _activate(conn: sa.Connection, workspace: str, version: int) -> None:
         .where(models.c.workspace == workspace, models.c.version == version)
         .values(active=True)
     )
+    stamp = now()
+    # An earlier activation still running has nothing left to do: its version
+    # is no longer the one to rescore to.
+    conn.execute(
+        activations.update()
+        .where(activations.c.workspace == workspace, activations.c.status == "running")
+        .values(status="superseded", finished_at=stamp)
+    )
+    total = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(owners)
+        .where(owners.c.workspace == workspace, owners.c.model_version != version)
+    ).scalar_one()
+    inserted = conn.execute(
+        activations.insert()
+        .values(
+            workspace=workspace,
+            version=version,
+            status="running" if total else "done",
+            total=total,
+            rescored=0,
+            created_at=stamp,
+            finished_at=None if total else stamp,
+        )
+        .returning(activations.c.id)
+    )
+    activation_id: int = inserted.scalar_one()
+    return activation_id
 
 
 def load_model(conn: sa.Connection, *, workspace: str, version: int) -> ModelVersion:
@@ -138,3 +167,39 @@ def require_workspace(conn: sa.Connection, workspace: str) -> None:
     found = conn.execute(sa.select(workspaces.c.id).where(workspaces.c.id == workspace)).first()
     if found is None:
         raise UnknownWorkspace(workspace)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredModel:
+    """A model version as listed: without its compiled form."""
+
+    version: int
+    name: str
+    active: bool
+    created_at: int
+
+
+def list_models(conn: sa.Connection, *, workspace: str) -> list[StoredModel]:
+    """Every version of the workspace's model, oldest first."""
+    with transaction(conn):
+        rows = conn.execute(
+            sa.select(
+                models.c.version,
+                models.c.name,
+                models.c.document,
+                models.c.active,
+                models.c.created_at,
+            )
+            .where(models.c.workspace == workspace)
+            .order_by(models.c.version)
+        ).all()
+    return [
+        StoredModel(
+            row.version,
+            # Versions stored before the name had its column: read it from the document.
+            row.name if row.name is not None else parse_model(row.document).name,
+            bool(row.active),
+            row.created_at,
+        )
+        for row in rows
+    ]

@@ -1,0 +1,267 @@
+"""Model activation: rescoring every owner of a workspace under the model
+version just made active, in the background, with progress in the database.
+
+`workspaces.activate_model` makes a version active and records an
+activation (a row of `activations`, status `running`). A runner (the
+service's, `_service/activations.py`) claims it and calls `rescore`, which
+works through the owners still scored under another version a chunk at a
+time: under their owner locks (locks.py's order), it reads their logs, scores
+them with one call (`score_history`) and writes their states. Firings that
+history produces under the new model are recorded as carried out
+(`firings.history`) and queued nowhere: activating a model must not page
+sales about last year's visits. Each chunk commits with the activation's
+progress, so a runner that dies loses at most a chunk; another process takes
+the activation over once its lease has run out, and the owners done are not
+done again (their version is already the new one).
+
+Meanwhile ingest keeps working: an owner whose state is of another version is
+brought to the active one, the same way, when its next event comes
+(ingest.py), and reads compute such an owner from its events. Whichever comes
+first, the other finds the owner done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from .._engine import ContactState, Engine, Firing
+from .._events import Event
+from .._replay import Owner
+from . import firings, locks, log, owners
+from .database import now, transaction
+from .tables import activations, models
+from .tables import owners as owner_rows
+from .workspaces import ModelVersion, load_model
+
+# Owners rescored per transaction: large enough that the per-chunk statements
+# are a small share of the work, small enough that a chunk's locks are held
+# for well under a second and a dead runner loses little.
+CHUNK = 500
+
+# How long a runner's claim on an activation holds without renewal (µs). Every
+# chunk renews it, and a chunk takes far less, so only a dead runner's
+# activation is taken over.
+LEASE = 60_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    id: int
+    workspace: str
+    version: int
+    status: str  # running, done, superseded (another version was activated since), failed
+    total: int  # owners under another version when it started
+    rescored: int
+    created_at: int
+    finished_at: int | None
+    error: str | None
+
+
+def score_history(
+    engine: Engine, logs: Mapping[Owner, list[Event]]
+) -> dict[Owner, tuple[ContactState, list[Firing]]]:
+    """The one scoring step of a rescore: each owner's state and the firings
+    of its history, from its events in (timestamp, id) order.
+
+    Today the pure engine, owner by owner; this call is the place for a batch
+    engine (issue 4) to take over, as long as it gives the same states.
+    """
+    scored: dict[Owner, tuple[ContactState, list[Firing]]] = {}
+    for owner, history in logs.items():
+        identified, key = owner
+        state, step = engine.run(
+            (engine.prepare(event) for event in history), contact_id=key if identified else None
+        )
+        scored[owner] = (state, step.firings)
+    return scored
+
+
+def _row(row: sa.Row[tuple[object, ...]]) -> Activation:
+    mapping = row._mapping
+    return Activation(
+        id=int(mapping["id"]),
+        workspace=str(mapping["workspace"]),
+        version=int(mapping["version"]),
+        status=str(mapping["status"]),
+        total=int(mapping["total"]),
+        rescored=int(mapping["rescored"]),
+        created_at=int(mapping["created_at"]),
+        finished_at=None if mapping["finished_at"] is None else int(mapping["finished_at"]),
+        error=None if mapping["error"] is None else str(mapping["error"]),
+    )
+
+
+def get_activation(conn: sa.Connection, *, workspace: str, activation_id: int) -> Activation | None:
+    with transaction(conn):
+        row = conn.execute(
+            sa.select(activations).where(
+                activations.c.workspace == workspace, activations.c.id == activation_id
+            )
+        ).first()
+    return None if row is None else _row(row)
+
+
+def latest_activation(conn: sa.Connection, *, workspace: str) -> Activation | None:
+    with transaction(conn):
+        row = conn.execute(
+            sa.select(activations)
+            .where(activations.c.workspace == workspace)
+            .order_by(activations.c.id.desc())
+            .limit(1)
+        ).first()
+    return None if row is None else _row(row)
+
+
+def claim(conn: sa.Connection) -> Activation | None:
+    """Take a running activation no live runner holds (its lease over or
+    never given), for LEASE; None when there is none."""
+    stamp = now()
+    free = sa.or_(activations.c.lease_until.is_(None), activations.c.lease_until < stamp)
+    with transaction(conn):
+        candidate = conn.execute(
+            sa.select(activations.c.id)
+            .where(activations.c.status == "running", free)
+            .order_by(activations.c.id)
+            .limit(1)
+        ).scalar()
+        if candidate is None:
+            return None
+        # The condition again in the update: of two runners that picked the
+        # same row, the second finds the lease taken (PostgreSQL re-checks
+        # the row after the first commits) and updates nothing.
+        row = conn.execute(
+            activations.update()
+            .where(activations.c.id == candidate, activations.c.status == "running", free)
+            .values(lease_until=stamp + LEASE)
+            .returning(*activations.c)
+        ).first()
+    return None if row is None else _row(row)
+
+
+def rescore(
+    conn: sa.Connection,
+    activation: Activation,
+    *,
+    chunk: int = CHUNK,
+    stopping: Callable[[], bool] = lambda: False,
+) -> Activation:
+    """Rescore the activation's workspace, a chunk per transaction, until no
+    owner is left under another version (done), another version was made
+    active (superseded) or `stopping()` says so (left running, for a runner
+    to resume). The activation as it ends."""
+    if conn.in_transaction():
+        raise ValueError("rescore commits each chunk: pass a connection with no transaction")
+    model = load_model(conn, workspace=activation.workspace, version=activation.version)
+    while not stopping():
+        with conn.begin():
+            status = _status(conn, activation)
+            if status != "running":
+                break
+            done = _chunk(conn, activation.workspace, model, chunk)
+            if done is None:
+                _finish(conn, activation.id, "done")
+                break
+            conn.execute(
+                activations.update()
+                .where(activations.c.id == activation.id)
+                .values(
+                    rescored=activations.c.rescored + done,
+                    total=sa.func.max(activations.c.total, activations.c.rescored + done)
+                    if conn.dialect.name == "sqlite"
+                    else sa.func.greatest(activations.c.total, activations.c.rescored + done),
+                    lease_until=now() + LEASE,
+                )
+            )
+    found = get_activation(conn, workspace=activation.workspace, activation_id=activation.id)
+    assert found is not None
+    return found
+
+
+def release(conn: sa.Connection, activation: Activation) -> None:
+    """Give up the claim (a runner stopping): another may resume at once."""
+    with transaction(conn):
+        conn.execute(
+            activations.update()
+            .where(activations.c.id == activation.id, activations.c.status == "running")
+            .values(lease_until=None)
+        )
+
+
+def fail(conn: sa.Connection, activation: Activation, error: str) -> None:
+    with transaction(conn):
+        _finish(conn, activation.id, "failed", error=error)
+
+
+def _status(conn: sa.Connection, activation: Activation) -> str:
+    status = conn.execute(
+        sa.select(activations.c.status).where(activations.c.id == activation.id)
+    ).scalar_one()
+    active = conn.execute(
+        sa.select(models.c.version).where(
+            models.c.workspace == activation.workspace, models.c.active
+        )
+    ).scalar()
+    if status == "running" and active != activation.version:
+        _finish(conn, activation.id, "superseded")
+        return "superseded"
+    return str(status)
+
+
+def _finish(conn: sa.Connection, activation_id: int, status: str, error: str | None = None) -> None:
+    conn.execute(
+        activations.update()
+        .where(activations.c.id == activation_id)
+        .values(status=status, finished_at=now(), lease_until=None, error=error)
+    )
+
+
+def _chunk(conn: sa.Connection, workspace: str, model: ModelVersion, size: int) -> int | None:
+    """Rescore up to `size` owners still under another version; how many, or
+    None when there were none left."""
+    rows = conn.execute(
+        sa.select(owner_rows.c.identified, owner_rows.c.key)
+        .where(owner_rows.c.workspace == workspace, owner_rows.c.model_version != model.version)
+        .order_by(owner_rows.c.identified, owner_rows.c.key)
+        .limit(size)
+    ).all()
+    if not rows:
+        return None
+    wanted: list[Owner] = [(bool(row.identified), str(row.key)) for row in rows]
+    locks.lock_owners(conn, workspace, wanted)
+    # Under the locks: what is still to do (ingest may have done some since).
+    loaded = owners.load(conn, workspace, wanted)
+    todo = [owner for owner, stored in loaded.items() if stored.model_version != model.version]
+    logs = log.owned_many(conn, workspace, todo)
+    scored = score_history(model.engine, logs)
+    record_history(conn, workspace, model, [f for _, fired in scored.values() for f in fired])
+    owners.save_many(
+        conn,
+        workspace,
+        {owner: state for owner, (state, _) in scored.items()},
+        engine=model.engine,
+        model_version=model.version,
+        existing=set(todo),
+    )
+    for owner in todo:
+        if owner not in scored:  # no events left (it cannot normally happen)
+            owners.delete(conn, workspace, owner)
+    return len(todo)
+
+
+def record_history(
+    conn: sa.Connection, workspace: str, model: ModelVersion, fired: list[Firing]
+) -> list[Firing]:
+    """Record history's firings as carried out (never queued); the new ones."""
+    seen = firings.known(conn, workspace, (firing.contact_id for firing in fired))
+    once = firings.once_triggers(model)
+    new: list[Firing] = []
+    for firing in sorted(fired, key=lambda firing: firing.order_key):
+        key = firings.key_of(firing, once)
+        if key not in seen:
+            seen.add(key)
+            new.append(firing)
+    firings.write(conn, workspace, model, new, now(), history=True)
+    return new
