@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 
 from .._engine import Firing
 from .database import insert_new
@@ -12,6 +13,12 @@ from .tables import firings, outbox
 from .workspaces import ModelVersion
 
 PENDING = "pending"
+
+
+def _kind(action: BaseModel) -> str:
+    """An action's kind: the one key the model wrote it with (webhook, assign...)."""
+    (kind,) = type(action).model_fields
+    return kind
 
 
 def record(
@@ -66,6 +73,7 @@ def record(
                     "workspace": workspace,
                     "action_index": index,
                     "action": action.model_dump(mode="json", by_alias=True, exclude_none=True),
+                    "kind": _kind(action),
                     "status": PENDING,
                     "attempts": 0,
                     "next_attempt_at": now,
