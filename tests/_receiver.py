@@ -32,6 +32,7 @@ class Received:
     body: bytes
     verified: bool  # the signature holds under the receiver's secret, the timestamp is fresh
     at: float  # time.time() when it came
+    headers: dict[str, str]  # every header, names in lower case
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -92,6 +93,7 @@ class Receiver:
             body=body,
             verified=verify(self.secret, timestamp, signature, body, now),
             at=now,
+            headers={name.lower(): value for name, value in handler.headers.items()},
         )
         with self._lock:
             self.received.append(item)

@@ -197,6 +197,34 @@ def test_each_firing_is_delivered_once_signed_with_its_scorecard(fresh: sa.Engin
         assert firing["trigger"] == "each-demo"
 
 
+def test_the_docs_verify_example_accepts_real_deliveries_only(fresh: sa.Engine) -> None:
+    text = (Path(__file__).parents[1] / "docs" / "api.md").read_text()
+    code = text.split("### Verifying a webhook", 1)[1].split("```python\n", 1)[1].split("```")[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/api.md", "exec"), namespace)
+    verify_as_documented = namespace["verify"]
+    with receiving("s3cret") as receiver:
+        name, model = workspace(fresh, webhook_model(receiver.url))
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        worker = OutboxWorker(fresh, quick())
+        try:
+            worker.drain()
+        finally:
+            worker.close()
+    (got,) = receiver.received
+    assert got.headers["idempotency-key"] == got.key
+    assert verify_as_documented("s3cret", got.headers, got.body)
+    assert not verify_as_documented("other", got.headers, got.body)
+    assert not verify_as_documented("s3cret", got.headers, got.body + b" ")
+    stale = {**got.headers, "leadscore-timestamp": str(got.timestamp - 3600)}
+    assert not verify_as_documented("s3cret", stale, got.body)
+
+
 def test_retries_back_off_then_dead_letter_then_redelivery(fresh: sa.Engine) -> None:
     healthy = threading.Event()
     with receiving("s3cret", lambda received, nth: 200 if healthy.is_set() else 503) as receiver:
