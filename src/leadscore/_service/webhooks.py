@@ -100,7 +100,7 @@ def send(client: httpx.Client, url: str, body: bytes, sent_headers: dict[str, st
         response = client.post(url, content=body, headers=sent_headers)
     except httpx.TimeoutException as error:
         return Answer(None, f"timed out: {type(error).__name__}")
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, httpx.InvalidURL) as error:
         return Answer(None, f"{type(error).__name__}: {error}"[:500])
     if 200 <= response.status_code < 300:
         return Answer(response.status_code, None)

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from .._settings import Settings
 from .._store import actions, contacts, outbox
-from .._store.database import now
+from .._store.database import now, transaction
 from .._store.outbox import Claimed
 from . import webhooks
 from .modelcache import ModelCache
@@ -75,8 +75,11 @@ class OutboxWorker:
                 worker=self.name,
                 now=now(),
                 lease=int(settings.outbox_lease_seconds * _SECOND),
-                # A batch keeps every delivery thread busy for a round.
-                limit=4 * settings.outbox_concurrency,
+                # No more than can be delivered at once: every claimed
+                # webhook starts at once, so a lease longer than the timeout
+                # outlasts its call (a longer batch would wait in line while
+                # its leases run out).
+                limit=settings.outbox_concurrency,
             )
             for row in claimed:
                 if row.kind in outbox.LOCAL:
@@ -98,9 +101,14 @@ class OutboxWorker:
         with self._database.connect() as conn:
             body = row.payload
             if body is None:
-                body = outbox.keep_payload(
-                    conn, seq=row.seq, worker=self.name, payload=self._payload(conn, row)
-                )
+                try:
+                    made = self._payload(conn, row)
+                except Exception as error:  # a bug: logged as a failed attempt, so it ends
+                    log.exception("webhook delivery %s: the payload could not be made", row.seq)
+                    conn.rollback()
+                    self._failed(conn, row, f"the payload could not be made: {error!r}"[:500])
+                    return
+                body = outbox.keep_payload(conn, seq=row.seq, worker=self.name, payload=made)
                 if body is None:  # erased, or another worker took over
                     return
             secret = row.action["webhook"].get("secret") or (
@@ -143,6 +151,21 @@ class OutboxWorker:
                 status,
             )
 
+    def _failed(self, conn: sa.Connection, row: Claimed, error: str) -> None:
+        stamp = now()
+        outbox.record_attempt(
+            conn,
+            seq=row.seq,
+            worker=self.name,
+            started_at=stamp,
+            duration=0,
+            status_code=None,
+            error=error,
+            now=stamp,
+            max_attempts=self._settings.webhook_max_attempts,
+            delay=self._delay,
+        )
+
     def _delay(self, attempts: int) -> int:
         seconds = webhooks.backoff(
             attempts,
@@ -163,7 +186,7 @@ class OutboxWorker:
             event_id=firing.event_id,
             timestamp=firing.timestamp,
         )
-        with conn.begin():
+        with transaction(conn):
             labels = actions.labels(conn, row.workspace, [firing.contact_id]).get(
                 firing.contact_id, actions.Labels()
             )

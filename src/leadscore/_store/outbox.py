@@ -491,6 +491,14 @@ def signing_secret(
 ) -> SigningSecret:
     """The workspace's webhook signing secret, made on first use; with
     `rotate`, a new one replaces it (from the next attempt on)."""
+    query = sa.select(signing_secrets.c.secret, signing_secrets.c.created_at).where(
+        signing_secrets.c.workspace == workspace
+    )
+    if not rotate:  # the common case, read only (a write would cost SQLite's one writer)
+        with transaction(conn):
+            found = conn.execute(query).first()
+        if found is not None:
+            return SigningSecret(found.secret, found.created_at)
     fresh = "whsec_" + random_secrets.token_urlsafe(32)  # 256 random bits
     with transaction(conn):
         if rotate:
@@ -500,9 +508,5 @@ def signing_secret(
                 workspace=workspace, secret=fresh, created_at=now
             )
         )
-        row = conn.execute(
-            sa.select(signing_secrets.c.secret, signing_secrets.c.created_at).where(
-                signing_secrets.c.workspace == workspace
-            )
-        ).one()
+        row = conn.execute(query).one()
     return SigningSecret(row.secret, row.created_at)
