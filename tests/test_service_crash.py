@@ -85,9 +85,8 @@ def _log(count: int, seed: int) -> list[dict[str, Any]]:
     return made
 
 
-@contextmanager
-def _server(url: str, port: int, folder: Path, name: str) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
+def _env(url: str, port: int) -> dict[str, str]:
+    return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LEADSCORE_DATABASE_URL": url,
         "LEADSCORE_PORT": str(port),
@@ -97,27 +96,52 @@ def _server(url: str, port: int, folder: Path, name: str) -> Iterator[subprocess
         "LEADSCORE_WEBHOOK_BACKOFF_BASE_SECONDS": "0.05",
         "LEADSCORE_WEBHOOK_BACKOFF_CAP_SECONDS": "0.2",
     }
-    # Output to files: a pipe nobody reads would fill and stall the server.
+
+
+@contextmanager
+def _process(
+    command: str, url: str, port: int, folder: Path, name: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    # Output to files: a pipe nobody reads would fill and stall the process.
     with (folder / f"{name}.log").open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "leadscore", "serve"], env=env, stdout=output, stderr=output
+            [sys.executable, "-m", "leadscore", command],
+            env=_env(url, port),
+            stdout=output,
+            stderr=output,
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, (folder / f"{name}.log").read_text()
-                assert time.monotonic() < deadline, "the server did not come up"
-                time.sleep(0.05)
             yield process
         finally:
             if process.poll() is None:
                 process.terminate()
-                process.wait(timeout=30)
+                # A clean stop; uvicorn re-raises the signal once it has shut down.
+                assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+                assert "Traceback" not in (folder / f"{name}.log").read_text()
+
+
+def _started(log: Path) -> None:
+    """Until `leadscore worker` says it works (in its log)."""
+    deadline = time.monotonic() + 30
+    while "carrying out actions" not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+
+
+@contextmanager
+def _server(url: str, port: int, folder: Path, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    with _process("serve", url, port, folder, name) as process:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, (folder / f"{name}.log").read_text()
+            assert time.monotonic() < deadline, "the server did not come up"
+            time.sleep(0.05)
+        yield process
 
 
 class Client(threading.Thread):
@@ -182,7 +206,13 @@ def test_sigkill_mid_ingestion_loses_nothing_and_delivers_each_firing_once(
             assert 150 <= len(acknowledged) < len(log), "the kill came after the log was sent"
             delivered_before = len(receiver.keys())
 
-            with _server(database_url, port, tmp_path, "second"):
+            # After the restart a `leadscore worker` process works beside the
+            # server's own worker: two processes claim from one outbox.
+            with (
+                _server(database_url, port, tmp_path, "second"),
+                _process("worker", database_url, port, tmp_path, "worker"),
+            ):
+                _started(tmp_path / "worker.log")
                 # The clients send again what was not acknowledged; and some that was.
                 rest = [sent for sent in log if sent["id"] not in acknowledged]
                 again = Client(

@@ -29,6 +29,15 @@ def worker(*, database_url: str | None, data_dir: str | None, drain: bool) -> No
     """Carry out triggers' actions (webhooks, assign, tags) from the outbox,
     until stopped (SIGTERM or Ctrl-C). Any number may run beside `leadscore
     serve`; set LEADSCORE_OUTBOX_WORKER=false to leave the work to them."""
+    # First: a SIGTERM while it starts up still stops it cleanly.
+    stopped = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    if not drain:
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
     # The command line's helpers, imported when run: _cli imports this module.
     from ._cli import _fail, _prepare_storage, _redacted, _service_settings
     from ._service.worker import OutboxWorker
@@ -49,13 +58,6 @@ def worker(*, database_url: str | None, data_dir: str | None, drain: bool) -> No
             running.drain(timeout=float("inf"))
             running.close()
             return
-        stopped = threading.Event()
-
-        def stop(signum: int, frame: FrameType | None) -> None:
-            stopped.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
         running.start()
         logging.getLogger("leadscore.outbox").info(
             "worker %s carrying out actions from %s", running.name, _redacted(url)
