@@ -85,12 +85,18 @@ class Service:
 
 
 @contextmanager
-def running(database: sa.Engine) -> Iterator[Service]:
-    """A server on the (migrated) test database, with small limits to test against."""
+def running(database: sa.Engine, **overrides: Any) -> Iterator[Service]:
+    """A server on the (migrated) test database, with small limits to test
+    against; without its outbox worker unless `outbox_worker=True` is given
+    (the tests' models name webhooks nobody should call)."""
     settings = Settings(
-        database_url=database.url.render_as_string(hide_password=False),
-        max_body_bytes=MAX_BODY,
-        max_batch_events=MAX_BATCH,
+        **{
+            "database_url": database.url.render_as_string(hide_password=False),
+            "max_body_bytes": MAX_BODY,
+            "max_batch_events": MAX_BATCH,
+            "outbox_worker": False,
+            **overrides,
+        }
     )
     with serving(settings) as base:
         yield Service(base, database, settings)

@@ -60,6 +60,7 @@ def _url(path: str) -> str:
         .replace("{contact_id}", "c-1")
         .replace("{version}", "1")
         .replace("{activation_id}", "1")
+        .replace("{delivery_id}", "1")
     )
 
 
@@ -208,7 +209,7 @@ def test_problems_reach_browsers(service: Service) -> None:
 def test_a_failure_of_the_server_is_a_problem_too(tmp_path: Path) -> None:
     # A real failure: the database was never migrated, so looking up the key
     # fails. The answer says so in the one shape, and nothing of the cause.
-    settings = Settings(data_dir=tmp_path / "data")
+    settings = Settings(data_dir=tmp_path / "data", outbox_worker=False)
     with serving(settings) as base, httpx.Client(base_url=base, trust_env=False) as http:
         response = http.post(
             "/v1/events", json=[], headers={"Authorization": "Bearer lsk_0123456789abcdef_x"}

@@ -34,6 +34,7 @@ from leadscore._store import (
 )
 from leadscore._store.activation import latest_activation
 from leadscore._store.tables import events as event_rows
+from leadscore._store.tables import outbox as outbox_rows
 
 from ._service import MODEL, Service, Workspace, assert_problem, event, running
 
@@ -115,7 +116,26 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("DELETE", "/v1/contacts/{contact_id}"): Call(
         Scope.ADMIN, names_a=True, contact="a-private-erased"
     ),
+    ("GET", "/v1/deliveries"): Call(Scope.ADMIN),
+    ("GET", "/v1/deliveries/{delivery_id}"): Call(Scope.ADMIN, names_a=True),
+    ("POST", "/v1/deliveries/{delivery_id}/redeliver"): Call(Scope.ADMIN, names_a=True),
+    ("GET", "/v1/webhooks/secret"): Call(Scope.ADMIN),
+    ("POST", "/v1/webhooks/secret"): Call(Scope.ADMIN),
 }
+
+# A's model fires a webhook at A's contact's identify: A has a delivery,
+# which the deliveries routes name. Nothing listens there (the server's
+# worker is off anyway): the delivery stays queued.
+A_MODEL = (
+    MODEL.replace("name: http-tests", "name: a-private-model")
+    + """
+triggers:
+  - id: a-private-trigger
+    when: {event: identify}
+    actions:
+      - webhook: {url: "http://127.0.0.1:9/a-private-hook", secret: a-private-secret}
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -126,6 +146,7 @@ class Setup:
     victim: str  # an id of A's keys that paths name
     version: int  # a model version of A's that B does not have
     activation: int  # an activation of A's
+    delivery: str  # the id of A's delivery that paths name
     revoked: str  # A's admin key, revoked
     secrets: list[str]  # what must never be seen by anyone but A
 
@@ -133,7 +154,7 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(database: sa.Engine) -> Iterator[Setup]:
     with running(database) as service:
-        a = service.workspace(model=MODEL.replace("name: http-tests", "name: a-private-model"))
+        a = service.workspace(model=A_MODEL)
         b = service.workspace()
         with service.database.connect() as conn:
             victim, _ = create_key(conn, workspace=a.name, scope=Scope.READ)
@@ -165,13 +186,29 @@ def setup(database: sa.Engine) -> Iterator[Setup]:
                 headers=a.auth(Scope.WRITE),
             )
             assert sent.json()["accepted"] == 2
+            a_secret = http.get("/v1/webhooks/secret", headers=a.auth(Scope.ADMIN)).json()
+        with service.database.connect() as conn:
+            (delivery,) = conn.execute(
+                sa.select(outbox_rows.c.seq).where(outbox_rows.c.workspace == a.name)
+            ).scalars()
         secrets = [
             a.name,
             "a-private",  # the model's name, the event, the contact, the email
             *a_ids,
             *a.keys.values(),
+            a_secret["secret"],
         ]
-        yield Setup(service, a, b, victim.key_id, version, activation.id, revoked_key, secrets)
+        yield Setup(
+            service,
+            a,
+            b,
+            victim.key_id,
+            version,
+            activation.id,
+            str(delivery),
+            revoked_key,
+            secrets,
+        )
 
 
 def _request(
@@ -183,6 +220,7 @@ def _request(
         .replace("{contact_id}", call.contact)
         .replace("{version}", str(setup.version))
         .replace("{activation_id}", str(setup.activation))
+        .replace("{delivery_id}", setup.delivery)
     )
     return http.request(method, url, **call.body(auth.pop("suffix", "x")), **auth)
 

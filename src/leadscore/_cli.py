@@ -653,5 +653,10 @@ def keys_revoke(
     _err.print(f"revoked key {key_id[:20]}", highlight=False)
 
 
+from ._worker_cli import worker  # noqa: E402  (commands in modules of their own)
+
+cli.add_command(worker)
+
+
 def main() -> None:
     cli(prog_name="leadscore")

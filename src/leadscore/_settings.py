@@ -8,8 +8,9 @@ them all, and a test keeps that page complete.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +47,65 @@ class Settings(BaseSettings):
         ge=1,
         description="Most events accepted in one batch request.",
     )
+
+    # The outbox worker (docs/api.md, "Triggers and actions").
+    outbox_worker: bool = Field(
+        default=True,
+        description="Run the outbox worker (which carries out triggers' actions) inside "
+        "`leadscore serve`. Turn off when `leadscore worker` processes do it instead.",
+    )
+    outbox_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often an idle worker looks for due actions: the longest an action "
+        "waits before it starts.",
+    )
+    outbox_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Webhooks one worker delivers at the same time.",
+    )
+    outbox_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a claimed action is a worker's alone; a worker that dies "
+        "mid-delivery gives it up when this runs out. Must exceed the webhook timeout.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Timeout of a webhook call, for connecting, sending and each read of "
+        "the answer; no answer in time is a failed attempt.",
+    )
+    webhook_max_attempts: int = Field(
+        default=15,
+        ge=1,
+        description="Attempts at delivering a webhook before it goes to the dead letters. "
+        "With the default backoff, 15 attempts span up to about a day.",
+    )
+    webhook_backoff_base_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Backoff before retry n: a random wait between 0 and "
+        "min(cap, base * 2^(n-1)) seconds (exponential backoff with full jitter).",
+    )
+    webhook_backoff_cap_seconds: float = Field(
+        default=21_600.0,
+        gt=0,
+        description="The longest backoff between two attempts (6 hours by default).",
+    )
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_call(self) -> Self:
+        # A lease shorter than a call would let a second worker send the
+        # same webhook while the first is still waiting for its answer.
+        if self.outbox_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                f"outbox_lease_seconds ({self.outbox_lease_seconds}) must exceed "
+                f"webhook_timeout_seconds ({self.webhook_timeout_seconds})"
+            )
+        return self
 
     def database(self) -> str:
         """The database URL in effect."""

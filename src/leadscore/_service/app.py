@@ -11,10 +11,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from .. import __version__
 from .._settings import Settings
 from .._store.database import open_database
-from . import admin, contacts, events, health, models, problems, tracking
+from . import admin, contacts, deliveries, events, health, models, problems, tracking
 from .activations import ActivationRunner
 from .limits import BodyLimit
 from .modelcache import ModelCache
+from .worker import OutboxWorker
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -27,9 +28,21 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.database = open_database(settings.database())
         app.state.activations = ActivationRunner(app.state.database)
         app.state.activations.start()
+        # The outbox worker carries out triggers' actions in the background
+        # (unless `leadscore worker` processes do); stopped before the
+        # database is closed, once its round in progress has ended.
+        worker = (
+            OutboxWorker(app.state.database, settings, models=app.state.models)
+            if settings.outbox_worker
+            else None
+        )
+        if worker is not None:
+            worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                worker.stop()
             app.state.activations.stop()
             app.state.database.dispose()
 
@@ -49,6 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(models.router)
     app.include_router(admin.router)
     app.include_router(contacts.router)
+    app.include_router(deliveries.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     # Web pages send events from their visitors' browsers (a write key is
     # meant to be embedded), so any origin may call. Keys travel in a header

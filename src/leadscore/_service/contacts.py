@@ -60,18 +60,26 @@ class StageEntered(BaseModel):
     manual: bool = Field(description="Entered by a `stage_set` event rather than by a rule.")
 
 
-class ContactDetail(Card):
+class ContactItem(Card):
+    """A scorecard, and what triggers' actions put on the contact."""
+
+    tags: list[str] = Field(
+        description="Labels put on by `add_tag` actions (and not taken off by `remove_tag`), "
+        "sorted; not the tags of `tag_scores`."
+    )
+    owner: str | None = Field(description="The owner the last `assign` action gave it.")
+
+
+class ContactDetail(ContactItem):
     """A contact: its scorecard fields at the top level, and more."""
 
     traits: dict[str, Any] = Field(description="The traits merged from its identify events.")
-    tags: list[str] = Field(description="Always empty: no action sets contact tags yet.")
-    owner: str | None = Field(description="Always null: no action assigns an owner yet.")
     stage_history: list[StageEntered] = Field(description="Every stage entry, oldest first.")
     model_version: int = Field(description="The model version the scores come from.")
 
 
 class ContactPage(BaseModel):
-    contacts: list[Card]
+    contacts: list[ContactItem]
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end."
     )
@@ -114,7 +122,12 @@ class ContactExport(BaseModel):
     anonymous_ids: list[str] = Field(description="Anonymous ids linked to it.")
     events: list[dict[str, Any]] = Field(description="Its events, canonical format, in order.")
     firings: list[dict[str, Any]]
-    actions: list[dict[str, Any]] = Field(description="The outbox rows of its firings.")
+    actions: list[dict[str, Any]] = Field(
+        description="The outbox rows of its firings, with the webhooks' payloads."
+    )
+    delivery_attempts: list[dict[str, Any]] = Field(
+        description="Every attempt at delivering its webhooks."
+    )
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -130,6 +143,10 @@ def _card(card: Scorecard) -> dict[str, Any]:
     return out
 
 
+def _item(found: store.Contact) -> dict[str, Any]:
+    return {**_card(found.card), "tags": found.labels.tags, "owner": found.labels.owner}
+
+
 def _entry(entry: StageEntry) -> StageEntered:
     return StageEntered(
         stage=entry.stage,
@@ -141,10 +158,8 @@ def _entry(entry: StageEntry) -> StageEntered:
 
 def _detail(found: store.Contact, history: list[StageEntry]) -> ContactDetail:
     return ContactDetail(
-        **_card(found.card),
+        **_item(found),
         traits=found.traits,
-        tags=[],
-        owner=None,
         stage_history=[_entry(entry) for entry in history],
         model_version=found.model_version,
     )
@@ -193,7 +208,7 @@ def _decode(cursor: str, shape: tuple[type, ...]) -> list[Any]:
 
 _CSV_COLUMNS = (
     "contact_id", "score", "fit", "grade", "band", "stage", "stage_entered_at",
-    "stage_score", "tag_scores", "last_event_at",
+    "stage_score", "tag_scores", "last_event_at", "tags", "owner",
 )  # fmt: skip
 
 
@@ -205,8 +220,11 @@ class ListQuery(BaseModel):
     band: str | None = None
     grade: str | None = None
     stage: str | None = None
-    tag: str | None = Field(default=None, description="Contacts with a score for this tag.")
-    owner: str | None = Field(default=None, description="No contact has an owner yet.")
+    tag: str | None = Field(default=None, description="Contacts with this label (`tags`).")
+    tag_score: str | None = Field(
+        default=None, description="Contacts with a score for this tag (in `tag_scores`)."
+    )
+    owner: str | None = Field(default=None, description="Contacts given to this owner.")
     score_min: float | None = None
     score_max: float | None = None
     updated_since: str | None = Field(
@@ -243,6 +261,7 @@ def get_contacts(
         grade=query.grade,
         stage=query.stage,
         tag=query.tag,
+        tag_score=query.tag_score,
         owner=query.owner,
         score_min=query.score_min,
         score_max=query.score_max,
@@ -276,7 +295,7 @@ def get_contacts(
     more = len(found) > query.limit
     last = page[-1].card if page else None
     return ContactPage(
-        contacts=[Card(**_card(item.card)) for item in page],
+        contacts=[ContactItem(**_item(item)) for item in page],
         next_cursor=(
             _encode([store.sort_key(last, query.sort), last.contact_id])
             if more and last is not None
@@ -303,8 +322,9 @@ def _csv(found: list[store.Contact]) -> Iterator[str]:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(_CSV_COLUMNS)
     for count, item in enumerate(found, start=1):
-        card = _card(item.card)
+        card = _item(item)
         card["tag_scores"] = json.dumps(card["tag_scores"], sort_keys=True)
+        card["tags"] = json.dumps(card["tags"])
         writer.writerow(["" if card[name] is None else card[name] for name in _CSV_COLUMNS])
         if count % 500 == 0:
             yield buffer.getvalue()
@@ -436,7 +456,11 @@ def get_export(
         anonymous_ids=found.anonymous_ids,
         events=found.events,
         firings=[_times(row, "timestamp", "recorded_at") for row in found.firings],
-        actions=[_times(row, "next_attempt_at", "created_at") for row in found.actions],
+        actions=[
+            _times(row, "next_attempt_at", "created_at", "lease_until", "done_at")
+            for row in found.actions
+        ],
+        delivery_attempts=[_times(row, "started_at") for row in found.attempts],
     )
 
 

@@ -42,6 +42,16 @@ class ModelCache:
         self.keep(workspace, loaded)
         return loaded
 
+    def version(self, conn: sa.Connection, *, workspace: str, version: int) -> ModelVersion:
+        """A stored version of the workspace's models, compiled (UnknownModelVersion if none)."""
+        with self._lock:
+            found = self._kept.get((workspace, version))
+        if found is not None:
+            return found
+        loaded = load_model(conn, workspace=workspace, version=version)
+        self.keep(workspace, loaded)
+        return loaded
+
     def keep(self, workspace: str, model: ModelVersion) -> None:
         with self._lock:
             self._kept[(workspace, model.version)] = model

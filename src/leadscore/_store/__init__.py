@@ -12,6 +12,9 @@ stored scorecards equal a replay of the stored log.
 - ingest: storing events and updating states; locks: how writers serialize
 - log, identity, owners, firings: the rows ingest reads and writes
 - reads: scorecards back, and a replay of the stored log to check them
+- outbox, actions: triggers' actions carried out (claims, webhook attempts,
+  deliveries, tags, owners, round-robin rotations); outbox_stats and
+  delivery_failures for /metrics
 """
 
 from .database import open_database
@@ -19,6 +22,7 @@ from .errors import StoreError, UnknownModelVersion, UnknownWorkspace
 from .ingest import EventOutcome, Outcome, ingest
 from .keys import ApiKey, Caller, Scope, authenticate, create_key, list_keys, revoke_key
 from .migrate import check_current, upgrade
+from .outbox import OutboxStats, delivery_failures, outbox_stats
 from .reads import replay_workspace, scorecard, scorecards
 from .workspaces import (
     ModelVersion,
@@ -35,6 +39,7 @@ __all__ = [
     "Caller",
     "EventOutcome",
     "ModelVersion",
+    "OutboxStats",
     "Outcome",
     "Scope",
     "StoreError",
@@ -47,10 +52,12 @@ __all__ = [
     "check_current",
     "create_key",
     "create_workspace",
+    "delivery_failures",
     "ingest",
     "list_keys",
     "load_model",
     "open_database",
+    "outbox_stats",
     "replay_workspace",
     "revoke_key",
     "scorecard",

@@ -16,11 +16,13 @@ import sqlalchemy as sa
 from .._engine import Award, ContactState, Firing, Scorecard, StageEntry
 from .._events import Event
 from .._replay import Owner
-from . import locks, log
+from . import actions, locks, log, outbox
+from .actions import Labels
 from .database import transaction
 from .owners import Stored
 from .reads import state_as_of
-from .tables import events, firings, identity_links, outbox, owners
+from .tables import events, firings, identity_links, owners
+from .tables import outbox as outbox_rows
 from .workspaces import ModelVersion
 
 Sort = Literal["score", "fit", "recency"]
@@ -33,6 +35,7 @@ class Contact:
     card: Scorecard
     traits: dict[str, Any]
     model_version: int
+    labels: Labels  # what actions put on it: tags and owner
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +60,8 @@ class Filters:
     band: str | None = None
     grade: str | None = None
     stage: str | None = None
-    tag: str | None = None
+    tag: str | None = None  # a label of add_tag
+    tag_score: str | None = None  # a tag some award named (in tag_scores)
     owner: str | None = None
     score_min: float | None = None
     score_max: float | None = None
@@ -97,9 +101,15 @@ def _current(
     return state_as_of(conn, workspace, model, owner, stored, at=at)
 
 
-def _contact(model: ModelVersion, contact_id: str, state: ContactState, at: int) -> Contact:
+def _contact(
+    model: ModelVersion, contact_id: str, state: ContactState, at: int, labels: Labels
+) -> Contact:
     card = model.engine.scorecard(state, at, contact_id=contact_id, anonymous_id=None)
-    return Contact(card=card, traits=dict(state.traits), model_version=model.version)
+    return Contact(card=card, traits=dict(state.traits), model_version=model.version, labels=labels)
+
+
+def _labels(conn: sa.Connection, workspace: str, contact_id: str) -> Labels:
+    return actions.labels(conn, workspace, [contact_id]).get(contact_id, Labels())
 
 
 def contact(
@@ -108,7 +118,8 @@ def contact(
     """A contact's scorecard and traits as of `at`; None when it has no event up to then."""
     with transaction(conn):
         state = _state(conn, workspace, model, contact_id, at)
-    return None if state is None else _contact(model, contact_id, state, at)
+        labels = _labels(conn, workspace, contact_id)
+    return None if state is None else _contact(model, contact_id, state, at, labels)
 
 
 def history(
@@ -120,6 +131,7 @@ def history(
         if _load(conn, workspace, contact_id) is None:
             return None
         owned = log.owned(conn, workspace, (True, contact_id), at)
+        labels = _labels(conn, workspace, contact_id)
     if not owned:
         return None
     engine = model.engine
@@ -139,7 +151,29 @@ def history(
         Moment(event, awards.get(event.id, []), entries.get(event.id, []), fired.get(event.id, []))
         for event in owned
     ]
-    return History(_contact(model, contact_id, state, at), step.entries, moments)
+    return History(_contact(model, contact_id, state, at, labels), step.entries, moments)
+
+
+def at_firing(
+    conn: sa.Connection,
+    *,
+    workspace: str,
+    model: ModelVersion,
+    contact_id: str,
+    event_id: str,
+    timestamp: int,
+) -> Scorecard | None:
+    """A contact's scorecard just after the event a trigger fired at, as its
+    stored log now has it (an event that arrived late, before that one, counts);
+    None when it has no event up to there any more."""
+    with transaction(conn):
+        owned = log.owned(conn, workspace, (True, contact_id), timestamp)
+    history = [event for event in owned if event.order_key <= (timestamp, event_id)]
+    if not history:
+        return None
+    engine = model.engine
+    state, _ = engine.run((engine.prepare(event) for event in history), contact_id=contact_id)
+    return engine.scorecard(state, timestamp, contact_id=contact_id, anonymous_id=None)
 
 
 def listing(
@@ -161,8 +195,6 @@ def listing(
     belongs in SQL (clamp(decaying * 2^(-(T - ref) / H) + flat) from the owner
     columns) with an index on the sort key.
     """
-    if filters.owner is not None:
-        return []  # no contact has an owner yet: no action assigns one
     current = owners.c.model_version == model.version
     query = sa.select(owners.c.key, owners.c.state, owners.c.model_version).where(
         owners.c.workspace == workspace, owners.c.identified
@@ -177,12 +209,18 @@ def listing(
         query = query.where(owners.c.last_event_at >= filters.updated_since)
     found: list[Contact] = []
     with transaction(conn):
+        labelled = actions.labels(conn, workspace)
         for row in conn.execute(query).all():
+            labels = labelled.get(row.key, Labels())
+            if (filters.tag is not None and filters.tag not in labels.tags) or (
+                filters.owner is not None and filters.owner != labels.owner
+            ):
+                continue
             stored = Stored(ContactState.from_json(row.state), row.model_version)
             state = _current(conn, workspace, model, (True, row.key), stored=stored, at=at)
             if state is None:
                 continue
-            item = _contact(model, row.key, state, at)
+            item = _contact(model, row.key, state, at, labels)
             if _passes(item.card, filters):
                 found.append(item)
     found.sort(key=lambda item: (sort_key(item.card, sort), item.card.contact_id or ""))
@@ -194,7 +232,7 @@ def _passes(card: Scorecard, filters: Filters) -> bool:
         (filters.band is None or card.band == filters.band)
         and (filters.grade is None or card.grade == filters.grade)
         and (filters.stage is None or card.stage == filters.stage)
-        and (filters.tag is None or filters.tag in card.tag_scores)
+        and (filters.tag_score is None or filters.tag_score in card.tag_scores)
         and (filters.score_min is None or card.score >= filters.score_min)
         and (filters.score_max is None or card.score <= filters.score_max)
         and (
@@ -224,7 +262,8 @@ class Held:
     events: list[dict[str, Any]]  # canonical JSON, in (timestamp, id) order
     anonymous_ids: list[str]  # the ids whose link it won
     firings: list[dict[str, Any]]
-    actions: list[dict[str, Any]]
+    actions: list[dict[str, Any]]  # outbox rows, webhook payloads included
+    attempts: list[dict[str, Any]]  # the webhook deliveries' attempts
 
 
 def held(
@@ -243,17 +282,23 @@ def held(
             .where(firings.c.workspace == workspace, firings.c.contact_id == contact_id)
             .order_by(firings.c.seq)
         ).all()
-        actions = conn.execute(
-            sa.select(outbox)
-            .where(outbox.c.workspace == workspace, outbox.c.firing.in_([f.seq for f in fired]))
-            .order_by(outbox.c.seq)
+        queued = conn.execute(
+            sa.select(outbox_rows)
+            .where(
+                outbox_rows.c.workspace == workspace,
+                outbox_rows.c.firing.in_([f.seq for f in fired]),
+            )
+            .order_by(outbox_rows.c.seq)
         ).all()
+        attempts = outbox.attempts_of(conn, seqs=[row.seq for row in queued])
+        labels = _labels(conn, workspace, contact_id)
     return Held(
-        contact=None if state is None else _contact(model, contact_id, state, at),
+        contact=None if state is None else _contact(model, contact_id, state, at, labels),
         events=[event.to_json() for event in owned],
         anonymous_ids=anonymous,
         firings=[dict(row._mapping) for row in fired],
-        actions=[dict(row._mapping) for row in actions],
+        actions=[dict(row._mapping) for row in queued],
+        attempts=attempts,
     )
 
 
@@ -315,10 +360,13 @@ def _erase(conn: sa.Connection, workspace: str, contact_id: str, anonymous: list
     fired = sa.select(firings.c.seq).where(
         firings.c.workspace == workspace, firings.c.contact_id == contact_id
     )
-    conn.execute(outbox.delete().where(outbox.c.firing.in_(fired)))
+    # The outbox rows first: a worker carrying out one of them holds its row
+    # lock, so the tags and owner deleted below include what it adds.
+    outbox.forget(conn, fired=fired)
     conn.execute(
         firings.delete().where(firings.c.workspace == workspace, firings.c.contact_id == contact_id)
     )
+    actions.forget(conn, workspace, contact_id)
     conn.execute(
         events.delete().where(events.c.workspace == workspace, events.c.contact_id == contact_id)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 
 from .._engine import Firing
 from .tables import firings, outbox
@@ -80,6 +81,7 @@ def write(
             "workspace": workspace,
             "action_index": index,
             "action": action.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "kind": _kind(action),
             "status": PENDING,
             "attempts": 0,
             "next_attempt_at": now,
@@ -90,6 +92,12 @@ def write(
     ]
     if queued:
         conn.execute(outbox.insert(), queued)
+
+
+def _kind(action: BaseModel) -> str:
+    """An action's kind: the one key the model wrote it with (webhook, assign...)."""
+    (kind,) = type(action).model_fields
+    return kind
 
 
 def record(

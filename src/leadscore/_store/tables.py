@@ -143,10 +143,15 @@ firings = sa.Table(
     # outbox row. A new model must not page sales about last year's visits.
     sa.Column("history", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("workspace", "trigger", "contact_id", "event_key"),
+    # A contact's firings: its actions carried out in order, erasure, export.
+    sa.Index("ix_firings_contact", "workspace", "contact_id"),
 )
 
 # One row per action of each new firing, written in the firing's transaction
-# (the transactional outbox): a worker carries them out and updates status.
+# (the transactional outbox): a worker carries them out (outbox.py) and
+# updates status: pending -> done, or for a webhook that fails, failed (to
+# be retried at next_attempt_at) and after the last attempt dead. A webhook
+# row is also "a delivery": its id is the delivery's idempotency key.
 outbox = sa.Table(
     "outbox",
     metadata,
@@ -155,11 +160,93 @@ outbox = sa.Table(
     sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.id"), nullable=False),
     sa.Column("action_index", sa.Integer, nullable=False),
     sa.Column("action", sa.JSON, nullable=False),  # the action as the model wrote it
-    sa.Column("status", sa.Text, nullable=False),  # pending, then what the worker makes it
-    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # pending, failed, done or dead
+    sa.Column("attempts", sa.Integer, nullable=False),  # attempts since queued or redelivered
     sa.Column("next_attempt_at", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # The action's kind (webhook, assign, add_tag, remove_tag): the key of `action`.
+    sa.Column("kind", sa.Text, nullable=False),
+    # A worker's claim: until lease_until no other worker takes the row. A
+    # worker that dies mid-delivery loses it when the lease runs out.
+    sa.Column("lease_owner", sa.Text),
+    sa.Column("lease_until", sa.BigInteger),
+    sa.Column("done_at", sa.BigInteger),
+    sa.Column("last_error", sa.Text),
+    # A webhook's body, exactly as sent: built at the first attempt and then
+    # kept, so that every retry sends the same bytes under the same key.
+    sa.Column("payload", sa.Text),
     sa.Index("ix_outbox_status", "status", "next_attempt_at"),
+    sa.Index("ix_outbox_firing", "firing"),
+    sa.Index("ix_outbox_workspace_kind", "workspace", "kind", "status"),
+)
+
+# Every attempt at delivering a webhook, for the deliveries log: when, how
+# long, what came back. Response bodies are not kept (they may hold anything).
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("seq", Serial, primary_key=True, autoincrement=True),
+    sa.Column("outbox", Serial, sa.ForeignKey("outbox.seq"), nullable=False),
+    sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),  # 1, 2... over the delivery's whole life
+    sa.Column("started_at", sa.BigInteger, nullable=False),
+    sa.Column("duration", sa.BigInteger, nullable=False),  # microseconds
+    sa.Column("status_code", sa.Integer),  # null when no answer came
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text),  # why it failed; null when ok
+    sa.Index("ix_delivery_attempts_outbox", "outbox"),
+    # Failures are counted for /metrics: only they are indexed.
+    sa.Index(
+        "ix_delivery_attempts_failed",
+        "workspace",
+        postgresql_where=sa.text("NOT ok"),
+        sqlite_where=sa.text("NOT ok"),
+    ),
+)
+
+# Labels put on contacts by add_tag and taken off by remove_tag (not tag scores).
+contact_tags = sa.Table(
+    "contact_tags",
+    metadata,
+    sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.id"), primary_key=True),
+    sa.Column("contact_id", sa.Text, primary_key=True),
+    sa.Column("tag", sa.Text, primary_key=True),
+    sa.Column("added_at", sa.BigInteger, nullable=False),
+)
+
+# The owner (a sales rep) an assign action gave each contact; the last one wins.
+assignments = sa.Table(
+    "assignments",
+    metadata,
+    sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.id"), primary_key=True),
+    sa.Column("contact_id", sa.Text, primary_key=True),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("trigger", sa.Text, nullable=False),
+    sa.Column("assigned_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_assignments_owner", "workspace", "owner"),
+)
+
+# Round-robin rotations: how many contacts each (workspace, trigger, owner
+# list) has assigned so far. The next owner is owners[turns % len(owners)],
+# and turns goes up by one in the assigning transaction (an upsert), so any
+# number of workers, and restarts, continue one rotation.
+rotations = sa.Table(
+    "rotations",
+    metadata,
+    sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.id"), primary_key=True),
+    sa.Column("trigger", sa.Text, primary_key=True),
+    sa.Column("owners", sa.Text, primary_key=True),  # the owner list as JSON text
+    sa.Column("turns", sa.BigInteger, nullable=False),
+)
+
+# The workspace's webhook signing secret: signs the webhooks whose action
+# names no `secret` of its own. Kept as is (HMAC needs it), shown to admin keys.
+signing_secrets = sa.Table(
+    "signing_secrets",
+    metadata,
+    sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.id"), primary_key=True),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
 )
 
 # API keys. A key is `lsk_<id>_<secret>`: `id` is public (it names the key in

@@ -1,0 +1,231 @@
+"""The outbox worker: carries out the actions of triggers' firings.
+
+It runs in a thread of `leadscore serve` (started and stopped by the app's
+lifespan) and in `leadscore worker` processes; any number of them can work
+on one database at once (the store's `outbox` module says how claims stay
+apart). Each round claims a batch of due rows, carries out the local
+actions (assign, add_tag, remove_tag: exactly once, in the transaction that
+marks them done) and delivers the webhooks, several at a time, each with
+its idempotency key, so that a receiver keeping the keys acts exactly once.
+When nothing is due it sleeps `outbox_poll_seconds`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import sqlalchemy as sa
+
+from .._settings import Settings
+from .._store import actions, contacts, outbox
+from .._store.database import now, transaction
+from .._store.outbox import Claimed
+from . import webhooks
+from .modelcache import ModelCache
+
+log = logging.getLogger("leadscore.outbox")
+
+_SECOND = 1_000_000  # the store's instants are microseconds
+
+
+class OutboxWorker:
+    """One worker: `run_once` for a round, `start`/`stop` for a thread of rounds."""
+
+    def __init__(
+        self,
+        database: sa.Engine,
+        settings: Settings,
+        *,
+        models: ModelCache | None = None,
+        name: str | None = None,
+    ) -> None:
+        self._database = database
+        self._settings = settings
+        self._models = models or ModelCache()
+        # Unique among all workers ever: leases name their worker.
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._rng = random.Random()
+        self._client = httpx.Client(
+            timeout=settings.webhook_timeout_seconds,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=settings.outbox_concurrency),
+        )
+        self._pool = ThreadPoolExecutor(
+            settings.outbox_concurrency, thread_name_prefix="leadscore-webhook"
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- rounds ------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Claim what is due and carry it out; how many rows were claimed."""
+        settings = self._settings
+        with self._database.connect() as conn:
+            claimed = outbox.claim(
+                conn,
+                worker=self.name,
+                now=now(),
+                lease=int(settings.outbox_lease_seconds * _SECOND),
+                # No more than can be delivered at once: every claimed
+                # webhook starts at once, so a lease longer than the timeout
+                # outlasts its call (a longer batch would wait in line while
+                # its leases run out).
+                limit=settings.outbox_concurrency,
+            )
+            for row in claimed:
+                if row.kind in outbox.LOCAL:
+                    outbox.carry_out(conn, seq=row.seq, now=now())
+        hooks = [row for row in claimed if row.kind == outbox.WEBHOOK]
+        for done in self._pool.map(self._deliver, hooks):
+            del done  # map raises here what a delivery raised
+        return len(claimed)
+
+    def drain(self, *, timeout: float = 60.0) -> None:
+        """Run rounds until nothing is due now (retries scheduled later stay)."""
+        deadline = time.monotonic() + timeout
+        while self.run_once():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the outbox did not drain in time")
+
+    def _deliver(self, row: Claimed) -> None:
+        settings = self._settings
+        with self._database.connect() as conn:
+            body = row.payload
+            if body is None:
+                try:
+                    made = self._payload(conn, row)
+                except Exception as error:  # a bug: logged as a failed attempt, so it ends
+                    log.exception("webhook delivery %s: the payload could not be made", row.seq)
+                    conn.rollback()
+                    self._failed(conn, row, f"the payload could not be made: {error!r}"[:500])
+                    return
+                body = outbox.keep_payload(conn, seq=row.seq, worker=self.name, payload=made)
+                if body is None:  # erased, or another worker took over
+                    return
+            secret = row.action["webhook"].get("secret") or (
+                outbox.signing_secret(conn, workspace=row.workspace, now=now()).secret
+            )
+            sent = body.encode()
+            started = now()
+            answer = webhooks.send(
+                self._client,
+                row.action["webhook"]["url"],
+                sent,
+                webhooks.headers(
+                    delivery=row.seq,
+                    attempt=row.attempts + 1,
+                    secret=secret,
+                    timestamp=int(time.time()),
+                    body=sent,
+                ),
+            )
+            finished = now()
+            status = outbox.record_attempt(
+                conn,
+                seq=row.seq,
+                worker=self.name,
+                started_at=started,
+                duration=finished - started,
+                status_code=answer.status_code,
+                error=answer.error,
+                now=finished,
+                max_attempts=settings.webhook_max_attempts,
+                delay=self._delay,
+            )
+        if answer.error is not None:
+            log.warning(
+                "webhook delivery %s (%s, trigger %s) failed: %s; now %s",
+                row.seq,
+                row.workspace,
+                row.firing.trigger,
+                answer.error,
+                status,
+            )
+
+    def _failed(self, conn: sa.Connection, row: Claimed, error: str) -> None:
+        stamp = now()
+        outbox.record_attempt(
+            conn,
+            seq=row.seq,
+            worker=self.name,
+            started_at=stamp,
+            duration=0,
+            status_code=None,
+            error=error,
+            now=stamp,
+            max_attempts=self._settings.webhook_max_attempts,
+            delay=self._delay,
+        )
+
+    def _delay(self, attempts: int) -> int:
+        seconds = webhooks.backoff(
+            attempts,
+            base=self._settings.webhook_backoff_base_seconds,
+            cap=self._settings.webhook_backoff_cap_seconds,
+            rng=self._rng,
+        )
+        return int(seconds * _SECOND)
+
+    def _payload(self, conn: sa.Connection, row: Claimed) -> str:
+        firing = row.firing
+        model = self._models.version(conn, workspace=row.workspace, version=firing.model_version)
+        card = contacts.at_firing(
+            conn,
+            workspace=row.workspace,
+            model=model,
+            contact_id=firing.contact_id,
+            event_id=firing.event_id,
+            timestamp=firing.timestamp,
+        )
+        with transaction(conn):
+            labels = actions.labels(conn, row.workspace, [firing.contact_id]).get(
+                firing.contact_id, actions.Labels()
+            )
+        if card is not None:
+            scorecard = card.to_json()
+            scorecard.pop("anonymous_id", None)
+        body = webhooks.payload(
+            row,
+            scorecard=scorecard if card is not None else None,
+            tags=labels.tags,
+            owner=labels.owner,
+            prepared_at=now(),
+        )
+        return body.decode()
+
+    # -- a thread of rounds ------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="leadscore-outbox", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # the database gone, a bug: log it, keep going
+                log.exception("the outbox worker's round failed; retrying")
+                busy = 0
+            if not busy:
+                self._stop.wait(self._settings.outbox_poll_seconds)
+
+    def stop(self) -> None:
+        """Finish the round in progress (its deliveries end within their
+        timeout) and stop; what is left stays queued for the next worker."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._client.close()

@@ -1,0 +1,512 @@
+"""The outbox, worked: claiming due actions, carrying out the local ones,
+recording webhook attempts, and the deliveries log.
+
+Ingestion writes one outbox row per action of each new firing, in the
+transaction that records the firing (firings.py). Workers, in `leadscore
+serve` and in `leadscore worker` processes, take rows from here:
+
+- `claim` leases due rows to one worker: `FOR UPDATE SKIP LOCKED` on
+  PostgreSQL, so concurrent workers never claim the same row and never wait
+  for one another; SQLite has one writer at a time. A lease that runs out
+  (its worker died) makes the row claimable again.
+- Local actions (assign, add_tag, remove_tag) change the database only, so
+  they are carried out in the same transaction that marks them done
+  (`carry_out`): exactly once, whatever crashes. A contact's local actions
+  run in the order their rows were queued.
+- A webhook cannot be in a transaction: it is delivered at least once, with
+  the row's id as its idempotency key, so that a receiver that keeps the
+  keys it has seen acts exactly once. Its body is built at the first attempt
+  and kept (`keep_payload`), so every attempt sends the same bytes.
+  `record_attempt` logs each attempt and decides: done, failed (to be
+  retried later) or, after the last attempt, dead.
+"""
+
+from __future__ import annotations
+
+import secrets as random_secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from . import actions
+from .database import insert_new, transaction
+from .tables import delivery_attempts, firings, outbox, signing_secrets
+
+PENDING = "pending"  # not tried yet, or redelivered
+FAILED = "failed"  # a webhook whose last attempt failed: retried at next_attempt_at
+DONE = "done"  # carried out (a webhook: answered 2xx)
+DEAD = "dead"  # a webhook that failed every attempt: the dead-letter list
+STATUSES = (PENDING, FAILED, DONE, DEAD)
+_DUE = (PENDING, FAILED)
+
+WEBHOOK = "webhook"
+LOCAL = ("assign", "add_tag", "remove_tag")
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """The firing an outbox row carries out."""
+
+    trigger: str
+    contact_id: str
+    event_id: str
+    timestamp: int
+    model_version: int
+    recorded_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An outbox row leased to a worker."""
+
+    seq: int
+    workspace: str
+    kind: str
+    action: dict[str, Any]
+    attempts: int
+    payload: str | None
+    firing: Fired
+
+
+_FIRING_COLUMNS = (
+    firings.c.trigger,
+    firings.c.contact_id,
+    firings.c.event_id,
+    firings.c.timestamp,
+    firings.c.model_version,
+    firings.c.recorded_at,
+)
+
+
+def _fired(row: Any) -> Fired:
+    return Fired(
+        row.trigger, row.contact_id, row.event_id, row.timestamp, row.model_version, row.recorded_at
+    )
+
+
+def claim(conn: sa.Connection, *, worker: str, now: int, lease: int, limit: int) -> list[Claimed]:
+    """Lease up to `limit` due rows (oldest due first) to `worker` until now + lease."""
+    with transaction(conn):
+        rows = conn.execute(
+            sa.select(
+                outbox.c.seq,
+                outbox.c.workspace,
+                outbox.c.kind,
+                outbox.c.action,
+                outbox.c.attempts,
+                outbox.c.payload,
+                *_FIRING_COLUMNS,
+            )
+            .join(firings, firings.c.seq == outbox.c.firing)
+            .where(
+                outbox.c.status.in_(_DUE),
+                outbox.c.next_attempt_at <= now,
+                sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
+            )
+            .order_by(outbox.c.next_attempt_at, outbox.c.seq)
+            .limit(limit)
+            # Rows another worker is claiming right now are skipped, not waited for.
+            .with_for_update(skip_locked=True, of=outbox)
+        ).all()
+        if rows:
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.seq.in_([row.seq for row in rows]))
+                .values(lease_owner=worker, lease_until=now + lease)
+            )
+    return [
+        Claimed(
+            row.seq,
+            row.workspace,
+            row.kind or next(iter(row.action)),
+            row.action,
+            row.attempts,
+            row.payload,
+            _fired(row),
+        )
+        for row in rows
+    ]
+
+
+def carry_out(conn: sa.Connection, *, seq: int, now: int) -> int:
+    """Carry out the local action of row `seq`, and before it every earlier
+    local action of the same contact still due, in queue order; how many.
+
+    Each is applied and marked done in one transaction: exactly once. The
+    rows are locked (FOR UPDATE, in seq order) and their status read under
+    the lock, so two workers that reach the same contact's actions take
+    turns, and the second finds the first one's rows done. Taking the
+    contact's earlier rows first keeps its actions in order (an add_tag
+    queued before a remove_tag of the same tag is applied before it).
+    """
+    with transaction(conn):
+        target = conn.execute(
+            sa.select(outbox.c.workspace, firings.c.contact_id)
+            .join(firings, firings.c.seq == outbox.c.firing)
+            .where(outbox.c.seq == seq)
+        ).first()
+        if target is None:  # erased since it was claimed
+            return 0
+        rows = conn.execute(
+            sa.select(outbox.c.seq, outbox.c.action, firings.c.trigger)
+            .join(firings, firings.c.seq == outbox.c.firing)
+            .where(
+                outbox.c.workspace == target.workspace,
+                firings.c.workspace == target.workspace,
+                firings.c.contact_id == target.contact_id,
+                outbox.c.kind.in_(LOCAL),
+                outbox.c.status.in_(_DUE),
+                outbox.c.seq <= seq,
+            )
+            .order_by(outbox.c.seq)
+            .with_for_update(of=outbox)
+        ).all()
+        for row in rows:
+            _apply(
+                conn,
+                target.workspace,
+                target.contact_id,
+                trigger=row.trigger,
+                action=row.action,
+                now=now,
+            )
+            conn.execute(
+                outbox.update()
+                .where(outbox.c.seq == row.seq)
+                .values(
+                    status=DONE,
+                    done_at=now,
+                    attempts=outbox.c.attempts + 1,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+    return len(rows)
+
+
+def _apply(
+    conn: sa.Connection,
+    workspace: str,
+    contact_id: str,
+    *,
+    trigger: str,
+    action: dict[str, Any],
+    now: int,
+) -> None:
+    if "add_tag" in action:
+        actions.add_tag(conn, workspace, contact_id, action["add_tag"], now)
+    elif "remove_tag" in action:
+        actions.remove_tag(conn, workspace, contact_id, action["remove_tag"])
+    elif "assign" in action:
+        owners = list(action["assign"]["owners"])
+        actions.assign(conn, workspace, contact_id, trigger=trigger, owners=owners, now=now)
+    else:
+        raise ValueError(f"not a local action: {sorted(action)}")
+
+
+def keep_payload(conn: sa.Connection, *, seq: int, worker: str, payload: str) -> str | None:
+    """Keep the body of a webhook's first attempt; the body to send (this one,
+    or the one kept by an earlier attempt), or None when the row is gone or
+    no longer leased to `worker`."""
+    with transaction(conn):
+        conn.execute(
+            outbox.update()
+            .where(outbox.c.seq == seq, outbox.c.lease_owner == worker, outbox.c.payload.is_(None))
+            .values(payload=payload)
+        )
+        row = conn.execute(
+            sa.select(outbox.c.payload, outbox.c.lease_owner).where(outbox.c.seq == seq)
+        ).first()
+    if row is None or row.lease_owner != worker:
+        return None
+    kept: str | None = row.payload
+    return kept
+
+
+def record_attempt(
+    conn: sa.Connection,
+    *,
+    seq: int,
+    worker: str,
+    started_at: int,
+    duration: int,
+    status_code: int | None,
+    error: str | None,
+    now: int,
+    max_attempts: int,
+    delay: Callable[[int], int],
+) -> str | None:
+    """Log one attempt at delivering webhook `seq` and update the row; its
+    status now, or None when the row is gone (erased).
+
+    `error` None means it succeeded: done. Otherwise, after `max_attempts`
+    attempts it is dead; before, failed, to be retried `delay(attempts)`
+    microseconds from now. An attempt by a worker whose lease was taken over
+    is logged but decides nothing, unless it succeeded: a delivery that got
+    through is done.
+    """
+    with transaction(conn):
+        row = conn.execute(
+            sa.select(outbox.c.workspace, outbox.c.status, outbox.c.attempts, outbox.c.lease_owner)
+            .where(outbox.c.seq == seq)
+            .with_for_update()
+        ).first()
+        if row is None:
+            return None
+        earlier = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(delivery_attempts)
+            .where(delivery_attempts.c.outbox == seq)
+        ).scalar_one()
+        conn.execute(
+            delivery_attempts.insert().values(
+                outbox=seq,
+                workspace=row.workspace,
+                attempt=earlier + 1,
+                started_at=started_at,
+                duration=duration,
+                status_code=status_code,
+                ok=error is None,
+                error=error,
+            )
+        )
+        mine = row.lease_owner == worker and row.status in _DUE
+        if error is None:
+            values: dict[str, Any] = {"status": DONE, "done_at": now, "last_error": None}
+        elif not mine:
+            return str(row.status)
+        elif row.attempts + 1 >= max_attempts:
+            values = {"status": DEAD, "done_at": now, "last_error": error}
+        else:
+            values = {
+                "status": FAILED,
+                "next_attempt_at": now + delay(row.attempts + 1),
+                "last_error": error,
+            }
+        if mine:
+            values["attempts"] = row.attempts + 1
+            values |= {"lease_owner": None, "lease_until": None}
+        conn.execute(outbox.update().where(outbox.c.seq == seq).values(**values))
+    return str(values["status"])
+
+
+def redeliver(conn: sa.Connection, *, workspace: str, seq: int, now: int) -> bool:
+    """Queue webhook `seq` of the workspace again, with a fresh budget of
+    attempts, whatever its status; whether there is such a delivery. It keeps
+    its id, so its idempotency key and its body stay the same."""
+    with transaction(conn):
+        done = conn.execute(
+            outbox.update()
+            .where(outbox.c.workspace == workspace, outbox.c.seq == seq, outbox.c.kind == WEBHOOK)
+            .values(
+                status=PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                done_at=None,
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+    return done.rowcount > 0
+
+
+# -- the deliveries log ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    attempt: int
+    started_at: int
+    duration: int  # microseconds
+    status_code: int | None
+    ok: bool
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A webhook of a firing, and how its delivery went."""
+
+    seq: int
+    status: str
+    url: str
+    firing: Fired
+    created_at: int
+    attempts: int
+    next_attempt_at: int | None  # when it is due (pending or failed)
+    done_at: int | None
+    last_error: str | None
+    payload: str | None
+    log: list[Attempt]
+
+
+def _delivery_query() -> sa.Select[Any]:
+    return (
+        sa.select(
+            outbox.c.seq,
+            outbox.c.status,
+            outbox.c.action,
+            outbox.c.created_at,
+            outbox.c.attempts,
+            outbox.c.next_attempt_at,
+            outbox.c.done_at,
+            outbox.c.last_error,
+            outbox.c.payload,
+            *_FIRING_COLUMNS,
+        )
+        .join(firings, firings.c.seq == outbox.c.firing)
+        .where(outbox.c.kind == WEBHOOK)
+    )
+
+
+def _delivery(row: Any, log: list[Attempt]) -> Delivery:
+    return Delivery(
+        seq=row.seq,
+        status=row.status,
+        url=row.action["webhook"]["url"],
+        firing=_fired(row),
+        created_at=row.created_at,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at if row.status in _DUE else None,
+        done_at=row.done_at,
+        last_error=row.last_error,
+        payload=row.payload,
+        log=log,
+    )
+
+
+def deliveries(
+    conn: sa.Connection,
+    *,
+    workspace: str,
+    status: str | None = None,
+    trigger: str | None = None,
+    contact_id: str | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> list[Delivery]:
+    """The workspace's webhook deliveries, newest first (by id), filtered;
+    `before` an id: those older than it. Without their attempts."""
+    query = _delivery_query().where(outbox.c.workspace == workspace)
+    if status is not None:
+        query = query.where(outbox.c.status == status)
+    if trigger is not None:
+        query = query.where(firings.c.trigger == trigger)
+    if contact_id is not None:
+        query = query.where(firings.c.contact_id == contact_id)
+    if before is not None:
+        query = query.where(outbox.c.seq < before)
+    with transaction(conn):
+        rows = conn.execute(query.order_by(outbox.c.seq.desc()).limit(limit)).all()
+    return [_delivery(row, []) for row in rows]
+
+
+def delivery(conn: sa.Connection, *, workspace: str, seq: int) -> Delivery | None:
+    """One delivery of the workspace with its attempts, oldest first; None when it has none."""
+    with transaction(conn):
+        row = conn.execute(
+            _delivery_query().where(outbox.c.workspace == workspace, outbox.c.seq == seq)
+        ).first()
+        if row is None:
+            return None
+        log = [
+            Attempt(a.attempt, a.started_at, a.duration, a.status_code, a.ok, a.error)
+            for a in conn.execute(
+                sa.select(delivery_attempts)
+                .where(delivery_attempts.c.outbox == seq)
+                .order_by(delivery_attempts.c.seq)
+            )
+        ]
+    return _delivery(row, log)
+
+
+def attempts_of(conn: sa.Connection, *, seqs: list[int]) -> list[dict[str, Any]]:
+    """The logged attempts of these outbox rows, as rows (for a GDPR export)."""
+    query = (
+        sa.select(delivery_attempts)
+        .where(delivery_attempts.c.outbox.in_(seqs))
+        .order_by(delivery_attempts.c.seq)
+    )
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def forget(conn: sa.Connection, *, fired: sa.Select[Any]) -> None:
+    """Erase the outbox rows of the firings `fired` selects, with their attempts."""
+    rows = sa.select(outbox.c.seq).where(outbox.c.firing.in_(fired))
+    conn.execute(delivery_attempts.delete().where(delivery_attempts.c.outbox.in_(rows)))
+    conn.execute(outbox.delete().where(outbox.c.firing.in_(fired)))
+
+
+# -- for /metrics ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """Outbox rows not done, by status."""
+
+    pending: int  # never tried yet (or redelivered)
+    failed: int  # webhooks waiting to be retried
+    dead: int  # webhooks that failed every attempt
+
+
+def outbox_stats(conn: sa.Connection, *, workspace: str | None = None) -> OutboxStats:
+    """How many outbox rows are pending, failed (awaiting a retry) and dead,
+    in one workspace or all: the outbox's depth is pending + failed."""
+    query = (
+        sa.select(outbox.c.status, sa.func.count())
+        .where(outbox.c.status.in_((PENDING, FAILED, DEAD)))
+        .group_by(outbox.c.status)
+    )
+    if workspace is not None:
+        query = query.where(outbox.c.workspace == workspace)
+    with transaction(conn):
+        counts = {status: int(n) for status, n in conn.execute(query)}
+    return OutboxStats(counts.get(PENDING, 0), counts.get(FAILED, 0), counts.get(DEAD, 0))
+
+
+def delivery_failures(conn: sa.Connection, *, workspace: str | None = None) -> int:
+    """How many webhook attempts have failed (no answer, or not a 2xx), in one
+    workspace or all. It only grows, except when erasure removes a contact's
+    deliveries: a Prometheus counter tolerates that as a reset."""
+    query = sa.select(sa.func.count()).select_from(delivery_attempts).where(~delivery_attempts.c.ok)
+    if workspace is not None:
+        query = query.where(delivery_attempts.c.workspace == workspace)
+    with transaction(conn):
+        return int(conn.execute(query).scalar_one())
+
+
+# -- signing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SigningSecret:
+    secret: str
+    created_at: int
+
+
+def signing_secret(
+    conn: sa.Connection, *, workspace: str, now: int, rotate: bool = False
+) -> SigningSecret:
+    """The workspace's webhook signing secret, made on first use; with
+    `rotate`, a new one replaces it (from the next attempt on)."""
+    query = sa.select(signing_secrets.c.secret, signing_secrets.c.created_at).where(
+        signing_secrets.c.workspace == workspace
+    )
+    if not rotate:  # the common case, read only (a write would cost SQLite's one writer)
+        with transaction(conn):
+            found = conn.execute(query).first()
+        if found is not None:
+            return SigningSecret(found.secret, found.created_at)
+    fresh = "whsec_" + random_secrets.token_urlsafe(32)  # 256 random bits
+    with transaction(conn):
+        if rotate:
+            conn.execute(signing_secrets.delete().where(signing_secrets.c.workspace == workspace))
+        conn.execute(
+            insert_new(conn, signing_secrets, "workspace").values(
+                workspace=workspace, secret=fresh, created_at=now
+            )
+        )
+        row = conn.execute(query).one()
+    return SigningSecret(row.secret, row.created_at)

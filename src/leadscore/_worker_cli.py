@@ -1,0 +1,68 @@
+"""`leadscore worker`: the outbox worker as a process of its own."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import click
+
+
+@click.command()
+@click.option(
+    "--database-url",
+    help="Database URL (default: LEADSCORE_DATABASE_URL, else SQLite in the data dir).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Directory of the embedded SQLite database (default: LEADSCORE_DATA_DIR).",
+)
+@click.option(
+    "--drain",
+    is_flag=True,
+    help="Carry out what is due now, then exit (retries scheduled later stay queued).",
+)
+def worker(*, database_url: str | None, data_dir: str | None, drain: bool) -> None:
+    """Carry out triggers' actions (webhooks, assign, tags) from the outbox,
+    until stopped (SIGTERM or Ctrl-C). Any number may run beside `leadscore
+    serve`; set LEADSCORE_OUTBOX_WORKER=false to leave the work to them."""
+    # First: a SIGTERM while it starts up still stops it cleanly.
+    stopped = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    if not drain:
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    # The command line's helpers, imported when run: _cli imports this module.
+    from ._cli import _fail, _prepare_storage, _redacted, _service_settings
+    from ._service.worker import OutboxWorker
+    from ._store.database import open_database
+    from ._store.migrate import check_current
+
+    settings = _service_settings(database_url, data_dir)
+    url = _prepare_storage(settings)
+    if not check_current(url):
+        _fail(f"the database schema is not current: run `leadscore db upgrade` ({_redacted(url)})")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    database = open_database(url)
+    running = OutboxWorker(database, settings)
+    try:
+        if drain:
+            running.drain(timeout=float("inf"))
+            running.close()
+            return
+        running.start()
+        logging.getLogger("leadscore.outbox").info(
+            "worker %s carrying out actions from %s", running.name, _redacted(url)
+        )
+        stopped.wait()
+        running.stop()
+    finally:
+        database.dispose()

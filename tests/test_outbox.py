@@ -1,0 +1,582 @@
+"""The outbox worker against real databases (SQLite, PostgreSQL) and a real
+webhook receiver on loopback: signed deliveries with the scorecard as of the
+firing, retries with backoff, dead letters and redelivery, timeouts; round
+robin that continues across workers and restarts; tags in queue order;
+concurrent workers that never deliver one webhook twice.
+
+Each test has a database of its own: a worker claims every due row of its
+database, and must not meet the rows of other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+from leadscore._engine import Engine
+from leadscore._events import parse_event
+from leadscore._loader import parse_model
+from leadscore._replay import replay
+from leadscore._service.webhooks import backoff
+from leadscore._service.worker import OutboxWorker
+from leadscore._settings import Settings
+from leadscore._store import ModelVersion, create_workspace, ingest, store_model
+from leadscore._store import outbox as store
+from leadscore._store.actions import labels
+from leadscore._store.database import open_database
+from leadscore._store.migrate import _config, upgrade
+from leadscore._store.tables import outbox as outbox_rows
+from leadscore._store.tables import rotations
+
+from ._receiver import receiving, verify
+from ._service import event
+from .conftest import BACKENDS, _empty_database
+
+# -- set-up ----------------------------------------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """A migrated database of the test's own."""
+    with _empty_database(request.param, tmp_path) as url:
+        upgrade(url)
+        opened = open_database(url)
+        try:
+            yield opened
+        finally:
+            opened.dispose()
+
+
+def quick(**overrides: Any) -> Settings:
+    """Worker settings for tests: short timeouts and backoffs, few attempts."""
+    given: dict[str, Any] = {
+        "webhook_timeout_seconds": 0.5,
+        "outbox_lease_seconds": 5.0,
+        "webhook_backoff_base_seconds": 0.01,
+        "webhook_backoff_cap_seconds": 0.05,
+        "webhook_max_attempts": 3,
+        "outbox_poll_seconds": 0.02,
+        **overrides,
+    }
+    return Settings(**given)
+
+
+def workspace(database: sa.Engine, model: str) -> tuple[str, ModelVersion]:
+    name = f"w-{uuid.uuid4().hex[:12]}"
+    with database.connect() as conn:
+        create_workspace(conn, workspace=name)
+        version = store_model(conn, workspace=name, document=model, activate=True)
+    return name, version
+
+
+def send(database: sa.Engine, name: str, model: ModelVersion, events: list[dict[str, Any]]) -> None:
+    with database.connect() as conn:
+        outcomes = ingest(conn, workspace=name, model=model, events=events)
+    assert all(outcome.status.value == "accepted" for outcome in outcomes), outcomes
+
+
+def hook_rows(database: sa.Engine, name: str) -> list[Any]:
+    with database.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(outbox_rows)
+                .where(outbox_rows.c.workspace == name, outbox_rows.c.kind == "webhook")
+                .order_by(outbox_rows.c.seq)
+            )
+        )
+
+
+def until(condition: Any, worker: OutboxWorker, timeout: float = 20.0) -> None:
+    """Run worker rounds until `condition()` holds (retries come due in between)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        if not worker.run_once():
+            time.sleep(0.01)
+
+
+def drain_together(database: sa.Engine, count: int, settings: Settings) -> None:
+    """`count` workers, each with a connection pool of its own as separate
+    processes would have, drain the outbox at the same time."""
+    engines = [open_database(database.url) for _ in range(count)]
+    workers = [OutboxWorker(engine, settings) for engine in engines]
+    start = threading.Barrier(count)
+
+    def work(worker: OutboxWorker) -> None:
+        start.wait()
+        worker.drain()
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for worker, engine in zip(workers, engines, strict=True):
+        worker.close()
+        engine.dispose()
+
+
+WEBHOOK_MODEL = """
+version: 1
+name: outbox-tests
+rules:
+  - {id: demo, event: demo_request, points: 30}
+  - {id: view, event: page_view, points: 5}
+bands:
+  - {band: hot, min_score: 50}
+  - {band: cold}
+triggers:
+  - id: each-demo
+    when: {event: demo_request}
+    once: false
+    actions:
+      - webhook: {url: "URL"SECRET}
+"""
+
+
+def webhook_model(url: str, secret: str | None = "s3cret") -> str:
+    named = "" if secret is None else f", secret: {secret}"
+    return WEBHOOK_MODEL.replace('"URL"', f'"{url}"').replace("SECRET", named)
+
+
+# -- webhooks --------------------------------------------------------------------------
+
+
+def test_each_firing_is_delivered_once_signed_with_its_scorecard(fresh: sa.Engine) -> None:
+    with receiving("s3cret") as receiver:
+        name, model = workspace(fresh, webhook_model(receiver.url))
+        log = [
+            event("v1", "page_view", "2026-05-01T09:00:00Z", contact_id="c1"),
+            event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1"),
+            event("d2", "demo_request", "2026-05-02T10:00:00Z", contact_id="c1"),
+            event("d3", "demo_request", "2026-05-02T11:00:00Z", contact_id="c2"),
+            # Late, before d1: counts in d1's scorecard, which is made when sent.
+            event("v0", "page_view", "2026-05-01T08:00:00Z", contact_id="c1"),
+        ]
+        send(fresh, name, model, log)
+        worker = OutboxWorker(fresh, quick())
+        try:
+            worker.drain()
+        finally:
+            worker.close()
+    rows = hook_rows(fresh, name)
+    assert len(rows) == 3
+    assert sorted(item.key for item in receiver.received) == sorted(str(row.seq) for row in rows)
+    engine = Engine(parse_model(model.document))
+    events = [parse_event(raw) for raw in log]
+    for row in rows:
+        (got,) = receiver.of(str(row.seq))
+        assert got.verified
+        assert got.attempt == 1
+        assert abs(got.timestamp - got.at) < 5
+        assert row.status == "done"
+        assert row.payload.encode() == got.body  # kept: retries send these bytes
+        body = got.json()
+        assert body["type"] == "trigger.fired"
+        assert body["delivery_id"] == got.key
+        firing = body["firing"]
+        before = [e for e in events if e.contact_id == firing["contact_id"]]
+        (fired,) = [e for e in before if e.id == firing["event_id"]]
+        before = [e for e in before if e.order_key <= fired.order_key]
+        (card,) = replay(engine, before, fired.timestamp).scorecards
+        expected = card.to_json()
+        expected.pop("anonymous_id", None)
+        assert body["scorecard"] == expected
+        assert firing["trigger"] == "each-demo"
+
+
+def test_the_docs_verify_example_accepts_real_deliveries_only(fresh: sa.Engine) -> None:
+    text = (Path(__file__).parents[1] / "docs" / "api.md").read_text()
+    code = text.split("### Verifying a webhook", 1)[1].split("```python\n", 1)[1].split("```")[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/api.md", "exec"), namespace)
+    verify_as_documented = namespace["verify"]
+    with receiving("s3cret") as receiver:
+        name, model = workspace(fresh, webhook_model(receiver.url))
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        worker = OutboxWorker(fresh, quick())
+        try:
+            worker.drain()
+        finally:
+            worker.close()
+    (got,) = receiver.received
+    assert got.headers["idempotency-key"] == got.key
+    assert verify_as_documented("s3cret", got.headers, got.body)
+    assert not verify_as_documented("other", got.headers, got.body)
+    assert not verify_as_documented("s3cret", got.headers, got.body + b" ")
+    stale = {**got.headers, "leadscore-timestamp": str(got.timestamp - 3600)}
+    assert not verify_as_documented("s3cret", stale, got.body)
+
+
+def test_retries_back_off_then_dead_letter_then_redelivery(fresh: sa.Engine) -> None:
+    healthy = threading.Event()
+    with receiving("s3cret", lambda received, nth: 200 if healthy.is_set() else 503) as receiver:
+        name, model = workspace(fresh, webhook_model(receiver.url))
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        (row,) = hook_rows(fresh, name)
+        worker = OutboxWorker(fresh, quick())
+        try:
+            worker.run_once()
+            with fresh.connect() as conn:
+                assert store.outbox_stats(conn, workspace=name) == store.OutboxStats(0, 1, 0)
+                failed = store.delivery(conn, workspace=name, seq=row.seq)
+            assert failed is not None
+            assert failed.status == "failed"
+            assert failed.next_attempt_at is not None
+            # Retried no later than the backoff's cap after it failed.
+            assert failed.next_attempt_at - failed.log[0].started_at < 0.6 * 1_000_000
+            until(lambda: hook_rows(fresh, name)[0].status == "dead", worker)
+            tries = receiver.of(str(row.seq))
+            assert [t.attempt for t in tries] == [1, 2, 3]
+            assert all(t.verified for t in tries)
+            assert len({t.body for t in tries}) == 1  # the same bytes every time
+            with fresh.connect() as conn:
+                dead = store.deliveries(conn, workspace=name, status="dead")
+                assert [d.seq for d in dead] == [row.seq]
+                assert dead[0].last_error == "answered 503"
+                assert store.outbox_stats(conn, workspace=name) == store.OutboxStats(0, 0, 1)
+                assert store.delivery_failures(conn, workspace=name) == 3
+                assert store.redeliver(
+                    conn, workspace=name, seq=row.seq, now=time.time_ns() // 1000
+                )
+                assert not store.redeliver(conn, workspace="elsewhere", seq=row.seq, now=0)
+            healthy.set()
+            worker.drain()
+        finally:
+            worker.close()
+    tries = receiver.of(str(row.seq))
+    assert [t.attempt for t in tries] == [1, 2, 3, 1]  # a fresh budget
+    assert len({t.body for t in tries}) == 1
+    with fresh.connect() as conn:
+        done = store.delivery(conn, workspace=name, seq=row.seq)
+        assert store.delivery_failures(conn, workspace=name) == 3
+        assert store.outbox_stats(conn, workspace=name) == store.OutboxStats(0, 0, 0)
+    assert done is not None
+    assert done.status == "done"
+    assert [(a.attempt, a.ok, a.status_code) for a in done.log] == [
+        (1, False, 503), (2, False, 503), (3, False, 503), (4, True, 200),
+    ]  # fmt: skip
+
+
+def test_a_receiver_that_recovers_gets_it_once_done(fresh: sa.Engine) -> None:
+    with receiving("s3cret", lambda received, nth: 500 if nth <= 2 else 204) as receiver:
+        name, model = workspace(fresh, webhook_model(receiver.url))
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        worker = OutboxWorker(fresh, quick(webhook_max_attempts=5))
+        try:
+            until(lambda: hook_rows(fresh, name)[0].status == "done", worker)
+        finally:
+            worker.close()
+    assert [t.attempt for t in receiver.received] == [1, 2, 3]
+
+
+def test_timeouts_and_refused_connections_are_failed_attempts(fresh: sa.Engine) -> None:
+    with receiving() as gone:
+        closed = gone.url  # nothing listens there once it is closed
+    refused, other = workspace(fresh, webhook_model(closed))
+    send(
+        fresh,
+        refused,
+        other,
+        [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+    )
+    with receiving("s3cret", lambda received, nth: 2.0) as receiver:
+        slow, model = workspace(fresh, webhook_model(receiver.url))
+        send(
+            fresh,
+            slow,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        worker = OutboxWorker(fresh, quick(webhook_timeout_seconds=0.3, webhook_max_attempts=1))
+        try:
+            started = time.monotonic()
+            worker.drain()
+            assert time.monotonic() - started < 1.9  # the timeout cut the hanging call
+        finally:
+            worker.close()
+        assert len(receiver.received) == 1
+    ((timed_out,), (no_answer,)) = hook_rows(fresh, slow), hook_rows(fresh, refused)
+    assert timed_out.status == "dead"
+    assert timed_out.last_error.startswith("timed out")
+    assert no_answer.status == "dead"
+    assert "ConnectError" in no_answer.last_error
+
+
+def test_the_workspace_secret_signs_webhooks_without_their_own(fresh: sa.Engine) -> None:
+    with receiving() as receiver:
+        name, model = workspace(fresh, webhook_model(receiver.url, secret=None))
+        with fresh.connect() as conn:
+            receiver.secret = store.signing_secret(conn, workspace=name, now=0).secret
+        assert receiver.secret.startswith("whsec_")
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        worker = OutboxWorker(fresh, quick())
+        try:
+            worker.drain()
+            with fresh.connect() as conn:
+                rotated = store.signing_secret(conn, workspace=name, now=0, rotate=True).secret
+                assert rotated != receiver.secret
+                (row,) = hook_rows(fresh, name)
+                store.redeliver(conn, workspace=name, seq=row.seq, now=time.time_ns() // 1000)
+            worker.drain()
+        finally:
+            worker.close()
+    first, second = receiver.received
+    assert first.verified
+    assert not second.verified  # signed with the new secret, not the old one
+    assert second.body == first.body
+    assert verify(rotated, str(second.timestamp), second.signature, second.body, second.at)
+
+
+def test_concurrent_workers_never_deliver_one_webhook_twice(fresh: sa.Engine) -> None:
+    with receiving("s3cret", lambda received, nth: 0.01) as receiver:
+        name, model = workspace(fresh, webhook_model(receiver.url))
+        send(fresh, name, model, [
+            event(f"d{n}", "demo_request", "2026-05-01T10:00:00Z", contact_id=f"c{n % 7}")
+            for n in range(40)
+        ])  # fmt: skip
+        drain_together(fresh, 3, quick(outbox_concurrency=2))
+    rows = hook_rows(fresh, name)
+    assert len(rows) == 40
+    assert all(row.status == "done" and row.attempts == 1 for row in rows)
+    keys = [item.key for item in receiver.received]
+    assert sorted(keys) == sorted(str(row.seq) for row in rows)  # each exactly once
+
+
+def test_backoff_is_exponential_with_full_jitter() -> None:
+    rng = random.Random(7)
+    for attempts, ceiling in ((1, 10.0), (2, 20.0), (4, 80.0), (13, 21_600.0), (200, 21_600.0)):
+        waits = [backoff(attempts, base=10, cap=21_600, rng=rng) for _ in range(4000)]
+        assert 0 <= min(waits) < 0.01 * ceiling
+        assert 0.99 * ceiling < max(waits) <= ceiling
+        assert sum(waits) / len(waits) == pytest.approx(ceiling / 2, rel=0.05)
+
+
+# -- assign and tags -------------------------------------------------------------------
+
+OWNERS = ["anna@example.com", "piotr@example.com", "maria@example.com"]
+
+ASSIGN_MODEL = f"""
+version: 1
+name: assign-tests
+rules:
+  - {{id: signup, event: signup, points: 10}}
+triggers:
+  - id: new-lead
+    when: {{event: signup}}
+    actions:
+      - assign: {{owners: {json.dumps(OWNERS)}, strategy: round_robin}}
+      - add_tag: assigned
+"""
+
+
+def _owners(database: sa.Engine, name: str) -> dict[str, str | None]:
+    with database.connect() as conn, conn.begin():
+        return {contact: found.owner for contact, found in labels(conn, name).items()}
+
+
+def test_round_robin_continues_across_workers_and_a_restart(fresh: sa.Engine) -> None:
+    name, model = workspace(fresh, ASSIGN_MODEL)
+    send(fresh, name, model, [
+        event(f"s{n}", "signup", "2026-05-01T10:00:00Z", contact_id=f"n{n:02d}")
+        for n in range(30)
+    ])  # fmt: skip
+    # Few rows per claim: the two workers interleave all the way.
+    drain_together(fresh, 2, quick(outbox_concurrency=1))
+    owners = _owners(fresh, name)
+    assert len(owners) == 30
+    # Each turn taken once.
+    assert sorted(owner or "" for owner in owners.values()) == sorted(OWNERS * 10)
+    with fresh.connect() as conn:
+        assert conn.execute(sa.select(rotations.c.turns)).scalar_one() == 30
+        states = conn.execute(
+            sa.select(outbox_rows.c.status, outbox_rows.c.attempts).where(
+                outbox_rows.c.workspace == name
+            )
+        ).all()
+    assert sorted(set(states)) == [("done", 1)]
+    assert len(states) == 60
+
+    # A restart: a new worker on a new connection pool continues the rotation.
+    send(fresh, name, model, [
+        event(f"s{n}", "signup", "2026-05-02T10:00:00Z", contact_id=f"n{n:02d}")
+        for n in range(30, 34)
+    ])  # fmt: skip
+    restarted = open_database(fresh.url)
+    worker = OutboxWorker(restarted, quick())
+    try:
+        worker.drain()
+    finally:
+        worker.close()
+        restarted.dispose()
+    owners = _owners(fresh, name)
+    assert [owners[f"n{n}"] for n in range(30, 34)] == [OWNERS[0], OWNERS[1], OWNERS[2], OWNERS[0]]
+    with fresh.connect() as conn, conn.begin():
+        assert all(found.tags == ["assigned"] for found in labels(conn, name).values())
+
+
+TAG_MODEL = """
+version: 1
+name: tag-tests
+rules:
+  - {id: signup, event: signup, points: 10}
+triggers:
+  - id: signed-up
+    when: {event: signup}
+    once: false
+    actions: [{add_tag: newsletter}]
+  - id: unsubscribed
+    when: {event: unsubscribe}
+    once: false
+    actions: [{remove_tag: newsletter}]
+  - id: bought
+    when: {event: buy}
+    actions:
+      - remove_tag: prospect
+      - add_tag: customer
+      - assign: {owners: [anna@example.com, piotr@example.com]}
+  - id: prospecting
+    when: {event: visit}
+    actions: [{add_tag: prospect}]
+"""
+
+TAG_LOG = [
+    event("a1", "signup", "2026-05-01T10:00:00Z", contact_id="c1"),
+    event("a2", "unsubscribe", "2026-05-01T11:00:00Z", contact_id="c1"),
+    event("b1", "signup", "2026-05-01T10:00:00Z", contact_id="c2"),
+    event("c1", "signup", "2026-05-01T10:00:00Z", contact_id="c3"),
+    event("c2", "unsubscribe", "2026-05-01T11:00:00Z", contact_id="c3"),
+    event("c3", "signup", "2026-05-01T12:00:00Z", contact_id="c3"),
+    event("d1", "visit", "2026-05-01T10:00:00Z", contact_id="c4"),
+    event("d2", "buy", "2026-05-01T11:00:00Z", contact_id="c4"),
+    event("e1", "visit", "2026-05-01T10:00:00Z", contact_id="c5"),
+    event("e2", "buy", "2026-05-01T11:00:00Z", contact_id="c5"),
+    event("f1", "visit", "2026-05-01T10:00:00Z", contact_id="c6"),
+]
+
+
+def expected_labels(document: str, log: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The tags each contact ends with: every firing's tag actions applied in
+    turn (the log is sent in order, so firings are queued in order)."""
+    parsed = parse_model(document)
+    actions = {trigger.id: trigger.actions for trigger in parsed.triggers}
+    result = replay(Engine(parsed), [parse_event(raw) for raw in log], 2**62)
+    tags: dict[str, set[str]] = {}
+    for firing in sorted(result.firings, key=lambda f: (f.contact_id, f.order_key)):
+        for action in actions[firing.trigger]:
+            done = action.model_dump(exclude_none=True)
+            if "add_tag" in done:
+                tags.setdefault(firing.contact_id, set()).add(done["add_tag"])
+            elif "remove_tag" in done:
+                tags.setdefault(firing.contact_id, set()).discard(done["remove_tag"])
+    return {contact: sorted(found) for contact, found in tags.items()}
+
+
+def test_tags_are_applied_in_queue_order_by_interleaved_workers(fresh: sa.Engine) -> None:
+    name, model = workspace(fresh, TAG_MODEL)
+    send(fresh, name, model, TAG_LOG)
+    drain_together(fresh, 2, quick(outbox_concurrency=1))
+    with fresh.connect() as conn, conn.begin():
+        found = labels(conn, name)
+    expected = expected_labels(TAG_MODEL, TAG_LOG)
+    assert {contact: item.tags for contact, item in found.items() if item.tags} == {
+        contact: tags for contact, tags in expected.items() if tags
+    }
+    assert expected["c1"] == []
+    assert expected["c3"] == ["newsletter"]
+    assert sorted(found[c].owner or "" for c in ("c4", "c5")) == [
+        "anna@example.com",
+        "piotr@example.com",
+    ]
+
+
+# -- the command and the migration -----------------------------------------------------
+
+
+def test_leadscore_worker_drains_the_outbox(fresh: sa.Engine) -> None:
+    with receiving("s3cret") as receiver:
+        name, model = workspace(fresh, webhook_model(receiver.url))
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "leadscore", "worker", "--drain"],
+            env={
+                "LEADSCORE_DATABASE_URL": fresh.url.render_as_string(hide_password=False),
+                "PATH": "/usr/bin:/bin",
+            },
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr.decode()
+    (row,) = hook_rows(fresh, name)
+    assert receiver.keys() == {str(row.seq)}
+    assert row.status == "done"
+
+
+def test_the_migration_fills_in_the_kind_of_queued_actions(database_url: str) -> None:
+    opened = open_database(database_url)
+    try:
+        with opened.begin() as conn:
+            command.upgrade(_config(conn), "0002")
+            conn.execute(sa.text("INSERT INTO workspaces (id, created_at) VALUES ('w', 0)"))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO firings (workspace, trigger, contact_id, event_key, event_id,"
+                    " timestamp, model_version, recorded_at)"
+                    " VALUES ('w', 't', 'c', '', 'e', 0, 1, 0)"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO outbox (firing, workspace, action_index, action, status, attempts,"
+                    " next_attempt_at, created_at) VALUES (1, 'w', 0, :a, 'pending', 0, 0, 0),"
+                    " (1, 'w', 1, :b, 'pending', 0, 0, 0)"
+                ),
+                {
+                    "a": json.dumps({"add_tag": "x"}),
+                    "b": json.dumps({"webhook": {"url": "http://x"}}),
+                },
+            )
+        upgrade(database_url)
+        with opened.connect() as conn:
+            kinds = conn.execute(sa.select(outbox_rows.c.kind).order_by(outbox_rows.c.seq)).all()
+        assert [kind for (kind,) in kinds] == ["add_tag", "webhook"]
+    finally:
+        opened.dispose()
