@@ -12,8 +12,11 @@ from .. import __version__
 from .._settings import Settings
 from .._store.database import open_database
 from . import admin, contacts, events, health, models, problems, tracking
+from . import metrics as metrics_routes
 from .activations import ActivationRunner
 from .limits import BodyLimit
+from .logs import AccessLog
+from .metrics import Metrics
 from .modelcache import ModelCache
 
 
@@ -25,6 +28,7 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.database_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         app.state.database = open_database(settings.database())
+        metrics.database = app.state.database
         app.state.activations = ActivationRunner(app.state.database)
         app.state.activations.start()
         try:
@@ -39,11 +43,14 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Lead scoring: events in, scores, reasons and hand-offs to sales out.",
         lifespan=lifespan,
     )
+    metrics = Metrics()
     app.state.settings = settings
+    app.state.metrics = metrics
     app.state.models = ModelCache()
     problems.install(app)
     problems.document(app)
     app.include_router(health.router)
+    app.include_router(metrics_routes.router)
     app.include_router(events.router)
     app.include_router(tracking.router)
     app.include_router(models.router)
@@ -61,4 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
         max_age=86_400,
     )
+    # Outermost: every answer, 413s and CORS preflights included, gets its
+    # request id, log line and counts.
+    app.add_middleware(AccessLog, metrics=metrics)
     return app

@@ -11,6 +11,7 @@ duplicate, a 422 problem (`event-rejected`) when rejected. A batch answers
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field
 from .._errors import EventError
 from .._settings import Settings
 from .._store.ingest import EventOutcome, ingest
+from .metrics import Metrics
 from .modelcache import ModelCache
 from .problems import Problem
 
@@ -74,6 +76,7 @@ def check_batch_size(count: int, settings: Settings) -> None:
 def store_events(
     database: sa.Engine,
     models: ModelCache,
+    metrics: Metrics,
     workspace: str,
     items: Sequence[Mapping[str, Any] | Refused],
 ) -> list[EventResult]:
@@ -92,6 +95,7 @@ def store_events(
                 "upload one with `PUT /v1/models/active` (an admin key), then send again.",
                 kind="no-active-model",
             )
+        started = time.perf_counter()
         outcomes = iter(
             ingest(
                 conn,
@@ -100,9 +104,13 @@ def store_events(
                 events=[item for item in items if not isinstance(item, Refused)],
             )
         )
-    return [
+        metrics.scoring.observe(time.perf_counter() - started)
+    results = [
         _refused(item) if isinstance(item, Refused) else _result(next(outcomes)) for item in items
     ]
+    for result in results:
+        metrics.events.labels(status=result.status).inc()
+    return results
 
 
 def _refused(item: Refused) -> EventResult:

@@ -25,7 +25,7 @@ from .._errors import EventError
 from .._segment import CALL_TYPES, batch, from_segment
 from . import problems
 from .bodies import BodyFirst
-from .deps import CurrentSettings, Database, JsonBody, Models, SegmentKey
+from .deps import AppMetrics, CurrentSettings, Database, JsonBody, Models, SegmentKey
 from .ingestion import (
     EventResult,
     IngestAnswer,
@@ -104,13 +104,13 @@ def _message_id(call: object) -> str | None:
 
 def _call_route(kind: str) -> Callable[..., TrackingAnswer]:
     def post_call(
-        caller: SegmentKey, body: JsonBody, database: Database, models: Models
+        caller: SegmentKey, body: JsonBody, database: Database, models: Models, metrics: AppMetrics
     ) -> TrackingAnswer:
         try:
             event = from_segment(body, kind=kind, received_at=datetime.now(UTC))
         except EventError as error:
             raise rejection(str(error), error) from None
-        (result,) = store_events(database, models, caller.workspace, [event])
+        (result,) = store_events(database, models, metrics, caller.workspace, [event])
         return _tracking(answer_one(result))
 
     post_call.__doc__ = (
@@ -142,10 +142,12 @@ for _kind in CALL_TYPES:
 
 
 def post_batch(
+    *,
     caller: SegmentKey,
     body: JsonBody,
     database: Database,
     models: Models,
+    metrics: AppMetrics,
     settings: CurrentSettings,
 ) -> TrackingAnswer:
     """Segment calls in a batch (a write key, or the body's `writeKey`): 200
@@ -169,7 +171,7 @@ def post_batch(
         else result
         for index, result in enumerate(translated)
     ]
-    results: list[EventResult] = store_events(database, models, caller.workspace, calls)
+    results: list[EventResult] = store_events(database, models, metrics, caller.workspace, calls)
     return _tracking(answer(results))
 
 
