@@ -14,6 +14,7 @@ from .._store.database import open_database
 from . import admin, contacts, events, health, models, problems, tracking
 from . import metrics as metrics_routes
 from .activations import ActivationRunner
+from .committer import Committer
 from .limits import BodyLimit
 from .logs import AccessLog
 from .metrics import Metrics
@@ -31,9 +32,12 @@ def create_app(settings: Settings) -> FastAPI:
         metrics.database = app.state.database
         app.state.activations = ActivationRunner(app.state.database)
         app.state.activations.start()
+        app.state.committer = Committer(app.state.database)
+        app.state.committer.start()
         try:
             yield
         finally:
+            app.state.committer.stop()
             app.state.activations.stop()
             app.state.database.dispose()
 

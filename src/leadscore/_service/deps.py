@@ -12,6 +12,7 @@ from .._settings import Settings
 from .._store.keys import Caller, Scope
 from .auth import authorize, presented_key
 from .bodies import json_body, text_body
+from .committer import Committer
 from .metrics import Metrics
 from .modelcache import ModelCache
 
@@ -24,6 +25,11 @@ def _database(request: Request) -> sa.Engine:
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def _committer(request: Request) -> Committer:
+    committer: Committer = request.app.state.committer
+    return committer
 
 
 def _metrics(request: Request) -> Metrics:
@@ -40,6 +46,7 @@ Database = Annotated[sa.Engine, Depends(_database)]
 CurrentSettings = Annotated[Settings, Depends(_settings)]
 Models = Annotated[ModelCache, Depends(_models)]
 AppMetrics = Annotated[Metrics, Depends(_metrics)]
+AppCommitter = Annotated[Committer, Depends(_committer)]
 
 # The body as JSON whatever its Content-Type, or as UTF-8 text (bodies.py).
 JsonBody = Annotated[Any, Depends(json_body)]

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import problems
 from .bodies import BodyFirst
-from .deps import AppMetrics, CurrentSettings, Database, JsonBody, Models, WriteKey
+from .deps import AppCommitter, AppMetrics, CurrentSettings, Database, JsonBody, Models, WriteKey
 from .ingestion import (
     IngestAnswer,
     Refused,
@@ -77,6 +77,7 @@ def post_events(
     body: JsonBody,
     database: Database,
     models: Models,
+    committer: AppCommitter,
     metrics: AppMetrics,
     settings: CurrentSettings,
 ) -> IngestAnswer:
@@ -88,7 +89,14 @@ def post_events(
     after the accepted events are committed.
     """
     if isinstance(body, dict):
-        (result,) = store_events(database, models, metrics, caller.workspace, [body])
+        (result,) = store_events(
+            database=database,
+            models=models,
+            committer=committer,
+            metrics=metrics,
+            workspace=caller.workspace,
+            items=[body],
+        )
         return answer_one(result)
     if isinstance(body, list):
         check_batch_size(len(body), settings)
@@ -98,7 +106,16 @@ def post_events(
             else Refused(None, f"[{index}]: expected an event (a JSON object)")
             for index, item in enumerate(body)
         ]
-        return answer(store_events(database, models, metrics, caller.workspace, items))
+        return answer(
+            store_events(
+                database=database,
+                models=models,
+                committer=committer,
+                metrics=metrics,
+                workspace=caller.workspace,
+                items=items,
+            )
+        )
     raise Problem(
         422,
         "Expected one event (a JSON object) or a JSON array of events.",
