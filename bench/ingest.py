@@ -1,13 +1,15 @@
 """Ingestion through the HTTP service, against the raw insert rate of the same rows.
 
     .venv/bin/python bench/ingest.py [--events 20000] [--batch 500] [--rate 200] [--seconds 10]
+                                     [--workers 1] [--clients 1]
 
 For SQLite (a file, durable commits) and for PostgreSQL (when
 LEADSCORE_TEST_DATABASE_URL points at one), it starts a real `leadscore
 serve` process and measures:
 
 - **batches**: events per second through `POST /v1/batch` (Segment calls,
-  `--batch` per request, one client), against the *ceiling*: inserting the
+  `--batch` per request, `--clients` clients at once, each with its own
+  contacts; a server of `--workers` processes), against the *ceiling*: inserting the
   same rows (id, type, ids, timestamp, JSON body) into a plain table with the
   same driver in the same run, one transaction per batch, with the same
   durability. Target: at least 25% of the ceiling.
@@ -31,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -71,7 +74,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def service(database_url: str) -> Iterator[tuple[str, str]]:
+def service(database_url: str, workers: int) -> Iterator[tuple[str, str]]:
     """A migrated database, a workspace with an admin key and the B2B model,
     and a `leadscore serve` process: yields (base URL, key)."""
     where = ["--database-url", database_url]
@@ -85,7 +88,7 @@ def service(database_url: str) -> Iterator[tuple[str, str]]:
     key = created.stdout.strip().splitlines()[-1]
     port = _free_port()
     server = subprocess.Popen(
-        [*LEADSCORE, "serve", "--port", str(port), *where],
+        [*LEADSCORE, "serve", "--port", str(port), "--workers", str(workers), *where],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -113,19 +116,35 @@ def service(database_url: str) -> Iterator[tuple[str, str]]:
         server.wait(timeout=30)
 
 
-def through_batches(base: str, key: str, calls: list[dict[str, Any]], size: int) -> float:
-    """Events per second through /v1/batch; every call must be accepted."""
-    accepted = 0
-    with httpx.Client(base_url=base, auth=(key, ""), timeout=120) as client:
-        started = time.perf_counter()
-        for start in range(0, len(calls), size):
-            answer = client.post("/v1/batch", json={"batch": calls[start : start + size]})
-            answer.raise_for_status()
-            results = answer.json()["results"]
-            accepted += sum(result["status"] == "accepted" for result in results)
-        elapsed = time.perf_counter() - started
-    if accepted != len(calls):
-        raise RuntimeError(f"only {accepted} of {len(calls)} events were accepted")
+def through_batches(
+    base: str, key: str, calls: list[dict[str, Any]], size: int, clients: int
+) -> float:
+    """Events per second through /v1/batch, `clients` at once, each sending the
+    calls of its own contacts in order; every call must be accepted."""
+    shares: list[list[dict[str, Any]]] = [[] for _ in range(clients)]
+    for call in calls:
+        who = str(call.get("userId") or call.get("anonymousId"))
+        shares[zlib.crc32(who.encode()) % clients].append(call)
+    accepted = [0] * clients
+
+    def send(index: int) -> None:
+        share = shares[index]
+        with httpx.Client(base_url=base, auth=(key, ""), timeout=120) as client:
+            for start in range(0, len(share), size):
+                answer = client.post("/v1/batch", json={"batch": share[start : start + size]})
+                answer.raise_for_status()
+                results = answer.json()["results"]
+                accepted[index] += sum(result["status"] == "accepted" for result in results)
+
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if sum(accepted) != len(calls):
+        raise RuntimeError(f"only {sum(accepted)} of {len(calls)} events were accepted")
     return len(calls) / elapsed
 
 
@@ -233,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=500, help="events per /v1/batch request")
     parser.add_argument("--rate", type=float, default=200, help="single calls per second")
     parser.add_argument("--seconds", type=float, default=10, help="how long to send single calls")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
+    parser.add_argument("--clients", type=int, default=1, help="clients sending batches at once")
     options = parser.parse_args(argv)
 
     raw = list(
@@ -247,8 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     calls = [segment_call(event) for event in raw]
     singles = [segment_call(event) for event in singles_raw]
-    print(f"{len(calls):,} events in batches of {options.batch}; single calls at "
-          f"{options.rate:g}/s for {options.seconds:g} s; {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"{len(calls):,} events in batches of {options.batch} from {options.clients} "
+          f"client(s); single calls at {options.rate:g}/s for {options.seconds:g} s; "
+          f"{options.workers} server process(es); {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
 
     rows: list[tuple[str, float, float, float, float]] = []
     failed = False
@@ -266,8 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 ceiling = ceiling_sqlite(Path(scratch), raw, options.batch)
                 url = given
-            with service(url) as (base, key):
-                rate = through_batches(base, key, calls, options.batch)
+            with service(url, options.workers) as (base, key):
+                rate = through_batches(base, key, calls, options.batch, options.clients)
                 latencies = single_latencies(base, key, singles, options.rate, options.seconds)
             p50, p99 = percentile(latencies, 0.50) * 1000, percentile(latencies, 0.99) * 1000
             rows.append((name, rate, ceiling, p50, p99))

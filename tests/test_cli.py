@@ -248,7 +248,10 @@ def test_generate_then_score(tmp_path: Path) -> None:
 
 def test_demo_scores_a_generated_log_and_leaves_its_files(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
-    done = run("demo", "--dir", str(folder), "--contacts", "300", "--events", "9000", "--top", "5")
+    done = run(
+        "demo", "--scoring-only", "--dir", str(folder), "--contacts", "300", "--events", "9000",
+        "--top", "5",
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()
     text = done.stdout.decode()
     assert "Top 5 of" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,17 @@ def test_upgrade_then_serve(tmp_path: Path) -> None:
     assert (data / "leadscore.db").exists()
     again = run("db", "upgrade", "--data-dir", str(data))
     assert again.returncode == 0  # idempotent
-    with serve_process("--data-dir", str(data)) as (base, _):
+    with serve_process("--data-dir", str(data)) as (base, server):
         ready = httpx.get(f"{base}/readyz", timeout=5, trust_env=False)
         assert ready.status_code == 200
         assert ready.json()["status"] == "ok"
+        server.terminate()
+        assert server.stderr is not None
+        logged = server.stderr.read().decode()
+    # Its logs are JSON lines: where it listens, then one line per request.
+    lines = [json.loads(line) for line in logged.splitlines()]
+    assert any("serving on http://127.0.0.1:" in line["message"] for line in lines)
+    requests = [line for line in lines if line["logger"] == "leadscore.access"]
+    assert requests
+    assert all(line["route"] == "/readyz" for line in requests)
+    assert ready.headers["x-request-id"] in {line["request_id"] for line in requests}

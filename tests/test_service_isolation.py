@@ -38,7 +38,7 @@ from leadscore._store.tables import outbox as outbox_rows
 
 from ._service import MODEL, Service, Workspace, assert_problem, event, running
 
-PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 
 
 @dataclass(frozen=True)

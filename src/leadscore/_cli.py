@@ -361,14 +361,73 @@ def example_path(name: str) -> Path:
     default="leadscore-demo",
     show_default=True,
     type=click.Path(file_okay=False),
-    help="Where to write the demo's files.",
+    help="Where to write the demo's files (and its database).",
 )
 @click.option("--contacts", default=2_000, show_default=True, help="How many people.")
 @click.option("--events", "count", default=60_000, show_default=True, help="About how many events.")
-@click.option("--top", default=15, show_default=True, help="How many contacts to show.")
-def demo(directory: str, contacts: int, count: int, top: int) -> None:
-    """Score the B2B SaaS example model against a generated event log."""
-    folder = Path(directory)
+@click.option("--port", default=8000, show_default=True, help="Port the demo service listens on.")
+@click.option(
+    "--scoring-only",
+    is_flag=True,
+    help="Only score the log with the engine and print whom to call first (no service).",
+)
+@click.option("--top", default=15, show_default=True, help="With --scoring-only: contacts shown.")
+def demo(
+    *, directory: str, contacts: int, count: int, port: int, scoring_only: bool, top: int
+) -> None:
+    """Start the service with a demo workspace, model and generated history
+    (or, with --scoring-only, score a generated log with the B2B SaaS model)."""
+    if scoring_only:
+        _scoring_demo(Path(directory), contacts=contacts, count=count, top=top)
+    else:
+        _service_demo(Path(directory), contacts=contacts, count=count, port=port)
+
+
+def _service_demo(folder: Path, *, contacts: int, count: int, port: int) -> None:
+    from ._service.demo import setup_demo
+    from ._service.server import run
+    from ._store.keys import Scope
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "data"
+    # A demo starts afresh: its database is the demo's own, made here each time.
+    for leftover in data.glob("leadscore.db*"):
+        leftover.unlink()
+    settings = _service_settings(None, str(data)).model_copy(
+        update={"database_url": None, "data_dir": data, "port": port, "host": "127.0.0.1"}
+    )
+    console = console_for()
+    with console.status("Loading a generated history into the demo workspace...") as status:
+        made = setup_demo(
+            settings.database(),
+            contacts=contacts,
+            events=count,
+            progress=lambda done: status.update(f"Scored {done:,} events of the history..."),
+        )
+    base = f"http://127.0.0.1:{port}"
+    read, write = made.keys[Scope.READ], made.keys[Scope.WRITE]
+    someone = made.contacts[0] if made.contacts else "c000000"
+    console.print(
+        f"Demo workspace {made.workspace!r}: {made.events:,} events of {len(made.contacts):,} "
+        f"contacts scored with the b2b-saas model (version {made.model_version}).\n"
+        f"  service:   {base}   (API reference: {base}/docs)\n"
+        f"  read key:  {read}\n"
+        f"  write key: {write}\n"
+        f"  admin key: {made.keys[Scope.ADMIN]}\n"
+        f"Try:\n"
+        f'  curl -H "Authorization: Bearer {read}" "{base}/v1/contacts?limit=5"\n'
+        f'  curl -H "Authorization: Bearer {read}" {base}/v1/contacts/{someone}/timeline\n'
+        f'  curl -u {write}: {base}/v1/track -d \'{{"userId": "{someone}", '
+        f'"event": "Demo Request"}}\'\n'
+        "Stop it with Ctrl-C.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.file.flush()
+    run(settings)
+
+
+def _scoring_demo(folder: Path, *, contacts: int, count: int, top: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     model_path = example_path("b2b-saas")
     events_path = folder / "events.jsonl"

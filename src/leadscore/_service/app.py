@@ -12,8 +12,12 @@ from .. import __version__
 from .._settings import Settings
 from .._store.database import open_database
 from . import admin, contacts, deliveries, events, health, models, problems, tracking
+from . import metrics as metrics_routes
 from .activations import ActivationRunner
+from .committer import Committer
 from .limits import BodyLimit
+from .logs import AccessLog
+from .metrics import Metrics
 from .modelcache import ModelCache
 from .worker import OutboxWorker
 
@@ -26,8 +30,11 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.database_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         app.state.database = open_database(settings.database())
+        metrics.database = app.state.database
         app.state.activations = ActivationRunner(app.state.database)
         app.state.activations.start()
+        app.state.committer = Committer(app.state.database)
+        app.state.committer.start()
         # The outbox worker carries out triggers' actions in the background
         # (unless `leadscore worker` processes do); stopped before the
         # database is closed, once its round in progress has ended.
@@ -43,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if worker is not None:
                 worker.stop()
+            app.state.committer.stop()
             app.state.activations.stop()
             app.state.database.dispose()
 
@@ -52,11 +60,14 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Lead scoring: events in, scores, reasons and hand-offs to sales out.",
         lifespan=lifespan,
     )
+    metrics = Metrics()
     app.state.settings = settings
+    app.state.metrics = metrics
     app.state.models = ModelCache()
     problems.install(app)
     problems.document(app)
     app.include_router(health.router)
+    app.include_router(metrics_routes.router)
     app.include_router(events.router)
     app.include_router(tracking.router)
     app.include_router(models.router)
@@ -75,4 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
         max_age=86_400,
     )
+    # Outermost: every answer, 413s and CORS preflights included, gets its
+    # request id, log line and counts.
+    app.add_middleware(AccessLog, metrics=metrics)
     return app

@@ -12,6 +12,8 @@ from .._settings import Settings
 from .._store.keys import Caller, Scope
 from .auth import authorize, presented_key
 from .bodies import json_body, text_body
+from .committer import Committer
+from .metrics import Metrics
 from .modelcache import ModelCache
 
 
@@ -25,6 +27,16 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _committer(request: Request) -> Committer:
+    committer: Committer = request.app.state.committer
+    return committer
+
+
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
 def _models(request: Request) -> ModelCache:
     models: ModelCache = request.app.state.models
     return models
@@ -33,6 +45,8 @@ def _models(request: Request) -> ModelCache:
 Database = Annotated[sa.Engine, Depends(_database)]
 CurrentSettings = Annotated[Settings, Depends(_settings)]
 Models = Annotated[ModelCache, Depends(_models)]
+AppMetrics = Annotated[Metrics, Depends(_metrics)]
+AppCommitter = Annotated[Committer, Depends(_committer)]
 
 # The body as JSON whatever its Content-Type, or as UTF-8 text (bodies.py).
 JsonBody = Annotated[Any, Depends(json_body)]

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import problems
 from .bodies import BodyFirst
-from .deps import CurrentSettings, Database, JsonBody, Models, WriteKey
+from .deps import AppCommitter, AppMetrics, CurrentSettings, Database, JsonBody, Models, WriteKey
 from .ingestion import (
     IngestAnswer,
     Refused,
@@ -72,10 +72,13 @@ _BODY = {
     openapi_extra={"requestBody": _BODY},
 )
 def post_events(
+    *,
     caller: WriteKey,
     body: JsonBody,
     database: Database,
     models: Models,
+    committer: AppCommitter,
+    metrics: AppMetrics,
     settings: CurrentSettings,
 ) -> IngestAnswer:
     """Store and score events (a write key).
@@ -86,7 +89,14 @@ def post_events(
     after the accepted events are committed.
     """
     if isinstance(body, dict):
-        (result,) = store_events(database, models, caller.workspace, [body])
+        (result,) = store_events(
+            database=database,
+            models=models,
+            committer=committer,
+            metrics=metrics,
+            workspace=caller.workspace,
+            items=[body],
+        )
         return answer_one(result)
     if isinstance(body, list):
         check_batch_size(len(body), settings)
@@ -96,7 +106,16 @@ def post_events(
             else Refused(None, f"[{index}]: expected an event (a JSON object)")
             for index, item in enumerate(body)
         ]
-        return answer(store_events(database, models, caller.workspace, items))
+        return answer(
+            store_events(
+                database=database,
+                models=models,
+                committer=committer,
+                metrics=metrics,
+                workspace=caller.workspace,
+                items=items,
+            )
+        )
     raise Problem(
         422,
         "Expected one event (a JSON object) or a JSON array of events.",

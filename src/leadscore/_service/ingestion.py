@@ -1,8 +1,9 @@
 """What the ingestion routes share: storing events and answering per event.
 
-Events are stored by the store's `ingest`, which commits a request's events
-in one transaction: an answer is sent only when every accepted event in it
-is committed, and a bad event never costs the good ones around it.
+Events are stored by the store's `ingest`, through the process's committer
+(committer.py: the events of concurrent requests share a transaction): an
+answer is sent only when every accepted event in it is committed, and a bad
+event never costs the good ones around it.
 
 A request with one event answers like the event: 200 when accepted or a
 duplicate, a 422 problem (`event-rejected`) when rejected. A batch answers
@@ -11,6 +12,7 @@ duplicate, a 422 problem (`event-rejected`) when rejected. A batch answers
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,7 +22,9 @@ from pydantic import BaseModel, Field
 
 from .._errors import EventError
 from .._settings import Settings
-from .._store.ingest import EventOutcome, ingest
+from .._store.ingest import EventOutcome
+from .committer import Committer
+from .metrics import Metrics
 from .modelcache import ModelCache
 from .problems import Problem
 
@@ -72,8 +76,11 @@ def check_batch_size(count: int, settings: Settings) -> None:
 
 
 def store_events(
+    *,
     database: sa.Engine,
     models: ModelCache,
+    committer: Committer,
+    metrics: Metrics,
     workspace: str,
     items: Sequence[Mapping[str, Any] | Refused],
 ) -> list[EventResult]:
@@ -92,17 +99,21 @@ def store_events(
                 "upload one with `PUT /v1/models/active` (an admin key), then send again.",
                 kind="no-active-model",
             )
-        outcomes = iter(
-            ingest(
-                conn,
-                workspace=workspace,
-                model=model,
-                events=[item for item in items if not isinstance(item, Refused)],
-            )
+    started = time.perf_counter()
+    outcomes = iter(
+        committer.ingest(
+            workspace=workspace,
+            model=model,
+            events=[item for item in items if not isinstance(item, Refused)],
         )
-    return [
+    )
+    metrics.scoring.observe(time.perf_counter() - started)
+    results = [
         _refused(item) if isinstance(item, Refused) else _result(next(outcomes)) for item in items
     ]
+    for result in results:
+        metrics.events.labels(status=result.status).inc()
+    return results
 
 
 def _refused(item: Refused) -> EventResult:

@@ -7,9 +7,9 @@ and how far an activation has come).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
 from .._errors import ModelError
@@ -30,6 +30,11 @@ from .deps import AdminKey, Database, Models, ReadKey, TextBody
 from .problems import Problem
 
 router = APIRouter(tags=["models"], route_class=BodyFirst)
+
+# Numbers the database can hold (INTEGER, BIGINT): anything past them names
+# nothing, and is a 422 rather than an overflow in the database.
+Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="The model version.")]
+ActivationId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The activation's id.")]
 
 
 class ActivationInfo(BaseModel):
@@ -228,7 +233,7 @@ def _unknown(version: int) -> Problem:
     summary="A model version",
     responses=problems.responses(401, 403, 404, 422),
 )
-def get_model(caller: ReadKey, version: int, database: Database) -> ModelDocument:
+def get_model(caller: ReadKey, version: Version, database: Database) -> ModelDocument:
     """One stored version of the workspace's model, with its document (a read key)."""
     with database.connect() as conn:
         info = _info(list_models(conn, workspace=caller.workspace), version)
@@ -246,7 +251,7 @@ def get_model(caller: ReadKey, version: int, database: Database) -> ModelDocumen
     responses=problems.responses(401, 403, 404, 422),
 )
 def post_activate(
-    request: Request, caller: AdminKey, version: int, database: Database, models: Models
+    request: Request, caller: AdminKey, version: Version, database: Database, models: Models
 ) -> ActivationInfo:
     """Make a stored version the active model (an admin key). Events are scored
     with it from now on, and every contact is rescored with it in the
@@ -271,7 +276,9 @@ def post_activate(
     summary="An activation's progress",
     responses=problems.responses(401, 403, 404, 422),
 )
-def get_activation_route(caller: ReadKey, activation_id: int, database: Database) -> ActivationInfo:
+def get_activation_route(
+    caller: ReadKey, activation_id: ActivationId, database: Database
+) -> ActivationInfo:
     """How far the rescore started by activating a model has come (a read key)."""
     with database.connect() as conn:
         found = get_activation(conn, workspace=caller.workspace, activation_id=activation_id)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 
 import uvicorn
 from fastapi import FastAPI
 
 from .._settings import Settings
+from . import logs
 from .app import create_app
+
+_log = logging.getLogger("leadscore.serve")
 
 
 def from_environment() -> FastAPI:
     """The app of a worker process: its settings come from the environment,
     where `run` put the parent's."""
+    logs.configure()
     return create_app(Settings())
 
 
@@ -26,13 +31,21 @@ def run(settings: Settings) -> None:
     # from start-up on: moved out of the collector's sight, they are not
     # scanned again and again, which otherwise shows as pauses in latency.
     gc.freeze()
+    logs.configure()
+    _log.info(
+        "leadscore serving on http://%s:%s with %s worker(s)",
+        settings.host,
+        settings.port,
+        settings.workers,
+    )
     if settings.workers == 1:
         uvicorn.run(
             create_app(settings),
             host=settings.host,
             port=settings.port,
             log_level="warning",
-            access_log=False,
+            log_config=None,  # logs.configure's JSON lines
+            access_log=False,  # logs.AccessLog writes one line per request
         )
         return
     for name, value in settings.model_dump(exclude_none=True).items():
@@ -44,5 +57,6 @@ def run(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        log_config=None,
         access_log=False,
     )

@@ -25,7 +25,7 @@ from .._errors import EventError
 from .._segment import CALL_TYPES, batch, from_segment
 from . import problems
 from .bodies import BodyFirst
-from .deps import CurrentSettings, Database, JsonBody, Models, SegmentKey
+from .deps import AppCommitter, AppMetrics, CurrentSettings, Database, JsonBody, Models, SegmentKey
 from .ingestion import (
     EventResult,
     IngestAnswer,
@@ -104,13 +104,26 @@ def _message_id(call: object) -> str | None:
 
 def _call_route(kind: str) -> Callable[..., TrackingAnswer]:
     def post_call(
-        caller: SegmentKey, body: JsonBody, database: Database, models: Models
+        *,
+        caller: SegmentKey,
+        body: JsonBody,
+        database: Database,
+        models: Models,
+        committer: AppCommitter,
+        metrics: AppMetrics,
     ) -> TrackingAnswer:
         try:
             event = from_segment(body, kind=kind, received_at=datetime.now(UTC))
         except EventError as error:
             raise rejection(str(error), error) from None
-        (result,) = store_events(database, models, caller.workspace, [event])
+        (result,) = store_events(
+            database=database,
+            models=models,
+            committer=committer,
+            metrics=metrics,
+            workspace=caller.workspace,
+            items=[event],
+        )
         return _tracking(answer_one(result))
 
     post_call.__doc__ = (
@@ -142,10 +155,13 @@ for _kind in CALL_TYPES:
 
 
 def post_batch(
+    *,
     caller: SegmentKey,
     body: JsonBody,
     database: Database,
     models: Models,
+    committer: AppCommitter,
+    metrics: AppMetrics,
     settings: CurrentSettings,
 ) -> TrackingAnswer:
     """Segment calls in a batch (a write key, or the body's `writeKey`): 200
@@ -169,7 +185,14 @@ def post_batch(
         else result
         for index, result in enumerate(translated)
     ]
-    results: list[EventResult] = store_events(database, models, caller.workspace, calls)
+    results: list[EventResult] = store_events(
+        database=database,
+        models=models,
+        committer=committer,
+        metrics=metrics,
+        workspace=caller.workspace,
+        items=calls,
+    )
     return _tracking(answer(results))
 
 

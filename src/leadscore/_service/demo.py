@@ -1,0 +1,103 @@
+"""The demo: the service with a demo workspace, a demo model and a generated
+history, ready to be looked at (`leadscore demo`, the README's first command).
+
+`setup_demo` builds everything in a database and returns what a visitor
+needs (`Demo`); it is the one place to extend the demo (a demo sign-in for
+the web app, more workspaces). `leadscore demo` then serves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any
+
+import sqlalchemy as sa
+
+from .._generate import generate_events
+from .._store.database import open_database
+from .._store.ingest import ingest
+from .._store.keys import Scope, create_key
+from .._store.migrate import upgrade
+from .._store.workspaces import ModelVersion, create_workspace, store_model
+
+WORKSPACE = "demo"
+MODEL = "b2b-saas"
+DAYS = 90  # of history, ending now: scores as of now are alive, not decayed away
+BATCH = 1_000  # events per transaction while the history is loaded
+
+
+@dataclass(frozen=True, slots=True)
+class Demo:
+    """What `setup_demo` made: where, and the keys to look with."""
+
+    workspace: str
+    model_version: int
+    keys: dict[Scope, str]
+    events: int  # accepted into the history
+    contacts: list[str] = field(default_factory=list)  # identified, in id order
+
+
+def setup_demo(
+    database_url: str,
+    *,
+    contacts: int,
+    events: int,
+    seed: int = 42,
+    now: datetime | None = None,
+    progress: Callable[[int], None] = lambda done: None,
+) -> Demo:
+    """Migrate the database, create the demo workspace with a key of each
+    scope and the B2B SaaS example model, and load a generated history of
+    `DAYS` days ending at `now`, scored as it goes (`progress` is told how
+    many events are in)."""
+    upgrade(database_url)
+    database = open_database(database_url)
+    try:
+        return _fill(
+            database, contacts=contacts, events=events, seed=seed, now=now, progress=progress
+        )
+    finally:
+        database.dispose()
+
+
+def _fill(
+    database: sa.Engine,
+    *,
+    contacts: int,
+    events: int,
+    seed: int,
+    now: datetime | None,
+    progress: Callable[[int], None],
+) -> Demo:
+    end = (now or datetime.now(UTC)).replace(microsecond=0)
+    start = end - timedelta(days=DAYS)
+    document = (resources.files("leadscore") / "examples" / f"{MODEL}.yaml").read_text()
+    with database.connect() as conn:
+        create_workspace(conn, workspace=WORKSPACE)
+        keys = {scope: create_key(conn, workspace=WORKSPACE, scope=scope)[1] for scope in Scope}
+        model = store_model(conn, workspace=WORKSPACE, document=document, activate=True)
+        accepted = 0
+        batch: list[dict[str, Any]] = []
+        people: set[str] = set()
+        for event in generate_events(
+            contacts=contacts, events=events, seed=seed, start=start, days=DAYS
+        ):
+            batch.append(event)
+            if len(batch) == BATCH:
+                accepted += _load(conn, model, batch, people)
+                progress(accepted)
+                batch = []
+        accepted += _load(conn, model, batch, people)
+        progress(accepted)
+    return Demo(WORKSPACE, model.version, keys, accepted, sorted(people))
+
+
+def _load(
+    conn: sa.Connection, model: ModelVersion, batch: list[dict[str, Any]], people: set[str]
+) -> int:
+    outcomes = ingest(conn, workspace=WORKSPACE, model=model, events=batch)
+    people.update(str(event["contact_id"]) for event in batch if event.get("contact_id"))
+    return sum(outcome.status.value == "accepted" for outcome in outcomes)

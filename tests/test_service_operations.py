@@ -1,0 +1,130 @@
+"""Operations over real HTTP: Prometheus /metrics (a registry per app) and
+the structured access log (one JSON line per request, no secrets)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+
+from leadscore._service.app import create_app
+from leadscore._service.logs import JsonFormatter
+from leadscore._service.metrics import record_delivery_failure
+from leadscore._store import Scope
+from leadscore._store.firings import PENDING
+from leadscore._store.tables import outbox
+
+from ._service import Service, event, running
+
+TRIGGERED = """
+version: 1
+name: ops
+rules:
+  - {id: demo, event: demo_request, points: 30}
+triggers:
+  - id: hot
+    when: {score_crosses: 25}
+    actions: [{add_tag: hot}, {webhook: {url: "https://crm.example.com/hook"}}]
+"""
+
+
+@pytest.fixture(scope="module")
+def service(database: sa.Engine) -> Iterator[Service]:
+    with running(database) as started:
+        yield started
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_events_scoring_requests_and_the_outbox(service: Service) -> None:
+    workspace = service.workspace(model=TRIGGERED)
+    with service.client() as http:
+        before = _samples(http.get("/metrics").text)
+        sent = [
+            event("m1", "demo_request", "2026-05-04T10:00:00Z", contact_id="m-c1"),
+            event("m1", "demo_request", "2026-05-04T10:00:00Z", contact_id="m-c1"),
+            event("m2", "no spaces", "2026-05-04T10:00:00Z", contact_id="m-c1"),
+        ]
+        answer = http.post("/v1/events", json=sent, headers=workspace.auth(Scope.WRITE))
+        assert answer.json()["accepted"] == 1
+        scraped = http.get("/metrics")
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain")
+    after = _samples(scraped.text)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after[key] - before.get(key, 0.0)
+
+    assert grew("leadscore_events_total", status="accepted") == 1
+    assert grew("leadscore_events_total", status="duplicate") == 1
+    assert grew("leadscore_events_total", status="rejected") == 1
+    assert grew("leadscore_scoring_seconds_count") == 1
+    assert (
+        grew("leadscore_http_requests_total", route="/v1/events", method="POST", status="200") == 1
+    )
+    assert grew("leadscore_http_request_seconds_count", route="/v1/events") == 1
+    with service.database.connect() as conn, conn.begin():
+        pending = conn.execute(
+            sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == PENDING)
+        ).scalar_one()
+    assert pending >= 2  # the tag and the webhook of m-c1's firing, and other tests' rows
+    assert after[("leadscore_outbox_pending", ())] == pending
+
+
+def test_each_app_has_its_own_registry(service: Service) -> None:
+    first, second = create_app(service.settings), create_app(service.settings)
+    assert first.state.metrics.registry is not second.state.metrics.registry
+    record_delivery_failure(first.state.metrics, action="webhook")
+    assert first.state.metrics.delivery_failures.labels(action="webhook")._value.get() == 1
+    assert second.state.metrics.delivery_failures.labels(action="webhook")._value.get() == 0
+
+
+def test_one_json_line_per_request_with_its_id_and_no_secret(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    workspace = service.workspace()
+    key = workspace.keys[Scope.READ]
+    with caplog.at_level(logging.INFO, logger="leadscore.access"), service.client() as http:
+        named = http.get(
+            "/v1/contacts/someone-private",
+            headers={**workspace.auth(Scope.READ), "X-Request-ID": "req-42"},
+        )
+        anonymous = http.get("/healthz", headers={"X-Request-ID": "not ok!"})
+        # A line is written once its answer is sent: it may come just after the client has it.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(
+            getattr(record, "request_id", None) == anonymous.headers["x-request-id"]
+            for record in caplog.records
+        ):
+            time.sleep(0.01)
+    assert named.status_code == 404
+    assert named.headers["x-request-id"] == "req-42"
+    assert anonymous.headers["x-request-id"] != "not ok!"
+    lines = [
+        json.loads(JsonFormatter().format(record))
+        for record in caplog.records
+        if record.name == "leadscore.access"
+    ]
+    by_id = {line["request_id"]: line for line in lines}
+    line = by_id["req-42"]
+    assert line["route"] == "/v1/contacts/{contact_id}"
+    assert (line["method"], line["status"], line["level"]) == ("GET", 404, "info")
+    assert line["duration_ms"] >= 0
+    assert line["key_id"] == key.split("_")[1]
+    assert by_id[anonymous.headers["x-request-id"]]["route"] == "/healthz"
+    text = json.dumps(lines)
+    assert key not in text
+    assert key.split("_")[2] not in text  # the secret part
+    assert "someone-private" not in text
