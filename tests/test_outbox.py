@@ -375,6 +375,43 @@ def test_concurrent_workers_never_deliver_one_webhook_twice(fresh: sa.Engine) ->
     assert sorted(keys) == sorted(str(row.seq) for row in rows)  # each exactly once
 
 
+def test_a_dead_workers_lease_runs_out_and_its_late_answer_decides_nothing(
+    fresh: sa.Engine,
+) -> None:
+    with receiving("s3cret") as receiver:
+        name, model = workspace(fresh, webhook_model(receiver.url))
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        stamp = time.time_ns() // 1000
+        with fresh.connect() as conn:
+            # A worker claims it for 0.2 s, then is never heard of again...
+            (claimed,) = store.claim(conn, worker="gone", now=stamp, lease=200_000, limit=5)
+            assert store.claim(conn, worker="other", now=stamp, lease=200_000, limit=5) == []
+        time.sleep(0.25)
+        worker = OutboxWorker(fresh, quick())
+        try:
+            worker.drain()  # ...so another worker takes it over once the lease runs out
+        finally:
+            worker.close()
+        assert receiver.keys() == {str(claimed.seq)}
+        with fresh.connect() as conn:
+            # The first worker comes back with a failure: logged, but it stays done.
+            status = store.record_attempt(
+                conn, seq=claimed.seq, worker="gone", started_at=stamp, duration=1,
+                status_code=None, error="timed out", now=stamp, max_attempts=1,
+                delay=lambda attempts: 0,
+            )  # fmt: skip
+            found = store.delivery(conn, workspace=name, seq=claimed.seq)
+    assert status == "done"
+    assert found is not None
+    assert found.status == "done"
+    assert [a.ok for a in found.log] == [True, False]
+
+
 def test_backoff_is_exponential_with_full_jitter() -> None:
     rng = random.Random(7)
     for attempts, ceiling in ((1, 10.0), (2, 20.0), (4, 80.0), (13, 21_600.0), (200, 21_600.0)):

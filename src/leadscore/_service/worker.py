@@ -97,50 +97,28 @@ class OutboxWorker:
                 raise TimeoutError("the outbox did not drain in time")
 
     def _deliver(self, row: Claimed) -> None:
-        settings = self._settings
-        with self._database.connect() as conn:
-            body = row.payload
-            if body is None:
-                try:
-                    made = self._payload(conn, row)
-                except Exception as error:  # a bug: logged as a failed attempt, so it ends
-                    log.exception("webhook delivery %s: the payload could not be made", row.seq)
-                    conn.rollback()
-                    self._failed(conn, row, f"the payload could not be made: {error!r}"[:500])
-                    return
-                body = outbox.keep_payload(conn, seq=row.seq, worker=self.name, payload=made)
-                if body is None:  # erased, or another worker took over
-                    return
-            secret = row.action["webhook"].get("secret") or (
-                outbox.signing_secret(conn, workspace=row.workspace, now=now()).secret
-            )
-            sent = body.encode()
-            started = now()
-            answer = webhooks.send(
-                self._client,
-                row.action["webhook"]["url"],
-                sent,
-                webhooks.headers(
-                    delivery=row.seq,
-                    attempt=row.attempts + 1,
-                    secret=secret,
-                    timestamp=int(time.time()),
-                    body=sent,
-                ),
-            )
-            finished = now()
-            status = outbox.record_attempt(
-                conn,
-                seq=row.seq,
-                worker=self.name,
-                started_at=started,
-                duration=finished - started,
-                status_code=answer.status_code,
-                error=answer.error,
-                now=finished,
-                max_attempts=settings.webhook_max_attempts,
-                delay=self._delay,
-            )
+        prepared = self._prepare(row)
+        if prepared is None:
+            return
+        body, secret = prepared
+        # No database connection is held during the call: it may take the
+        # whole timeout, and the pool's connections are the requests' too.
+        started = now()
+        answer = webhooks.send(
+            self._client,
+            row.action["webhook"]["url"],
+            body,
+            webhooks.headers(
+                delivery=row.seq,
+                attempt=row.attempts + 1,
+                secret=secret,
+                timestamp=int(time.time()),
+                body=body,
+            ),
+        )
+        status = self._record(
+            row, started=started, status_code=answer.status_code, error=answer.error
+        )
         if answer.error is not None:
             log.warning(
                 "webhook delivery %s (%s, trigger %s) failed: %s; now %s",
@@ -151,20 +129,49 @@ class OutboxWorker:
                 status,
             )
 
-    def _failed(self, conn: sa.Connection, row: Claimed, error: str) -> None:
-        stamp = now()
-        outbox.record_attempt(
-            conn,
-            seq=row.seq,
-            worker=self.name,
-            started_at=stamp,
-            duration=0,
-            status_code=None,
-            error=error,
-            now=stamp,
-            max_attempts=self._settings.webhook_max_attempts,
-            delay=self._delay,
-        )
+    def _prepare(self, row: Claimed) -> tuple[bytes, str] | None:
+        """The body to send (kept from the first attempt) and the secret to
+        sign it with; None when there is nothing to send."""
+        with self._database.connect() as conn:
+            body = row.payload
+            if body is None:
+                try:
+                    made = self._payload(conn, row)
+                except Exception as error:  # a bug: logged as a failed attempt, so it ends
+                    log.exception("webhook delivery %s: the payload could not be made", row.seq)
+                    conn.rollback()
+                    self._record(
+                        row,
+                        started=now(),
+                        status_code=None,
+                        error=f"the payload could not be made: {error!r}"[:500],
+                    )
+                    return None
+                body = outbox.keep_payload(conn, seq=row.seq, worker=self.name, payload=made)
+                if body is None:  # erased, or another worker took over
+                    return None
+            secret = row.action["webhook"].get("secret") or (
+                outbox.signing_secret(conn, workspace=row.workspace, now=now()).secret
+            )
+        return body.encode(), secret
+
+    def _record(
+        self, row: Claimed, *, started: int, status_code: int | None, error: str | None
+    ) -> str | None:
+        finished = now()
+        with self._database.connect() as conn:
+            return outbox.record_attempt(
+                conn,
+                seq=row.seq,
+                worker=self.name,
+                started_at=started,
+                duration=finished - started,
+                status_code=status_code,
+                error=error,
+                now=finished,
+                max_attempts=self._settings.webhook_max_attempts,
+                delay=self._delay,
+            )
 
     def _delay(self, attempts: int) -> int:
         seconds = webhooks.backoff(
