@@ -107,11 +107,13 @@ def until(condition: Any, worker: OutboxWorker, timeout: float = 20.0) -> None:
             time.sleep(0.01)
 
 
-def drain_together(database: sa.Engine, count: int, settings: Settings) -> None:
+def drain_together(
+    database: sa.Engine, count: int, settings: Settings, *, local_batch: int = 100
+) -> None:
     """`count` workers, each with a connection pool of its own as separate
     processes would have, drain the outbox at the same time."""
     engines = [open_database(database.url) for _ in range(count)]
-    workers = [OutboxWorker(engine, settings) for engine in engines]
+    workers = [OutboxWorker(engine, settings, local_batch=local_batch) for engine in engines]
     start = threading.Barrier(count)
 
     def work(worker: OutboxWorker) -> None:
@@ -450,8 +452,8 @@ def test_round_robin_continues_across_workers_and_a_restart(fresh: sa.Engine) ->
         event(f"s{n}", "signup", "2026-05-01T10:00:00Z", contact_id=f"n{n:02d}")
         for n in range(30)
     ])  # fmt: skip
-    # Few rows per claim: the two workers interleave all the way.
-    drain_together(fresh, 2, quick(outbox_concurrency=1))
+    # Few rows per round: the two workers interleave all the way.
+    drain_together(fresh, 2, quick(), local_batch=2)
     owners = _owners(fresh, name)
     assert len(owners) == 30
     # Each turn taken once.
@@ -544,7 +546,7 @@ def expected_labels(document: str, log: list[dict[str, Any]]) -> dict[str, list[
 def test_tags_are_applied_in_queue_order_by_interleaved_workers(fresh: sa.Engine) -> None:
     name, model = workspace(fresh, TAG_MODEL)
     send(fresh, name, model, TAG_LOG)
-    drain_together(fresh, 2, quick(outbox_concurrency=1))
+    drain_together(fresh, 2, quick(), local_batch=1)
     with fresh.connect() as conn, conn.begin():
         found = labels(conn, name)
     expected = expected_labels(TAG_MODEL, TAG_LOG)
