@@ -115,10 +115,14 @@ def drain_together(
     engines = [open_database(database.url) for _ in range(count)]
     workers = [OutboxWorker(engine, settings, local_batch=local_batch) for engine in engines]
     start = threading.Barrier(count)
+    failures: list[BaseException] = []
 
     def work(worker: OutboxWorker) -> None:
         start.wait()
-        worker.drain()
+        try:
+            worker.drain()
+        except BaseException as error:  # a deadlock, say: the test must see it
+            failures.append(error)
 
     threads = [threading.Thread(target=work, args=(worker,)) for worker in workers]
     for thread in threads:
@@ -128,6 +132,7 @@ def drain_together(
     for worker, engine in zip(workers, engines, strict=True):
         worker.close()
         engine.dispose()
+    assert not failures, failures
 
 
 WEBHOOK_MODEL = """
@@ -426,6 +431,7 @@ def test_backoff_is_exponential_with_full_jitter() -> None:
 # -- assign and tags -------------------------------------------------------------------
 
 OWNERS = ["anna@example.com", "piotr@example.com", "maria@example.com"]
+DEMO_OWNERS = ["xavier@example.com", "yoko@example.com"]
 
 ASSIGN_MODEL = f"""
 version: 1
@@ -438,6 +444,11 @@ triggers:
     actions:
       - assign: {{owners: {json.dumps(OWNERS)}, strategy: round_robin}}
       - add_tag: assigned
+  - id: demo-lead
+    when: {{event: demo}}
+    actions:
+      - add_tag: assigned
+      - assign: {{owners: {json.dumps(DEMO_OWNERS)}}}
 """
 
 
@@ -448,25 +459,36 @@ def _owners(database: sa.Engine, name: str) -> dict[str, str | None]:
 
 def test_round_robin_continues_across_workers_and_a_restart(fresh: sa.Engine) -> None:
     name, model = workspace(fresh, ASSIGN_MODEL)
+    # Two rotations, their rows interleaved in the queue: every round of a
+    # worker takes turns in both (and must never deadlock with the other's).
     send(fresh, name, model, [
-        event(f"s{n}", "signup", "2026-05-01T10:00:00Z", contact_id=f"n{n:02d}")
+        sent
         for n in range(30)
+        for sent in (
+            event(f"s{n}", "signup", "2026-05-01T10:00:00Z", contact_id=f"n{n:02d}"),
+            event(f"d{n}", "demo", "2026-05-01T10:00:00Z", contact_id=f"m{n:02d}"),
+        )
+        if sent["id"][0] == "s" or n < 20
     ])  # fmt: skip
     # Few rows per round: the two workers interleave all the way.
-    drain_together(fresh, 2, quick(), local_batch=2)
+    drain_together(fresh, 2, quick(), local_batch=5)
     owners = _owners(fresh, name)
-    assert len(owners) == 30
+    assert len(owners) == 50
     # Each turn taken once.
-    assert sorted(owner or "" for owner in owners.values()) == sorted(OWNERS * 10)
+    signed = [owners[f"n{n:02d}"] or "" for n in range(30)]
+    demoed = [owners[f"m{n:02d}"] or "" for n in range(20)]
+    assert sorted(signed) == sorted(OWNERS * 10)
+    assert sorted(demoed) == sorted(DEMO_OWNERS * 10)
     with fresh.connect() as conn:
-        assert conn.execute(sa.select(rotations.c.turns)).scalar_one() == 30
+        turns = conn.execute(sa.select(rotations.c.trigger, rotations.c.turns)).all()
+        assert sorted(tuple(row) for row in turns) == [("demo-lead", 20), ("new-lead", 30)]
         states = conn.execute(
             sa.select(outbox_rows.c.status, outbox_rows.c.attempts).where(
                 outbox_rows.c.workspace == name
             )
         ).all()
     assert sorted(set(states)) == [("done", 1)]
-    assert len(states) == 60
+    assert len(states) == 100
 
     # A restart: a new worker on a new connection pool continues the rotation.
     send(fresh, name, model, [

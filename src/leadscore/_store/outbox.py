@@ -24,7 +24,7 @@ serve` and in `leadscore worker` processes, take rows from here:
 from __future__ import annotations
 
 import secrets as random_secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,15 +166,9 @@ def carry_out_due(conn: sa.Connection, *, now: int, limit: int) -> int:
             .order_by(outbox.c.seq)
             .with_for_update(of=outbox)
         ).all()
+        owners = _turns(conn, rows)
         for row in rows:
-            _apply(
-                conn,
-                row.workspace,
-                row.contact_id,
-                trigger=row.trigger,
-                action=row.action,
-                now=now,
-            )
+            _apply(conn, row, owner=owners.get(row.seq), now=now)
         if rows:
             conn.execute(
                 outbox.update()
@@ -184,22 +178,37 @@ def carry_out_due(conn: sa.Connection, *, now: int, limit: int) -> int:
     return len(rows)
 
 
-def _apply(
-    conn: sa.Connection,
-    workspace: str,
-    contact_id: str,
-    *,
-    trigger: str,
-    action: dict[str, Any],
-    now: int,
-) -> None:
+def _turns(conn: sa.Connection, rows: Sequence[Any]) -> dict[int, str]:
+    """The owner each assign row gets: its rotation's next turn.
+
+    Turns are taken rotation by rotation, in the order of their keys (and in
+    queue order within one): every worker then locks rotation rows in one
+    global order, after all its outbox rows, so two workers assigning from
+    the same rotations wait for each other but never deadlock.
+    """
+    assigning = [row for row in rows if "assign" in row.action]
+    owners: dict[int, str] = {}
+
+    def key(row: Any) -> tuple[str, str, str, int]:
+        names = actions.rotation_key(list(row.action["assign"]["owners"]))
+        return (row.workspace, row.trigger, names, row.seq)
+
+    for row in sorted(assigning, key=key):
+        names = list(row.action["assign"]["owners"])
+        turn = actions.next_turn(conn, row.workspace, row.trigger, names)
+        owners[row.seq] = names[turn % len(names)]
+    return owners
+
+
+def _apply(conn: sa.Connection, row: Any, *, owner: str | None, now: int) -> None:
+    action: dict[str, Any] = row.action
+    workspace, contact_id = row.workspace, row.contact_id
     if "add_tag" in action:
         actions.add_tag(conn, workspace, contact_id, action["add_tag"], now)
     elif "remove_tag" in action:
         actions.remove_tag(conn, workspace, contact_id, action["remove_tag"])
-    elif "assign" in action:
-        owners = list(action["assign"]["owners"])
-        actions.assign(conn, workspace, contact_id, trigger=trigger, owners=owners, now=now)
+    elif "assign" in action and owner is not None:
+        actions.set_owner(conn, workspace, contact_id, owner=owner, trigger=row.trigger, now=now)
     else:
         raise ValueError(f"not a local action: {sorted(action)}")
 
