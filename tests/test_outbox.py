@@ -107,16 +107,22 @@ def until(condition: Any, worker: OutboxWorker, timeout: float = 20.0) -> None:
             time.sleep(0.01)
 
 
-def drain_together(database: sa.Engine, count: int, settings: Settings) -> None:
+def drain_together(
+    database: sa.Engine, count: int, settings: Settings, *, local_batch: int = 100
+) -> None:
     """`count` workers, each with a connection pool of its own as separate
     processes would have, drain the outbox at the same time."""
     engines = [open_database(database.url) for _ in range(count)]
-    workers = [OutboxWorker(engine, settings) for engine in engines]
+    workers = [OutboxWorker(engine, settings, local_batch=local_batch) for engine in engines]
     start = threading.Barrier(count)
+    failures: list[BaseException] = []
 
     def work(worker: OutboxWorker) -> None:
         start.wait()
-        worker.drain()
+        try:
+            worker.drain()
+        except BaseException as error:  # a deadlock, say: the test must see it
+            failures.append(error)
 
     threads = [threading.Thread(target=work, args=(worker,)) for worker in workers]
     for thread in threads:
@@ -126,6 +132,7 @@ def drain_together(database: sa.Engine, count: int, settings: Settings) -> None:
     for worker, engine in zip(workers, engines, strict=True):
         worker.close()
         engine.dispose()
+    assert not failures, failures
 
 
 WEBHOOK_MODEL = """
@@ -375,6 +382,43 @@ def test_concurrent_workers_never_deliver_one_webhook_twice(fresh: sa.Engine) ->
     assert sorted(keys) == sorted(str(row.seq) for row in rows)  # each exactly once
 
 
+def test_a_dead_workers_lease_runs_out_and_its_late_answer_decides_nothing(
+    fresh: sa.Engine,
+) -> None:
+    with receiving("s3cret") as receiver:
+        name, model = workspace(fresh, webhook_model(receiver.url))
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        stamp = time.time_ns() // 1000
+        with fresh.connect() as conn:
+            # A worker claims it for 0.2 s, then is never heard of again...
+            (claimed,) = store.claim(conn, worker="gone", now=stamp, lease=200_000, limit=5)
+            assert store.claim(conn, worker="other", now=stamp, lease=200_000, limit=5) == []
+        time.sleep(0.25)
+        worker = OutboxWorker(fresh, quick())
+        try:
+            worker.drain()  # ...so another worker takes it over once the lease runs out
+        finally:
+            worker.close()
+        assert receiver.keys() == {str(claimed.seq)}
+        with fresh.connect() as conn:
+            # The first worker comes back with a failure: logged, but it stays done.
+            status = store.record_attempt(
+                conn, seq=claimed.seq, worker="gone", started_at=stamp, duration=1,
+                status_code=None, error="timed out", now=stamp, max_attempts=1,
+                delay=lambda attempts: 0,
+            )  # fmt: skip
+            found = store.delivery(conn, workspace=name, seq=claimed.seq)
+    assert status == "done"
+    assert found is not None
+    assert found.status == "done"
+    assert [a.ok for a in found.log] == [True, False]
+
+
 def test_backoff_is_exponential_with_full_jitter() -> None:
     rng = random.Random(7)
     for attempts, ceiling in ((1, 10.0), (2, 20.0), (4, 80.0), (13, 21_600.0), (200, 21_600.0)):
@@ -387,6 +431,7 @@ def test_backoff_is_exponential_with_full_jitter() -> None:
 # -- assign and tags -------------------------------------------------------------------
 
 OWNERS = ["anna@example.com", "piotr@example.com", "maria@example.com"]
+DEMO_OWNERS = ["xavier@example.com", "yoko@example.com"]
 
 ASSIGN_MODEL = f"""
 version: 1
@@ -399,6 +444,11 @@ triggers:
     actions:
       - assign: {{owners: {json.dumps(OWNERS)}, strategy: round_robin}}
       - add_tag: assigned
+  - id: demo-lead
+    when: {{event: demo}}
+    actions:
+      - add_tag: assigned
+      - assign: {{owners: {json.dumps(DEMO_OWNERS)}}}
 """
 
 
@@ -409,25 +459,36 @@ def _owners(database: sa.Engine, name: str) -> dict[str, str | None]:
 
 def test_round_robin_continues_across_workers_and_a_restart(fresh: sa.Engine) -> None:
     name, model = workspace(fresh, ASSIGN_MODEL)
+    # Two rotations, their rows interleaved in the queue: every round of a
+    # worker takes turns in both (and must never deadlock with the other's).
     send(fresh, name, model, [
-        event(f"s{n}", "signup", "2026-05-01T10:00:00Z", contact_id=f"n{n:02d}")
+        sent
         for n in range(30)
+        for sent in (
+            event(f"s{n}", "signup", "2026-05-01T10:00:00Z", contact_id=f"n{n:02d}"),
+            event(f"d{n}", "demo", "2026-05-01T10:00:00Z", contact_id=f"m{n:02d}"),
+        )
+        if sent["id"][0] == "s" or n < 20
     ])  # fmt: skip
-    # Few rows per claim: the two workers interleave all the way.
-    drain_together(fresh, 2, quick(outbox_concurrency=1))
+    # Few rows per round: the two workers interleave all the way.
+    drain_together(fresh, 2, quick(), local_batch=5)
     owners = _owners(fresh, name)
-    assert len(owners) == 30
+    assert len(owners) == 50
     # Each turn taken once.
-    assert sorted(owner or "" for owner in owners.values()) == sorted(OWNERS * 10)
+    signed = [owners[f"n{n:02d}"] or "" for n in range(30)]
+    demoed = [owners[f"m{n:02d}"] or "" for n in range(20)]
+    assert sorted(signed) == sorted(OWNERS * 10)
+    assert sorted(demoed) == sorted(DEMO_OWNERS * 10)
     with fresh.connect() as conn:
-        assert conn.execute(sa.select(rotations.c.turns)).scalar_one() == 30
+        turns = conn.execute(sa.select(rotations.c.trigger, rotations.c.turns)).all()
+        assert sorted(tuple(row) for row in turns) == [("demo-lead", 20), ("new-lead", 30)]
         states = conn.execute(
             sa.select(outbox_rows.c.status, outbox_rows.c.attempts).where(
                 outbox_rows.c.workspace == name
             )
         ).all()
     assert sorted(set(states)) == [("done", 1)]
-    assert len(states) == 60
+    assert len(states) == 100
 
     # A restart: a new worker on a new connection pool continues the rotation.
     send(fresh, name, model, [
@@ -507,7 +568,7 @@ def expected_labels(document: str, log: list[dict[str, Any]]) -> dict[str, list[
 def test_tags_are_applied_in_queue_order_by_interleaved_workers(fresh: sa.Engine) -> None:
     name, model = workspace(fresh, TAG_MODEL)
     send(fresh, name, model, TAG_LOG)
-    drain_together(fresh, 2, quick(outbox_concurrency=1))
+    drain_together(fresh, 2, quick(), local_batch=1)
     with fresh.connect() as conn, conn.begin():
         found = labels(conn, name)
     expected = expected_labels(TAG_MODEL, TAG_LOG)

@@ -159,8 +159,16 @@ def test_dead_letters_are_listed_and_redelivered(service: Service) -> None:
             assert none == {"deliveries": [], "next_cursor": None}
             assert_problem(http.get("/v1/deliveries/999999", headers=admin), 404)
             assert_problem(http.post("/v1/deliveries/999999/redeliver", headers=admin), 404)
-            assert_problem(http.get("/v1/deliveries/abc", headers=admin), 422)
-            for bad in ({"status": "lost"}, {"cursor": "x"}, {"limit": 0}, {"stauts": "dead"}):
+            for bad_id in ("abc", "0", str(2**63), "1e3"):
+                assert_problem(http.get(f"/v1/deliveries/{bad_id}", headers=admin), 422)
+            for bad in (
+                {"status": "lost"},
+                {"cursor": "x"},
+                {"cursor": str(2**63)},
+                {"limit": 0},
+                {"stauts": "dead"},
+                {"contact_id": "c\x001"},
+            ):
                 assert_problem(http.get("/v1/deliveries", params=bad, headers=admin), 422)
     assert {item.key for item in receiver.received} == {delivery}
     assert all(item.verified for item in receiver.received)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._store import outbox
@@ -25,6 +25,10 @@ from .problems import Problem
 router = APIRouter(tags=["deliveries"], route_class=BodyFirst)
 
 MAX_LIMIT = 500
+_MAX_ID = 2**63 - 1  # ids are BIGINT: a larger number names nothing, and must not reach SQL
+
+# The id a path names.
+DeliveryId = Annotated[int, Path(ge=1, le=_MAX_ID, description="The delivery's id.")]
 
 Status = Literal["pending", "failed", "done", "dead"]
 
@@ -81,8 +85,9 @@ class DeliveryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Status | None = Field(default=None, description="`dead`: the dead letters.")
-    trigger: str | None = None
-    contact_id: str | None = None
+    # No U+0000: no stored id has one, and PostgreSQL refuses it in any text.
+    trigger: str | None = Field(default=None, pattern=r"^[^\x00]*$")
+    contact_id: str | None = Field(default=None, pattern=r"^[^\x00]*$")
     limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(default=None, description="The `next_cursor` of the last page.")
 
@@ -124,7 +129,7 @@ def _unknown(delivery_id: int) -> Problem:
 
 
 def _cursor(text: str) -> int:
-    if not text.isdigit():
+    if not (text.isdigit() and int(text) <= _MAX_ID):
         raise Problem(
             422,
             "The cursor is not one this service gave.",
@@ -187,7 +192,7 @@ def _detail(found: outbox.Delivery) -> DeliveryDetail:
     summary="A webhook delivery",
     responses=problems.responses(401, 403, 404, 422),
 )
-def get_delivery(caller: AdminKey, delivery_id: int, database: Database) -> DeliveryDetail:
+def get_delivery(caller: AdminKey, delivery_id: DeliveryId, database: Database) -> DeliveryDetail:
     """One delivery with its payload and every attempt (an admin key)."""
     with database.connect() as conn:
         found = outbox.delivery(conn, workspace=caller.workspace, seq=delivery_id)
@@ -203,7 +208,7 @@ def get_delivery(caller: AdminKey, delivery_id: int, database: Database) -> Deli
     summary="Deliver a webhook again",
     responses=problems.responses(401, 403, 404, 422),
 )
-def post_redeliver(caller: AdminKey, delivery_id: int, database: Database) -> DeliveryDetail:
+def post_redeliver(caller: AdminKey, delivery_id: DeliveryId, database: Database) -> DeliveryDetail:
     """Queue a delivery again, whatever its status, with a fresh budget of
     attempts (an admin key). It keeps its id, so its `Idempotency-Key` and its
     body are the same: a receiver that processed it before ignores it."""

@@ -46,8 +46,12 @@ class OutboxWorker:
         *,
         models: ModelCache | None = None,
         name: str | None = None,
+        local_batch: int = 100,
     ) -> None:
         self._database = database
+        # Local actions carried out per transaction: each costs a few
+        # statements, a commit (an fsync on SQLite) costs much more.
+        self._local_batch = local_batch
         self._settings = settings
         self._models = models or ModelCache()
         # Unique among all workers ever: leases name their worker.
@@ -67,9 +71,12 @@ class OutboxWorker:
     # -- rounds ------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Claim what is due and carry it out; how many rows were claimed."""
+        """Carry out what is due; how many actions were taken on."""
         settings = self._settings
         with self._database.connect() as conn:
+            # Local actions first: a webhook of the same firing then shows
+            # the owner and tags they give.
+            local = outbox.carry_out_due(conn, now=now(), limit=self._local_batch)
             claimed = outbox.claim(
                 conn,
                 worker=self.name,
@@ -81,13 +88,9 @@ class OutboxWorker:
                 # its leases run out).
                 limit=settings.outbox_concurrency,
             )
-            for row in claimed:
-                if row.kind in outbox.LOCAL:
-                    outbox.carry_out(conn, seq=row.seq, now=now())
-        hooks = [row for row in claimed if row.kind == outbox.WEBHOOK]
-        for done in self._pool.map(self._deliver, hooks):
+        for done in self._pool.map(self._deliver, claimed):
             del done  # map raises here what a delivery raised
-        return len(claimed)
+        return local + len(claimed)
 
     def drain(self, *, timeout: float = 60.0) -> None:
         """Run rounds until nothing is due now (retries scheduled later stay)."""
@@ -97,50 +100,28 @@ class OutboxWorker:
                 raise TimeoutError("the outbox did not drain in time")
 
     def _deliver(self, row: Claimed) -> None:
-        settings = self._settings
-        with self._database.connect() as conn:
-            body = row.payload
-            if body is None:
-                try:
-                    made = self._payload(conn, row)
-                except Exception as error:  # a bug: logged as a failed attempt, so it ends
-                    log.exception("webhook delivery %s: the payload could not be made", row.seq)
-                    conn.rollback()
-                    self._failed(conn, row, f"the payload could not be made: {error!r}"[:500])
-                    return
-                body = outbox.keep_payload(conn, seq=row.seq, worker=self.name, payload=made)
-                if body is None:  # erased, or another worker took over
-                    return
-            secret = row.action["webhook"].get("secret") or (
-                outbox.signing_secret(conn, workspace=row.workspace, now=now()).secret
-            )
-            sent = body.encode()
-            started = now()
-            answer = webhooks.send(
-                self._client,
-                row.action["webhook"]["url"],
-                sent,
-                webhooks.headers(
-                    delivery=row.seq,
-                    attempt=row.attempts + 1,
-                    secret=secret,
-                    timestamp=int(time.time()),
-                    body=sent,
-                ),
-            )
-            finished = now()
-            status = outbox.record_attempt(
-                conn,
-                seq=row.seq,
-                worker=self.name,
-                started_at=started,
-                duration=finished - started,
-                status_code=answer.status_code,
-                error=answer.error,
-                now=finished,
-                max_attempts=settings.webhook_max_attempts,
-                delay=self._delay,
-            )
+        prepared = self._prepare(row)
+        if prepared is None:
+            return
+        body, secret = prepared
+        # No database connection is held during the call: it may take the
+        # whole timeout, and the pool's connections are the requests' too.
+        started = now()
+        answer = webhooks.send(
+            self._client,
+            row.action["webhook"]["url"],
+            body,
+            webhooks.headers(
+                delivery=row.seq,
+                attempt=row.attempts + 1,
+                secret=secret,
+                timestamp=int(time.time()),
+                body=body,
+            ),
+        )
+        status = self._record(
+            row, started=started, status_code=answer.status_code, error=answer.error
+        )
         if answer.error is not None:
             log.warning(
                 "webhook delivery %s (%s, trigger %s) failed: %s; now %s",
@@ -151,20 +132,47 @@ class OutboxWorker:
                 status,
             )
 
-    def _failed(self, conn: sa.Connection, row: Claimed, error: str) -> None:
-        stamp = now()
-        outbox.record_attempt(
-            conn,
-            seq=row.seq,
-            worker=self.name,
-            started_at=stamp,
-            duration=0,
-            status_code=None,
-            error=error,
-            now=stamp,
-            max_attempts=self._settings.webhook_max_attempts,
-            delay=self._delay,
-        )
+    def _prepare(self, row: Claimed) -> tuple[bytes, str] | None:
+        """The body to send (kept from the first attempt) and the secret to
+        sign it with; None when there is nothing to send. One transaction."""
+        with self._database.connect() as conn:
+            try:
+                with conn.begin():
+                    body = row.payload
+                    if body is None:
+                        made = self._payload(conn, row)
+                        body = outbox.keep_payload(
+                            conn, seq=row.seq, worker=self.name, payload=made
+                        )
+                        if body is None:  # erased, or another worker took over
+                            return None
+                    secret = row.action["webhook"].get("secret") or (
+                        outbox.signing_secret(conn, workspace=row.workspace, now=now()).secret
+                    )
+            except Exception as error:  # a bug: logged as a failed attempt, so it ends
+                log.exception("webhook delivery %s could not be prepared", row.seq)
+                error_text = f"could not be prepared: {error!r}"[:500]
+                self._record(row, started=now(), status_code=None, error=error_text)
+                return None
+        return body.encode(), secret
+
+    def _record(
+        self, row: Claimed, *, started: int, status_code: int | None, error: str | None
+    ) -> str | None:
+        finished = now()
+        with self._database.connect() as conn:
+            return outbox.record_attempt(
+                conn,
+                seq=row.seq,
+                worker=self.name,
+                started_at=started,
+                duration=finished - started,
+                status_code=status_code,
+                error=error,
+                now=finished,
+                max_attempts=self._settings.webhook_max_attempts,
+                delay=self._delay,
+            )
 
     def _delay(self, attempts: int) -> int:
         seconds = webhooks.backoff(

@@ -1,5 +1,5 @@
 """What the local actions change: contacts' tags, their owner, and the
-round-robin rotations that choose it. Called by outbox.carry_out in the
+round-robin rotations that choose it. Called by outbox.carry_out_due in the
 transaction that marks the action done, so each takes effect exactly once.
 """
 
@@ -53,7 +53,7 @@ def next_turn(conn: sa.Connection, workspace: str, trigger: str, owners: list[st
     the same turn and none is skipped: on PostgreSQL the row's lock orders
     them, on SQLite the one writer does."""
     statement = _upsert(conn, rotations).values(
-        workspace=workspace, trigger=trigger, owners=json.dumps(owners), turns=1
+        workspace=workspace, trigger=trigger, owners=rotation_key(owners), turns=1
     )
     statement = statement.on_conflict_do_update(
         index_elements=["workspace", "trigger", "owners"],
@@ -63,17 +63,15 @@ def next_turn(conn: sa.Connection, workspace: str, trigger: str, owners: list[st
     return turns - 1
 
 
-def assign(
-    conn: sa.Connection,
-    workspace: str,
-    contact_id: str,
-    *,
-    trigger: str,
-    owners: list[str],
-    now: int,
-) -> str:
-    """Give the contact the next owner of the rotation (round robin); that owner."""
-    owner = owners[next_turn(conn, workspace, trigger, owners) % len(owners)]
+def rotation_key(owners: list[str]) -> str:
+    """How a rotation's owner list is stored: the list as JSON text."""
+    return json.dumps(owners)
+
+
+def set_owner(
+    conn: sa.Connection, workspace: str, contact_id: str, *, owner: str, trigger: str, now: int
+) -> None:
+    """Give the contact this owner (the last assignment wins)."""
     statement = _upsert(conn, assignments).values(
         workspace=workspace, contact_id=contact_id, owner=owner, trigger=trigger, assigned_at=now
     )
@@ -83,7 +81,6 @@ def assign(
             set_={"owner": owner, "trigger": trigger, "assigned_at": now},
         )
     )
-    return owner
 
 
 def labels(

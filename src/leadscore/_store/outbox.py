@@ -5,14 +5,14 @@ Ingestion writes one outbox row per action of each new firing, in the
 transaction that records the firing (firings.py). Workers, in `leadscore
 serve` and in `leadscore worker` processes, take rows from here:
 
-- `claim` leases due rows to one worker: `FOR UPDATE SKIP LOCKED` on
+- Local actions (assign, add_tag, remove_tag) change the database only, so
+  they are carried out in the same transaction that marks them done
+  (`carry_out_due`): exactly once, whatever crashes. A contact's local
+  actions run in the order their rows were queued.
+- `claim` leases due webhooks to one worker: `FOR UPDATE SKIP LOCKED` on
   PostgreSQL, so concurrent workers never claim the same row and never wait
   for one another; SQLite has one writer at a time. A lease that runs out
   (its worker died) makes the row claimable again.
-- Local actions (assign, add_tag, remove_tag) change the database only, so
-  they are carried out in the same transaction that marks them done
-  (`carry_out`): exactly once, whatever crashes. A contact's local actions
-  run in the order their rows were queued.
 - A webhook cannot be in a transaction: it is delivered at least once, with
   the row's id as its idempotency key, so that a receiver that keeps the
   keys it has seen acts exactly once. Its body is built at the first attempt
@@ -24,7 +24,7 @@ serve` and in `leadscore worker` processes, take rows from here:
 from __future__ import annotations
 
 import secrets as random_secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +87,7 @@ def _fired(row: Any) -> Fired:
 
 
 def claim(conn: sa.Connection, *, worker: str, now: int, lease: int, limit: int) -> list[Claimed]:
-    """Lease up to `limit` due rows (oldest due first) to `worker` until now + lease."""
+    """Lease up to `limit` due webhooks (oldest due first) to `worker` until now + lease."""
     with transaction(conn):
         rows = conn.execute(
             sa.select(
@@ -102,6 +102,7 @@ def claim(conn: sa.Connection, *, worker: str, now: int, lease: int, limit: int)
             .join(firings, firings.c.seq == outbox.c.firing)
             .where(
                 outbox.c.status.in_(_DUE),
+                outbox.c.kind == WEBHOOK,
                 outbox.c.next_attempt_at <= now,
                 sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
             )
@@ -117,91 +118,97 @@ def claim(conn: sa.Connection, *, worker: str, now: int, lease: int, limit: int)
                 .values(lease_owner=worker, lease_until=now + lease)
             )
     return [
-        Claimed(
-            row.seq,
-            row.workspace,
-            row.kind or next(iter(row.action)),
-            row.action,
-            row.attempts,
-            row.payload,
-            _fired(row),
-        )
+        Claimed(row.seq, row.workspace, WEBHOOK, row.action, row.attempts, row.payload, _fired(row))
         for row in rows
     ]
 
 
-def carry_out(conn: sa.Connection, *, seq: int, now: int) -> int:
-    """Carry out the local action of row `seq`, and before it every earlier
-    local action of the same contact still due, in queue order; how many.
+def carry_out_due(conn: sa.Connection, *, now: int, limit: int) -> int:
+    """Carry out the oldest `limit` due local actions, with every earlier due
+    local action of the same contacts, in queue order; how many.
 
-    Each is applied and marked done in one transaction: exactly once. The
-    rows are locked (FOR UPDATE, in seq order) and their status read under
-    the lock, so two workers that reach the same contact's actions take
-    turns, and the second finds the first one's rows done. Taking the
-    contact's earlier rows first keeps its actions in order (an add_tag
-    queued before a remove_tag of the same tag is applied before it).
+    All in one transaction, which applies each action and marks it done:
+    exactly once. The rows are locked in one statement in increasing seq
+    order (FOR UPDATE), and their status is read under the lock: two workers
+    that pick the same rows take turns (never a deadlock: every worker locks
+    in the same order), and the second finds the first one's rows done and
+    skips them. Taking a contact's earlier rows first keeps its actions in
+    order: an add_tag queued before a remove_tag of the same tag is applied
+    before it. Local actions need no lease: nothing happens outside this
+    transaction.
     """
+    local = sa.and_(outbox.c.kind.in_(LOCAL), outbox.c.status.in_(_DUE))
     with transaction(conn):
-        target = conn.execute(
-            sa.select(outbox.c.workspace, firings.c.contact_id)
+        picked = conn.execute(
+            sa.select(outbox.c.seq, outbox.c.workspace, firings.c.contact_id)
             .join(firings, firings.c.seq == outbox.c.firing)
-            .where(outbox.c.seq == seq)
-        ).first()
-        if target is None:  # erased since it was claimed
+            .where(local, outbox.c.next_attempt_at <= now)
+            .order_by(outbox.c.seq)
+            .limit(limit)
+        ).all()
+        if not picked:
             return 0
+        contacts = sorted({(row.workspace, row.contact_id) for row in picked})
         rows = conn.execute(
-            sa.select(outbox.c.seq, outbox.c.action, firings.c.trigger)
+            sa.select(
+                outbox.c.seq,
+                outbox.c.action,
+                firings.c.workspace,
+                firings.c.contact_id,
+                firings.c.trigger,
+            )
             .join(firings, firings.c.seq == outbox.c.firing)
             .where(
-                outbox.c.workspace == target.workspace,
-                firings.c.workspace == target.workspace,
-                firings.c.contact_id == target.contact_id,
-                outbox.c.kind.in_(LOCAL),
-                outbox.c.status.in_(_DUE),
-                outbox.c.seq <= seq,
+                local,
+                outbox.c.seq <= max(row.seq for row in picked),
+                sa.tuple_(firings.c.workspace, firings.c.contact_id).in_(contacts),
             )
             .order_by(outbox.c.seq)
             .with_for_update(of=outbox)
         ).all()
+        owners = _turns(conn, rows)
         for row in rows:
-            _apply(
-                conn,
-                target.workspace,
-                target.contact_id,
-                trigger=row.trigger,
-                action=row.action,
-                now=now,
-            )
+            _apply(conn, row, owner=owners.get(row.seq), now=now)
+        if rows:
             conn.execute(
                 outbox.update()
-                .where(outbox.c.seq == row.seq)
-                .values(
-                    status=DONE,
-                    done_at=now,
-                    attempts=outbox.c.attempts + 1,
-                    lease_owner=None,
-                    lease_until=None,
-                )
+                .where(outbox.c.seq.in_([row.seq for row in rows]))
+                .values(status=DONE, done_at=now, attempts=outbox.c.attempts + 1)
             )
     return len(rows)
 
 
-def _apply(
-    conn: sa.Connection,
-    workspace: str,
-    contact_id: str,
-    *,
-    trigger: str,
-    action: dict[str, Any],
-    now: int,
-) -> None:
+def _turns(conn: sa.Connection, rows: Sequence[Any]) -> dict[int, str]:
+    """The owner each assign row gets: its rotation's next turn.
+
+    Turns are taken rotation by rotation, in the order of their keys (and in
+    queue order within one): every worker then locks rotation rows in one
+    global order, after all its outbox rows, so two workers assigning from
+    the same rotations wait for each other but never deadlock.
+    """
+    assigning = [row for row in rows if "assign" in row.action]
+    owners: dict[int, str] = {}
+
+    def key(row: Any) -> tuple[str, str, str, int]:
+        names = actions.rotation_key(list(row.action["assign"]["owners"]))
+        return (row.workspace, row.trigger, names, row.seq)
+
+    for row in sorted(assigning, key=key):
+        names = list(row.action["assign"]["owners"])
+        turn = actions.next_turn(conn, row.workspace, row.trigger, names)
+        owners[row.seq] = names[turn % len(names)]
+    return owners
+
+
+def _apply(conn: sa.Connection, row: Any, *, owner: str | None, now: int) -> None:
+    action: dict[str, Any] = row.action
+    workspace, contact_id = row.workspace, row.contact_id
     if "add_tag" in action:
         actions.add_tag(conn, workspace, contact_id, action["add_tag"], now)
     elif "remove_tag" in action:
         actions.remove_tag(conn, workspace, contact_id, action["remove_tag"])
-    elif "assign" in action:
-        owners = list(action["assign"]["owners"])
-        actions.assign(conn, workspace, contact_id, trigger=trigger, owners=owners, now=now)
+    elif "assign" in action and owner is not None:
+        actions.set_owner(conn, workspace, contact_id, owner=owner, trigger=row.trigger, now=now)
     else:
         raise ValueError(f"not a local action: {sorted(action)}")
 
