@@ -14,10 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from leadscore._service.app import create_app
 from leadscore._service.logs import JsonFormatter
-from leadscore._service.metrics import record_delivery_failure
-from leadscore._store import Scope
-from leadscore._store.firings import PENDING
-from leadscore._store.tables import outbox
+from leadscore._store import Scope, delivery_failures, outbox_stats
 
 from ._service import Service, event, running
 
@@ -75,20 +72,22 @@ def test_metrics_count_events_scoring_requests_and_the_outbox(service: Service) 
         grew("leadscore_http_requests_total", route="/v1/events", method="POST", status="200") == 1
     )
     assert grew("leadscore_http_request_seconds_count", route="/v1/events") == 1
-    with service.database.connect() as conn, conn.begin():
-        pending = conn.execute(
-            sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == PENDING)
-        ).scalar_one()
-    assert pending >= 2  # the tag and the webhook of m-c1's firing, and other tests' rows
-    assert after[("leadscore_outbox_pending", ())] == pending
+    with service.database.connect() as conn:
+        stats = outbox_stats(conn)
+        failures = delivery_failures(conn)
+        mine = outbox_stats(conn, workspace=workspace.name)
+    assert mine.pending + mine.failed >= 1  # m-c1's firing queued its actions
+    assert after[("leadscore_outbox_pending", ())] == stats.pending + stats.failed
+    assert after[("leadscore_outbox_dead", ())] == stats.dead
+    assert after[("leadscore_delivery_failures_total", ())] == failures
 
 
 def test_each_app_has_its_own_registry(service: Service) -> None:
     first, second = create_app(service.settings), create_app(service.settings)
     assert first.state.metrics.registry is not second.state.metrics.registry
-    record_delivery_failure(first.state.metrics, action="webhook")
-    assert first.state.metrics.delivery_failures.labels(action="webhook")._value.get() == 1
-    assert second.state.metrics.delivery_failures.labels(action="webhook")._value.get() == 0
+    first.state.metrics.events.labels(status="accepted").inc()
+    assert first.state.metrics.events.labels(status="accepted")._value.get() == 1
+    assert second.state.metrics.events.labels(status="accepted")._value.get() == 0
 
 
 def test_one_json_line_per_request_with_its_id_and_no_secret(

@@ -12,13 +12,14 @@ whichever process answers.
 | `leadscore_scoring_seconds` | time to store and score one request's events (histogram) |
 | `leadscore_http_requests_total{route,method,status}` | requests answered |
 | `leadscore_http_request_seconds{route}` | time to answer a request (histogram) |
-| `leadscore_outbox_pending` | outbox rows (actions of firings) not carried out yet |
-| `leadscore_delivery_failures_total{action}` | failed attempts to carry out an action |
+| `leadscore_outbox_pending` | actions of firings not carried out yet, retries included |
+| `leadscore_outbox_dead` | webhooks that failed every attempt (dead letters) |
+| `leadscore_delivery_failures_total` | failed webhook attempts |
 
-**Hook for the delivery worker:** whatever carries out outbox rows calls
-`record_delivery_failure(app.state.metrics, action="webhook")` (or
-`metrics.delivery_failures.labels(action=...).inc()`) for each failed
-attempt; nothing else feeds that counter.
+The outbox and delivery figures are read from the database at each scrape
+(`outbox_stats`, `delivery_failures`), not counted in the process: deliveries
+are made by whichever process's worker claims them, `leadscore worker`
+processes included, and every process must report the same numbers.
 """
 
 from __future__ import annotations
@@ -28,37 +29,46 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from .._store.firings import PENDING
-from .._store.tables import outbox
+from .._store.outbox import delivery_failures, outbox_stats
 
 # Buckets in seconds, from a single event's commit (milliseconds) to a large
 # batch (seconds): the targets are about 20 ms per event and a batch's second.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class _OutboxDepth(Collector):
-    """Counts pending outbox rows when scraped."""
+class _Outbox(Collector):
+    """Reads the outbox's depth, its dead letters and the failed deliveries
+    from the database when scraped."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        gauge = GaugeMetricFamily(
+    def collect(self) -> Iterator[Metric]:
+        pending = GaugeMetricFamily(
             "leadscore_outbox_pending",
-            "Outbox rows (actions of trigger firings) not carried out yet.",
+            "Outbox rows (actions of trigger firings) not carried out yet, retries included.",
+        )
+        dead = GaugeMetricFamily(
+            "leadscore_outbox_dead", "Webhooks that failed every attempt (dead letters)."
+        )
+        failures = CounterMetricFamily(
+            "leadscore_delivery_failures", "Failed webhook attempts (no answer, or not a 2xx)."
         )
         database = self._metrics.database
         if database is not None:
-            with database.connect() as conn, conn.begin():
-                count = conn.execute(
-                    sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == PENDING)
-                ).scalar_one()
-            gauge.add_metric([], float(count))
-        yield gauge
+            with database.connect() as conn:
+                stats = outbox_stats(conn)
+                failed = delivery_failures(conn)
+            pending.add_metric([], float(stats.pending + stats.failed))
+            dead.add_metric([], float(stats.dead))
+            failures.add_metric([], float(failed))
+        yield pending
+        yield dead
+        yield failures
 
 
 class Metrics:
@@ -94,18 +104,7 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
-        self.delivery_failures = Counter(
-            "leadscore_delivery_failures",
-            "Failed attempts to carry out an outbox action, by kind of action.",
-            ["action"],
-            registry=self.registry,
-        )
-        self.registry.register(_OutboxDepth(self))
-
-
-def record_delivery_failure(metrics: Metrics, *, action: str) -> None:
-    """The delivery worker's hook: one failed attempt at an action (`webhook`, ...)."""
-    metrics.delivery_failures.labels(action=action).inc()
+        self.registry.register(_Outbox(self))
 
 
 router = APIRouter(tags=["operations"])
