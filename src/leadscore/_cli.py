@@ -641,5 +641,12 @@ def keys_revoke(
     _err.print(f"revoked key {key_id[:20]}", highlight=False)
 
 
+# Predictive scoring (issue 5): its own module, one line per command.
+from ._predict._commands import predict, train  # noqa: E402
+
+cli.add_command(train)
+cli.add_command(predict)
+
+
 def main() -> None:
     cli(prog_name="leadscore")
