@@ -12,8 +12,18 @@ from .._errors import InputError
 from .._events import Event
 from .._model import Model
 from .._time import format_timestamp
-from ._history import DAY, Setup, complete, contacts, cutoff_days, features, labelled
-from ._table import Table, target_labels
+from ._history import (
+    DAY,
+    History,
+    Setup,
+    complete,
+    contacts,
+    cutoff_days,
+    features,
+    labelled,
+)
+from ._metrics import Labels
+from ._table import Floats, Table, target_labels
 from ._train import Options, TrainedModel, fit, select_features
 
 
@@ -55,6 +65,22 @@ def train_table(
     return fit(data, y, selection, options, times=times, split_at=split_at, source=source)
 
 
+def event_table(
+    events: Iterable[Event], setup: Setup, *, rules: Model | None = None
+) -> tuple[History, Table, Labels, Floats]:
+    """The labelled contacts of a log: history, feature table, labels, cut-offs (days)."""
+    history = contacts(events, setup)
+    chosen = labelled(history)
+    if not chosen:
+        raise InputError(f"no contact can be labelled with outcome {setup.outcome!r}")
+    y = np.array([c.label for c in chosen], dtype=np.int8)
+    if y.min() == y.max():
+        which = "converted" if y[0] else f"never had a {setup.outcome!r} event"
+        raise InputError(f"every labelled contact {which}: outcome {setup.outcome!r} has one class")
+    engine = Engine(rules) if rules is not None else None
+    return history, features(chosen, setup, engine=engine), y, cutoff_days(chosen)
+
+
 def train_events(
     events: Iterable[Event],
     *,
@@ -71,18 +97,8 @@ def train_events(
     cut-offs for testing.
     """
     options = options or Options()
-    history = contacts(events, setup)
-    chosen = labelled(history)
-    if not chosen:
-        raise InputError(f"no contact can be labelled with outcome {setup.outcome!r}")
-    y = np.array([c.label for c in chosen], dtype=np.int8)
-    if y.min() == y.max():
-        which = "converted" if y[0] else f"never had a {setup.outcome!r} event"
-        raise InputError(f"every labelled contact {which}: outcome {setup.outcome!r} has one class")
-    engine = Engine(rules) if rules is not None else None
-    table = features(chosen, setup, engine=engine)
+    history, table, y, times = event_table(events, setup, rules=rules)
     table.fingerprint = fingerprint
-    times = cutoff_days(chosen)
     split = float(np.quantile(times, 0.75)) if split_at is None else split_at / DAY
     selection = select_features(table, y, candidates=list(table.columns))
     source: dict[str, Any] = {
