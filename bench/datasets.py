@@ -52,7 +52,7 @@ def olist_events() -> list[Event]:
     deals = pacsv.read_csv(OLIST_DEALS, convert_options=strings).to_pylist()
     events = []
     for lead in leads:
-        properties = {k: lead[k] for k in ("origin", "landing_page_id") if lead[k] is not None}
+        properties = {k: lead[k] for k in ("origin", "landing_page_id") if lead[k]}
         events.append(
             Event(
                 id=f"mql-{lead['mql_id']}",

@@ -15,14 +15,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-import datasets  # noqa: E402
-
-from leadscore import Event  # noqa: E402
-from leadscore._predict._api import event_table, train_events, train_table  # noqa: E402
-from leadscore._predict._baselines import baseline_aucs  # noqa: E402
-from leadscore._predict._history import DAY, Setup, contacts  # noqa: E402
-from leadscore._predict._table import read_table, target_labels  # noqa: E402
-from leadscore._predict._train import Options, TrainedModel, stratified_folds  # noqa: E402
+import datasets
+from leadscore import Event
+from leadscore._predict._api import event_table, train_events, train_table
+from leadscore._predict._baselines import baseline_aucs
+from leadscore._predict._history import DAY, Setup, contacts
+from leadscore._predict._table import read_table, target_labels
+from leadscore._predict._train import Options, TrainedModel, stratified_folds
 
 pytestmark = pytest.mark.skipif(
     not datasets.SHARED.is_dir(), reason=f"the shared data sets are not at {datasets.SHARED}"
@@ -120,12 +119,13 @@ def test_olist_shuffled_outcome_dates_after_the_cut_off_change_nothing(
     rng = np.random.default_rng(7)
     moved = []
     for event in events:
-        if event.type == "deal_won" and event.contact_id in cutoff:
-            low = cutoff[event.contact_id]
-            if event.timestamp > low:  # an outcome after the cut-off: anywhere after it
-                when = int(rng.integers(low + 1, end + 1))
-                event = Event(event.id, event.type, when, event.contact_id)
-        moved.append(event)
+        low = cutoff.get(event.contact_id or "")
+        if event.type == "deal_won" and low is not None and event.timestamp > low:
+            # An outcome after the cut-off: anywhere after it.
+            when = int(rng.integers(low + 1, end + 1))
+            moved.append(Event(event.id, event.type, when, event.contact_id))
+        else:
+            moved.append(event)
     assert sum(a.timestamp != b.timestamp for a, b in zip(events, moved, strict=True)) > 700
     again = train_events(
         moved, setup=Setup("deal_won"), split_at=datasets.olist_split(), options=OPTIONS

@@ -642,10 +642,12 @@ def keys_revoke(
 
 
 # Predictive scoring (issue 5): its own module, one line per command.
-from ._predict._commands import predict, train  # noqa: E402
+from ._predict._commands import backtest, predict, suggest, train  # noqa: E402
 
 cli.add_command(train)
 cli.add_command(predict)
+cli.add_command(suggest)
+cli.add_command(backtest)
 
 
 def main() -> None:

@@ -33,10 +33,9 @@ def plain_logistic(
     train: npt.NDArray[np.intp],
     test: npt.NDArray[np.intp],
 ) -> Floats:
+    from scipy import sparse
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import OneHotEncoder
-
-    from scipy import sparse
 
     # Sparse: one-hot columns are mostly zeros, and sparse products use no
     # BLAS threads (which, on a busy machine, cost more than they bring).

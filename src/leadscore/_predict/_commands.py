@@ -336,3 +336,231 @@ def predict(
     else:
         with open(output, "wb") as out:
             write_predictions(ids, rows, output_format, out)
+
+
+def _labelled_table(path: str, target: str, positive: str | None) -> tuple[Table, Any]:
+    from ._table import target_labels
+
+    data = _table(path)
+    with _bad_input():
+        labels, known = target_labels(data, target, positive)
+    import numpy as np
+
+    rows = np.flatnonzero(known)
+    return data.take(rows), labels[rows]
+
+
+@click.command()
+@_source_options
+@click.option("--target", help="With --table: the outcome column.")
+@click.option("--id", "id_column", help="With --table: the column that identifies a lead.")
+@click.option(
+    "--positive", help="With --table: the target value that means converted (default: 1/yes/true)."
+)
+@click.option(
+    "--exclude", multiple=True, help="A column not to build rules on; repeat for several."
+)
+@click.option(
+    "--keep", multiple=True, help="Build rules on this column even if the leak guard suspects it."
+)
+@click.option(
+    "--outcome", metavar="EVENT_TYPE", help="With --events: the event type that means converted."
+)
+@click.option(
+    "--window",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="With --events: days after first seen at which contacts are observed.",
+)
+@click.option(
+    "--horizon", type=float, help="With --events: the outcome must come within DAYS of the cut-off."
+)
+@click.option(
+    "--until",
+    "until_text",
+    metavar="TIME",
+    help="With --events: learn only from contacts whose cut-off is before TIME (backtest from it).",
+)
+@click.option(
+    "--rules",
+    "rule_count",
+    type=click.IntRange(min=1, max=30),
+    default=6,
+    show_default=True,
+    help="How many rules and fit rules to keep.",
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Write the model YAML here, not stdout."
+)
+def suggest(
+    *,
+    table: str | None,
+    event_paths: tuple[str, ...],
+    input_format: str | None,
+    strict: bool,
+    target: str | None,
+    id_column: str | None,
+    positive: str | None,
+    exclude: tuple[str, ...],
+    keep: tuple[str, ...],
+    outcome: str | None,
+    window: float,
+    horizon: float | None,
+    until_text: str | None,
+    rule_count: int,
+    output: str | None,
+) -> None:
+    """Write a rule model (YAML) learned from history: a sparse logistic scorecard."""
+    import numpy as np
+
+    from .._loader import parse_model
+    from ._api import event_table
+    from ._history import DAY, Setup
+    from ._suggest import suggest as make
+    from ._train import select_features
+
+    _one_source(table, event_paths)
+    until = _instant(until_text, "--until")
+    with _bad_input():
+        if table is not None:
+            if target is None:
+                raise click.UsageError("--table needs --target COLUMN")
+            data, y = _labelled_table(table, target, positive)
+            candidates = [n for n in data.columns if n not in (target, id_column)]
+            source = Path(table).name
+            events = False
+        else:
+            if outcome is None:
+                raise click.UsageError("--events needs --outcome EVENT_TYPE")
+            _, data, y, times = event_table(
+                _read_events(event_paths, input_format, strict), Setup(outcome, window, horizon)
+            )
+            if until is not None:
+                rows = np.flatnonzero(times < until / DAY)
+                data, y = data.take(rows), y[rows]
+            candidates = list(data.columns)
+            source = ", ".join(Path(p).name for p in event_paths)
+            events = True
+        selection = select_features(data, y, candidates=candidates, exclude=exclude, keep=keep)
+        suggestion = make(data, selection.names, y, events=events, rules=rule_count, source=source)
+        text = suggestion.yaml()
+        parse_model(text, source=output or "<suggested>")  # what we write must validate
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text)
+    kept = len(suggestion.document["rules"]) + len(suggestion.document.get("fit", []))
+    from .._cli import _err
+
+    _err.print(f"suggested {kept} rules from {y.size:,} leads", highlight=False)
+
+
+@click.command()
+@click.argument("model", type=click.Path())
+@_source_options
+@click.option("--target", help="With --table: the outcome column.")
+@click.option(
+    "--positive", help="With --table: the target value that means converted (default: 1/yes/true)."
+)
+@click.option(
+    "--outcome", metavar="EVENT_TYPE", help="With --events: the event type that means converted."
+)
+@click.option(
+    "--window",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="With --events and a rule model: days after first seen at which contacts are observed.",
+)
+@click.option(
+    "--horizon",
+    type=float,
+    help="With --events and a rule model: the outcome must come within DAYS of the cut-off.",
+)
+@click.option(
+    "--from",
+    "from_text",
+    metavar="TIME",
+    help="With --events: only contacts whose cut-off is at or after TIME.",
+)
+@click.option(
+    "--chart",
+    type=click.Path(dir_okay=False),
+    help="Write a PNG chart here: the Pareto curve and conversion by decile.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, json for programs.",
+)
+def backtest(
+    *,
+    model: str,
+    table: str | None,
+    event_paths: tuple[str, ...],
+    input_format: str | None,
+    strict: bool,
+    target: str | None,
+    positive: str | None,
+    outcome: str | None,
+    window: float,
+    horizon: float | None,
+    from_text: str | None,
+    chart: str | None,
+    output_format: str,
+) -> None:
+    """How well MODEL (a rule model YAML, or a trained model directory) ranks history."""
+    from ._backtest import (
+        backtest as run,
+    )
+    from ._backtest import (
+        backtest_table,
+        backtest_trained,
+        backtest_trained_table,
+    )
+    from ._backtest import (
+        chart as draw,
+    )
+    from ._report import print_backtest
+
+    _one_source(table, event_paths)
+    since = _instant(from_text, "--from")
+    trained = Path(model).is_dir()
+    with _bad_input():
+        if table is not None:
+            if target is None:
+                raise click.UsageError("--table needs --target COLUMN")
+            data, y = _labelled_table(table, target, positive)
+            if trained:
+                report = backtest_trained_table(_load(model), data, y)
+            else:
+                rules = _rules(model)
+                assert rules is not None
+                report = backtest_table(rules, data, y)
+        else:
+            events = _read_events(event_paths, input_format, strict)
+            if trained:
+                report = backtest_trained(_load(model), events, outcome=outcome, split_at=since)
+            else:
+                if outcome is None:
+                    raise click.UsageError("--events needs --outcome EVENT_TYPE")
+                rules = _rules(model)
+                assert rules is not None
+                report = run(
+                    rules,
+                    events,
+                    outcome=outcome,
+                    window_days=window,
+                    horizon_days=horizon,
+                    split_at=since,
+                )
+        if chart is not None:
+            draw(report, chart, title=f"Backtest of {Path(model).name}")
+    if output_format == "json":
+        _print_json(report)
+    else:
+        print_backtest(report, Path(model).name)

@@ -107,3 +107,33 @@ def write_predictions(
         )
     text.flush()
     text.detach()
+
+
+def print_backtest(report: dict[str, Any], name: str, console: Console | None = None) -> None:
+    out = console or console_for()
+    auc = report["roc_auc"]
+    out.print(
+        f"[bold]{name}[/bold] ranked {report['leads']:,} leads by {report['ranked_by']}: "
+        f"ROC AUC {'—' if auc is None else f'{auc:.4f}'} · base rate {report['base_rate']:.1%} · "
+        f"top 20% hold {report['capture_top_20pct']:.1%} of {report['conversions']:,} conversions",
+        highlight=False,
+    )
+    out.print(deciles_table(report["deciles"], "By decile of score"))
+    pareto = ", ".join(
+        f"top {p['top_share']:.0%}: {p['conversions_share']:.0%}"
+        for p in report["pareto"]
+        if round(p["top_share"] * 100) in (5, 10, 20, 30, 50)
+    )
+    out.print(f"Share of conversions from the top leads: {pareto}", highlight=False)
+    for key, title in (("by_band", "band"), ("by_grade", "grade"), ("by_stage", "stage")):
+        groups = report.get(key)
+        if not groups or list(groups) == ["(none)"]:
+            continue
+        table = Table(title=f"Conversion by {title}", title_justify="left")
+        for column in (title, "leads", "conversions", "rate"):
+            table.add_column(column, justify="left" if column == title else "right")
+        for value, row in groups.items():
+            table.add_row(
+                value, f"{row['leads']:,}", f"{row['conversions']:,}", f"{row['rate']:.1%}"
+            )
+        out.print(table)
