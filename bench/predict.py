@@ -20,15 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import datasets  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table as RichTable  # noqa: E402
+from rich.console import Console
+from rich.table import Table as RichTable
 
-from leadscore._predict._api import event_table, train_events, train_table  # noqa: E402
-from leadscore._predict._baselines import baseline_aucs  # noqa: E402
-from leadscore._predict._history import DAY, Setup  # noqa: E402
-from leadscore._predict._table import read_table, target_labels  # noqa: E402
-from leadscore._predict._train import Options, TrainedModel, stratified_folds  # noqa: E402
+import datasets
+from leadscore._predict._api import event_table, train_events, train_table
+from leadscore._predict._baselines import baseline_aucs
+from leadscore._predict._history import DAY, Setup
+from leadscore._predict._table import read_table, target_labels
+from leadscore._predict._train import Options, TrainedModel, stratified_folds
 
 
 @dataclass
