@@ -712,9 +712,15 @@ def keys_revoke(
     _err.print(f"revoked key {key_id[:20]}", highlight=False)
 
 
-from ._worker_cli import worker  # noqa: E402  (commands in modules of their own)
+# Commands that live in modules of their own, one line each.
+from ._predict._commands import backtest, predict, suggest, train  # noqa: E402
+from ._worker_cli import worker  # noqa: E402
 
 cli.add_command(worker)
+cli.add_command(train)
+cli.add_command(predict)
+cli.add_command(suggest)
+cli.add_command(backtest)
 
 
 def main() -> None:

@@ -1,0 +1,128 @@
+"""Entry points: train on a table or an event log; what the CLI and bench call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .._engine import Engine
+from .._errors import InputError
+from .._events import Event
+from .._model import Model
+from .._time import format_timestamp
+from ._history import (
+    DAY,
+    History,
+    Setup,
+    complete,
+    contacts,
+    cutoff_days,
+    features,
+    labelled,
+)
+from ._metrics import Labels
+from ._table import Floats, Table, target_labels
+from ._train import Options, TrainedModel, fit, select_features
+
+
+def train_table(
+    table: Table,
+    *,
+    target: str,
+    id_column: str | None = None,
+    positive: str | None = None,
+    exclude: Sequence[str] = (),
+    keep: Sequence[str] = (),
+    split_column: str | None = None,
+    split_at: float | None = None,
+    options: Options | None = None,
+) -> TrainedModel:
+    """Train on a flat table, one row per lead, with a target column.
+
+    With `split_column` (a date column) and `split_at` (days since the
+    epoch), rows before the split train and the rest test; otherwise
+    stratified cross-validation.
+    """
+    options = options or Options()
+    labels, known = target_labels(table, target, positive)
+    if id_column is not None and id_column not in table.columns:
+        raise InputError(f"id column {id_column!r} is not in the table")
+    rows = np.flatnonzero(known)
+    data = table.take(rows) if rows.size < table.rows else table
+    y = labels[rows]
+    times = None
+    if split_column is not None:
+        if split_column not in table.dates:
+            raise InputError(f"split column {split_column!r} is not a date column of the table")
+        times = data.dates[split_column]
+    candidates = [n for n in data.columns if n not in (target, id_column)]
+    selection = select_features(
+        data, y, candidates=candidates, exclude=tuple(exclude), keep=tuple(keep)
+    )
+    source: dict[str, Any] = {"kind": "table", "target": target, "id": id_column}
+    return fit(data, y, selection, options, times=times, split_at=split_at, source=source)
+
+
+def event_table(
+    events: Iterable[Event], setup: Setup, *, rules: Model | None = None
+) -> tuple[History, Table, Labels, Floats]:
+    """The labelled contacts of a log: history, feature table, labels, cut-offs (days)."""
+    history = contacts(events, setup)
+    chosen = labelled(history)
+    if not chosen:
+        raise InputError(f"no contact can be labelled with outcome {setup.outcome!r}")
+    y = np.array([c.label for c in chosen], dtype=np.int8)
+    if y.min() == y.max():
+        which = "converted" if y[0] else f"never had a {setup.outcome!r} event"
+        raise InputError(f"every labelled contact {which}: outcome {setup.outcome!r} has one class")
+    engine = Engine(rules) if rules is not None else None
+    return history, features(chosen, setup, engine=engine), y, cutoff_days(chosen)
+
+
+def train_events(
+    events: Iterable[Event],
+    *,
+    setup: Setup,
+    split_at: int | None = None,
+    rules: Model | None = None,
+    fingerprint: str = "",
+    options: Options | None = None,
+) -> TrainedModel:
+    """Train on an event log: contacts observed at their cut-offs, split in time.
+
+    `split_at` (microseconds): contacts whose cut-off is before it train, the
+    rest test; default, the instant that leaves the latest quarter of
+    cut-offs for testing.
+    """
+    options = options or Options()
+    history, table, y, times = event_table(events, setup, rules=rules)
+    table.fingerprint = fingerprint
+    split = float(np.quantile(times, 0.75)) if split_at is None else split_at / DAY
+    selection = select_features(table, y, candidates=list(table.columns))
+    source: dict[str, Any] = {
+        "kind": "events",
+        **setup.to_json(),
+        "split_at": format_timestamp(int(split * DAY)),
+        "left_out": dict(history.left_out),
+        "rules": rules is not None,
+    }
+    return fit(table, y, selection, options, times=times, split_at=split, source=source)
+
+
+def event_features(
+    model: TrainedModel,
+    events: Iterable[Event],
+    *,
+    at: int | None = None,
+    rules: Model | None = None,
+) -> tuple[list[str], Table]:
+    """Contact ids and features for predicting with a model trained on events:
+    every identified contact, observed at its cut-off (capped at the log's end)."""
+    source = model.meta["source"]
+    setup = Setup(source["outcome"], source["window_days"], source["horizon_days"])
+    history = contacts(events, setup, at=at)
+    engine = Engine(rules) if rules is not None else None
+    table = complete(features(history.contacts, setup, engine=engine), model.encoder.names)
+    return [c.contact_id for c in history.contacts], table

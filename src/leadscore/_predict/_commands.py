@@ -1,0 +1,566 @@
+"""The predictive commands: train, predict, suggest, backtest.
+
+Registered in `leadscore._cli` with one `cli.add_command` line each. The
+learning libraries load inside the commands, so the rest of the command line
+starts as fast as before.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+import orjson
+
+from .._errors import LeadscoreError
+
+if TYPE_CHECKING:
+    from .._events import Event
+    from .._model import Model
+    from ._table import Table
+    from ._train import TrainedModel
+
+
+def _fail(message: str) -> NoReturn:
+    from .._cli import _fail as fail
+
+    fail(message)
+
+
+@contextmanager
+def _bad_input() -> Iterator[None]:
+    """Our own errors become exit 1 with their message (which names the column or path)."""
+    try:
+        yield
+    except LeadscoreError as exc:
+        _fail(str(exc))
+
+
+def _read_events(paths: Sequence[str], input_format: str | None, strict: bool) -> list[Event]:
+    from .._cli import _events
+
+    return list(_events(paths, input_format, strict))
+
+
+def _rules(path: str | None) -> Model | None:
+    if path is None:
+        return None
+    from .._cli import _model
+
+    return _model(path)
+
+
+def _table(path: str) -> Table:
+    from ._table import read_table
+
+    with _bad_input():
+        return read_table(path)
+
+
+def _fingerprint(paths: Sequence[str]) -> str:
+    from ._table import file_fingerprint
+
+    return file_fingerprint([p for p in paths if p != "-"])
+
+
+def _instant(text: str | None, option: str) -> int | None:
+    if text is None:
+        return None
+    from .._time import parse_instant
+
+    try:
+        return parse_instant(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.flush()
+
+
+_EVENTS_HELP = "Event files (any format `score` reads); repeat the option for several."
+_FORMAT_INPUT_HELP = "Format of the event inputs when their names don't say."
+
+
+def _source_options(f: Any) -> Any:
+    """--table/--target... or --events/--outcome...: the data to learn from or score."""
+    from .._eventfiles import FORMATS
+
+    options = [
+        click.option(
+            "--table",
+            type=click.Path(dir_okay=False),
+            help="A CSV or Parquet table, one row per lead.",
+        ),
+        click.option("--events", "event_paths", multiple=True, help=_EVENTS_HELP),
+        click.option("--input-format", type=click.Choice(FORMATS), help=_FORMAT_INPUT_HELP),
+        click.option("--strict", is_flag=True, help="Stop at the first bad event record (exit 1)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _one_source(table: str | None, event_paths: Sequence[str]) -> None:
+    if (table is None) == (not event_paths):
+        raise click.UsageError("give either --table FILE or --events FILE (not both)")
+
+
+@click.command()
+@_source_options
+@click.option("--target", help="With --table: the outcome column.")
+@click.option("--id", "id_column", help="With --table: the column that identifies a lead.")
+@click.option(
+    "--positive", help="With --table: the target value that means converted (default: 1/yes/true)."
+)
+@click.option("--exclude", multiple=True, help="A column not to learn from; repeat for several.")
+@click.option(
+    "--keep", multiple=True, help="Learn from this column even if the leak guard suspects it."
+)
+@click.option(
+    "--split-column", help="With --table: a date column to split on in time (with --split-at)."
+)
+@click.option(
+    "--split-at", metavar="TIME", help="Rows (contacts) before this time train, the rest test."
+)
+@click.option(
+    "--outcome", metavar="EVENT_TYPE", help="With --events: the event type that means converted."
+)
+@click.option(
+    "--window",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="With --events: days after a contact is first seen at which it is observed (its cut-off).",
+)
+@click.option(
+    "--horizon",
+    type=float,
+    help="With --events: the outcome must come within DAYS of the cut-off (default: any time).",
+)
+@click.option(
+    "--model",
+    "rules_path",
+    type=click.Path(dir_okay=False),
+    help="With --events: a rule model whose rules' awards, score and fit become features.",
+)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The directory to save the trained model in.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="The report: table for people, json for programs.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    help="Fixed boosting rounds instead of early stopping (faster, for large data).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the folds and the subsampling."
+)
+def train(
+    *,
+    table: str | None,
+    event_paths: tuple[str, ...],
+    input_format: str | None,
+    strict: bool,
+    target: str | None,
+    id_column: str | None,
+    positive: str | None,
+    exclude: tuple[str, ...],
+    keep: tuple[str, ...],
+    split_column: str | None,
+    split_at: str | None,
+    outcome: str | None,
+    window: float,
+    horizon: float | None,
+    rules_path: str | None,
+    output: str,
+    output_format: str,
+    rounds: int | None,
+    seed: int,
+) -> None:
+    """Learn conversion probability from a table or an event log, report it, save the model."""
+    from ._api import train_events, train_table
+    from ._history import DAY, Setup
+    from ._report import print_train_report
+    from ._train import Options
+
+    _one_source(table, event_paths)
+    options = Options(rounds=rounds, seed=seed)
+    at = _instant(split_at, "--split-at")
+    with _bad_input():
+        if table is not None:
+            if target is None:
+                raise click.UsageError("--table needs --target COLUMN")
+            if (split_column is None) != (at is None):
+                raise click.UsageError("--split-column and --split-at go together")
+            model = train_table(
+                _table(table),
+                target=target,
+                id_column=id_column,
+                positive=positive,
+                exclude=exclude,
+                keep=keep,
+                split_column=split_column,
+                split_at=None if at is None else at / DAY,
+                options=options,
+            )
+        else:
+            if outcome is None:
+                raise click.UsageError("--events needs --outcome EVENT_TYPE")
+            rules = _rules(rules_path)
+            model = train_events(
+                _read_events(event_paths, input_format, strict),
+                setup=Setup(outcome, window, horizon),
+                split_at=at,
+                rules=rules,
+                fingerprint=_fingerprint(event_paths),
+                options=options,
+            )
+            if rules_path is not None:
+                model.meta["source"]["rules_model"] = Path(rules_path).read_text()
+        model.save(output)
+    if output_format == "json":
+        _print_json(model.report)
+    else:
+        print_train_report(model.report, output)
+
+
+def _load(model_dir: str) -> TrainedModel:
+    from ._train import TrainedModel
+
+    with _bad_input():
+        return TrainedModel.load(model_dir)
+
+
+def _model_rules(model: TrainedModel) -> Model | None:
+    text = model.meta.get("source", {}).get("rules_model")
+    if text is None:
+        return None
+    from .._loader import parse_model
+
+    with _bad_input():
+        return parse_model(text, source="rules_model")
+
+
+def scored_rows(
+    model: TrainedModel,
+    *,
+    table: str | None,
+    event_paths: Sequence[str],
+    input_format: str | None,
+    strict: bool,
+    at: int | None,
+) -> tuple[list[str], Table]:
+    """Ids and feature rows of what `predict` and `backtest` score with a trained model."""
+    from ._api import event_features
+
+    if table is not None:
+        data = _table(table)
+        id_column = model.meta.get("source", {}).get("id")
+        if id_column and id_column in data.columns:
+            ids = ["" if v is None else str(v) for v in data.columns[id_column]]
+        else:
+            ids = [str(i) for i in range(1, data.rows + 1)]
+        return ids, data
+    if model.meta.get("source", {}).get("kind") != "events":
+        _fail("this model was trained on a table: predict with --table")
+    with _bad_input():
+        return event_features(
+            model, _read_events(event_paths, input_format, strict), at=at, rules=_model_rules(model)
+        )
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@_source_options
+@click.option(
+    "--at",
+    "at_text",
+    metavar="TIME",
+    help="With --events: the log ends here (default: its last event).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["csv", "jsonl"]),
+    default="csv",
+    show_default=True,
+    help="csv: one row per lead with its factors as text; jsonl: one object per lead.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here, not stdout.")
+def predict(
+    *,
+    model_dir: str,
+    table: str | None,
+    event_paths: tuple[str, ...],
+    input_format: str | None,
+    strict: bool,
+    at_text: str | None,
+    output_format: str,
+    output: str | None,
+) -> None:
+    """Conversion probability of every lead, with the factors raising and lowering it."""
+    from ._report import write_predictions
+
+    _one_source(table, event_paths)
+    model = _load(model_dir)
+    ids, data = scored_rows(
+        model,
+        table=table,
+        event_paths=event_paths,
+        input_format=input_format,
+        strict=strict,
+        at=_instant(at_text, "--at"),
+    )
+    with _bad_input():
+        rows = model.factors(data)
+    if output is None:
+        write_predictions(ids, rows, output_format, sys.stdout.buffer)
+        sys.stdout.flush()
+    else:
+        with open(output, "wb") as out:
+            write_predictions(ids, rows, output_format, out)
+
+
+def _labelled_table(path: str, target: str, positive: str | None) -> tuple[Table, Any]:
+    from ._table import target_labels
+
+    data = _table(path)
+    with _bad_input():
+        labels, known = target_labels(data, target, positive)
+    import numpy as np
+
+    rows = np.flatnonzero(known)
+    return data.take(rows), labels[rows]
+
+
+@click.command()
+@_source_options
+@click.option("--target", help="With --table: the outcome column.")
+@click.option("--id", "id_column", help="With --table: the column that identifies a lead.")
+@click.option(
+    "--positive", help="With --table: the target value that means converted (default: 1/yes/true)."
+)
+@click.option(
+    "--exclude", multiple=True, help="A column not to build rules on; repeat for several."
+)
+@click.option(
+    "--keep", multiple=True, help="Build rules on this column even if the leak guard suspects it."
+)
+@click.option(
+    "--outcome", metavar="EVENT_TYPE", help="With --events: the event type that means converted."
+)
+@click.option(
+    "--window",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="With --events: days after first seen at which contacts are observed.",
+)
+@click.option(
+    "--horizon", type=float, help="With --events: the outcome must come within DAYS of the cut-off."
+)
+@click.option(
+    "--until",
+    "until_text",
+    metavar="TIME",
+    help="With --events: learn only from contacts whose cut-off is before TIME (backtest from it).",
+)
+@click.option(
+    "--rules",
+    "rule_count",
+    type=click.IntRange(min=1, max=30),
+    default=6,
+    show_default=True,
+    help="How many rules and fit rules to keep.",
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Write the model YAML here, not stdout."
+)
+def suggest(
+    *,
+    table: str | None,
+    event_paths: tuple[str, ...],
+    input_format: str | None,
+    strict: bool,
+    target: str | None,
+    id_column: str | None,
+    positive: str | None,
+    exclude: tuple[str, ...],
+    keep: tuple[str, ...],
+    outcome: str | None,
+    window: float,
+    horizon: float | None,
+    until_text: str | None,
+    rule_count: int,
+    output: str | None,
+) -> None:
+    """Write a rule model (YAML) learned from history: a sparse logistic scorecard."""
+    import numpy as np
+
+    from .._loader import parse_model
+    from ._api import event_table
+    from ._history import DAY, Setup
+    from ._suggest import suggest as make
+    from ._train import select_features
+
+    _one_source(table, event_paths)
+    until = _instant(until_text, "--until")
+    with _bad_input():
+        if table is not None:
+            if target is None:
+                raise click.UsageError("--table needs --target COLUMN")
+            data, y = _labelled_table(table, target, positive)
+            candidates = [n for n in data.columns if n not in (target, id_column)]
+            source = Path(table).name
+            events = False
+        else:
+            if outcome is None:
+                raise click.UsageError("--events needs --outcome EVENT_TYPE")
+            _, data, y, times = event_table(
+                _read_events(event_paths, input_format, strict), Setup(outcome, window, horizon)
+            )
+            if until is not None:
+                rows = np.flatnonzero(times < until / DAY)
+                data, y = data.take(rows), y[rows]
+            candidates = list(data.columns)
+            source = ", ".join(Path(p).name for p in event_paths)
+            events = True
+        selection = select_features(data, y, candidates=candidates, exclude=exclude, keep=keep)
+        suggestion = make(data, selection.names, y, events=events, rules=rule_count, source=source)
+        text = suggestion.yaml()
+        parse_model(text, source=output or "<suggested>")  # what we write must validate
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text)
+    kept = len(suggestion.document["rules"]) + len(suggestion.document.get("fit", []))
+    from .._cli import _err
+
+    _err.print(f"suggested {kept} rules from {y.size:,} leads", highlight=False)
+
+
+@click.command()
+@click.argument("model", type=click.Path())
+@_source_options
+@click.option("--target", help="With --table: the outcome column.")
+@click.option(
+    "--positive", help="With --table: the target value that means converted (default: 1/yes/true)."
+)
+@click.option(
+    "--outcome", metavar="EVENT_TYPE", help="With --events: the event type that means converted."
+)
+@click.option(
+    "--window",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="With --events and a rule model: days after first seen at which contacts are observed.",
+)
+@click.option(
+    "--horizon",
+    type=float,
+    help="With --events and a rule model: the outcome must come within DAYS of the cut-off.",
+)
+@click.option(
+    "--from",
+    "from_text",
+    metavar="TIME",
+    help="With --events: only contacts whose cut-off is at or after TIME.",
+)
+@click.option(
+    "--chart",
+    type=click.Path(dir_okay=False),
+    help="Write a PNG chart here: the Pareto curve and conversion by decile.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, json for programs.",
+)
+def backtest(
+    *,
+    model: str,
+    table: str | None,
+    event_paths: tuple[str, ...],
+    input_format: str | None,
+    strict: bool,
+    target: str | None,
+    positive: str | None,
+    outcome: str | None,
+    window: float,
+    horizon: float | None,
+    from_text: str | None,
+    chart: str | None,
+    output_format: str,
+) -> None:
+    """How well MODEL (a rule model YAML, or a trained model directory) ranks history."""
+    from ._backtest import (
+        backtest as run,
+    )
+    from ._backtest import (
+        backtest_table,
+        backtest_trained,
+        backtest_trained_table,
+    )
+    from ._backtest import (
+        chart as draw,
+    )
+    from ._report import print_backtest
+
+    _one_source(table, event_paths)
+    since = _instant(from_text, "--from")
+    trained = Path(model).is_dir()
+    with _bad_input():
+        if table is not None:
+            if target is None:
+                raise click.UsageError("--table needs --target COLUMN")
+            data, y = _labelled_table(table, target, positive)
+            if trained:
+                report = backtest_trained_table(_load(model), data, y)
+            else:
+                rules = _rules(model)
+                assert rules is not None
+                report = backtest_table(rules, data, y)
+        else:
+            events = _read_events(event_paths, input_format, strict)
+            if trained:
+                report = backtest_trained(_load(model), events, outcome=outcome, split_at=since)
+            else:
+                if outcome is None:
+                    raise click.UsageError("--events needs --outcome EVENT_TYPE")
+                rules = _rules(model)
+                assert rules is not None
+                report = run(
+                    rules,
+                    events,
+                    outcome=outcome,
+                    window_days=window,
+                    horizon_days=horizon,
+                    split_at=since,
+                )
+        if chart is not None:
+            draw(report, chart, title=f"Backtest of {Path(model).name}")
+    if output_format == "json":
+        _print_json(report)
+    else:
+        print_backtest(report, Path(model).name)

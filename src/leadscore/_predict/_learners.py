@@ -1,0 +1,215 @@
+"""The two learners, their calibration and their per-lead contributions.
+
+Both predict a log-odds; both explain it as a sum of one contribution per
+feature plus a constant, in log-odds, so factors of either read the same:
+
+- Gradient-boosted trees (LightGBM). Its `pred_contrib=True` is TreeSHAP:
+  exact Shapley values of each prediction in time linear in the trees'
+  size, which is why LightGBM and not scikit-learn's histogram GBM (whose
+  contributions need a separate, slower library). Saved as LightGBM's own
+  text model, which loads without running code.
+- A regularised (L2) logistic regression on the encoder's linear matrix.
+  Its contribution of a feature is coefficient x (value - training mean),
+  summed over the feature's one-hot columns. Saved as JSON numbers.
+
+Calibration is Platt scaling, p = sigmoid(a * logit + b), fitted on
+predictions for rows the learner did not train on: boosting's raw outputs
+are often over-confident, and two numbers store and explain easily
+(contributions scale by `a`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._encode import Encoder
+from ._table import Floats
+
+# Boosting: a moderate learning rate, small trees and early stopping on a
+# slice of the training rows. Leads tables are small and noisy; shallow trees
+# with row and column subsampling generalise better there than deep ones.
+GBM_PARAMS: dict[str, Any] = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_data_in_leaf": 20,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "min_data_per_group": 20,  # categories: fewer rows than this is no evidence
+    "cat_smooth": 5.0,
+    "cat_l2": 1.0,
+    "max_bin": 255,
+    "verbose": -1,
+    "deterministic": True,
+    "force_row_wise": True,
+}
+MAX_ROUNDS = 1000
+STOP_AFTER = 50  # rounds without improvement on the early-stopping slice
+# The logistic regression's inverse regularisation strength on standardised
+# inputs: 1.0 is mild shrinkage that keeps rare one-hot levels from blowing up.
+LOGISTIC_C = 1.0
+_EPS = 1e-7
+
+
+def logit(p: Floats) -> Floats:
+    q = np.clip(p, _EPS, 1 - _EPS)
+    result: Floats = np.log(q / (1 - q))
+    return result
+
+
+def sigmoid(z: Floats) -> Floats:
+    result: Floats = 1.0 / (1.0 + np.exp(-z))
+    return result
+
+
+@dataclass(slots=True)
+class Platt:
+    a: float = 1.0
+    b: float = 0.0
+
+    @classmethod
+    def fit(cls, raw: Floats, y: npt.NDArray[np.int8]) -> Platt:
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=1e6, max_iter=1000).fit(raw[:, None], y)
+        return cls(float(model.coef_[0, 0]), float(model.intercept_[0]))
+
+    def __call__(self, raw: Floats) -> Floats:
+        return sigmoid(self.a * raw + self.b)
+
+
+class Learner:
+    kind: str
+
+    def raw(self, encoder: Encoder, matrix: Floats) -> Floats:
+        raise NotImplementedError
+
+    def contributions(self, encoder: Encoder, matrix: Floats) -> Floats:
+        """rows x (features + 1): per-feature log-odds and the constant last."""
+        raise NotImplementedError
+
+    def matrix(self, encoder: Encoder, table: Any) -> Floats:
+        raise NotImplementedError
+
+
+class Trees(Learner):
+    kind = "gbm"
+
+    def __init__(self, booster: Any) -> None:
+        self.booster = booster
+
+    @classmethod
+    def fit(
+        cls,
+        encoder: Encoder,
+        x: Floats,
+        y: npt.NDArray[np.int8],
+        *,
+        rounds: int | None = None,
+        valid: tuple[Floats, npt.NDArray[np.int8]] | None = None,
+        threads: int = 0,
+        seed: int = 0,
+        max_rounds: int = MAX_ROUNDS,
+    ) -> tuple[Trees, int]:
+        """Fit with `rounds` rounds, or early-stop on `valid`; returns the rounds used."""
+        import lightgbm as lgb
+
+        params = {**GBM_PARAMS, "num_threads": threads, "seed": seed}
+        train = lgb.Dataset(x, y, categorical_feature=encoder.categorical, free_raw_data=True)
+        if rounds is not None:
+            booster = lgb.train(params, train, num_boost_round=rounds)
+            return cls(booster), rounds
+        assert valid is not None
+        check = lgb.Dataset(valid[0], valid[1], reference=train)
+        booster = lgb.train(
+            params,
+            train,
+            num_boost_round=max_rounds,
+            valid_sets=[check],
+            callbacks=[lgb.early_stopping(STOP_AFTER, verbose=False)],
+        )
+        best = max(1, booster.best_iteration or max_rounds)
+        return cls(booster), best
+
+    def matrix(self, encoder: Encoder, table: Any) -> Floats:
+        return encoder.trees(table)
+
+    def raw(self, encoder: Encoder, matrix: Floats) -> Floats:
+        result: Floats = self.booster.predict(matrix, raw_score=True)
+        return result
+
+    def contributions(self, encoder: Encoder, matrix: Floats) -> Floats:
+        result: Floats = self.booster.predict(matrix, pred_contrib=True)
+        return result
+
+    def to_text(self) -> str:
+        text: str = self.booster.model_to_string()
+        return text
+
+    @classmethod
+    def from_text(cls, text: str) -> Trees:
+        import lightgbm as lgb
+
+        return cls(lgb.Booster(model_str=text))
+
+
+class Logistic(Learner):
+    kind = "logistic"
+
+    def __init__(self, coef: Floats, intercept: float, means: Floats) -> None:
+        self.coef = coef
+        self.intercept = intercept
+        self.means = means  # training means of the linear columns, for contributions
+
+    @classmethod
+    def fit(cls, x: Any, y: npt.NDArray[np.int8], *, c: float = LOGISTIC_C) -> Logistic:
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=c, max_iter=2000).fit(x, y)
+        means = np.asarray(x.mean(axis=0), dtype=np.float64).ravel()
+        return cls(model.coef_[0].astype(np.float64), float(model.intercept_[0]), means)
+
+    def matrix(self, encoder: Encoder, table: Any) -> Any:
+        return encoder.linear(table)
+
+    def raw(self, encoder: Encoder, matrix: Any) -> Floats:
+        result: Floats = np.asarray(matrix @ self.coef, dtype=np.float64) + self.intercept
+        return result
+
+    def contributions(self, encoder: Encoder, matrix: Any) -> Floats:
+        from scipy import sparse
+
+        # Column j of the matrix belongs to feature owner[j]: one sparse
+        # product sums coefficient x value per feature; the training means
+        # move into the constant, so each part reads "against the average lead".
+        owners = np.asarray(encoder.linear_owner, dtype=np.intp)
+        width = len(encoder.features)
+        weights = sparse.csr_matrix(
+            (self.coef, (np.arange(owners.size), owners)), shape=(owners.size, width)
+        )
+        centre = np.asarray(weights.T @ self.means, dtype=np.float64).ravel()
+        out = np.empty((matrix.shape[0], width + 1))
+        out[:, :-1] = np.asarray((matrix @ weights).todense()) - centre
+        out[:, -1] = self.intercept + float(centre.sum())
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept,
+            "means": self.means.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Logistic:
+        return cls(
+            np.asarray(data["coef"], dtype=np.float64),
+            float(data["intercept"]),
+            np.asarray(data["means"], dtype=np.float64),
+        )

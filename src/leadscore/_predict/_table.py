@@ -1,0 +1,196 @@
+"""Flat tables of leads (CSV or Parquet, one row per lead) as typed columns.
+
+A column is either numeric (float64, NaN for missing) or categorical (text,
+None for missing). What counts as missing is decided here, once, for every
+learner and baseline: empty cells and the placeholders forms and CRMs put in
+unanswered fields (`Select`, `unknown`, `n/a`, ...). A text column whose
+recorded values are nearly all numbers is numeric; dates and timestamps are
+kept apart (they split data in time; as features they would only let a model
+extrapolate a trend it cannot know).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._errors import InputError
+
+Floats = npt.NDArray[np.float64]
+Texts = npt.NDArray[np.object_]
+
+# Values that mean "not answered". Lower-cased and stripped before the test.
+# `Select` is what a web form's untouched drop-down submits (X Education),
+# `unknown` is UCI Bank Marketing's missing code; the rest are the usual
+# spellings of "no value" in exports.
+PLACEHOLDERS = frozenset(
+    {"", "select", "unknown", "n/a", "na", "nan", "null", "none", "-", "?", "not provided"}
+)
+# A text column is numeric when at least this share of its recorded values
+# parse as numbers: a stray "n.a." must not turn a measurement into a category.
+_NUMERIC_SHARE = 0.98
+# Values read as the positive class when --positive is not given.
+POSITIVE_WORDS = frozenset({"1", "1.0", "yes", "y", "true", "t", "won", "converted"})
+
+
+@dataclass(slots=True)
+class Table:
+    """Columns of equal length by name: numeric (float64) or categorical (object)."""
+
+    columns: dict[str, Floats | Texts]
+    rows: int
+    dates: dict[str, Floats] = field(default_factory=dict)  # days since the epoch, NaN missing
+    fingerprint: str = ""
+
+    def is_numeric(self, name: str) -> bool:
+        return self.columns[name].dtype == np.float64
+
+    def take(self, index: npt.NDArray[np.intp]) -> Table:
+        return Table(
+            {name: column[index] for name, column in self.columns.items()},
+            len(index),
+            {name: column[index] for name, column in self.dates.items()},
+            self.fingerprint,
+        )
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in PLACEHOLDERS)
+
+
+def text_column(values: Iterable[Any]) -> Texts:
+    """Text values with the placeholders turned into None."""
+    return np.array(
+        [None if _missing(v) else (v.strip() if isinstance(v, str) else str(v)) for v in values],
+        dtype=object,
+    )
+
+
+def _as_number(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if np.isfinite(number) else None
+
+
+def typed_column(values: Sequence[Any]) -> Floats | Texts:
+    """Numeric when nearly every recorded value is a number, else categorical."""
+    texts = text_column(values)
+    recorded = [v for v in texts if v is not None]
+    if not recorded:
+        return texts
+    if all(isinstance(v, bool) for v in values if v is not None):
+        return np.array([None if v is None else str(v).lower() for v in values], dtype=object)
+    numbers = [_as_number(v) for v in recorded]
+    if sum(n is not None for n in numbers) >= _NUMERIC_SHARE * len(recorded):
+        return np.array(
+            [np.nan if v is None or (n := _as_number(v)) is None else n for v in texts],
+            dtype=np.float64,
+        )
+    return texts
+
+
+def from_columns(columns: Mapping[str, Sequence[Any]], *, fingerprint: str = "") -> Table:
+    """A table from plain Python columns (lists of values, None for missing)."""
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise InputError(f"columns have different lengths: {sorted(lengths)}")
+    rows = lengths.pop() if lengths else 0
+    return Table(
+        {name: typed_column(list(v)) for name, v in columns.items()}, rows, {}, fingerprint
+    )
+
+
+def file_fingerprint(paths: Sequence[str | Path]) -> str:
+    """sha256 of the input files' bytes, in order: which data a model was trained on."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _delimiter(path: Path) -> str:
+    """The separator of a CSV file: the most frequent of , ; tab on its first line."""
+    with open(path, "rb") as file:
+        first = file.readline().decode("utf-8", "replace")
+    return max((",", ";", "\t"), key=first.count)
+
+
+def read_table(path: str | Path) -> Table:
+    """Read a CSV (any of , ; tab) or Parquet file. Raises InputError naming the path."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    source = Path(path)
+    if not source.is_file():
+        raise InputError(f"{source}: no such file")
+    try:
+        if source.suffix.lower() == ".parquet":
+            arrow = pq.read_table(source)
+        else:
+            arrow = pacsv.read_csv(
+                source,
+                parse_options=pacsv.ParseOptions(delimiter=_delimiter(source)),
+                convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+            )
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{source}: cannot read it as a table: {exc}") from None
+    columns: dict[str, Floats | Texts] = {}
+    dates: dict[str, Floats] = {}
+    for name in arrow.column_names:
+        column = arrow.column(name)
+        if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+            seconds = column.cast(pa.timestamp("s")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+            dates[name] = np.where(column.is_null().to_numpy(zero_copy_only=False), np.nan, seconds)
+            dates[name] = dates[name].astype(np.float64) / 86_400.0
+        elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+            columns[name] = column.cast(pa.float64()).fill_null(np.nan).to_numpy()
+        else:
+            columns[name] = typed_column(column.to_pylist())
+    return Table(columns, arrow.num_rows, dates, file_fingerprint([source]))
+
+
+def target_labels(
+    table: Table, target: str, positive: str | None
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.bool_]]:
+    """0/1 labels of the target column and the mask of rows that have one.
+
+    The positive class is `positive` when given, else 1/yes/true/won. A
+    target that is missing, or leaves only one class, is an InputError naming it.
+    """
+    if target not in table.columns and target not in table.dates:
+        known = ", ".join(sorted(table.columns))
+        raise InputError(f"target column {target!r} is not in the table (columns: {known})")
+    column = table.columns[target]
+    if column.dtype == np.float64:
+        known_rows = ~np.isnan(column.astype(np.float64))
+        texts = [f"{v:g}" if not np.isnan(v) else "" for v in column.astype(np.float64)]
+    else:
+        known_rows = np.array([v is not None for v in column], dtype=bool)
+        texts = ["" if v is None else str(v) for v in column]
+    if positive is not None:
+        wanted = positive.strip().lower()
+        labels = np.array([t.strip().lower() == wanted for t in texts], dtype=np.int8)
+    else:
+        labels = np.array([t.strip().lower() in POSITIVE_WORDS for t in texts], dtype=np.int8)
+    kept = labels[known_rows]
+    if kept.size == 0 or kept.min() == kept.max():
+        seen = sorted({t for t, k in zip(texts, known_rows, strict=True) if k})[:10]
+        which = "positive" if kept.size and kept.min() == 1 else "negative"
+        raise InputError(
+            f"target column {target!r} has only one class (every recorded value is {which}; "
+            f"values seen: {', '.join(map(repr, seen))}"
+            + ("" if positive else "; give --positive VALUE if the positive class is another")
+            + ")"
+        )
+    return labels, known_rows

@@ -1,0 +1,439 @@
+"""Training: choose features, validate both learners, pick one, calibrate, refit.
+
+Validation is what the report shows and what picks the learner:
+
+- a table without time: stratified 5-fold cross-validation (a stratified
+  80/20 hold-out above `HOLDOUT_ABOVE` rows, where five fits would cost
+  minutes and one split is already precise). Every row is predicted once by
+  models that never saw it; the report is about those predictions.
+- event logs and tables split in time: the rows before the split train, the
+  rest test. Inside the training rows, the latest fifth (by time) early-stops
+  the trees, picks the learner and fits the calibration, so the test rows
+  are used for nothing but the report.
+
+The learner with the higher validation ROC AUC wins and is refitted on all
+training rows (the trees with the number of rounds early stopping chose).
+Choosing the better of two on the same folds makes the reported AUC
+optimistic by a hair; both are reported.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._errors import InputError
+from ._encode import Encoder
+from ._leaks import Suspect, suspected_leaks
+from ._learners import Learner, Logistic, Platt, Trees
+from ._metrics import Labels, probability_report, roc_auc
+from ._table import Floats, Table
+
+HOLDOUT_ABOVE = 200_000
+# The logistic regression's coefficients are settled long before this many
+# rows; above it, it trains on a random sample (the trees use every row).
+LINEAR_ROWS = 200_000
+_INNER_SHARE = 0.2  # the early-stopping / calibration slice of the training rows
+FORMAT = "leadscore-predictive-model"
+FORMAT_VERSION = 1
+
+
+@dataclass(slots=True)
+class Options:
+    rounds: int | None = None  # fixed boosting rounds instead of early stopping
+    folds: int = 5
+    seed: int = 0
+    threads: int = 0  # LightGBM's default: every core
+    max_rounds: int = 1000
+
+
+def stratified_folds(y: Labels, folds: int, seed: int) -> list[npt.NDArray[np.intp]]:
+    """Test indexes of each fold; stratified; a hold-out of 20% above HOLDOUT_ABOVE rows."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    index = np.arange(y.size)
+    if y.size > HOLDOUT_ABOVE:
+        _, test = train_test_split(index, test_size=0.2, stratify=y, random_state=seed)
+        return [np.sort(test)]
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return [test for _, test in splitter.split(index, y)]
+
+
+@dataclass(slots=True)
+class Selection:
+    names: list[str]
+    excluded: dict[str, str] = field(default_factory=dict)  # column -> why
+    suspects: list[Suspect] = field(default_factory=list)
+
+
+def select_features(
+    table: Table,
+    y: Labels,
+    *,
+    candidates: list[str],
+    exclude: tuple[str, ...] = (),
+    keep: tuple[str, ...] = (),
+) -> Selection:
+    """Every candidate column but the excluded, the identifiers, the constant
+    ones and the suspected leaks (unless kept)."""
+    for name in (*exclude, *keep):
+        if name not in table.columns and name not in table.dates:
+            raise InputError(f"column {name!r} (given to --exclude/--keep) is not in the table")
+    chosen = Selection([])
+    for name in candidates:
+        column = table.columns[name]
+        if name in exclude:
+            chosen.excluded[name] = "excluded (--exclude)"
+            continue
+        if column.dtype == np.float64:
+            x = column.astype(np.float64)
+            distinct = np.unique(x[~np.isnan(x)]).size
+        else:
+            recorded = [v for v in column if v is not None]
+            distinct = len(set(recorded))
+            if distinct == len(recorded) and distinct > 0.5 * table.rows and name not in keep:
+                chosen.excluded[name] = "an identifier (every value distinct)"
+                continue
+        if distinct <= 1 and name not in keep:
+            chosen.excluded[name] = "constant"
+            continue
+        chosen.names.append(name)
+    chosen.suspects = suspected_leaks(table, chosen.names, y)
+    for suspect in chosen.suspects:
+        if suspect.column not in keep:
+            chosen.names.remove(suspect.column)
+            chosen.excluded[suspect.column] = "suspected leak (--keep to use it)"
+    if not chosen.names:
+        raise InputError("no feature columns are left to learn from")
+    return chosen
+
+
+def _fit_learner(
+    kind: str,
+    encoder: Encoder,
+    table: Table,
+    y: Labels,
+    *,
+    rows: npt.NDArray[np.intp],
+    options: Options,
+    rounds: int | None = None,
+    stop_rows: npt.NDArray[np.intp] | None = None,
+) -> tuple[Learner, int]:
+    """Fit one learner on `rows`; trees early-stop on `stop_rows` unless rounds are fixed."""
+    part = table.take(rows)
+    if kind == "gbm":
+        fixed = rounds if rounds is not None else options.rounds
+        valid = None
+        if fixed is None:
+            assert stop_rows is not None
+            valid = (encoder.trees(table.take(stop_rows)), y[stop_rows])
+        return Trees.fit(
+            encoder,
+            encoder.trees(part),
+            y[rows],
+            rounds=fixed,
+            valid=valid,
+            threads=options.threads,
+            seed=options.seed,
+            max_rounds=options.max_rounds,
+        )
+    if rows.size > LINEAR_ROWS:
+        sample = np.sort(
+            np.random.default_rng(options.seed).choice(rows.size, LINEAR_ROWS, replace=False)
+        )
+        part, rows = part.take(sample), rows[sample]
+    return Logistic.fit(encoder.linear(part), y[rows]), 0
+
+
+def _stop_split(
+    rows: npt.NDArray[np.intp], y: Labels, times: Floats | None, seed: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Split training rows into (fit, early-stopping slice): the latest fifth
+    by time when there is time, else a stratified random fifth."""
+    if times is not None:
+        order = rows[np.argsort(times[rows], kind="stable")]
+        cut = round(order.size * (1 - _INNER_SHARE))
+        return np.sort(order[:cut]), np.sort(order[cut:])
+    from sklearn.model_selection import train_test_split
+
+    fit, stop = train_test_split(rows, test_size=_INNER_SHARE, stratify=y[rows], random_state=seed)
+    return np.sort(fit), np.sort(stop)
+
+
+KINDS = ("gbm", "logistic")
+
+
+def _predict_rows(
+    kind: str,
+    table: Table,
+    names: list[str],
+    y: Labels,
+    *,
+    train: npt.NDArray[np.intp],
+    test: npt.NDArray[np.intp],
+    options: Options,
+    times: Floats | None,
+) -> tuple[Floats, int]:
+    """Raw predictions for `test` of `kind` fitted on `train` (trees early-stopped inside it)."""
+    fit_rows, stop_rows = _stop_split(train, y, times, options.seed)
+    encoder = Encoder.fit(table, names, fit_rows if kind == "gbm" else train)
+    rows = fit_rows if kind == "gbm" and options.rounds is None else train
+    learner, used = _fit_learner(
+        kind, encoder, table, y, rows=rows, options=options, stop_rows=stop_rows
+    )
+    return learner.raw(encoder, learner.matrix(encoder, table.take(test))), used
+
+
+@dataclass(slots=True)
+class Validation:
+    protocol: str
+    raw: dict[str, Floats]  # kind -> raw predictions of the evaluated rows
+    rows: npt.NDArray[np.intp]  # the evaluated rows, in the order of `raw`
+    rounds: list[int]
+    calibration_raw: dict[str, Floats] | None = None  # time split: the inner slice's
+    calibration_rows: npt.NDArray[np.intp] | None = None
+
+
+def cross_validate(table: Table, names: list[str], y: Labels, options: Options) -> Validation:
+    folds = stratified_folds(y, options.folds, options.seed)
+    everything = np.arange(y.size)
+    raw = {kind: np.zeros(y.size) for kind in KINDS}
+    rounds = []
+    for test in folds:
+        train = np.setdiff1d(everything, test)
+        for kind in KINDS:
+            raw[kind][test], used = _predict_rows(
+                kind, table, names, y, train=train, test=test, options=options, times=None
+            )
+            if kind == "gbm":
+                rounds.append(used)
+    evaluated = np.sort(np.concatenate(folds))
+    protocol = (
+        f"stratified {options.folds}-fold cross-validation"
+        if len(folds) > 1
+        else "stratified 80/20 hold-out"
+    )
+    return Validation(protocol, {k: v[evaluated] for k, v in raw.items()}, evaluated, rounds)
+
+
+def time_validate(
+    table: Table,
+    names: list[str],
+    y: Labels,
+    *,
+    times: Floats,
+    split_at: float,
+    options: Options,
+) -> Validation:
+    train = np.flatnonzero(times < split_at)
+    test = np.flatnonzero(times >= split_at)
+    for part, label in ((train, "before"), (test, "from")):
+        if part.size == 0 or y[part].min() == y[part].max():
+            raise InputError(
+                f"the time split leaves no rows of both outcomes {label} the split point; "
+                "choose another --split-at"
+            )
+    fit_rows, stop_rows = _stop_split(train, y, times, options.seed)
+    raw: dict[str, Floats] = {}
+    inner: dict[str, Floats] = {}
+    rounds = []
+    for kind in KINDS:
+        inner[kind], used = _predict_rows(
+            kind, table, names, y, train=fit_rows, test=stop_rows, options=options, times=times
+        )
+        if kind == "gbm":
+            rounds.append(used)
+        encoder = Encoder.fit(table, names, train)
+        learner, _ = _fit_learner(
+            kind, encoder, table, y, rows=train, options=options, rounds=used or None
+        )
+        raw[kind] = learner.raw(encoder, learner.matrix(encoder, table.take(test)))
+    return Validation("time split", raw, test, rounds, inner, stop_rows)
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("leadscore", "lightgbm", "scikit-learn", "numpy"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+class TrainedModel:
+    """A calibrated learner with its encoder, report and provenance."""
+
+    def __init__(self, encoder: Encoder, learner: Learner, platt: Platt, meta: dict[str, Any]):
+        self.encoder = encoder
+        self.learner = learner
+        self.platt = platt
+        self.meta = meta
+
+    @property
+    def report(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.meta["report"]
+        return result
+
+    def probabilities(self, table: Table) -> Floats:
+        return self.platt(self.learner.raw(self.encoder, self.learner.matrix(self.encoder, table)))
+
+    def contributions(self, table: Table) -> Floats:
+        """rows x (features + 1), in calibrated log-odds (Platt's slope applied)."""
+        parts = self.learner.contributions(self.encoder, self.learner.matrix(self.encoder, table))
+        parts = parts * self.platt.a
+        parts[:, -1] += self.platt.b
+        return parts
+
+    def factors(self, table: Table, top: int = 3) -> list[dict[str, Any]]:
+        """Per row: probability and the `top` features raising and lowering it most."""
+        parts = self.contributions(table)
+        probability = 1.0 / (1.0 + np.exp(-parts.sum(axis=1)))
+        effects = parts[:, :-1]
+        order = np.argsort(-effects, axis=1, kind="stable")
+        names = self.encoder.names
+        out = []
+        for row in range(table.rows):
+            ranked = order[row]
+            up = [k for k in ranked[:top] if effects[row, k] > 0]
+            down = [k for k in ranked[::-1][:top] if effects[row, k] < 0]
+            out.append(
+                {
+                    "probability": float(probability[row]),
+                    "raising": [self._factor(table, names, row, k, effects) for k in up],
+                    "lowering": [self._factor(table, names, row, k, effects) for k in down],
+                }
+            )
+        return out
+
+    def _factor(
+        self, table: Table, names: list[str], row: int, k: int, effects: Floats
+    ) -> dict[str, Any]:
+        return {
+            "feature": names[k],
+            "value": self.encoder.describe(table, int(k), row),
+            "effect": round(float(effects[row, k]), 4),
+        }
+
+    def save(self, directory: str | Path) -> None:
+        """A directory: model.json (everything but trees) and trees.txt (LightGBM's text format)."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        learner: dict[str, Any] = {"kind": self.learner.kind}
+        if isinstance(self.learner, Trees):
+            (folder / "trees.txt").write_text(self.learner.to_text())
+            learner["file"] = "trees.txt"
+        elif isinstance(self.learner, Logistic):
+            learner |= self.learner.to_json()
+        document = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            **self.meta,
+            "encoder": self.encoder.to_json(),
+            "learner": learner,
+            "calibration": {"method": "platt", "a": self.platt.a, "b": self.platt.b},
+        }
+        (folder / "model.json").write_text(json.dumps(document, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TrainedModel:
+        folder = Path(directory)
+        path = folder / "model.json"
+        try:
+            document = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise InputError(f"{folder}: not a trained model directory (no model.json)") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: cannot read it: {exc}") from None
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise InputError(f"{path}: not a leadscore predictive model")
+        spec = document.pop("learner")
+        learner: Learner
+        if spec["kind"] == "gbm":
+            learner = Trees.from_text((folder / spec["file"]).read_text())
+        else:
+            learner = Logistic.from_json(spec)
+        encoder = Encoder.from_json(document.pop("encoder"))
+        calibration = document.pop("calibration")
+        return cls(encoder, learner, Platt(calibration["a"], calibration["b"]), document)
+
+
+def _importance(model: TrainedModel, table: Table, seed: int) -> list[dict[str, Any]]:
+    """Mean |contribution| per feature (log-odds) on up to 2,000 training rows."""
+    rows = np.arange(table.rows)
+    if rows.size > 2000:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, 2000, replace=False))
+    parts = np.abs(model.contributions(table.take(rows))[:, :-1]).mean(axis=0)
+    order = np.argsort(-parts, kind="stable")
+    return [
+        {"feature": model.encoder.names[k], "importance": round(float(parts[k]), 4)} for k in order
+    ]
+
+
+def fit(
+    table: Table,
+    y: Labels,
+    selection: Selection,
+    options: Options,
+    *,
+    times: Floats | None = None,
+    split_at: float | None = None,
+    source: dict[str, Any] | None = None,
+) -> TrainedModel:
+    """Validate both learners, keep the better, calibrate it and refit it on the training rows."""
+    names = selection.names
+    if times is not None and split_at is not None:
+        check = time_validate(table, names, y, times=times, split_at=split_at, options=options)
+        train_rows = np.flatnonzero(times < split_at)
+        assert check.calibration_raw is not None
+        assert check.calibration_rows is not None
+        choice = {
+            k: roc_auc(y[check.calibration_rows], v) for k, v in check.calibration_raw.items()
+        }
+    else:
+        check = cross_validate(table, names, y, options)
+        train_rows = np.arange(y.size)
+        choice = {k: roc_auc(y[check.rows], v) for k, v in check.raw.items()}
+    kind = max(KINDS, key=lambda k: (choice[k], k == "gbm"))
+    if check.calibration_raw is not None and check.calibration_rows is not None:
+        platt = Platt.fit(check.calibration_raw[kind], y[check.calibration_rows])
+    else:
+        platt = Platt.fit(check.raw[kind], y[check.rows])
+    held_out = {k: round(roc_auc(y[check.rows], v), 4) for k, v in check.raw.items()}
+    report = probability_report(y[check.rows], platt(check.raw[kind]))
+    rounds = int(np.median(check.rounds)) if check.rounds else None
+    encoder = Encoder.fit(table, names, train_rows)
+    learner, _ = _fit_learner(
+        kind, encoder, table, y, rows=train_rows, options=options, rounds=rounds
+    )
+    model = TrainedModel(encoder, learner, platt, {})
+    report = {
+        "model": kind,
+        "validation": check.protocol,
+        "candidates": held_out,
+        "chosen_by": {k: round(v, 4) for k, v in choice.items()},
+        "boosting_rounds": rounds,
+        **report,
+        "features": _importance(model, table.take(train_rows), options.seed),
+        "suspected_leaks": [s.to_json() for s in selection.suspects],
+        "excluded": selection.excluded,
+    }
+    model.meta = {
+        "features": names,
+        "report": report,
+        "training_data": {
+            "fingerprint": table.fingerprint,
+            "rows": int(y.size),
+            "positives": int(y.sum()),
+        },
+        "source": source or {},
+        "versions": _versions(),
+    }
+    return model

@@ -1,0 +1,498 @@
+"""Predictive scoring on small data the tests make: train, predict, suggest, backtest.
+
+The data have a known structure (a behaviour that raises conversion up to
+three times and then stops adding, a trait that lowers it, a column that
+records the outcome), so each test checks what the learners must find, and
+every number checked is recomputed from the pure engine or the saved model.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+
+from leadscore import Event, load_model, replay
+from leadscore._cli import cli
+from leadscore._predict._api import train_events, train_table
+from leadscore._predict._backtest import backtest
+from leadscore._predict._history import Setup, contacts
+from leadscore._predict._metrics import roc_auc
+from leadscore._predict._table import read_table
+from leadscore._predict._train import Options, TrainedModel
+from leadscore._time import from_datetime
+
+START = datetime(2026, 1, 5, tzinfo=UTC)
+FAST = ["--rounds", "40"]  # fixed rounds: quick, and enough for these data
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def make_table(path: Path, rows: int = 1500, seed: int = 1) -> Path:
+    """Leads with a clear signal, placeholders, missing values, an id and a leak."""
+    rng = np.random.default_rng(seed)
+    visits = rng.pareto(1.5, rows) * 3
+    source = rng.choice(
+        ["Google", "Referral", "Select", "unknown", ""], rows, p=[0.4, 0.2, 0.2, 0.1, 0.1]
+    )
+    student = rng.random(rows) < 0.3
+    logit = -1.0 + 0.8 * np.log1p(visits) + 1.2 * (source == "Referral") - 1.5 * student
+    won = rng.random(rows) < 1 / (1 + np.exp(-logit))
+    verdict = np.where(won, "good", "bad")
+    flip = rng.random(rows) < 0.02
+    verdict = np.where(flip, np.where(won, "bad", "good"), verdict)
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["lead", "visits", "source", "occupation", "sales_verdict", "converted"])
+        for i in range(rows):
+            writer.writerow(
+                [
+                    f"L{i:05d}",
+                    f"{visits[i]:.2f}",
+                    source[i],
+                    "Student" if student[i] else "Worker",
+                    verdict[i],
+                    "yes" if won[i] else "no",
+                ]
+            )
+    return path
+
+
+def make_events(contacts_count: int = 600, seed: int = 2) -> list[Event]:
+    """A funnel: first_contact (origin), page views in the first week, deal_won later.
+
+    Conversion rises with page views up to three, not beyond; `email` origins convert less.
+    """
+    rng = np.random.default_rng(seed)
+    events: list[Event] = []
+    for i in range(contacts_count):
+        contact = f"c{i:04d}"
+        first = START + timedelta(days=int(rng.integers(0, 120)), hours=int(rng.integers(0, 24)))
+        origin = str(rng.choice(["search", "social", "email"]))
+        events.append(
+            Event(
+                f"{contact}-fc",
+                "first_contact",
+                from_datetime(first),
+                contact,
+                properties={"origin": origin},
+            )
+        )
+        views = int(rng.poisson(2.0))
+        for k in range(views):
+            when = first + timedelta(hours=int(rng.integers(1, 6 * 24)))
+            events.append(Event(f"{contact}-pv{k}", "page_view", from_datetime(when), contact))
+        logit = -2.0 + 0.9 * min(views, 3) - 1.2 * (origin == "email")
+        if rng.random() < 1 / (1 + math.exp(-logit)):
+            when = first + timedelta(days=7 + int(rng.integers(1, 40)))
+            events.append(Event(f"{contact}-won", "deal_won", from_datetime(when), contact))
+    return events
+
+
+def write_events(events: list[Event], path: Path) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(e.to_json()) + b"\n" for e in events))
+    return path
+
+
+@pytest.fixture(scope="module")
+def table_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_table(tmp_path_factory.mktemp("table") / "leads.csv")
+
+
+@pytest.fixture(scope="module")
+def trained_dir(table_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "model"
+    done = invoke(
+        "train",
+        "--table",
+        str(table_path),
+        "--target",
+        "converted",
+        "--id",
+        "lead",
+        "-o",
+        str(out),
+        "--format",
+        "json",
+        *FAST,
+    )
+    assert done.exit_code == 0, done.output
+    (out / "report.json").write_text(done.output)
+    return out
+
+
+def test_train_reports_the_keys_and_names_the_leak(trained_dir: Path) -> None:
+    report = orjson.loads((trained_dir / "report.json").read_text())
+    for key in (
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "log_loss",
+        "base_rate",
+        "deciles",
+        "capture_top_20pct",
+        "features",
+        "suspected_leaks",
+    ):
+        assert key in report
+    assert report["validation"] == "stratified 5-fold cross-validation"
+    assert [d["decile"] for d in report["deciles"]] == list(range(1, 11))
+    assert sum(d["leads"] for d in report["deciles"]) == 1500
+    assert [s["column"] for s in report["suspected_leaks"]] == ["sales_verdict"]
+    assert report["suspected_leaks"][0]["auc"] > 0.9
+    assert report["excluded"]["sales_verdict"].startswith("suspected leak")
+    names = [f["feature"] for f in report["features"]]
+    assert set(names) == {"visits", "source", "occupation"}
+    assert report["roc_auc"] > 0.7  # the signal built in is strong
+    # Placeholders are missing values, not categories.
+    model = TrainedModel.load(trained_dir)
+    source = next(f for f in model.encoder.features if f.name == "source")
+    assert set(source.values) == {"Google", "Referral"}
+
+
+def test_keep_uses_a_suspected_column(table_path: Path, tmp_path: Path) -> None:
+    done = invoke(
+        "train",
+        "--table",
+        str(table_path),
+        "--target",
+        "converted",
+        "--id",
+        "lead",
+        "--keep",
+        "sales_verdict",
+        "-o",
+        str(tmp_path / "m"),
+        "--format",
+        "json",
+        *FAST,
+    )
+    assert done.exit_code == 0, done.output
+    report = orjson.loads(done.output)
+    assert "sales_verdict" in [f["feature"] for f in report["features"]]
+    assert report["suspected_leaks"][0]["column"] == "sales_verdict"
+    assert report["roc_auc"] > 0.95
+
+
+def test_the_model_directory_holds_no_code(trained_dir: Path) -> None:
+    files = sorted(p.name for p in trained_dir.iterdir())
+    assert files in (["model.json", "report.json", "trees.txt"], ["model.json", "report.json"])
+    meta = orjson.loads((trained_dir / "model.json").read_bytes())
+    assert meta["training_data"]["rows"] == 1500
+    assert len(meta["training_data"]["fingerprint"]) == 64
+    assert {"lightgbm", "scikit-learn", "numpy", "python"} <= set(meta["versions"])
+    assert meta["features"] == ["visits", "source", "occupation"]
+
+
+def test_predict_gives_the_saved_models_probabilities_and_factors(
+    trained_dir: Path, table_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "p.jsonl"
+    done = invoke(
+        "predict", str(trained_dir), "--table", str(table_path), "--format", "jsonl", "-o", str(out)
+    )
+    assert done.exit_code == 0, done.output
+    rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    model = TrainedModel.load(trained_dir)
+    table = read_table(table_path)
+    expected = model.probabilities(table)
+    assert [r["id"] for r in rows[:2]] == ["L00000", "L00001"]
+    assert np.allclose([r["probability"] for r in rows], expected, atol=1e-6)
+    parts = model.contributions(table)
+    for i, row in enumerate(rows[:200]):
+        assert len(row["raising"]) <= 3
+        assert len(row["lowering"]) <= 3
+        assert all(f["effect"] > 0 for f in row["raising"])
+        assert all(f["effect"] < 0 for f in row["lowering"])
+        # Contributions add up to the calibrated log-odds.
+        assert math.isclose(parts[i].sum(), math.log(expected[i] / (1 - expected[i])), abs_tol=1e-6)
+    csv_out = invoke("predict", str(trained_dir), "--table", str(table_path))
+    header, first = csv_out.output.splitlines()[:2]
+    assert header == "id,probability,raising,lowering"
+    assert first.startswith("L00000,")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "nope"], "target column 'nope' is not in the table"),
+        (
+            ["--target", "occupation", "--positive", "pilot"],
+            "target column 'occupation' has only one class",
+        ),
+        (["--target", "converted", "--exclude", "ghost"], "column 'ghost'"),
+    ],
+)
+def test_bad_tables_exit_1_naming_the_column(
+    table_path: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = invoke("train", "--table", str(table_path), *args, "-o", str(tmp_path / "m"))
+    assert done.exit_code == 1
+    assert message in done.output
+
+
+def test_unreadable_inputs_exit_1_naming_the_path(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"\x00\x01 not a parquet file")
+    for path in (junk, tmp_path / "missing.csv"):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "leadscore",
+                "train",
+                "--table",
+                str(path),
+                "--target",
+                "y",
+                "-o",
+                str(tmp_path / "m"),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 1
+        assert str(path) in done.stderr.decode()
+    assert not (tmp_path / "m").exists()
+    loaded = invoke("predict", str(tmp_path), "--table", str(junk))
+    assert loaded.exit_code == 1
+    assert "no model.json" in loaded.output
+
+
+def test_misuse_exits_2(table_path: Path, tmp_path: Path) -> None:
+    both = invoke("train", "--table", str(table_path), "--events", "x.jsonl", "-o", str(tmp_path))
+    assert both.exit_code == 2
+    assert invoke("train", "--table", str(table_path), "-o", str(tmp_path)).exit_code == 2
+
+
+def test_suggest_on_a_table_writes_a_valid_commented_scorecard(
+    table_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "suggested.yaml"
+    done = invoke(
+        "suggest",
+        "--table",
+        str(table_path),
+        "--target",
+        "converted",
+        "--id",
+        "lead",
+        "-o",
+        str(out),
+    )
+    assert done.exit_code == 0, done.output
+    assert invoke("validate", str(out)).exit_code == 0
+    model = load_model(out)
+    rules = list(model.fit)
+    assert 5 <= len(rules) <= 7
+    text = out.read_text()
+    assert text.count("# Data:") == len(rules)
+    assert "20 points double the odds" in text
+    assert all(isinstance(r.points, int) for r in rules)
+    assert "sales_verdict" not in text  # the leak guard applies here too
+    student = [r for r in rules if "occupation" in r.where and r.where["occupation"] == "Student"]
+    worker = [r for r in rules if "occupation" in r.where and r.where["occupation"] == "Worker"]
+    assert (student and student[0].points < 0) or (worker and worker[0].points > 0)
+    assert [g.grade for g in model.grades][-1] in ("B", "C")
+    # Backtest on the same table: the report's AUC is that of score + fit.
+    report = orjson.loads(
+        invoke(
+            "backtest",
+            str(out),
+            "--table",
+            str(table_path),
+            "--target",
+            "converted",
+            "--format",
+            "json",
+        ).output
+    )
+    assert report["ranked_by"] == "score + fit"
+    assert report["roc_auc"] > 0.7
+    assert sum(g["leads"] for g in report["by_grade"].values()) == 1500
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Event], Path]:
+    events = make_events()
+    return events, write_events(events, tmp_path_factory.mktemp("log") / "events.jsonl")
+
+
+def test_suggest_on_events_finds_the_limit_and_the_negative(
+    log: tuple[list[Event], Path], tmp_path: Path
+) -> None:
+    _, path = log
+    out = tmp_path / "s.yaml"
+    done = invoke(
+        "suggest",
+        "--events",
+        str(path),
+        "--outcome",
+        "deal_won",
+        "--window",
+        "7",
+        "--rules",
+        "3",
+        "-o",
+        str(out),
+    )
+    assert done.exit_code == 0, done.output
+    model = load_model(out)
+    views = [r for r in model.rules if r.event == "page_view"]
+    assert views
+    assert views[0].points > 0
+    assert views[0].limit is not None
+    assert 2 <= views[0].limit.times <= 5
+    assert views[0].limit.per == "ever"
+    email = [r for r in model.rules if r.where == {"origin": "email"}]
+    assert email
+    assert email[0].points < 0
+    assert model.bands[0].band == "hot"
+
+
+def test_backtest_scores_each_contact_as_a_replay_at_its_cut_off(
+    log: tuple[list[Event], Path], tmp_path: Path
+) -> None:
+    events, path = log
+    model_path = tmp_path / "s.yaml"
+    invoke(
+        "suggest",
+        "--events",
+        str(path),
+        "--outcome",
+        "deal_won",
+        "--window",
+        "7",
+        "-o",
+        str(model_path),
+    )
+    model = load_model(model_path)
+    chart = tmp_path / "chart.png"
+    done = invoke(
+        "backtest",
+        str(model_path),
+        "--events",
+        str(path),
+        "--outcome",
+        "deal_won",
+        "--window",
+        "7",
+        "--format",
+        "json",
+        "--chart",
+        str(chart),
+    )
+    assert done.exit_code == 0, done.output
+    report = orjson.loads(done.output)
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The same numbers from the public replay, one contact at a time.
+    history = contacts(events, Setup("deal_won", 7.0))
+    scores, labels = [], []
+    for contact in history.contacts:
+        if contact.label is None:
+            continue
+        card = replay(model, contact.observed("deal_won"), at=contact.cutoff).scorecards[0]
+        scores.append(card.score + card.fit)
+        labels.append(contact.label)
+    y = np.array(labels, dtype=np.int8)
+    assert report["leads"] == len(labels)
+    assert report["roc_auc"] == round(roc_auc(y, np.array(scores)), 4)
+    assert sum(b["leads"] for b in report["by_band"].values()) == len(labels)
+    assert report["pareto"][-1]["conversions_share"] == 1.0
+    assert report == backtest(model, events, outcome="deal_won", window_days=7.0)
+
+
+def _saved(model: TrainedModel, folder: Path) -> dict[str, str]:
+    model.save(folder)
+    return {p.name: p.read_text() for p in folder.iterdir()}
+
+
+def test_nothing_after_the_cut_off_reaches_the_model(
+    log: tuple[list[Event], Path], tmp_path: Path
+) -> None:
+    """Outcome dates moved anywhere after each cut-off, and more behaviour
+    after it (converters keep visiting), change nothing at all."""
+    events, _ = log
+    setup = Setup("deal_won", 7.0)
+    options = Options(rounds=40, threads=1)
+    first = train_events(events, setup=setup, options=options)
+    history = contacts(events, setup)
+    cutoff = {c.contact_id: c.cutoff for c in history.contacts}
+    rng = np.random.default_rng(3)
+    changed: list[Event] = []
+    for event in events:
+        low = cutoff[event.contact_id or ""]
+        if event.type == "deal_won" and event.timestamp > low:
+            when = int(rng.integers(low + 1, history.end + 1))
+            changed.append(Event(event.id, event.type, when, event.contact_id))
+            changed.append(Event(event.id + "-after", "page_view", when, event.contact_id))
+        else:
+            changed.append(event)
+    moved = sum(a.timestamp != b.timestamp for a, b in zip(events, changed, strict=False))
+    assert moved > 50
+    second = train_events(changed, setup=setup, options=options)
+    assert _saved(first, tmp_path / "a") == _saved(second, tmp_path / "b")
+
+
+def test_train_on_events_with_a_rule_model_and_backtest_the_trained_model(
+    log: tuple[list[Event], Path], tmp_path: Path
+) -> None:
+    _, path = log
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "version: 1\nname: views\nrules:\n"
+        "  - {id: views, event: page_view, points: 5, limit: {times: 2, per: ever}}\n"
+        "  - {id: email, event: first_contact, where: {origin: email}, points: -5}\n"
+    )
+    out = tmp_path / "m"
+    done = invoke(
+        "train",
+        "--events",
+        str(path),
+        "--outcome",
+        "deal_won",
+        "--window",
+        "7",
+        "--model",
+        str(rules),
+        "-o",
+        str(out),
+        "--format",
+        "json",
+        *FAST,
+    )
+    assert done.exit_code == 0, done.output
+    report = orjson.loads(done.output)
+    assert report["validation"] == "time split"
+    names = TrainedModel.load(out).encoder.names
+    assert "model score" in names
+    assert "rule views awards" in names
+    assert "page_view count" in names
+    assert "deal_won count" not in names  # the outcome is never a feature
+    back = orjson.loads(
+        invoke("backtest", str(out), "--events", str(path), "--format", "json").output
+    )
+    assert back["ranked_by"] == "probability"
+    predicted = invoke("predict", str(out), "--events", str(path), "--format", "jsonl")
+    assert predicted.exit_code == 0, predicted.output
+    assert len(predicted.output.splitlines()) == 600
+
+
+def test_table_training_in_python_matches_the_cli(table_path: Path, trained_dir: Path) -> None:
+    model = train_table(
+        read_table(table_path), target="converted", id_column="lead", options=Options(rounds=40)
+    )
+    saved: dict[str, Any] = orjson.loads((trained_dir / "model.json").read_bytes())
+    assert model.report["roc_auc"] == saved["report"]["roc_auc"]
