@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ._batchsql import ConditionCompiler, literal
+from ._batchwalk import SPAN_HALF_LIVES, Walk, walkable
 from ._compiled import MICROS_PER_DAY, CompiledModel
 from ._engine import (
     NOT_STAGE_SET,
@@ -265,6 +266,7 @@ class BatchPlan:
             for rule in m.fit
         ]
         self.passive = passive_events_matter(m) if c.has_stages else Passive.NEVER
+        self._nulls_absent = False
 
     # -- running -------------------------------------------------------------
 
@@ -278,6 +280,7 @@ class BatchPlan:
     ) -> Result:
         """Score the events of `source` as of `at` (µs) on `con`; the replay's result."""
         step = progress or (lambda _: None)
+        self._nulls_absent = source.traits_nulls_absent
         sql = con.execute
         step("duplicates")
         # The first copy of each id, in arrival order (spec 1).
@@ -535,7 +538,7 @@ class BatchPlan:
             leaves = "coalesce(lv.leaves, 0)"
         who = "TRUE" if c.has_stages else "o.ident"
         active = [
-            "h.hits IS NOT NULL",
+            "h.id IS NOT NULL",
             "(o.type = 'identify' AND o.traits IS NOT NULL)",
             "o.id = first.id",
         ]
@@ -572,24 +575,36 @@ class BatchPlan:
             if c.has_stages
             else "NULL"
         )
-        query = (
-            "WITH h AS (SELECT id, list({'rule': rule, 'tag': tagf} ORDER BY rule) AS hits "
-            "FROM ls_awards GROUP BY id), "
+        # The events that can change a stage or fire a trigger, and what they carry.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_active AS "
+            "WITH h AS (SELECT DISTINCT id FROM ls_awards), "
             "first AS (SELECT arg_min(id, {'ts': ts, 'id': id}) AS id FROM ls_owned GROUP BY "
             "owner, ident) "
-            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, h.hits, {leaves} AS leaves, "
+            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, {leaves} AS leaves, "
             f"{stage_name} AS stage_name, "
-            "CASE WHEN o.type = 'identify' THEN CAST(o.traits AS VARCHAR) END AS traits "
-            "FROM ls_owned o LEFT JOIN h USING (id) "
-            + ("LEFT JOIN ls_leaves lv USING (id) " if self.leaf_sql else "")
+            "CASE WHEN o.type = 'identify' THEN o.traits END AS traits "
+            "FROM ls_owned o LEFT JOIN h ON o.id = h.id "
+            + ("LEFT JOIN ls_leaves lv ON o.id = lv.id " if self.leaf_sql else "")
             + unsafe
             + "LEFT JOIN first ON o.id = first.id "
-            f"WHERE {who} AND ({' OR '.join(active)}) "
-            "ORDER BY o.ident, o.owner, o.ts, o.id"
+            f"WHERE {who} AND ({' OR '.join(active)})"
         )
         by_owner = {(card.contact_id is not None, card.contact_id or card.anonymous_id): i
                     for i, card in enumerate(cards)}  # fmt: skip
         firings: list[Firing] = []
+        python_owners = ""
+        if walkable(self.model):
+            firings = self._walk(con, cards, by_owner, at)
+            python_owners = "SEMI JOIN ls_fallback USING (owner, ident) "
+        query = (
+            "WITH h AS (SELECT id, list({'rule': rule, 'tag': tagf} ORDER BY rule) AS hits "
+            "FROM ls_awards GROUP BY id) "
+            "SELECT o.owner, o.ident, o.ts, o.id, o.type, h.hits, o.leaves, o.stage_name, "
+            "CAST(o.traits AS VARCHAR) FROM ls_active o LEFT JOIN h USING (id) "
+            + python_owners
+            + "ORDER BY o.ident, o.owner, o.ts, o.id"
+        )
         warnings: list[RunWarning] = []
         engine = self.engine
         stage_index = c.stage_index if c.has_stages else None
@@ -613,6 +628,85 @@ class BatchPlan:
                     stage_score=full.stage_score,
                 )
         return firings, warnings
+
+    def _walk(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        cards: list[Scorecard],
+        by_owner: dict[tuple[bool, str | None], int],
+        at: int,
+    ) -> list[Firing]:
+        """Stages and firings of the owners the window functions can walk (see _batchwalk)."""
+        c = self.compiled
+        walk = Walk(c, [1 << bit for bit in range(len(self.leaves))])
+        fallback = []
+        if c.has_stages:
+            fallback.append("SELECT owner, ident FROM ls_active WHERE type = 'stage_set'")
+        if c.half_life_micros is not None:
+            oldest = at - SPAN_HALF_LIVES * c.half_life_micros
+            fallback.append(f"SELECT owner, ident FROM ls_active WHERE ts < {int(oldest)}")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_fallback AS SELECT DISTINCT owner, ident FROM ("
+            + (" UNION ALL ".join(fallback) if fallback else "SELECT owner, ident FROM ls_active")
+            + ")"
+            + ("" if fallback else " WHERE FALSE")
+        )
+        zero = ", ".join(
+            f"coalesce(s.{name}, 0.0::DOUBLE) AS {name}"
+            for name in ["dec", "flat"]
+            + [f"{g}_{kind}" for g in walk.tag_column.values() for kind in ("dec", "flat")]
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_walk_in AS "
+            f"WITH sums AS ({walk.award_sums(at)}) "
+            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, o.leaves, {zero} "
+            "FROM ls_active o ANTI JOIN ls_fallback USING (owner, ident) "
+            "LEFT JOIN sums s ON o.id = s.id"
+        )
+        rows, stages = walk.run(con, at, self._identify_fits(con))
+        firings = [Firing(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
+        clamp, names = c.clamp, c.stage_names
+        for ident, owner, stage, entered_at, _, raw in stages:
+            i = by_owner[(ident, owner)]
+            cards[i] = replace(
+                cards[i],
+                stage=names[stage],
+                stage_entered_at=entered_at,
+                stage_score=report(clamp(raw)),
+            )
+        return firings
+
+    def _identify_fits(self, con: duckdb.DuckDBPyConnection) -> str:
+        """SELECT (id, fit) of every identify event with traits, from the traits merged up to it."""
+        if not self.fit_sql:
+            return "SELECT id, 0 AS fit FROM ls_walk_in WHERE type = 'identify' AND FALSE"
+        keep = "AND json_type(value) <> 'NULL'" if self._nulls_absent else ""
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_trait_rows AS "
+            "SELECT owner, ident, ts, id, k AS key, traits -> k AS value "
+            "FROM ls_active, unnest(json_keys(traits)) AS u(k) "
+            f"WHERE type = 'identify' AND traits IS NOT NULL {keep}"
+        )
+        first, second = self.fit.select_items()
+        total = " + ".join(self.fit_sql)
+        return (
+            "WITH ids AS (SELECT owner, ident, ts, id FROM ls_active "
+            "WHERE type = 'identify' AND traits IS NOT NULL), "
+            "keys AS (SELECT DISTINCT owner, ident, key FROM ls_trait_rows), "
+            "grid AS (SELECT i.owner, i.ident, i.ts, i.id, k.key, t.value FROM ids i "
+            "JOIN keys k USING (owner, ident) "
+            "LEFT JOIN ls_trait_rows t ON t.id = i.id AND t.key = k.key), "
+            "filled AS (SELECT id, key, last_value(value IGNORE NULLS) OVER (PARTITION BY "
+            "owner, ident, key ORDER BY ts, id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
+            "AS value FROM grid), "
+            "merged AS (SELECT id, json_group_object(key, value) AS traits FROM filled "
+            "WHERE value IS NOT NULL AND json_type(value) <> 'NULL' GROUP BY id), "
+            "f0 AS (SELECT ids.id, coalesce(merged.traits, '{}'::JSON) AS traits FROM ids "
+            "LEFT JOIN merged USING (id)), "
+            f"f1 AS (SELECT id{_items(first)} FROM f0), "
+            f"f2 AS (SELECT *{_items(second)} FROM f1) "
+            f"SELECT id, {total} AS fit FROM f2"
+        )
 
 
 def _prepared(row: tuple[Any, ...], stage_index: dict[str, int] | None) -> Prepared:
