@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +67,10 @@ if TYPE_CHECKING:
 _HOUR = 3_600 * 1_000_000
 # Rows fetched from DuckDB per Arrow batch when streaming owners into Python.
 _FETCH = 65_536
+
+
+# A scorecard's stage, stage_entered_at and stage_score.
+_StageFields = tuple[str | None, int | None, float | None]
 
 
 class Passive(IntEnum):
@@ -336,12 +340,13 @@ class BatchPlan:
         self._awards(con, at)
         step("scores")
         rows = self._owners(con, at, source)
-        cards = self._scorecards(rows, at)
         firings: list[Firing] = []
+        stages: dict[tuple[bool, str], _StageFields] = {}
         if self.compiled.needs_values:
             step("stages and triggers")
-            firings, seq_warnings = self._sequential(con, cards, at)
+            firings, seq_warnings = self._sequential(con, stages, at)
             warnings += seq_warnings
+        cards = self._scorecards(rows, stages)
         identified = [card for card in cards if card.contact_id is not None]
         anonymous = [card for card in cards if card.contact_id is None]
         firings.sort(key=lambda firing: firing.order_key)
@@ -426,8 +431,7 @@ class BatchPlan:
         c = self.compiled
         m = self.model
         rules = ", ".join(
-            f"({rule.index}, {rule.points}, {'TRUE' if rule.decays else 'FALSE'}, "
-            f"[{', '.join(map(literal, rule.tags))}]::VARCHAR[])"
+            f"({rule.index}, {rule.points}, {'TRUE' if rule.decays else 'FALSE'})"
             for rule in c.rules
         )
         decay = (
@@ -436,20 +440,39 @@ class BatchPlan:
             else "1.0::DOUBLE"
         )
         amounts = (
-            "SELECT a.owner, a.ident, a.tagf, r.tags, "
+            "SELECT a.owner, a.ident, a.rule, a.tagf, "
             f"r.points * CASE WHEN r.decays THEN {decay} ELSE 1.0::DOUBLE END AS amount "
-            f"FROM ls_awards a JOIN (VALUES {rules}) r(rule, points, decays, tags) USING (rule)"
+            f"FROM ls_awards a JOIN (VALUES {rules}) r(rule, points, decays) USING (rule)"
             if rules
-            else "SELECT owner, ident, tagf, []::VARCHAR[] AS tags, 0.0::DOUBLE AS amount "
-            "FROM ls_awards WHERE FALSE"
+            else "SELECT owner, ident, rule, tagf, 0.0::DOUBLE AS amount FROM ls_awards WHERE FALSE"
         )
         con.execute(f"CREATE OR REPLACE TEMP TABLE ls_amounts AS {amounts}")
+        # Each award counts for its rule's tags (a join on a small table) and
+        # for its tag_from tag when the rule does not already name it.
+        rule_tags = ", ".join(
+            f"({rule.index}, {literal(tag)})" for rule in c.rules for tag in rule.tags
+        )
+        named = (
+            f"SELECT a.owner, a.ident, rt.tag, a.amount FROM ls_amounts a "
+            f"JOIN (VALUES {rule_tags}) rt(rule, tag) USING (rule)"
+            if rule_tags
+            else "SELECT owner, ident, tagf AS tag, amount FROM ls_amounts WHERE FALSE"
+        )
+        tag_from = (
+            "SELECT a.owner, a.ident, a.tagf AS tag, a.amount FROM ls_amounts a "
+            + (
+                f"ANTI JOIN (VALUES {rule_tags}) rt(rule, tag) "
+                "ON a.rule = rt.rule AND a.tagf = rt.tag "
+                if rule_tags
+                else ""
+            )
+            + "WHERE a.tagf IS NOT NULL"
+        )
         tag_sums = (
             "SELECT owner, ident, list(tag ORDER BY tag) AS tags, "
             "list(total ORDER BY tag) AS totals FROM ("
-            "SELECT owner, ident, tag, sum(amount) AS total FROM ls_amounts, "
-            "unnest(CASE WHEN tagf IS NULL OR list_contains(tags, tagf) THEN tags "
-            "ELSE list_append(tags, tagf) END) AS u(tag) GROUP BY ALL) GROUP BY ALL"
+            f"SELECT owner, ident, tag, sum(amount) AS total FROM ({named} UNION ALL {tag_from}) "
+            "GROUP BY ALL) GROUP BY ALL"
         )
         fit = "SELECT NULL::VARCHAR AS owner, NULL::BOOLEAN AS ident, 0 AS fit WHERE FALSE"
         if m.fit:
@@ -489,12 +512,16 @@ class BatchPlan:
             "FROM who LEFT JOIN merged USING (owner, ident)"
         )
 
-    def _scorecards(self, rows: list[tuple[Any, ...]], at: int) -> list[Scorecard]:
+    def _scorecards(
+        self, rows: list[tuple[Any, ...]], stages: dict[tuple[bool, str], _StageFields]
+    ) -> list[Scorecard]:
         c = self.compiled
         clamp, band_of, grade_of = c.clamp, c.band_of, c.grade_of
         cards = []
+        no_stage = (None, None, None)
         for owner, ident, last, raw, fit, tags, totals in rows:
             score = clamp(raw)
+            stage, entered_at, stage_score = stages.get((ident, owner), no_stage)
             cards.append(
                 Scorecard(
                     contact_id=owner if ident else None,
@@ -503,9 +530,9 @@ class BatchPlan:
                     fit=fit,
                     grade=grade_of(fit),
                     band=band_of(score),
-                    stage=None,
-                    stage_entered_at=None,
-                    stage_score=None,
+                    stage=stage,
+                    stage_entered_at=entered_at,
+                    stage_score=stage_score,
                     tag_scores=(
                         {}
                         if tags is None
@@ -520,7 +547,7 @@ class BatchPlan:
         return cards
 
     def _sequential(
-        self, con: duckdb.DuckDBPyConnection, cards: list[Scorecard], at: int
+        self, con: duckdb.DuckDBPyConnection, stages: dict[tuple[bool, str], _StageFields], at: int
     ) -> tuple[list[Firing], list[RunWarning]]:
         """Stages and firings: the pure engine over each owner's active events."""
         c = self.compiled
@@ -590,12 +617,10 @@ class BatchPlan:
             + "LEFT JOIN first ON o.id = first.id "
             f"WHERE {who} AND ({' OR '.join(active)})"
         )
-        by_owner = {(card.contact_id is not None, card.contact_id or card.anonymous_id): i
-                    for i, card in enumerate(cards)}  # fmt: skip
         firings: list[Firing] = []
         python_owners = ""
         if walkable(self.model):
-            firings = self._walk(con, cards, by_owner, at)
+            firings = self._walk(con, stages, at)
             python_owners = "SEMI JOIN ls_fallback USING (owner, ident) "
         query = (
             "WITH h AS (SELECT id, list({'rule': rule, 'tag': tagf} ORDER BY rule) AS hits "
@@ -616,24 +641,14 @@ class BatchPlan:
             firings += step.firings
             warnings += step.warnings
             if stage_index is not None:
-                i = by_owner[(ident, owner)]
-                card = cards[i]
-                full = engine.scorecard(
-                    state, at, contact_id=card.contact_id, anonymous_id=card.anonymous_id
-                )
-                cards[i] = replace(
-                    card,
-                    stage=full.stage,
-                    stage_entered_at=full.stage_entered_at,
-                    stage_score=full.stage_score,
-                )
+                full = engine.scorecard(state, at, contact_id=owner, anonymous_id=None)
+                stages[(ident, owner)] = (full.stage, full.stage_entered_at, full.stage_score)
         return firings, warnings
 
     def _walk(
         self,
         con: duckdb.DuckDBPyConnection,
-        cards: list[Scorecard],
-        by_owner: dict[tuple[bool, str | None], int],
+        stages: dict[tuple[bool, str], _StageFields],
         at: int,
     ) -> list[Firing]:
         """Stages and firings of the owners the window functions can walk (see _batchwalk)."""
@@ -663,17 +678,11 @@ class BatchPlan:
             "FROM ls_active o ANTI JOIN ls_fallback USING (owner, ident) "
             "LEFT JOIN sums s ON o.id = s.id"
         )
-        rows, stages = walk.run(con, at, self._identify_fits(con))
+        rows, walked = walk.run(con, at, self._identify_fits(con))
         firings = [Firing(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
         clamp, names = c.clamp, c.stage_names
-        for ident, owner, stage, entered_at, _, raw in stages:
-            i = by_owner[(ident, owner)]
-            cards[i] = replace(
-                cards[i],
-                stage=names[stage],
-                stage_entered_at=entered_at,
-                stage_score=report(clamp(raw)),
-            )
+        for ident, owner, stage, entered_at, _, raw in walked:
+            stages[(ident, owner)] = (names[stage], entered_at, report(clamp(raw)))
         return firings
 
     def _identify_fits(self, con: duckdb.DuckDBPyConnection) -> str:

@@ -24,7 +24,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from ._batch import BatchPlan, Input, events_table
@@ -207,18 +207,65 @@ def _sniff(path: str) -> str:
     return "json" if text.startswith(b"[") else "jsonl" if text.startswith(b"{") else "csv"
 
 
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """How one event field of a source reads in SQL (over the inner SELECT's `ls_<name>`)."""
+
+    missing: str  # absent, null (or empty text in a text column)
+    string: str  # a non-empty string
+    text: str  # its text
+    shown: str  # how a faulty value is shown in a message
+    value: str  # the canonical column (JSON fields: their JSON text)
+    invalid: str = "FALSE"  # JSON text that does not parse
+    not_object: str = "FALSE"  # a JSON value that is not an object
+    instant: str | None = None  # timestamps: µs, NULL when not a valid time
+
+
+def _json_field(name: str) -> _Field:
+    """A field of a JSON record (`ls_<name>` is its JSON value)."""
+    column = f"ls_{name}"
+    missing = f"({column} IS NULL OR json_type({column}) = 'NULL')"
+    text = f"({column} ->> '$')"
+    return _Field(
+        missing=missing,
+        string=f"(json_type({column}) = 'VARCHAR' AND {text} <> '')",
+        text=text,
+        shown=f"left(CAST({column} AS VARCHAR), 60)",
+        value=column if name in ("properties", "traits") else text,
+        not_object=f"json_type({column}) <> 'OBJECT'",
+    )
+
+
+def _text_field(name: str) -> _Field:
+    """A text column (Parquet, CSV, a table): empty text is an absent field, as in
+    the pure engine's readers; properties and traits are JSON text."""
+    column = f"ls_{name}"
+    missing = f"({column} IS NULL OR {column} = '')"
+    json_text = name in ("properties", "traits")
+    return _Field(
+        missing=missing,
+        string=f"NOT {missing}",
+        text=column,
+        shown=f"left(to_json({column})::VARCHAR, 60)" if not json_text else f"left({column}, 60)",
+        value=column,
+        invalid=f"NOT json_valid({column})" if json_text else "FALSE",
+        # Valid JSON whose first character (past JSON's whitespace) is `{` is an object.
+        not_object=f"NOT starts_with(ltrim({column}, ' \t\n\r'), '{{')" if json_text else "FALSE",
+    )
+
+
 def _json_records(reader: str, kind: str) -> str:
     """Checked records from a reader of JSON objects (one `json` column per record)."""
     known = "[" + ", ".join(map(literal, FIELDS)) + "]"
     record = "ls_record"
-    fields = {name: f"json_extract(r.json, {literal('$.' + name)})" for name in FIELDS}
-    fields["ls_record"] = "r.json"
-    not_object = f"json_type({record}) <> 'OBJECT'"
+    items = {name: f"json_extract(r.json, {literal('$.' + name)})" for name in FIELDS}
+    items["record"] = "r.json"
     extra = (
         f"list_sort(list_filter(json_keys({record}), lambda k: NOT list_contains({known}, k)))[1]"
     )
     return _checked(
-        fields,
+        {name: _json_field(name) for name in FIELDS},
+        items,
         source="r.filename",
         kind=kind,
         frm=f"{reader} r",
@@ -229,7 +276,7 @@ def _json_records(reader: str, kind: str) -> str:
                 f"'not valid JSON: ' || left(CAST({record} AS VARCHAR), 60)",
             ),
             (
-                not_object,
+                f"json_type({record}) <> 'OBJECT'",
                 "''",
                 f"'expected a JSON object, got ' || left(CAST({record} AS VARCHAR), 60)",
             ),
@@ -248,49 +295,52 @@ def _columns(
     """Checked records from a relation with event columns (Parquet, CSV, a table, Arrow)."""
     described = con.execute(f"SELECT * FROM {relation} LIMIT 0").description or ()
     types = {column[0]: str(column[1]).upper() for column in described}
-    _check_columns([name for name in types if name != "filename"], source or relation)
-    fields: dict[str, str] = {}
+    where = source or relation
+    _check_columns([name for name in types if name != "filename"], where)
+    fields: dict[str, _Field] = {}
+    items: dict[str, str] = {}
     nulls_absent = False
     for name in FIELDS:
         kind_of = types.get(name)
         column = f'"{name}"'
-        if kind_of is None:
-            fields[name] = "NULL::JSON"
+        if kind_of is None or kind_of == '"NULL"':
+            items[name] = "NULL::VARCHAR"
+            fields[name] = _text_field(name)
+        elif name in ("properties", "traits") and kind_of.startswith(("STRUCT", "MAP")):
+            # A struct field is null wherever a row lacks it: for traits, an
+            # absent key, not a removal (as the pure engine's Parquet reader).
+            items[name] = f"to_json({column})"
+            fields[name] = _json_field(name)
+            nulls_absent = nulls_absent or (name == "traits" and kind_of.startswith("STRUCT"))
+        elif name in ("properties", "traits") and kind_of in ("VARCHAR", "JSON"):
+            items[name] = f"CAST({column} AS VARCHAR)"
+            fields[name] = _text_field(name)
         elif name in ("properties", "traits"):
-            if kind_of.startswith("STRUCT") or kind_of.startswith("MAP"):
-                fields[name] = f"CASE WHEN {column} IS NOT NULL THEN to_json({column}) END"
-                nulls_absent = nulls_absent or (name == "traits" and kind_of.startswith("STRUCT"))
-            elif kind_of in ("VARCHAR", "JSON"):
-                # Empty text is an absent field, as in the pure engine's readers.
-                fields[name] = (
-                    f"CASE WHEN nullif({column}, '') IS NULL THEN NULL "
-                    f"WHEN json_valid({column}) THEN CAST({column} AS JSON) "
-                    f"ELSE to_json({{'ls_invalid_json': {column}}}) END"
-                )
-            else:
-                raise InputError(
-                    f"{source or relation}: column {name} is {kind_of}; "
-                    "expected JSON text, a struct or a map with string keys"
-                )
+            raise InputError(
+                f"{where}: column {name} is {kind_of}; "
+                "expected JSON text, a struct or a map with string keys"
+            )
         elif name == "timestamp" and kind_of.startswith("TIMESTAMP"):
             if "TIME ZONE" not in kind_of:
                 raise InputError(
-                    f"{source or relation}: column timestamp has no time zone; the spec needs "
+                    f"{where}: column timestamp has no time zone; the spec needs "
                     "an offset (store it as timestamp with tz='UTC')"
                 )
-            fields[name] = f"to_json(strftime({column}, '%Y-%m-%dT%H:%M:%S.%fZ'))"
+            items[name] = f"strftime({column}, '%Y-%m-%dT%H:%M:%S.%fZ')"
+            items["instant"] = f"epoch_us({column})"
+            fields[name] = replace(_text_field(name), instant="ls_instant")
         elif kind_of == "VARCHAR":
-            fields[name] = f"to_json(nullif({column}, ''))"
-        elif kind_of == '"NULL"':
-            fields[name] = "NULL::JSON"
+            items[name] = column
+            fields[name] = _text_field(name)
         else:
-            raise InputError(f"{source or relation}: column {name} is {kind_of}; expected strings")
-    origin = "filename" if "filename" in types else literal(source or relation)
-    return _checked(fields, source=origin, kind=kind, frm=relation, prelude=[]), nulls_absent
+            raise InputError(f"{where}: column {name} is {kind_of}; expected strings")
+    origin = "filename" if "filename" in types else literal(where)
+    return _checked(fields, items, source=origin, kind=kind, frm=relation, prelude=[]), nulls_absent
 
 
 def _checked(
-    fields: dict[str, str],
+    fields: dict[str, _Field],
+    items: dict[str, str],
     *,
     source: str,
     kind: str,
@@ -300,80 +350,84 @@ def _checked(
     """SELECT the canonical columns and `fault` (field, message) of the first problem.
 
     The checks and their order are parse_event's, so a record has the same
-    first fault in both engines.
+    first fault in both engines. `items` are the inner SELECT's columns
+    (`ls_<name>` each). Common shapes are checked the cheap way first: a
+    timestamp shaped like 2026-05-04T10:00:00Z that DuckDB reads as an instant
+    needs no regular expression.
     """
-    f = {name: f"ls_{name}" for name in FIELDS}
-    missing = {name: f"({f[name]} IS NULL OR json_type({f[name]}) = 'NULL')" for name in FIELDS}
-    text = {name: f"({f[name]} ->> '$')" for name in FIELDS}
-    string = {name: f"(json_type({f[name]}) = 'VARCHAR' AND {text[name]} <> '')" for name in FIELDS}
-    shown = {name: f"left(CAST({f[name]} AS VARCHAR), 60)" for name in FIELDS}
-    stamp = f"replace(replace(upper({text['timestamp']}), 'T', ' '), 'Z', '+00:00')"
+    f = fields
+    stamp = f["timestamp"]
+    normal = f"replace(replace(upper({stamp.text}), 'T', ' '), 'Z', '+00:00')"
+    instant = stamp.instant or (
+        f"CASE WHEN {stamp.text} LIKE '____-__-__T__:__:__Z' "
+        f"THEN epoch_us(TRY_CAST({stamp.text} AS TIMESTAMPTZ)) "
+        f"WHEN regexp_full_match({stamp.text}, {literal(_RFC3339)}) "
+        f"THEN epoch_us(TRY_CAST({normal} AS TIMESTAMPTZ)) END"
+    )
     checks: list[tuple[str, str, str]] = [*prelude]
     for name in ("id", "type"):
-        checks.append((missing[name], literal(name), "'required'"))
+        checks.append((f[name].missing, literal(name), "'required'"))
         checks.append(
             (
-                f"NOT {string[name]}",
+                f"NOT {f[name].string}",
                 literal(name),
-                f"'expected a non-empty string, got ' || {shown[name]}",
+                f"'expected a non-empty string, got ' || {f[name].shown}",
             )
         )
     checks.append(
         (
-            f"NOT regexp_full_match({text['type']}, {literal(_TYPE)})",
+            f"NOT regexp_full_match({f['type'].text}, {literal(_TYPE)})",
             "'type'",
-            f"'expected {_TYPE}, got ' || {shown['type']}",
+            f"'expected {_TYPE}, got ' || {f['type'].shown}",
         )
     )
     for name in ("contact_id", "anonymous_id"):
         checks.append(
             (
-                f"NOT {missing[name]} AND NOT {string[name]}",
+                f"NOT {f[name].missing} AND NOT {f[name].string}",
                 literal(name),
-                f"'expected a non-empty string, got ' || {shown[name]}",
+                f"'expected a non-empty string, got ' || {f[name].shown}",
             )
         )
     checks.append(
         (
-            f"{missing['contact_id']} AND {missing['anonymous_id']}",
+            f"{f['contact_id'].missing} AND {f['anonymous_id'].missing}",
             "'contact_id'",
             "'required: at least one of contact_id, anonymous_id'",
         )
     )
     checks += [
-        (missing["timestamp"], "'timestamp'", "'required'"),
+        (stamp.missing, "'timestamp'", "'required'"),
         (
-            f"json_type({f['timestamp']}) <> 'VARCHAR'",
+            f"NOT {stamp.string}",
             "'timestamp'",
-            f"'expected an RFC 3339 string, got ' || {shown['timestamp']}",
+            f"'expected an RFC 3339 string, got ' || {stamp.shown}",
         ),
         (
-            f"NOT regexp_full_match({text['timestamp']}, {literal(_RFC3339)})",
+            f"ls_ts IS NULL AND NOT regexp_full_match({stamp.text}, {literal(_RFC3339)})",
             "'timestamp'",
             "'expected an RFC 3339 timestamp with offset, such as 2026-05-04T10:00:00Z, got ' || "
-            f"{shown['timestamp']}",
+            f"{stamp.shown}",
         ),
-        (
-            f"TRY_CAST({stamp} AS TIMESTAMPTZ) IS NULL",
-            "'timestamp'",
-            f"'not a valid date or time: ' || {shown['timestamp']}",
-        ),
+        ("ls_ts IS NULL", "'timestamp'", f"'not a valid date or time: ' || {stamp.shown}"),
     ]
     for name in ("properties", "traits"):
+        field = f[name]
         checks.append(
             (
-                f"json_type({f[name]}, '$.ls_invalid_json') IS NOT NULL",
+                f"NOT {field.missing} AND {field.invalid}",
                 literal(name),
-                f"'not valid JSON: ' || left({f[name]} ->> '$.ls_invalid_json', 60)",
+                f"'not valid JSON: ' || {field.shown}",
             )
         )
         checks.append(
             (
-                f"NOT {missing[name]} AND json_type({f[name]}) <> 'OBJECT'",
+                f"NOT {field.missing} AND {field.not_object}",
                 literal(name),
-                f"'expected a JSON object, got ' || {shown[name]}",
+                f"'expected a JSON object, got ' || {field.shown}",
             )
         )
+    # The usual record passes every check: one cheap test first, the CASE for the rest.
     fault = (
         "CASE "
         + " ".join(
@@ -382,18 +436,18 @@ def _checked(
         )
         + " END"
     )
-    items = ", ".join(f"{expression} AS {f.get(name, name)}" for name, expression in fields.items())
+    inner = ", ".join(f"{expression} AS ls_{name}" for name, expression in items.items())
+    props, traits = f["properties"], f["traits"]
     return (
-        f"SELECT source, kind, fault, {text['id']} AS id, {text['type']} AS type, "
-        f"CASE WHEN NOT {missing['contact_id']} THEN {text['contact_id']} END AS contact_id, "
-        f"CASE WHEN NOT {missing['anonymous_id']} THEN {text['anonymous_id']} END "
-        "AS anonymous_id, "
-        f"epoch_us(TRY_CAST({stamp} AS TIMESTAMPTZ)) AS ts, "
-        f"CASE WHEN NOT {missing['properties']} THEN {f['properties']} END AS properties, "
-        f"CASE WHEN {text['type']} = 'identify' AND NOT {missing['traits']} "
-        f"THEN {f['traits']} END AS traits "
-        f"FROM (SELECT *, {fault} AS fault FROM ("
-        f"SELECT {source} AS source, {literal(kind)} AS kind, {items} FROM {frm}))"
+        f"SELECT source, kind, fault, {f['id'].text} AS id, {f['type'].text} AS type, "
+        f"CASE WHEN NOT {f['contact_id'].missing} THEN {f['contact_id'].text} END AS contact_id, "
+        f"CASE WHEN NOT {f['anonymous_id'].missing} THEN {f['anonymous_id'].text} END "
+        "AS anonymous_id, ls_ts AS ts, "
+        f"CASE WHEN NOT {props.missing} THEN {props.value} END AS properties, "
+        f"CASE WHEN {f['type'].text} = 'identify' AND NOT {traits.missing} "
+        f"THEN CAST({traits.value} AS JSON) END AS traits "
+        f"FROM (SELECT *, {fault} AS fault FROM (SELECT *, {instant} AS ls_ts FROM ("
+        f"SELECT {source} AS source, {literal(kind)} AS kind, {inner} FROM {frm})))"
     )
 
 

@@ -208,9 +208,9 @@ class Walk:
             ids = "[" + ", ".join(literal(t.id) for t in c.triggers) + "]"
             rows = con.execute(
                 f"SELECT {ids}[trigger + 1], owner, id, ts FROM ("
-                f"SELECT owner, ts, id, trigger FROM ls_walk, "
-                f"unnest(list_filter([{triggers}], lambda x: x IS NOT NULL)) AS u(trigger) "
-                "WHERE ident) "
+                f"SELECT owner, ts, id, trigger FROM (SELECT owner, ts, id, [{triggers}] AS fired "
+                f"FROM ls_walk WHERE ident AND ({' OR '.join(self.trigger_sql)})), "
+                "unnest(list_filter(fired, lambda x: x IS NOT NULL)) AS u(trigger)) "
                 + (
                     f"QUALIFY trigger NOT IN ({', '.join(map(str, once))}) OR "
                     "row_number() OVER (PARTITION BY owner, trigger ORDER BY ts, id) = 1"
