@@ -13,7 +13,14 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadscore._batchsql import ConditionCompiler, Probe, glob_regex, literal, tag_text
+from leadscore._batchsql import (
+    ConditionCompiler,
+    Probe,
+    glob_like,
+    glob_regex,
+    literal,
+    tag_text,
+)
 from leadscore._conditions import compile_where, lookup, text_of
 from leadscore._semantics import TESTS
 
@@ -34,7 +41,7 @@ VALUES = st.recursive(
     max_leaves=3,
 )
 OPERANDS = st.sampled_from(["a", "A", "10", 10, 10.0, -3.5, "1e1", True, False, "ab", "é"])
-GLOBS = st.text(alphabet="ab*?[]!-/é", max_size=6)
+GLOBS = st.text(alphabet="ab*?[]!-/é%_\\", max_size=6)
 PATHS = st.sampled_from(["k", "k.a", "k.b", "m"])
 
 
@@ -130,13 +137,14 @@ def test_tag_from_text_in_sql_equals_the_pure_text(items: list[dict[str, Any]]) 
 
 
 @SETTINGS
-@given(pattern=GLOBS, texts=st.lists(st.text(alphabet="ab/-!é[]\n", max_size=6), max_size=20))
-def test_glob_regex_matches_what_fnmatch_matches(pattern: str, texts: list[str]) -> None:
+@given(pattern=GLOBS, texts=st.lists(st.text(alphabet="ab/-!é[]\n%_\\", max_size=6), max_size=20))
+def test_glob_regex_and_like_match_what_fnmatch_matches(pattern: str, texts: list[str]) -> None:
+    expected = [fnmatch.fnmatchcase(text, pattern) for text in texts]
     regex = literal(glob_regex(pattern))
-    got = [
-        _connection().execute(f"SELECT regexp_full_match(?, {regex})", [text]).fetchone()
-        for text in texts
-    ]
-    assert [row[0] if row else None for row in got] == [
-        fnmatch.fnmatchcase(text, pattern) for text in texts
-    ], regex
+    forms = [f"regexp_full_match(?, {regex})"]
+    like = glob_like(pattern)
+    if like is not None:
+        forms.append(f"? LIKE {literal(like)} ESCAPE '\\'")
+    for form in forms:
+        got = [_connection().execute(f"SELECT {form}", [text]).fetchone() for text in texts]
+        assert [row[0] if row else None for row in got] == expected, form

@@ -327,8 +327,9 @@ class BatchPlan:
             f"FROM {unique} WHERE ts <= {at} AND anonymous_id IS NOT NULL "
             "AND contact_id IS NOT NULL GROUP BY anonymous_id"
         )
+        # A view: each reader needs other columns, and the join with the links is cheap.
         sql(
-            "CREATE OR REPLACE TEMP TABLE ls_owned AS SELECT "
+            "CREATE OR REPLACE TEMP VIEW ls_owned AS SELECT "
             "coalesce(e.contact_id, l.linked, e.anonymous_id) AS owner, "
             "(e.contact_id IS NOT NULL OR l.linked IS NOT NULL) AS ident, "
             "e.ts, e.id, e.type, e.properties, e.traits "

@@ -101,13 +101,22 @@ def load(
         )
         return Input("ls_checked")
     con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
-    _report(con, unit, on_bad, strict)
+    csv_header = isinstance(events, str | os.PathLike | Sequence) and _kind_of(events) == "csv"
+    _report(con, unit, on_bad, strict, header=1 if csv_header else 0)
+    # A view, not another copy of every event: the good records in arrival order.
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE ls_checked AS SELECT rowid AS seq, id, type, "
+        "CREATE OR REPLACE TEMP VIEW ls_checked AS SELECT rowid AS seq, id, type, "
         "contact_id, anonymous_id, ts, properties, traits FROM ls_raw WHERE fault IS NULL"
     )
-    con.execute("DROP TABLE ls_raw")
     return Input("ls_checked", traits_nulls_absent=nulls_absent)
+
+
+def _kind_of(events: Any) -> str | None:
+    paths = [os.fspath(events)] if isinstance(events, str | os.PathLike) else list(events)
+    try:
+        return _format_from_name(expand(paths)[0])
+    except (InputError, IndexError):
+        return None
 
 
 def _report(
@@ -115,11 +124,13 @@ def _report(
     unit: Unit,
     on_bad: Callable[[BadRecord], None] | None,
     strict: bool,
+    *,
+    header: int,
 ) -> None:
+    """Report the bad records; `header` lines come before the first record (CSV: 1)."""
     bad = con.execute("SELECT count(*) FROM ls_raw WHERE fault IS NOT NULL").fetchone()
     if not bad or not bad[0]:
         return
-    header = 1 if unit == "line" and _is_csv(con) else 0
     rows = con.execute(
         "SELECT source, line + ?, fault.field, fault.message FROM ("
         "SELECT source, fault, row_number() OVER (PARTITION BY source ORDER BY rowid) AS line, "
@@ -132,11 +143,6 @@ def _report(
             on_bad(record)  # may raise: that is how the CLI stops under --strict
         if strict:
             raise InputError(f"{record} (strict: stopping at the first bad record)")
-
-
-def _is_csv(con: duckdb.DuckDBPyConnection) -> bool:
-    row = con.execute("SELECT any_value(kind) FROM ls_raw").fetchone()
-    return bool(row and row[0] == "csv")
 
 
 def expand(paths: Sequence[str]) -> list[str]:
@@ -170,10 +176,13 @@ def _files(
         raise InputError(f"the DuckDB engine reads one format at a time, got {sorted(kinds)}")
     (kind,) = kinds
     listed = "[" + ", ".join(literal(path) for path in files) + "]"
+    # The file of each record, for reports: a column only when there are several.
+    named = ", filename=true" if len(files) > 1 else ""
+    origin = "filename" if len(files) > 1 else literal(files[0])
     if kind in ("jsonl", "json"):
         shape = "newline_delimited" if kind == "jsonl" else "array"
-        reader = f"read_json_objects({listed}, format={literal(shape)}, filename=true)"
-        return _json_records(reader, kind), _UNITS[kind], False
+        reader = f"read_json_objects({listed}, format={literal(shape)}{named})"
+        return _json_records(reader, kind, origin), _UNITS[kind], False
     if kind == "csv":
         for path in files:
             header = con.execute(
@@ -181,18 +190,18 @@ def _files(
             ).description
             _check_columns([column[0] for column in header or ()], path)
         reader = (
-            f"read_csv({listed}, all_varchar=true, header=true, filename=true, "
+            f"read_csv({listed}, all_varchar=true, header=true{named}, "
             "quote='\"', escape='\"', union_by_name=true, strict_mode=false)"
         )
         con.execute(f"CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM {reader}")
-        select, nulls_absent = _columns(con, "ls_file", None, kind="csv")
+        select, nulls_absent = _columns(con, "ls_file", files[0], origin=origin)
         return select, "line", nulls_absent
     for path in files:
         names = con.execute(f"SELECT * FROM read_parquet({literal(path)}) LIMIT 0").description
         _check_columns([column[0] for column in names or ()], path)
-    reader = f"read_parquet({listed}, filename=true, union_by_name=true)"
+    reader = f"read_parquet({listed}, union_by_name=true{named})"
     con.execute(f"CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM {reader}")
-    select, nulls_absent = _columns(con, "ls_file", None, kind="parquet")
+    select, nulls_absent = _columns(con, "ls_file", files[0], origin=origin)
     return select, "row", nulls_absent
 
 
@@ -254,7 +263,7 @@ def _text_field(name: str) -> _Field:
     )
 
 
-def _json_records(reader: str, kind: str) -> str:
+def _json_records(reader: str, kind: str, origin: str) -> str:
     """Checked records from a reader of JSON objects (one `json` column per record)."""
     known = "[" + ", ".join(map(literal, FIELDS)) + "]"
     record = "ls_record"
@@ -266,8 +275,7 @@ def _json_records(reader: str, kind: str) -> str:
     return _checked(
         {name: _json_field(name) for name in FIELDS},
         items,
-        source="r.filename",
-        kind=kind,
+        source=origin,
         frm=f"{reader} r",
         prelude=[
             (
@@ -290,7 +298,7 @@ def _json_records(reader: str, kind: str) -> str:
 
 
 def _columns(
-    con: duckdb.DuckDBPyConnection, relation: str, source: str | None, *, kind: str = "arrow"
+    con: duckdb.DuckDBPyConnection, relation: str, source: str | None, *, origin: str | None = None
 ) -> tuple[str, bool]:
     """Checked records from a relation with event columns (Parquet, CSV, a table, Arrow)."""
     described = con.execute(f"SELECT * FROM {relation} LIMIT 0").description or ()
@@ -334,8 +342,8 @@ def _columns(
             fields[name] = _text_field(name)
         else:
             raise InputError(f"{where}: column {name} is {kind_of}; expected strings")
-    origin = "filename" if "filename" in types else literal(where)
-    return _checked(fields, items, source=origin, kind=kind, frm=relation, prelude=[]), nulls_absent
+    source_sql = origin or literal(where)
+    return _checked(fields, items, source=source_sql, frm=relation, prelude=[]), nulls_absent
 
 
 def _checked(
@@ -343,7 +351,6 @@ def _checked(
     items: dict[str, str],
     *,
     source: str,
-    kind: str,
     frm: str,
     prelude: list[tuple[str, str, str]],
 ) -> str:
@@ -427,9 +434,12 @@ def _checked(
                 f"'expected a JSON object, got ' || {field.shown}",
             )
         )
-    # The usual record passes every check: one cheap test first, the CASE for the rest.
+    # The usual record passes every check: a CASE that finds none evaluates
+    # them all, so a record is first tested at once, cheaply, and only a
+    # record that fails it goes through the checks in order.
+    good = " AND ".join(f"NOT coalesce({test}, FALSE)" for test, _, _ in checks)
     fault = (
-        "CASE "
+        f"CASE WHEN {good} THEN NULL "
         + " ".join(
             f"WHEN {test} THEN {{'field': {field}, 'message': {message}}}"
             for test, field, message in checks
@@ -439,7 +449,7 @@ def _checked(
     inner = ", ".join(f"{expression} AS ls_{name}" for name, expression in items.items())
     props, traits = f["properties"], f["traits"]
     return (
-        f"SELECT source, kind, fault, {f['id'].text} AS id, {f['type'].text} AS type, "
+        f"SELECT source, fault, {f['id'].text} AS id, {f['type'].text} AS type, "
         f"CASE WHEN NOT {f['contact_id'].missing} THEN {f['contact_id'].text} END AS contact_id, "
         f"CASE WHEN NOT {f['anonymous_id'].missing} THEN {f['anonymous_id'].text} END "
         "AS anonymous_id, ls_ts AS ts, "
@@ -447,7 +457,7 @@ def _checked(
         f"CASE WHEN {f['type'].text} = 'identify' AND NOT {traits.missing} "
         f"THEN CAST({traits.value} AS JSON) END AS traits "
         f"FROM (SELECT *, {fault} AS fault FROM (SELECT *, {instant} AS ls_ts FROM ("
-        f"SELECT {source} AS source, {literal(kind)} AS kind, {inner} FROM {frm})))"
+        f"SELECT {source} AS source, {inner} FROM {frm})))"
     )
 
 
@@ -465,7 +475,7 @@ def _table(
         stack.callback(con.execute, "DETACH ls_source")
         relation = f"ls_source.{relation}"
     try:
-        select, nulls_absent = _columns(con, relation, table.name, kind="table")
+        select, nulls_absent = _columns(con, relation, table.name)
     except InputError:
         raise
     except Exception as exc:  # duckdb.CatalogException and friends: no such table
@@ -509,7 +519,7 @@ def _postgresql(
         "CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM "
         f"read_csv({literal(path)}, all_varchar=true, header=true, quote='\"', escape='\"')"
     )
-    select, nulls_absent = _columns(con, "ls_file", table.name, kind="table")
+    select, nulls_absent = _columns(con, "ls_file", table.name)
     return select, "row", nulls_absent
 
 

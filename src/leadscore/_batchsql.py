@@ -172,6 +172,24 @@ def glob_regex(pattern: str) -> str:
     return "(?s)" + "".join(out)
 
 
+def glob_like(pattern: str) -> str | None:
+    """The LIKE pattern (escape `\\`) matching what `fnmatch` matches, for globs
+    without bracket classes; None for those that have one."""
+    if "[" in pattern:
+        return None
+    out = []
+    for c in pattern:
+        if c == "*":
+            out.append("%")
+        elif c == "?":
+            out.append("_")
+        elif c in "%_\\":
+            out.append("\\" + c)
+        else:
+            out.append(c)
+    return "".join(out)
+
+
 def _glob_class(segment: str) -> str:
     translated = fnmatch.translate(segment)
     prefix, suffix = "(?s:", ")\\Z"
@@ -285,7 +303,11 @@ def _test(p: Probe, name: str, operand: Any) -> tuple[str, bool]:
     if name == "regex":
         return f"({p.string} AND regexp_matches({p.v}, {literal(operand)}))", False
     if name == "glob":
-        regex = literal(glob_regex(operand.lower()))
+        pattern = operand.lower()
+        like = glob_like(pattern)
+        if like is not None:  # the usual `*/pricing*`: LIKE is several times faster than RE2
+            return f"({p.string} AND {p.lower} LIKE {literal(like)} ESCAPE '\\')", False
+        regex = literal(glob_regex(pattern))
         return f"({p.string} AND regexp_full_match({p.lower}, {regex}))", False
     if name in _STRING:
         return f"({p.string} AND {_STRING[name](p.lower, literal(operand.lower()))})", False
