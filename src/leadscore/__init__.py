@@ -4,11 +4,12 @@ The public API is what this module exports; every other module is private
 and may change. Scores are a pure function of (model, event log, as-of
 time): :func:`replay` defines them, :class:`Ledger` keeps them up to date one
 event at a time, and :class:`StreamScorer` computes them for logs larger
-than memory.
+than memory; :func:`score_batch` computes the same set-based on DuckDB.
 """
 
 from importlib import metadata as _metadata
 
+from ._batchio import EventTable, score_batch
 from ._engine import (
     Award,
     ContactState,
@@ -44,6 +45,7 @@ __all__ = [
     "Engine",
     "Event",
     "EventError",
+    "EventTable",
     "Explanation",
     "Firing",
     "Ingested",
@@ -74,5 +76,6 @@ __all__ = [
     "parse_timestamp",
     "read_events",
     "replay",
+    "score_batch",
     "write_events",
 ]

@@ -8,6 +8,7 @@ to standard error, so output can be piped.
 
 from __future__ import annotations
 
+import csv
 import gc
 import io
 import shutil
@@ -87,24 +88,34 @@ def _as_of(text: str | None) -> int:
         raise click.BadParameter(str(exc), param_hint="--at") from None
 
 
-def _events(paths: Sequence[str], input_format: str | None, strict: bool) -> Iterator[Event]:
-    """Good events of the inputs; bad records are reported (or, with --strict, fatal)."""
-    bad = 0
+class _BadRecords:
+    """Reports bad records as they come (the first 20), or stops at one with --strict."""
 
-    def on_bad(record: BadRecord) -> None:
-        nonlocal bad
-        if strict:
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict
+        self.count = 0
+
+    def __call__(self, record: BadRecord) -> None:
+        if self.strict:
             _fail(f"{record} (--strict: stopping at the first bad record)")
-        bad += 1
-        if bad <= 20:
+        self.count += 1
+        if self.count <= 20:
             _err.print(f"[yellow]skipped[/yellow] {record}", highlight=False, soft_wrap=True)
 
+    def summary(self) -> None:
+        bad = self.count
+        if bad:
+            _err.print(f"[yellow]{bad} bad record{'s' if bad != 1 else ''} skipped[/yellow]")
+
+
+def _events(paths: Sequence[str], input_format: str | None, strict: bool) -> Iterator[Event]:
+    """Good events of the inputs; bad records are reported (or, with --strict, fatal)."""
+    on_bad = _BadRecords(strict)
     try:
         yield from read_events(paths, format=input_format, on_bad=on_bad)
     except InputError as exc:
         _fail(str(exc))
-    if bad:
-        _err.print(f"[yellow]{bad} bad record{'s' if bad != 1 else ''} skipped[/yellow]")
+    on_bad.summary()
 
 
 def _with_progress(events: Iterator[Event], stack: ExitStack) -> Iterator[Event]:
@@ -155,15 +166,35 @@ def _score(
     strict: bool,
     *,
     quiet: bool = False,
+    engine_name: str = "pure",
 ) -> tuple[Engine, Result]:
     engine = Engine(model)
-    scorer = StreamScorer(engine, at)
-    with _few_collections(), ExitStack() as stack:
-        scorer.add_all(_with_progress(_events(paths, input_format, strict), stack))
-        result = scorer.finish()
+    if engine_name == "duckdb":
+        result = _score_on_duckdb(model, paths, at, input_format, strict)
+    else:
+        scorer = StreamScorer(engine, at)
+        with _few_collections(), ExitStack() as stack:
+            scorer.add_all(_with_progress(_events(paths, input_format, strict), stack))
+            result = scorer.finish()
     if not quiet:
         _report_warnings(result, shown=_WARNINGS_SHOWN)
     return engine, result
+
+
+def _score_on_duckdb(
+    model: Model, paths: Sequence[str], at: int, input_format: str | None, strict: bool
+) -> Result:
+    from ._batchcli import score_with_duckdb
+
+    on_bad = _BadRecords(strict)
+    try:
+        result = score_with_duckdb(
+            model, paths, at, input_format=input_format, strict=strict, on_bad=on_bad, console=_err
+        )
+    except (InputError, ValueError) as exc:
+        _fail(str(exc))
+    on_bad.summary()
+    return result
 
 
 def _report_warnings(result: Result, *, shown: int) -> None:
@@ -209,11 +240,11 @@ def validate(model: str) -> None:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["table", "csv", "jsonl"]),
+    type=click.Choice(["table", "csv", "jsonl", "parquet"]),
     default="table",
     show_default=True,
-    help="table: whom to call first, highest score first. csv and jsonl: every "
-    "scorecard ordered by contact id (jsonl: exactly the spec's scorecard).",
+    help="table: whom to call first, highest score first. csv, jsonl and parquet: every "
+    "scorecard ordered by contact id (jsonl: exactly the spec's scorecard; parquet needs -o).",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here, not stdout.")
 @click.option(
@@ -222,6 +253,15 @@ def validate(model: str) -> None:
 @click.option("--include-anonymous", is_flag=True, help="Also list never-identified profiles.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad event record (exit 1).")
 @click.option("--input-format", type=click.Choice(FORMATS), help=_INPUT_HELP)
+@click.option(
+    "--engine",
+    "engine_name",
+    type=click.Choice(["pure", "duckdb"]),
+    default="pure",
+    show_default=True,
+    help="pure: the streaming engine, event by event. duckdb: the batch engine, set-based SQL "
+    "(files, globs, or a table as DATABASE#TABLE).",
+)
 def score(
     *,
     model: str,
@@ -233,11 +273,14 @@ def score(
     include_anonymous: bool,
     strict: bool,
     input_format: str | None,
+    engine_name: str,
 ) -> None:
     """Score every contact in EVENTS (files, or - for standard input) with MODEL."""
     checked = _model(model)
     at = _as_of(at_text)
-    _, result = _score(checked, events, at, input_format, strict)
+    if output_format == "parquet" and output is None:
+        raise click.UsageError("--format parquet needs --output FILE")
+    _, result = _score(checked, events, at, input_format, strict, engine_name=engine_name)
     cards = result.scorecards + (result.anonymous if include_anonymous else [])
     if output_format == "table":
         table = scorecard_table(cards, title=f"{checked.name} as of {format_timestamp(at)}")
@@ -248,7 +291,7 @@ def score(
         _write(output, lambda out: _emit(output_format, cards, out))
     if firings:
         with open(firings, "wb") as out:
-            write_jsonl(result.firings, out)
+            _firings_writer(firings)(result.firings, out)
     _err.print(
         f"{len(result.scorecards):,} contacts"
         + (f", {len(result.anonymous):,} anonymous profiles" if result.anonymous else "")
@@ -257,9 +300,36 @@ def score(
     )
 
 
+def _firings_writer(path: str) -> Callable[[list[Any], IO[bytes]], int]:
+    """Firings are JSON Lines, or Parquet and CSV when the file's name says so."""
+    if path.lower().endswith(".parquet"):
+        from ._batchcli import write_parquet
+
+        return write_parquet
+    if path.lower().endswith(".csv"):
+        return _write_firings_csv
+    return write_jsonl
+
+
+def _write_firings_csv(firings: list[Any], out: IO[bytes]) -> int:
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["trigger", "contact_id", "event_id", "timestamp"])
+    for firing in firings:
+        writer.writerow(firing.to_json().values())
+    text.flush()
+    text.detach()
+    return len(firings)
+
+
 def _emit(output_format: str, cards: list[Scorecard], out: IO[bytes]) -> None:
     if output_format == "jsonl":
         write_jsonl(cards, out)
+        return
+    if output_format == "parquet":
+        from ._batchcli import write_parquet
+
+        write_parquet(cards, out)
         return
     # csv writes text; the wrapper must not close the stream it borrows.
     text = io.TextIOWrapper(out, encoding="utf-8", newline="")

@@ -1,0 +1,119 @@
+"""`leadscore score --engine duckdb`: the batch engine behind the score command.
+
+Kept apart from `_cli` so that the command line's own module only chooses
+the engine; reading, progress and the Parquet writer of the batch engine
+live here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
+from typing import IO, Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from ._batchio import EventSource, EventTable, score_batch
+from ._eventfiles import BadRecord
+from ._model import Model
+from ._replay import Result
+
+_TABLE_DATABASES = ("postgresql://", "postgres://")
+
+
+def source_of(inputs: Sequence[str]) -> EventSource:
+    """EVENTS of the command line: files and globs, or one table as DATABASE#TABLE.
+
+    DATABASE is a DuckDB file (`warehouse.duckdb#events`) or a PostgreSQL URL
+    (`postgresql://user@host/db#public.events`).
+    """
+    tables = [text for text in inputs if "#" in text and _is_table(text)]
+    if not tables:
+        return list(inputs)
+    if len(inputs) > 1:
+        raise ValueError("a table (DATABASE#TABLE) is read alone, without other inputs")
+    database, _, name = tables[0].rpartition("#")
+    return EventTable(name, database=database)
+
+
+def _is_table(text: str) -> bool:
+    database = text.rpartition("#")[0]
+    return database.startswith(_TABLE_DATABASES) or database.endswith((".duckdb", ".db"))
+
+
+def score_with_duckdb(
+    model: Model,
+    inputs: Sequence[str],
+    at: int,
+    *,
+    input_format: str | None,
+    strict: bool,
+    on_bad: Callable[[BadRecord], None],
+    console: Console,
+) -> Result:
+    """Score on DuckDB, with the phase shown on a terminal (nothing when not one)."""
+    with ExitStack() as stack:
+        progress: Callable[[str], None] | None = None
+        if console.is_terminal:
+            bar = stack.enter_context(
+                Progress(
+                    SpinnerColumn(),
+                    TextColumn("duckdb: {task.description}"),
+                    TimeElapsedColumn(),
+                    console=console,
+                    transient=True,
+                )
+            )
+            task = bar.add_task("starting", total=None)
+
+            def progress(phase: str) -> None:
+                bar.update(task, description=phase)
+
+        return score_batch(
+            model,
+            source_of(inputs),
+            at=at,
+            format=input_format,
+            strict=strict,
+            on_bad=on_bad,
+            progress=progress,
+        )
+
+
+def write_parquet(items: Iterable[Any], out: IO[bytes]) -> int:
+    """Scorecards or firings as Parquet: the JSON Lines fields as columns.
+
+    Timestamps stay RFC 3339 text in UTC, as in the JSON Lines output, and
+    `tag_scores` is a map from tag to score; so each row reads back to the
+    very object `--format jsonl` prints.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [item.to_json() for item in items]
+    if rows and "tag_scores" in rows[0]:
+        for row in rows:
+            row.setdefault("anonymous_id", None)
+            row["tag_scores"] = list(row["tag_scores"].items())
+        schema = pa.schema(
+            [
+                ("contact_id", pa.string()),
+                ("anonymous_id", pa.string()),
+                ("score", pa.float64()),
+                ("fit", pa.int64()),
+                ("grade", pa.string()),
+                ("band", pa.string()),
+                ("stage", pa.string()),
+                ("stage_entered_at", pa.string()),
+                ("stage_score", pa.float64()),
+                ("tag_scores", pa.map_(pa.string(), pa.float64())),
+                ("last_event_at", pa.string()),
+            ]
+        )
+    else:
+        schema = pa.schema(
+            [(name, pa.string()) for name in ("trigger", "contact_id", "event_id", "timestamp")]
+        )
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), out)
+    return len(rows)

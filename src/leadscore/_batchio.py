@@ -1,0 +1,579 @@
+"""Where the batch engine's events come from, checked as the pure engine checks them.
+
+Event files (Parquet, CSV, JSON Lines, JSON arrays, gzipped text, globs), a
+table of a DuckDB database, a PostgreSQL table, an Arrow table or any
+iterable of :class:`~leadscore.Event` become one DuckDB table, `ls_checked`,
+read by DuckDB's own readers (no Python per event). Every record is checked
+in SQL with the rules of :func:`leadscore._events.parse_event`: the first
+fault of a record names its field, as the pure engine's message does, and
+bad records are reported through `on_bad` and left out; `strict` raises at
+the first. Arrival order (which copy of a repeated id is "first") is the
+order of the files and of the records in each, kept by DuckDB's insertion
+order as the table's row ids.
+
+PostgreSQL: DuckDB's postgres extension is downloaded when first used, which
+a machine without access to DuckDB's extension site cannot do, so a table is
+copied out with psycopg (`COPY ... TO STDOUT`, CSV) into a temporary file
+that DuckDB's CSV reader then reads like any other.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Final
+
+from ._batch import BatchPlan, Input, events_table
+from ._batchsql import literal
+from ._engine import Engine
+from ._errors import InputError
+from ._eventfiles import FORMATS, BadRecord, Unit, _check_columns, _format_from_name
+from ._events import FIELDS, Event
+from ._model import Model
+from ._replay import Result
+
+if TYPE_CHECKING:
+    import duckdb
+
+_RFC3339: Final = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_TYPE: Final = r"[A-Za-z0-9_.:-]{1,64}"
+_UNITS: Final[dict[str, Unit]] = {"jsonl": "line", "json": "item", "csv": "line", "parquet": "row"}
+
+
+@dataclass(frozen=True, slots=True)
+class EventTable:
+    """A table of events in a database: a DuckDB file, or PostgreSQL by URL.
+
+    The table has the event columns of spec section 1 (`id`, `type`,
+    `contact_id`, `anonymous_id`, `timestamp`, `properties`, `traits`);
+    timestamps as RFC 3339 text or timestamps with time zone, properties and
+    traits as JSON text (or json/jsonb in PostgreSQL, structs in DuckDB).
+    `database` None means the connection the batch engine runs on.
+    """
+
+    name: str
+    database: str | None = None
+
+
+EventSource = Iterable[Event] | str | Sequence[str] | EventTable | Any
+
+
+def load(
+    con: duckdb.DuckDBPyConnection,
+    events: EventSource,
+    *,
+    format: str | None = None,
+    on_bad: Callable[[BadRecord], None] | None = None,
+    strict: bool = False,
+    stack: ExitStack,
+) -> Input:
+    """Load `events` into `ls_checked` on `con`, report bad records, return the Input to score.
+
+    `events` is a path or glob, a list of them, an :class:`EventTable`, an
+    Arrow table (or anything with `__arrow_c_stream__`) with the event
+    columns, or an iterable of Event (already valid).
+    """
+    if isinstance(events, EventTable):
+        select, unit, nulls_absent = _table(con, events, stack)
+    elif isinstance(events, str | os.PathLike) or (
+        isinstance(events, Sequence) and events and all(isinstance(e, str) for e in events)
+    ):
+        paths = [os.fspath(events)] if isinstance(events, str | os.PathLike) else list(events)
+        select, unit, nulls_absent = _files(con, paths, format)
+    elif hasattr(events, "__arrow_c_stream__") or hasattr(events, "schema"):
+        con.register("ls_arrow", events)
+        select, nulls_absent = _columns(con, "ls_arrow", "<arrow>")
+        unit = "row"
+    else:
+        table = events_table(events)  # type: ignore[arg-type]  # Events are valid already
+        con.register("ls_arrow", table)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_checked AS SELECT seq, id, type, contact_id, "
+            "anonymous_id, ts, CAST(properties AS JSON) AS properties, "
+            "CAST(traits AS JSON) AS traits FROM ls_arrow"
+        )
+        return Input("ls_checked")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
+    csv_header = isinstance(events, str | os.PathLike | Sequence) and _kind_of(events) == "csv"
+    _report(con, unit, on_bad, strict, header=1 if csv_header else 0)
+    # A view, not another copy of every event: the good records in arrival order.
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW ls_checked AS SELECT rowid AS seq, id, type, "
+        "contact_id, anonymous_id, ts, properties, traits FROM ls_raw WHERE fault IS NULL"
+    )
+    return Input("ls_checked", traits_nulls_absent=nulls_absent)
+
+
+def _kind_of(events: Any) -> str | None:
+    paths = [os.fspath(events)] if isinstance(events, str | os.PathLike) else list(events)
+    try:
+        return _format_from_name(expand(paths)[0])
+    except (InputError, IndexError):
+        return None
+
+
+def _report(
+    con: duckdb.DuckDBPyConnection,
+    unit: Unit,
+    on_bad: Callable[[BadRecord], None] | None,
+    strict: bool,
+    *,
+    header: int,
+) -> None:
+    """Report the bad records; `header` lines come before the first record (CSV: 1)."""
+    bad = con.execute("SELECT count(*) FROM ls_raw WHERE fault IS NOT NULL").fetchone()
+    if not bad or not bad[0]:
+        return
+    rows = con.execute(
+        "SELECT source, line + ?, fault.field, fault.message FROM ("
+        "SELECT source, fault, row_number() OVER (PARTITION BY source ORDER BY rowid) AS line, "
+        "rowid FROM ls_raw) WHERE fault IS NOT NULL ORDER BY rowid",
+        [header],
+    ).fetchall()
+    for source, line, field, message in rows:
+        record = BadRecord(source, line, field, message, unit)
+        if on_bad is not None:
+            on_bad(record)  # may raise: that is how the CLI stops under --strict
+        if strict:
+            raise InputError(f"{record} (strict: stopping at the first bad record)")
+
+
+def expand(paths: Sequence[str]) -> list[str]:
+    """Files named by paths and globs, in the order given, each glob sorted."""
+    found: list[str] = []
+    for path in paths:
+        if path == "-":
+            raise InputError("-: the DuckDB engine reads files and tables, not standard input")
+        if glob.has_magic(path):
+            matched = sorted(glob.glob(path, recursive=True))
+            if not matched:
+                raise InputError(f"{path}: no file matches")
+            found += matched
+        elif not os.path.exists(path):
+            raise InputError(f"{path}: cannot read: No such file or directory")
+        elif os.path.isdir(path):
+            raise InputError(f"{path}: is a directory, not an event file")
+        else:
+            found.append(path)
+    return found
+
+
+def _files(
+    con: duckdb.DuckDBPyConnection, paths: Sequence[str], format: str | None
+) -> tuple[str, Unit, bool]:
+    files = expand(paths)
+    if format is not None and format not in FORMATS:
+        raise InputError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
+    kinds = {format or _format_from_name(path) or _sniff(path) for path in files}
+    if len(kinds) > 1:
+        raise InputError(f"the DuckDB engine reads one format at a time, got {sorted(kinds)}")
+    (kind,) = kinds
+    listed = "[" + ", ".join(literal(path) for path in files) + "]"
+    # The file of each record, for reports: a column only when there are several.
+    named = ", filename=true" if len(files) > 1 else ""
+    origin = "filename" if len(files) > 1 else literal(files[0])
+    if kind in ("jsonl", "json"):
+        shape = "newline_delimited" if kind == "jsonl" else "array"
+        reader = f"read_json_objects({listed}, format={literal(shape)}{named})"
+        return _json_records(reader, kind, origin), _UNITS[kind], False
+    if kind == "csv":
+        for path in files:
+            header = con.execute(
+                f"SELECT * FROM read_csv({literal(path)}, all_varchar=true, header=true) LIMIT 0"
+            ).description
+            _check_columns([column[0] for column in header or ()], path)
+        reader = (
+            f"read_csv({listed}, all_varchar=true, header=true{named}, "
+            "quote='\"', escape='\"', union_by_name=true, strict_mode=false)"
+        )
+        con.execute(f"CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM {reader}")
+        select, nulls_absent = _columns(con, "ls_file", files[0], origin=origin)
+        return select, "line", nulls_absent
+    for path in files:
+        names = con.execute(f"SELECT * FROM read_parquet({literal(path)}) LIMIT 0").description
+        _check_columns([column[0] for column in names or ()], path)
+    reader = f"read_parquet({listed}, union_by_name=true{named})"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM {reader}")
+    select, nulls_absent = _columns(con, "ls_file", files[0], origin=origin)
+    return select, "row", nulls_absent
+
+
+def _sniff(path: str) -> str:
+    with open(path, "rb") as file:
+        head = file.read(64)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"\x1f\x8b"):
+        raise InputError(f"{path}: gzip without a .jsonl.gz or .csv.gz name; say --input-format")
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return "json" if text.startswith(b"[") else "jsonl" if text.startswith(b"{") else "csv"
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """How one event field of a source reads in SQL (over the inner SELECT's `ls_<name>`)."""
+
+    missing: str  # absent, null (or empty text in a text column)
+    string: str  # a non-empty string
+    text: str  # its text
+    shown: str  # how a faulty value is shown in a message
+    value: str  # the canonical column (JSON fields: their JSON text)
+    invalid: str = "FALSE"  # JSON text that does not parse
+    not_object: str = "FALSE"  # a JSON value that is not an object
+    instant: str | None = None  # timestamps: µs, NULL when not a valid time
+
+
+def _json_field(name: str) -> _Field:
+    """A field of a JSON record (`ls_<name>` is its JSON value)."""
+    column = f"ls_{name}"
+    missing = f"({column} IS NULL OR json_type({column}) = 'NULL')"
+    text = f"({column} ->> '$')"
+    return _Field(
+        missing=missing,
+        string=f"(json_type({column}) = 'VARCHAR' AND {text} <> '')",
+        text=text,
+        shown=f"left(CAST({column} AS VARCHAR), 60)",
+        value=column if name in ("properties", "traits") else text,
+        not_object=f"json_type({column}) <> 'OBJECT'",
+    )
+
+
+def _text_field(name: str) -> _Field:
+    """A text column (Parquet, CSV, a table): empty text is an absent field, as in
+    the pure engine's readers; properties and traits are JSON text."""
+    column = f"ls_{name}"
+    missing = f"({column} IS NULL OR {column} = '')"
+    json_text = name in ("properties", "traits")
+    return _Field(
+        missing=missing,
+        string=f"NOT {missing}",
+        text=column,
+        shown=f"left(to_json({column})::VARCHAR, 60)" if not json_text else f"left({column}, 60)",
+        value=column,
+        invalid=f"NOT json_valid({column})" if json_text else "FALSE",
+        # Valid JSON whose first character (past JSON's whitespace) is `{` is an object.
+        not_object=f"NOT starts_with(ltrim({column}, ' \t\n\r'), '{{')" if json_text else "FALSE",
+    )
+
+
+def _json_records(reader: str, kind: str, origin: str) -> str:
+    """Checked records from a reader of JSON objects (one `json` column per record)."""
+    known = "[" + ", ".join(map(literal, FIELDS)) + "]"
+    record = "ls_record"
+    items = {name: f"json_extract(r.json, {literal('$.' + name)})" for name in FIELDS}
+    items["record"] = "r.json"
+    extra = (
+        f"list_sort(list_filter(json_keys({record}), lambda k: NOT list_contains({known}, k)))[1]"
+    )
+    return _checked(
+        {name: _json_field(name) for name in FIELDS},
+        items,
+        source=origin,
+        frm=f"{reader} r",
+        prelude=[
+            (
+                f"json_valid({record}) IS NOT TRUE",
+                "''",
+                f"'not valid JSON: ' || left(CAST({record} AS VARCHAR), 60)",
+            ),
+            (
+                f"json_type({record}) <> 'OBJECT'",
+                "''",
+                f"'expected a JSON object, got ' || left(CAST({record} AS VARCHAR), 60)",
+            ),
+            (
+                f"{extra} IS NOT NULL",
+                extra,
+                f"'unknown field; expected one of {', '.join(FIELDS)}'",
+            ),
+        ],
+    )
+
+
+def _columns(
+    con: duckdb.DuckDBPyConnection, relation: str, source: str | None, *, origin: str | None = None
+) -> tuple[str, bool]:
+    """Checked records from a relation with event columns (Parquet, CSV, a table, Arrow)."""
+    described = con.execute(f"SELECT * FROM {relation} LIMIT 0").description or ()
+    types = {column[0]: str(column[1]).upper() for column in described}
+    where = source or relation
+    _check_columns([name for name in types if name != "filename"], where)
+    fields: dict[str, _Field] = {}
+    items: dict[str, str] = {}
+    nulls_absent = False
+    for name in FIELDS:
+        kind_of = types.get(name)
+        column = f'"{name}"'
+        if kind_of is None or kind_of == '"NULL"':
+            items[name] = "NULL::VARCHAR"
+            fields[name] = _text_field(name)
+        elif name in ("properties", "traits") and kind_of.startswith(("STRUCT", "MAP")):
+            # A struct field is null wherever a row lacks it: for traits, an
+            # absent key, not a removal (as the pure engine's Parquet reader).
+            items[name] = f"to_json({column})"
+            fields[name] = _json_field(name)
+            nulls_absent = nulls_absent or (name == "traits" and kind_of.startswith("STRUCT"))
+        elif name in ("properties", "traits") and kind_of in ("VARCHAR", "JSON"):
+            items[name] = f"CAST({column} AS VARCHAR)"
+            fields[name] = _text_field(name)
+        elif name in ("properties", "traits"):
+            raise InputError(
+                f"{where}: column {name} is {kind_of}; "
+                "expected JSON text, a struct or a map with string keys"
+            )
+        elif name == "timestamp" and kind_of.startswith("TIMESTAMP"):
+            if "TIME ZONE" not in kind_of:
+                raise InputError(
+                    f"{where}: column timestamp has no time zone; the spec needs "
+                    "an offset (store it as timestamp with tz='UTC')"
+                )
+            items[name] = f"strftime({column}, '%Y-%m-%dT%H:%M:%S.%fZ')"
+            items["instant"] = f"epoch_us({column})"
+            fields[name] = replace(_text_field(name), instant="ls_instant")
+        elif kind_of == "VARCHAR":
+            items[name] = column
+            fields[name] = _text_field(name)
+        else:
+            raise InputError(f"{where}: column {name} is {kind_of}; expected strings")
+    source_sql = origin or literal(where)
+    return _checked(fields, items, source=source_sql, frm=relation, prelude=[]), nulls_absent
+
+
+def _checked(
+    fields: dict[str, _Field],
+    items: dict[str, str],
+    *,
+    source: str,
+    frm: str,
+    prelude: list[tuple[str, str, str]],
+) -> str:
+    """SELECT the canonical columns and `fault` (field, message) of the first problem.
+
+    The checks and their order are parse_event's, so a record has the same
+    first fault in both engines. `items` are the inner SELECT's columns
+    (`ls_<name>` each). Common shapes are checked the cheap way first: a
+    timestamp shaped like 2026-05-04T10:00:00Z that DuckDB reads as an instant
+    needs no regular expression.
+    """
+    f = fields
+    stamp = f["timestamp"]
+    normal = f"replace(replace(upper({stamp.text}), 'T', ' '), 'Z', '+00:00')"
+    instant = stamp.instant or (
+        f"CASE WHEN {stamp.text} LIKE '____-__-__T__:__:__Z' "
+        f"THEN epoch_us(TRY_CAST({stamp.text} AS TIMESTAMPTZ)) "
+        f"WHEN regexp_full_match({stamp.text}, {literal(_RFC3339)}) "
+        f"THEN epoch_us(TRY_CAST({normal} AS TIMESTAMPTZ)) END"
+    )
+    checks: list[tuple[str, str, str]] = [*prelude]
+    for name in ("id", "type"):
+        checks.append((f[name].missing, literal(name), "'required'"))
+        checks.append(
+            (
+                f"NOT {f[name].string}",
+                literal(name),
+                f"'expected a non-empty string, got ' || {f[name].shown}",
+            )
+        )
+    checks.append(
+        (
+            f"NOT regexp_full_match({f['type'].text}, {literal(_TYPE)})",
+            "'type'",
+            f"'expected {_TYPE}, got ' || {f['type'].shown}",
+        )
+    )
+    for name in ("contact_id", "anonymous_id"):
+        checks.append(
+            (
+                f"NOT {f[name].missing} AND NOT {f[name].string}",
+                literal(name),
+                f"'expected a non-empty string, got ' || {f[name].shown}",
+            )
+        )
+    checks.append(
+        (
+            f"{f['contact_id'].missing} AND {f['anonymous_id'].missing}",
+            "'contact_id'",
+            "'required: at least one of contact_id, anonymous_id'",
+        )
+    )
+    checks += [
+        (stamp.missing, "'timestamp'", "'required'"),
+        (
+            f"NOT {stamp.string}",
+            "'timestamp'",
+            f"'expected an RFC 3339 string, got ' || {stamp.shown}",
+        ),
+        (
+            f"ls_ts IS NULL AND NOT regexp_full_match({stamp.text}, {literal(_RFC3339)})",
+            "'timestamp'",
+            "'expected an RFC 3339 timestamp with offset, such as 2026-05-04T10:00:00Z, got ' || "
+            f"{stamp.shown}",
+        ),
+        ("ls_ts IS NULL", "'timestamp'", f"'not a valid date or time: ' || {stamp.shown}"),
+    ]
+    for name in ("properties", "traits"):
+        field = f[name]
+        checks.append(
+            (
+                f"NOT {field.missing} AND {field.invalid}",
+                literal(name),
+                f"'not valid JSON: ' || {field.shown}",
+            )
+        )
+        checks.append(
+            (
+                f"NOT {field.missing} AND {field.not_object}",
+                literal(name),
+                f"'expected a JSON object, got ' || {field.shown}",
+            )
+        )
+    # The usual record passes every check: a CASE that finds none evaluates
+    # them all, so a record is first tested at once, cheaply, and only a
+    # record that fails it goes through the checks in order.
+    good = " AND ".join(f"NOT coalesce({test}, FALSE)" for test, _, _ in checks)
+    fault = (
+        f"CASE WHEN {good} THEN NULL "
+        + " ".join(
+            f"WHEN {test} THEN {{'field': {field}, 'message': {message}}}"
+            for test, field, message in checks
+        )
+        + " END"
+    )
+    inner = ", ".join(f"{expression} AS ls_{name}" for name, expression in items.items())
+    props, traits = f["properties"], f["traits"]
+    return (
+        f"SELECT source, fault, {f['id'].text} AS id, {f['type'].text} AS type, "
+        f"CASE WHEN NOT {f['contact_id'].missing} THEN {f['contact_id'].text} END AS contact_id, "
+        f"CASE WHEN NOT {f['anonymous_id'].missing} THEN {f['anonymous_id'].text} END "
+        "AS anonymous_id, ls_ts AS ts, "
+        f"CASE WHEN NOT {props.missing} THEN {props.value} END AS properties, "
+        f"CASE WHEN {f['type'].text} = 'identify' AND NOT {traits.missing} "
+        f"THEN CAST({traits.value} AS JSON) END AS traits "
+        f"FROM (SELECT *, {fault} AS fault FROM (SELECT *, {instant} AS ls_ts FROM ("
+        f"SELECT {source} AS source, {inner} FROM {frm})))"
+    )
+
+
+def _table(
+    con: duckdb.DuckDBPyConnection, table: EventTable, stack: ExitStack
+) -> tuple[str, Unit, bool]:
+    database = table.database
+    if database is not None and database.startswith(("postgresql://", "postgres://")):
+        return _postgresql(con, table, stack)
+    relation = _quoted(table.name)
+    if database is not None:
+        if not os.path.exists(database):
+            raise InputError(f"{database}: cannot read: No such file or directory")
+        con.execute(f"ATTACH {literal(database)} AS ls_source (READ_ONLY)")
+        stack.callback(con.execute, "DETACH ls_source")
+        relation = f"ls_source.{relation}"
+    try:
+        select, nulls_absent = _columns(con, relation, table.name)
+    except InputError:
+        raise
+    except Exception as exc:  # duckdb.CatalogException and friends: no such table
+        raise InputError(f"{table.name}: cannot read the table: {exc}") from None
+    return select, "row", nulls_absent
+
+
+def _postgresql(
+    con: duckdb.DuckDBPyConnection, table: EventTable, stack: ExitStack
+) -> tuple[str, Unit, bool]:
+    """Copy a PostgreSQL table out as CSV (psycopg) and read it with DuckDB's CSV reader."""
+    import psycopg
+    from psycopg import sql
+
+    assert table.database is not None
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="leadscore-pg-"))
+    path = os.path.join(folder, "events.csv")
+    parts = [psycopg.sql.Identifier(part) for part in table.name.split(".")]
+    try:
+        with psycopg.connect(table.database) as pg:
+            names = [
+                row[0]
+                for row in pg.execute(
+                    sql.SQL("SELECT * FROM {} LIMIT 0").format(sql.SQL(".").join(parts))
+                ).description
+                or ()
+            ]
+            _check_columns(names, table.name)
+            columns = sql.SQL(", ").join(
+                sql.SQL(_pg_column(name)).format(sql.Identifier(name)) for name in names
+            )
+            query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv, HEADER true)").format(
+                columns, sql.SQL(".").join(parts)
+            )
+            with open(path, "wb") as out, pg.cursor().copy(query) as copy:
+                for chunk in copy:
+                    out.write(chunk)
+    except psycopg.Error as exc:
+        raise InputError(f"{table.name}: cannot read from PostgreSQL: {exc}".strip()) from None
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM "
+        f"read_csv({literal(path)}, all_varchar=true, header=true, quote='\"', escape='\"')"
+    )
+    select, nulls_absent = _columns(con, "ls_file", table.name)
+    return select, "row", nulls_absent
+
+
+def _pg_column(name: str) -> str:
+    # Timestamps with time zone leave as RFC 3339 text in UTC; json/jsonb as their text.
+    if name == "timestamp":
+        return (
+            "CASE WHEN pg_typeof({0})::text = 'timestamp with time zone' "
+            "THEN to_char({0}::timestamptz AT TIME ZONE 'UTC', "
+            '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\') ELSE {0}::text END'
+        )
+    return "{0}::text"
+
+
+def _quoted(name: str) -> str:
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
+
+
+def score_batch(
+    model: Model | Engine | BatchPlan,
+    events: EventSource,
+    *,
+    at: int,
+    format: str | None = None,
+    strict: bool = False,
+    on_bad: Callable[[BadRecord], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+    connection: duckdb.DuckDBPyConnection | None = None,
+) -> Result:
+    """Score `events` as of `at` on DuckDB: what :func:`leadscore.replay` gives, set-based.
+
+    `events` is an iterable of :class:`~leadscore.Event`, an Arrow table (or
+    any object with `__arrow_c_stream__`) with the event columns, a path or
+    glob of Parquet, CSV, JSON Lines or JSON files (or a list of them; gzip
+    for the text formats), or an :class:`EventTable` of a DuckDB database or
+    of PostgreSQL. Bad records go to `on_bad` (with their file, line and
+    field) and are skipped; `strict` raises :class:`~leadscore.InputError` at
+    the first. `progress` is told each phase's name as it starts. The run
+    uses `connection` when given (its temporary tables are replaced), else a
+    new in-memory DuckDB that spills to a temporary directory.
+
+    Returns the replay's :class:`~leadscore.Result`: scorecards by contact
+    id, anonymous profiles, firings in order and warnings.
+    """
+    import duckdb
+
+    plan = model if isinstance(model, BatchPlan) else BatchPlan(model)
+    with ExitStack() as stack:
+        con = connection
+        if con is None:
+            con = stack.enter_context(duckdb.connect())
+            spill = stack.enter_context(tempfile.TemporaryDirectory(prefix="leadscore-duckdb-"))
+            con.execute(f"SET temp_directory = {literal(spill)}")
+        if progress is not None:
+            progress("reading events")
+        source = load(con, events, format=format, on_bad=on_bad, strict=strict, stack=stack)
+        return plan.run(con, source, at, progress=progress)

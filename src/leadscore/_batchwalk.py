@@ -1,0 +1,292 @@
+"""Stages and triggers as window functions: the sequential part of a model, set-based.
+
+A contact's stage after each event is, for most models, a running maximum:
+automatic moves only go forwards, to the furthest stage whose `enter` holds
+on the values after the event, so the stage after event k is the largest
+"furthest stage that holds" over events 1..k (stage 0 from the first event).
+The values a condition reads after (and just before) each event are running
+sums over the owner's events in (timestamp, id) order, decayed to the event:
+with every award scaled to the as-of time T (p·2^((t-T)/H)), the decaying
+part of the score after event k is 2^((T-t_k)/H) · Σ_{j<=k} p_j·2^((t_j-T)/H).
+Fit after an event is the fit of the traits merged up to the latest identify
+event. Triggers compare the values before and after each event.
+
+That reasoning holds when nothing moves a stage backwards and no condition
+reads the stage score (which restarts at each entry, so depends on the path
+taken). Owners with a `stage_set` event, and every owner of a model whose
+conditions read the stage score, go through the pure engine instead (see
+:meth:`leadscore._batch.BatchPlan._sequential`). So does an owner whose
+events span more than `SPAN_HALF_LIVES` half-lives, where scaling every award
+to T could leave the range of a double.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._batchsql import literal
+from ._compiled import TOLERANCE, CompiledModel
+from ._model import Model, StageCondition, TriggerCondition
+
+if TYPE_CHECKING:
+    import duckdb
+
+# 2^±900 stays inside a double (about 2^±1023) with room for the sums' own size.
+SPAN_HALF_LIVES = 900
+
+
+def walkable(model: Model) -> bool:
+    """Whether the window-function form computes this model's stages exactly."""
+    return not any(_reads_stage_score(stage.enter) for stage in model.stages)
+
+
+def _reads_stage_score(cond: StageCondition | None) -> bool:
+    if cond is None:
+        return False
+    parts = [*(cond.all or ()), *(cond.any or ()), cond.not_]
+    return cond.stage_score_gte is not None or any(_reads_stage_score(p) for p in parts)
+
+
+class Walk:
+    """The SQL of the walk for one compiled model."""
+
+    def __init__(self, compiled: CompiledModel, leaf_bits: list[int]) -> None:
+        self.c = compiled
+        self.model = compiled.model
+        self.tags = list(compiled.watched_tags)
+        self.tag_column = {tag: f"g{i}" for i, tag in enumerate(self.tags)}
+        self._leaf_bits = iter(leaf_bits)
+        self.stage_sql = [
+            self._stage(stage.enter) if stage.enter is not None else None
+            for stage in self.model.stages
+        ]
+        self.trigger_sql = [self._trigger(trigger.when) for trigger in self.model.triggers]
+
+    # -- values ------------------------------------------------------------
+
+    def clamp(self, value: str) -> str:
+        c = self.c
+        if c.clamp_min is not None:
+            value = f"greatest({value}, {float(c.clamp_min)!r})"
+        if c.clamp_max is not None:
+            value = f"least({value}, {float(c.clamp_max)!r})"
+        return value
+
+    @staticmethod
+    def reaches(value: str, threshold: float) -> str:
+        return f"({value} >= {float(threshold) - TOLERANCE!r})"
+
+    def first_reached(self, entries: list[tuple[str, float | None]], value: str) -> str:
+        """The name of the first entry (grade or band) whose minimum `value` reaches."""
+        branches = []
+        for name, floor in entries:
+            if floor is None:
+                branches.append(f"ELSE {literal(name)}")
+                break
+            branches.append(f"WHEN {value} >= {floor!r} THEN {literal(name)}")
+        if not branches:
+            return "CAST(NULL AS VARCHAR)"
+        if not branches[-1].startswith("ELSE"):
+            branches.append("ELSE NULL")
+        return "CASE " + " ".join(branches) + " END"
+
+    # -- conditions ----------------------------------------------------------
+
+    def _stage(self, cond: StageCondition) -> str:
+        """SQL of a stage condition over the values after an event (columns of ls_walk)."""
+        tests: list[str] = []
+        if cond.score_gte is not None:
+            tests.append(self.reaches("score", cond.score_gte))
+        if cond.fit_gte is not None:
+            tests.append(self.reaches("fit", cond.fit_gte))
+        if cond.score_lt is not None:
+            tests.append(f"NOT {self.reaches('score', cond.score_lt)}")
+        if cond.grade_in is not None:
+            tests.append(f"coalesce(grade IN ({', '.join(map(literal, cond.grade_in))}), FALSE)")
+        if cond.band_in is not None:
+            tests.append(f"coalesce(band IN ({', '.join(map(literal, cond.band_in))}), FALSE)")
+        for tag, threshold in (cond.tag_score_gte or {}).items():
+            tests.append(self.reaches(self.tag_column[tag], threshold))
+        if cond.event is not None:
+            tests.append(f"(leaves & {next(self._leaf_bits)}) <> 0")
+        tests.extend(self._stage(part) for part in cond.all or ())
+        if cond.any:
+            tests.append("(" + " OR ".join(self._stage(part) for part in cond.any) + ")")
+        if cond.not_ is not None:
+            tests.append(f"(NOT {self._stage(cond.not_)})")
+        return "(" + " AND ".join(tests) + ")"
+
+    def _trigger(self, when: TriggerCondition) -> str:
+        """SQL of a trigger's `when` over the values before (p_) and after an event."""
+        if when.score_crosses is not None:
+            n = when.score_crosses
+            return f"(NOT {self.reaches('p_score', n)} AND {self.reaches('score', n)})"
+        if when.tag_score_crosses is not None:
+            ((tag, n),) = when.tag_score_crosses.items()
+            column = self.tag_column[tag]
+            return f"(NOT {self.reaches('p_' + column, n)} AND {self.reaches(column, n)})"
+        if when.stage_entered is not None:
+            index = self.c.stage_index[when.stage_entered]
+            return f"(p_stage IS DISTINCT FROM {index} AND stage = {index})"
+        if when.band_entered is not None:
+            band = literal(when.band_entered)
+            return f"(p_band IS DISTINCT FROM {band} AND band = {band})"
+        if when.grade_entered is not None:
+            grade = literal(when.grade_entered)
+            return f"(p_grade IS DISTINCT FROM {grade} AND grade = {grade})"
+        return f"(leaves & {next(self._leaf_bits)}) <> 0"
+
+    # -- running -----------------------------------------------------------
+
+    def run(
+        self, con: duckdb.DuckDBPyConnection, at: int, fit_sql: str
+    ) -> tuple[list[tuple[str, str, str, int]], list[tuple[Any, ...]]]:
+        """Walk the owners of ls_walk_in (their active events, with their award sums).
+
+        `fit_sql` is a SELECT of (id, fit) for every identify event with
+        traits: the fit of the traits merged up to it. Returns the firings
+        (trigger id, contact id, event id, timestamp) and per owner
+        (identified, key, stage, entered at, entry event id, raw stage sum).
+        """
+        c = self.c
+        decay = (
+            f"pow(2.0::DOUBLE, ({at} - ts) / {c.half_life_micros!r})"
+            if c.half_life_micros is not None
+            else "1.0::DOUBLE"
+        )
+        win = "PARTITION BY owner, ident ORDER BY ts, id"
+        now = f"({win} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+        before = f"({win} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+        sums = (
+            ["dec", "flat"]
+            + [f"{g}_dec" for g in self.tag_column.values()]
+            + [f"{g}_flat" for g in self.tag_column.values()]
+        )
+        running = ", ".join(
+            f"sum({name}) OVER {now} AS c_{name}, coalesce(sum({name}) OVER {before}, 0) "
+            f"AS b_{name}"
+            for name in sums
+        )
+        values = [
+            f"{self.clamp(f'c_dec * {decay} + c_flat')} AS score",
+            f"{self.clamp(f'b_dec * {decay} + b_flat')} AS p_score",
+        ]
+        for g in self.tag_column.values():
+            values.append(f"{self.clamp(f'c_{g}_dec * {decay} + c_{g}_flat')} AS {g}")
+            values.append(f"{self.clamp(f'b_{g}_dec * {decay} + b_{g}_flat')} AS p_{g}")
+        furthest = " ".join(
+            f"WHEN {sql} THEN {index}"
+            for index, sql in reversed(list(enumerate(self.stage_sql)))
+            if sql is not None
+        )
+        target = f"CASE {furthest} ELSE 0 END" if furthest else "0"
+        triggers = ", ".join(
+            f"CASE WHEN {sql} THEN {index} END" for index, sql in enumerate(self.trigger_sql)
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_walk AS "
+            f"WITH fits AS ({fit_sql}), "
+            "e AS (SELECT w.*, f.fit AS fit_set FROM ls_walk_in w LEFT JOIN fits f USING (id)), "
+            f"r AS (SELECT owner, ident, ts, id, leaves, {running}, "
+            f"coalesce(last_value(fit_set IGNORE NULLS) OVER {now}, 0) AS fit, "
+            f"coalesce(last_value(fit_set IGNORE NULLS) OVER {before}, 0) AS p_fit, "
+            f"row_number() OVER {now} = 1 AS is_first FROM e), "
+            f"v AS (SELECT owner, ident, ts, id, leaves, is_first, fit, p_fit, "
+            f"{', '.join(values)} FROM r), "
+            f"b AS (SELECT *, {self.first_reached(c.grades, 'fit')} AS grade, "
+            f"CASE WHEN NOT is_first THEN {self.first_reached(c.grades, 'p_fit')} END AS p_grade, "
+            f"{self.first_reached(c.bands, 'score')} AS band, "
+            f"CASE WHEN NOT is_first THEN {self.first_reached(c.bands, 'p_score')} END AS p_band "
+            "FROM v), "
+            f"t AS (SELECT *, {target} AS target FROM b) "
+            f"SELECT *, max(target) OVER {now} AS stage, max(target) OVER {before} AS p_stage "
+            "FROM t"
+        )
+        firings: list[tuple[str, str, str, int]] = []
+        if triggers:
+            once = [t.index for t in c.triggers if t.once]
+            ids = "[" + ", ".join(literal(t.id) for t in c.triggers) + "]"
+            rows = con.execute(
+                f"SELECT {ids}[trigger + 1], owner, id, ts FROM ("
+                f"SELECT owner, ts, id, trigger FROM (SELECT owner, ts, id, [{triggers}] AS fired "
+                f"FROM ls_walk WHERE ident AND ({' OR '.join(self.trigger_sql)})), "
+                "unnest(list_filter(fired, lambda x: x IS NOT NULL)) AS u(trigger)) "
+                + (
+                    f"QUALIFY trigger NOT IN ({', '.join(map(str, once))}) OR "
+                    "row_number() OVER (PARTITION BY owner, trigger ORDER BY ts, id) = 1"
+                    if once
+                    else ""
+                )
+            ).fetchall()
+            firings = [(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
+        stages: list[tuple[Any, ...]] = []
+        if c.has_stages:
+            scale = (
+                f"pow(2.0::DOUBLE, (a.ts - {at}) / {c.half_life_micros!r})"
+                if c.half_life_micros is not None
+                else "1.0::DOUBLE"
+            )
+            rules = ", ".join(
+                f"({rule.index}, {rule.points}, {'TRUE' if rule.decays else 'FALSE'})"
+                for rule in c.rules
+            )
+            amounts = (
+                "SELECT a.owner, a.ident, a.ts, a.id, "
+                f"r.points * CASE WHEN r.decays THEN {scale} ELSE 1.0::DOUBLE END AS amount "
+                f"FROM ls_awards a JOIN (VALUES {rules}) r(rule, points, decays) USING (rule)"
+                if rules
+                else "SELECT owner, ident, ts, id, 0.0::DOUBLE AS amount FROM ls_awards"
+            )
+            stages = con.execute(
+                "WITH entry AS (SELECT owner, ident, max(stage) AS stage, "
+                "arg_min({'ts': ts, 'id': id}, {'ts': ts, 'id': id}) FILTER "
+                "(WHERE stage = final) AS entered FROM ("
+                f"SELECT *, max(stage) OVER (PARTITION BY owner, ident) AS final FROM ls_walk) "
+                "GROUP BY ALL), "
+                f"a AS ({amounts}) "
+                "SELECT e.ident, e.owner, e.stage, e.entered.ts, e.entered.id, "
+                "coalesce(sum(a.amount), 0.0::DOUBLE) FROM entry e LEFT JOIN a "
+                "ON a.owner = e.owner AND a.ident = e.ident AND "
+                "(a.ts > e.entered.ts OR (a.ts = e.entered.ts AND a.id > e.entered.id)) "
+                "GROUP BY ALL"
+            ).fetchall()
+        return firings, stages
+
+    def award_sums(self, at: int) -> str:
+        """SELECT of each event's award sums: decaying (scaled to `at`) and flat, per tag."""
+        c = self.c
+        scale = (
+            f"pow(2.0::DOUBLE, (a.ts - {at}) / {c.half_life_micros!r})"
+            if c.half_life_micros is not None
+            else "1.0::DOUBLE"
+        )
+        rules = ", ".join(
+            f"({rule.index}, {rule.points}, {'TRUE' if rule.decays else 'FALSE'}, "
+            f"[{', '.join(map(literal, rule.tags))}]::VARCHAR[])"
+            for rule in c.rules
+        )
+        named = (
+            "CASE WHEN a.tagf IS NULL OR list_contains(r.tags, a.tagf) THEN r.tags "
+            "ELSE list_append(r.tags, a.tagf) END"
+        )
+        parts = [
+            f"sum(CASE WHEN r.decays THEN r.points * {scale} ELSE 0.0 END)::DOUBLE AS dec",
+            "sum(CASE WHEN r.decays THEN 0.0 ELSE r.points END)::DOUBLE AS flat",
+        ]
+        for tag, g in self.tag_column.items():
+            has = f"list_contains({named}, {literal(tag)})"
+            parts.append(
+                f"sum(CASE WHEN {has} AND r.decays THEN r.points * {scale} ELSE 0.0 END)::DOUBLE "
+                f"AS {g}_dec"
+            )
+            parts.append(
+                f"sum(CASE WHEN {has} AND NOT r.decays THEN r.points ELSE 0.0 END)::DOUBLE "
+                f"AS {g}_flat"
+            )
+        if not rules:
+            zero = ", ".join(f"0.0::DOUBLE AS {p.rsplit(' AS ', 1)[1]}" for p in parts)
+            return f"SELECT id, {zero} FROM ls_awards a"
+        return (
+            f"SELECT a.id, {', '.join(parts)} FROM ls_awards a "
+            f"JOIN (VALUES {rules}) r(rule, points, decays, tags) USING (rule) GROUP BY a.id"
+        )

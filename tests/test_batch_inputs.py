@@ -1,0 +1,211 @@
+"""The batch engine's inputs: event files of every format, globs, DuckDB and
+PostgreSQL tables, Arrow tables and the command line, each giving what the
+pure engine gives for the same events, bad records included."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from leadscore import EventTable, InputError, read_events, replay, score_batch, write_events
+from leadscore._eventfiles import BadRecord
+
+from ._support import CASES, load_case
+from .conftest import _empty_database
+from .test_batch import assert_same
+
+FORMATS = ["jsonl", "parquet", "csv", "json"]
+
+
+def _raw(path: Path) -> list[dict[str, Any]]:
+    from ruamel.yaml import YAML
+
+    return list(YAML(typ="safe").load(path.read_text())["events"])
+
+
+def _write(events: list[dict[str, Any]], path: Path) -> None:
+    """Events in any of the formats, as a user would have them."""
+    if path.suffix == ".csv":
+        with path.open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["id", "type", "contact_id", "anonymous_id", "timestamp",
+                             "properties", "traits"])  # fmt: skip
+            for event in events:
+                writer.writerow(
+                    [
+                        *(event.get(name, "") for name in
+                          ("id", "type", "contact_id", "anonymous_id", "timestamp")),
+                        *(orjson.dumps(event[name]).decode() if name in event else ""
+                          for name in ("properties", "traits")),
+                    ]
+                )  # fmt: skip
+    elif path.suffix == ".json":
+        path.write_bytes(orjson.dumps(events))
+    else:
+        write_events(events, path)
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+@pytest.mark.parametrize("case_path", CASES, ids=lambda path: path.stem)
+def test_conformance_from_files(case_path: Path, kind: str, tmp_path: Path) -> None:
+    case = load_case(case_path)
+    path = tmp_path / f"events.{kind}"
+    _write(_raw(case_path), path)
+    got = score_batch(case.model, str(path), at=case.at)
+    pure = replay(case.model, read_events([str(path)], on_bad=_never), case.at)
+    assert_same(got, pure)
+
+
+def _never(record: BadRecord) -> None:
+    raise AssertionError(record)
+
+
+BAD_LINES = [
+    b'{"id": "e1", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z"}',
+    b'{"id": "e2", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04"}',
+    b'{"id": "", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z"}',
+    b'{"id": "e3", "type": "no spaces", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z"}',
+    b'{"id": "e4", "type": "view", "timestamp": "2026-05-04T10:00:00Z"}',
+    b'{"id": "e5", "type": "view", "contact_id": 7, "timestamp": "2026-05-04T10:00:00Z"}',
+    b'{"id": "e6", "type": "view", "contact_id": "c1", "timestamp": "2026-02-30T10:00:00Z"}',
+    b'{"id": "e7", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z",'
+    b' "properties": [1]}',
+    b'{"id": "e8", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z",'
+    b' "propertes": {}}',
+    b'{"type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z"}',
+    b"[1, 2]",
+    b'{"id": "e9", "type": "view", "contact_id": "c2", "timestamp": "2026-05-04T11:00:00+02:00"}',
+]
+
+
+def test_bad_records_are_the_pure_readers_and_the_good_ones_are_scored(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(BAD_LINES) + b"\n")
+    model = load_case(CASES[0]).model
+    at = 1_900_000_000 * 1_000_000
+    pure_bad: list[BadRecord] = []
+    batch_bad: list[BadRecord] = []
+    expected = replay(model, read_events([str(path)], on_bad=pure_bad.append), at)
+    got = score_batch(model, str(path), at=at, on_bad=batch_bad.append)
+    assert [(r.source, r.line, r.field) for r in batch_bad] == [
+        (r.source, r.line, r.field) for r in pure_bad
+    ]
+    assert len(batch_bad) == 10
+    assert_same(got, expected)
+    with pytest.raises(InputError, match=r"events.jsonl:2: timestamp: expected an RFC 3339"):
+        score_batch(model, str(path), at=at, strict=True)
+
+
+def test_globs_many_files_and_arrival_order(tmp_path: Path) -> None:
+    case = load_case(CASES[7])  # identity and order: duplicates, links
+    raw = _raw(CASES[7])
+    half = len(raw) // 2
+    _write(raw[:half], tmp_path / "part-1.parquet")
+    _write(raw[half:], tmp_path / "part-2.parquet")
+    got = score_batch(case.model, str(tmp_path / "part-*.parquet"), at=case.at)
+    assert_same(got, replay(case.model, case.events, case.at))
+
+
+def test_struct_columns_and_timestamps_with_time_zone(tmp_path: Path) -> None:
+    case = load_case(CASES[3])  # fit from traits
+    path = tmp_path / "events.parquet"
+    rows = _raw(CASES[3])
+    table = pa.Table.from_pylist(
+        [{**row, "timestamp": pa.scalar(row["timestamp"])} for row in rows]
+    )
+    stamps = pa.array([case_event.timestamp for case_event in case.events], pa.int64()).cast(
+        pa.timestamp("us", tz="UTC")
+    )
+    table = table.set_column(table.schema.get_field_index("timestamp"), "timestamp", stamps)
+    pq.write_table(table, path)
+    pure = replay(case.model, read_events([str(path)], on_bad=_never), case.at)
+    assert_same(score_batch(case.model, str(path), at=case.at), pure)
+    assert_same(score_batch(case.model, table, at=case.at), pure)
+
+
+def test_a_duckdb_table(tmp_path: Path) -> None:
+    case = load_case(CASES[6])
+    source = tmp_path / "events.parquet"
+    _write(_raw(CASES[6]), source)
+    database = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(database)) as con:
+        con.execute(f"CREATE TABLE events AS SELECT * FROM read_parquet('{source}')")
+    got = score_batch(case.model, EventTable("events", database=str(database)), at=case.at)
+    assert_same(got, replay(case.model, case.events, case.at))
+    with pytest.raises(InputError, match="nope"):
+        score_batch(case.model, EventTable("nope", database=str(database)), at=case.at)
+
+
+@pytest.fixture
+def postgresql_url(tmp_path: Path) -> Iterator[str]:
+    """A schema of its own in the test PostgreSQL (skips, saying why, without one)."""
+    with _empty_database("postgresql", tmp_path) as url:
+        yield url
+
+
+def test_a_postgresql_table(postgresql_url: str) -> None:
+    case = load_case(CASES[6])
+    url = postgresql_url
+    with psycopg.connect(url) as pg:
+        pg.execute(
+            "CREATE TABLE events (id text, type text, contact_id text, anonymous_id text, "
+            '"timestamp" timestamptz, properties jsonb, traits jsonb)'
+        )
+        with pg.cursor() as cur:
+            for row in _raw(CASES[6]):
+                cur.execute(
+                    "INSERT INTO events VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        row["id"], row["type"], row.get("contact_id"), row.get("anonymous_id"),
+                        row["timestamp"],
+                        orjson.dumps(row["properties"]).decode() if "properties" in row else None,
+                        orjson.dumps(row["traits"]).decode() if "traits" in row else None,
+                    ],
+                )  # fmt: skip
+    got = score_batch(case.model, EventTable("events", database=url), at=case.at)
+    assert_same(got, replay(case.model, case.events, case.at))
+    assert got.firings  # the case fires triggers: there was something to compare
+    with pytest.raises(InputError, match="nope"):
+        score_batch(case.model, EventTable("nope", database=url), at=case.at)
+
+
+def test_the_command_line_writes_what_the_pure_engine_writes(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    model = Path(__file__).parents[1] / "examples" / "b2b-saas.yaml"
+    subprocess.run(
+        [sys.executable, "-m", "leadscore", "generate", str(events), "--contacts", "200",
+         "--events", "4000"], check=True, capture_output=True,
+    )  # fmt: skip
+    outputs = {}
+    for engine in ("pure", "duckdb"):
+        cards, firings = tmp_path / f"{engine}.jsonl", tmp_path / f"{engine}-firings.jsonl"
+        subprocess.run(
+            [sys.executable, "-m", "leadscore", "score", str(model), str(events), "--at",
+             "2026-07-01", "--engine", engine, "--format", "jsonl", "-o", str(cards),
+             "--firings", str(firings), "--include-anonymous"], check=True, capture_output=True,
+        )  # fmt: skip
+        outputs[engine] = (cards.read_bytes(), firings.read_bytes())
+    assert outputs["duckdb"] == outputs["pure"]
+    assert outputs["pure"][1].count(b"\n") > 0
+    parquet = tmp_path / "cards.parquet"
+    subprocess.run(
+        [sys.executable, "-m", "leadscore", "score", str(model), str(events), "--at",
+         "2026-07-01", "--engine", "duckdb", "--format", "parquet", "-o", str(parquet)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    rows = pq.read_table(parquet).to_pylist()
+    lines = [orjson.loads(line) for line in outputs["pure"][0].splitlines()]
+    identified = [line for line in lines if line["contact_id"] is not None]
+    assert [row["contact_id"] for row in rows] == [line["contact_id"] for line in identified]
+    assert [dict(row["tag_scores"]) for row in rows] == [line["tag_scores"] for line in identified]
