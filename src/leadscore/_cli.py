@@ -643,3 +643,8 @@ def keys_revoke(
 
 def main() -> None:
     cli(prog_name="leadscore")
+
+
+from ._users_cli import users  # noqa: E402  (it uses the helpers above)
+
+cli.add_command(users)
