@@ -10,12 +10,21 @@ from .tables import events
 
 
 def event_types(conn: sa.Connection, *, workspace: str) -> list[str]:
-    """Every event type in the workspace's log, sorted (ix_events_type)."""
+    """Every event type in the workspace's log, sorted (ix_events_type).
+
+    One index seek per type (the next type after the last one found) rather
+    than a DISTINCT, which reads every entry of the index: a log has a
+    handful of types and may have millions of events."""
+    found: list[str] = []
     with transaction(conn):
-        rows = conn.execute(
-            sa.select(events.c.type).distinct().where(events.c.workspace == workspace)
-        ).scalars()
-        return sorted(rows)
+        while True:
+            query = sa.select(sa.func.min(events.c.type)).where(events.c.workspace == workspace)
+            if found:
+                query = query.where(events.c.type > found[-1])
+            following = conn.execute(query).scalar()
+            if following is None:
+                return sorted(found)  # in code point order, whatever the collation
+            found.append(following)
 
 
 def contacts_with(conn: sa.Connection, *, workspace: str, event_type: str) -> set[str]:

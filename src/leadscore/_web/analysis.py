@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from .._engine import Award, Engine, Scorecard
+from .._engine import Award, Engine
 from .._events import Event
 from .._replay import replay
 
@@ -68,6 +68,23 @@ def score_series(
 # -- reports ------------------------------------------------------------------------
 
 
+class Card(Protocol):
+    """What a report reads of a contact: a Scorecard, or a ranked row of the store."""
+
+    @property
+    def contact_id(self) -> str | None: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def grade(self) -> str | None: ...
+    @property
+    def band(self) -> str | None: ...
+    @property
+    def stage(self) -> str | None: ...
+    @property
+    def last_event_at(self) -> int | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     """A group of contacts and how many of them converted."""
@@ -104,7 +121,7 @@ def _bin_name(index: int) -> str:
     return f"{low}+" if index == BINS - 1 else f"{low}-{low + BIN_WIDTH - 1}"
 
 
-def _rows(names: Iterable[str], cards: Sequence[Scorecard], of: Any, won: set[str]) -> list[Row]:
+def _rows(names: Iterable[str], cards: Sequence[Card], of: Any, won: set[str]) -> list[Row]:
     counts: dict[str, list[int]] = {name: [0, 0] for name in names}
     for card in cards:
         name = of(card) or "none"
@@ -114,7 +131,7 @@ def _rows(names: Iterable[str], cards: Sequence[Scorecard], of: Any, won: set[st
     return [Row(name, n, k) for name, (n, k) in counts.items()]
 
 
-def report(engine: Engine, cards: Sequence[Scorecard], converted: set[str], *, at: int) -> Report:
+def report(engine: Engine, cards: Sequence[Card], converted: set[str], *, at: int) -> Report:
     """The reports of a workspace's scorecards as of `at`; `converted` holds
     the ids of the contacts that did the outcome the marketer picked."""
     compiled = engine.compiled

@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .._service.contacts import _csv
 from .._service.deps import Database, Models
 from .._store import contacts as store
+from .._store import ranking
 from .._store.database import now
+from .._store.ranking import Ranked, matches, ranked, traits, with_bands
 from .._store.workspaces import ModelVersion
 from .analysis import score_series
 from .common import Page, Refused, Sales, active
@@ -71,29 +73,47 @@ class LeadQuery(BaseModel):
 Filters = Annotated[LeadQuery, Query()]
 
 
-def _matches(item: store.Contact, needle: str) -> bool:
-    """The search box: the contact id, or a trait's text (name, e-mail, company...)."""
-    needle = needle.lower()
-    if needle in (item.card.contact_id or "").lower():
-        return True
-    return any(isinstance(value, str) and needle in value.lower() for value in item.traits.values())
-
-
 def _found(
     database: Database, model: ModelVersion, workspace: str, query: LeadQuery, email: str
-) -> list[store.Contact]:
+) -> list[Ranked]:
     with database.connect() as conn:
-        found = store.listing(
+        return ranked(
             conn,
             workspace=workspace,
             model=model,
             at=now(),
-            filters=query.filters(email),
-            sort="score",
+            band=query.band,
+            grade=query.grade,
+            stage=query.stage,
+            tag=query.tag,
+            owner=email if query.mine else query.owner,
+            search=query.q,
         )
-    if query.q:
-        found = [item for item in found if _matches(item, query.q)]
-    return found
+
+
+def _page(
+    database: Database, model: ModelVersion, workspace: str, query: LeadQuery, email: str
+) -> tuple[int, list[Ranked]]:
+    """A page of the list and how many leads it pages through: computed in SQL
+    when it can be (ranking.page), else from every contact (ranking.ranked)."""
+    offset = (query.page - 1) * PAGE_SIZE
+    if query.tag is None and query.q is None and query.owner is None and not query.mine:
+        with database.connect() as conn:
+            paged = ranking.page(
+                conn,
+                workspace=workspace,
+                model=model,
+                at=now(),
+                offset=offset,
+                limit=PAGE_SIZE,
+                band=query.band,
+                grade=query.grade,
+                stage=query.stage,
+            )
+        if paged is not None:
+            return paged
+    found = _found(database, model, workspace, query, email)
+    return len(found), found[offset : offset + PAGE_SIZE]
 
 
 def _choices(model: ModelVersion) -> dict[str, list[str]]:
@@ -116,17 +136,23 @@ def leads(
     model = active(database, models, workspace)
     if model is None:
         return view.render("leads.html", model=None, query=query)
-    found = _found(database, model, workspace, query, session.user.email)
-    pages = max((len(found) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    total, shown = _page(database, model, workspace, query, session.user.email)
+    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     page = min(query.page, pages)
-    shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    if page != query.page:
+        total, shown = _page(
+            database, model, workspace, query.model_copy(update={"page": page}), session.user.email
+        )
+    shown = with_bands(model, shown)
+    with database.connect() as conn:
+        known = traits(conn, workspace=workspace, keys=[item.contact_id for item in shown])
     return view.render(
         "leads.html",
         model=model,
         query=query,
         choices=_choices(model),
-        rows=[(item, _name(item.traits)) for item in shown],
-        total=len(found),
+        rows=[(item, _name(known.get(item.contact_id, {}))) for item in shown],
+        total=total,
         page=page,
         pages=pages,
         first=(page - 1) * PAGE_SIZE + 1,
@@ -148,7 +174,24 @@ def _name(traits: dict[str, Any]) -> str:
 def leads_csv(session: Sales, query: Filters, database: Database, models: Models) -> Response:
     workspace = session.user.workspace
     model = active(database, models, workspace)
-    found = [] if model is None else _found(database, model, workspace, query, session.user.email)
+    found: list[store.Contact] = []
+    if model is not None:
+        # Every column of the scorecard: the store's full listing (an export,
+        # not a page, so its time in proportion to the contacts is fine).
+        with database.connect() as conn:
+            found = store.listing(
+                conn,
+                workspace=workspace,
+                model=model,
+                at=now(),
+                filters=query.filters(session.user.email),
+                sort="score",
+            )
+        if query.q:
+            needle = query.q.lower()
+            found = [
+                item for item in found if matches(item.card.contact_id or "", item.traits, needle)
+            ]
     return StreamingResponse(
         _csv(found),
         media_type="text/csv; charset=utf-8",

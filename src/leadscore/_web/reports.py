@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from .._service.deps import Database, Models
-from .._store import contacts as store
 from .._store.database import now
+from .._store.ranking import ranked, with_bands
 from .._store.reports import contacts_with, event_types
 from .analysis import report
 from .common import Marketer, Page, active
@@ -37,13 +37,11 @@ def reports(
     with database.connect() as conn:
         types = event_types(conn, workspace=workspace)
         picked = outcome if outcome in types else default_outcome(types)
-        found = store.listing(
-            conn, workspace=workspace, model=model, at=at, filters=store.Filters(), sort="score"
-        )
+        found = with_bands(model, ranked(conn, workspace=workspace, model=model, at=at))
         won = (
             set() if picked is None else contacts_with(conn, workspace=workspace, event_type=picked)
         )
-    result = report(model.engine, [item.card for item in found], won, at=at)
+    result = report(model.engine, found, won, at=at)
     charts = {
         "histogram": [[row.name, row.contacts, row.converted] for row in result.histogram],
         "bands": [[row.name, row.contacts, round(row.rate * 100, 1)] for row in result.by_band],

@@ -1,5 +1,6 @@
 """The web app: users (per workspace, with a role), their sessions, failed
-sign-ins for rate limiting; an index for reports by event type.
+sign-ins for rate limiting; indexes for reports by event type and for
+ranked lists of contacts.
 
 Revision ID: 0005
 Revises: 0002 (on the web branch; chained after 0004 when merged)
@@ -57,9 +58,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_signin_failures_subject", "signin_failures", ["subject", "at"])
     op.create_index("ix_events_type", "events", ["workspace", "type", "contact_id"])
+    op.create_index(
+        "ix_owners_ranking",
+        "owners",
+        ["workspace", "identified", "model_version", "key", "ref", "decaying", "flat",
+         "fit", "grade", "stage", "last_event_at"],
+    )  # fmt: skip
 
 
 def downgrade() -> None:
+    op.drop_index("ix_owners_ranking", table_name="owners")
     op.drop_index("ix_events_type", table_name="events")
     op.drop_table("signin_failures")
     op.drop_table("web_sessions")

@@ -1,0 +1,279 @@
+"""Contacts ranked by score as of an instant, from the owner rows' columns:
+the leads list and the reports of the web app, fast enough for a page.
+
+`contacts.listing` decodes every contact's whole stored state (JSON) to build
+its scorecard; for a list of 50,000 contacts that alone is seconds. A row of
+the active model version already holds, in columns, everything the list
+needs: the engagement score as of T is clamp(decaying · 2^(-(T - ref)/H) +
+flat), computed here with the same operations in the same order as
+`Engine.scorecard`, so the score, the band and the order are exactly the
+scorecard's. Rows the active version did not make (a model was activated
+and the contact not rescored yet), and rows whose last event is after the
+instant, go through `reads.state_as_of` like every other read.
+
+The search and tag filters need the state's traits or tag sums: SQL keeps
+only the rows whose state text contains the word, and those are decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+
+from .._engine import ContactState, report
+from .database import transaction
+from .owners import Stored
+from .reads import state_as_of
+from .tables import owners
+from .workspaces import ModelVersion
+
+
+class Ranked(NamedTuple):
+    """What a list shows of a contact as of the instant asked. A tuple whose
+    first two fields are the list's order (highest score first, then by
+    contact id): tens of thousands of them sort without a key function."""
+
+    order: float  # -score
+    contact_id: str
+    score: float  # as reported: 2 decimals
+    fit: int
+    grade: str | None
+    stage: str | None
+    last_event_at: int
+    value: float  # the clamped score before rounding, which decides the band
+    band: str | None = None  # filled in by `with_bands`, for the rows shown
+
+
+def with_bands(model: ModelVersion, items: Iterable[Ranked]) -> list[Ranked]:
+    band_of = model.engine.compiled.band_of
+    return [item._replace(band=band_of(item.value)) for item in items]
+
+
+def ranked(
+    conn: sa.Connection,
+    *,
+    workspace: str,
+    model: ModelVersion,
+    at: int,
+    band: str | None = None,
+    grade: str | None = None,
+    stage: str | None = None,
+    tag: str | None = None,
+    owner: str | None = None,
+    search: str | None = None,
+) -> list[Ranked]:
+    """The identified contacts that pass the filters, highest score first,
+    ties by contact id (the order of `contacts.listing` by score).
+    `search` matches the contact id or any text trait, case-insensitively."""
+    if owner is not None:
+        return []  # no contact has an owner until the outbox worker assigns them
+    engine = model.engine
+    compiled = engine.compiled
+    current = owners.c.model_version == model.version
+    columns: list[Any] = [
+        owners.c.key, owners.c.model_version, owners.c.ref, owners.c.decaying, owners.c.flat,
+        owners.c.fit, owners.c.grade, owners.c.stage, owners.c.last_event_at,
+    ]  # fmt: skip
+    decode = tag is not None or search is not None
+    if decode:
+        columns.append(owners.c.state)
+    query = sa.select(*columns).where(owners.c.workspace == workspace, owners.c.identified)
+    if grade is not None:
+        query = query.where(sa.or_(~current, owners.c.grade == grade))
+    if stage is not None:
+        query = query.where(sa.or_(~current, owners.c.stage == stage))
+    text = sa.func.lower(sa.cast(owners.c.state, sa.Text))
+    if search is not None:
+        pattern = f"%{_escape(search.lower())}%"
+        query = query.where(
+            sa.or_(
+                sa.func.lower(owners.c.key).like(pattern, escape="\\"),
+                text.like(pattern, escape="\\"),
+            )
+        )
+    if tag is not None:
+        query = query.where(text.like(f"%{_escape(tag.lower())}%", escape="\\"))
+    half_life = compiled.half_life_micros
+    needle = None if search is None else search.lower()
+    version = model.version
+    clamp = compiled.clamp
+    low, high = _interval(compiled.bands, band)
+    found: list[Ranked] = []
+    with transaction(conn):
+        # Rows unpacked as tuples, the band checked as a score interval, the
+        # result sorted as tuples: at tens of thousands of rows, each Python
+        # call per row is a measurable share of a page's time.
+        for row in conn.execute(query).all():
+            key, row_version, ref, decaying, flat, fit, row_grade, row_stage, last = row[:9]
+            state = ContactState.from_json(row[9]) if decode else None
+            if row_version != version or last > at:
+                if state is None:
+                    state = ContactState.from_json(_state(conn, workspace, key))
+                state = state_as_of(
+                    conn, workspace, model, (True, key), Stored(state, row_version), at=at
+                )
+                if state is None:
+                    continue
+                ref, decaying, flat, fit = state.ref, state.decaying, state.flat, state.fit
+                row_grade = compiled.grade_of(fit)
+                row_stage = None if state.stage is None else compiled.stage_names[state.stage]
+                last = state.last_timestamp or 0
+            if state is not None and (
+                (tag is not None and tag not in state.tags)
+                or (needle is not None and not matches(key, state.traits, needle))
+            ):
+                continue
+            # Engine.scorecard's arithmetic, step for step.
+            factor = 1.0 if half_life is None else 2.0 ** (-(at - ref) / half_life)
+            value = clamp(decaying * factor + flat)
+            if (
+                (low is None or value >= low)
+                and (high is None or value < high)
+                and (grade is None or row_grade == grade)
+                and (stage is None or row_stage == stage)
+            ):
+                score = report(value)
+                found.append(Ranked(-score, key, score, fit, row_grade, row_stage, last, value))
+    found.sort()
+    return found
+
+
+_NOWHERE = (float("inf"), None)
+
+
+def _interval(
+    bands: list[tuple[str, float | None]], band: str | None
+) -> tuple[float | None, float | None]:
+    """The scores in a band, [low, high): bands are listed with strictly
+    decreasing floors (the loader checks it), so a score is in the first band
+    whose floor it reaches (CompiledModel.band_of), that is below the floor of
+    the band before. A band the model does not have holds no score."""
+    if band is None:
+        return (None, None)
+    names = [name for name, _ in bands]
+    if band not in names:
+        return _NOWHERE
+    index = names.index(band)
+    return (bands[index][1], bands[index - 1][1] if index else None)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _state(conn: sa.Connection, workspace: str, key: str) -> Any:
+    return conn.execute(
+        sa.select(owners.c.state).where(
+            owners.c.workspace == workspace, owners.c.identified, owners.c.key == key
+        )
+    ).scalar_one()
+
+
+def matches(contact_id: str, traits: dict[str, Any], needle: str) -> bool:
+    """The search: in the contact id, or in a trait's text (name, e-mail, company...)."""
+    return needle in contact_id.lower() or any(
+        isinstance(value, str) and needle in value.lower() for value in traits.values()
+    )
+
+
+def traits(
+    conn: sa.Connection, *, workspace: str, keys: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """The stored traits of some contacts (the page of a list being shown)."""
+    wanted = list(keys)
+    if not wanted:
+        return {}
+    with transaction(conn):
+        rows = conn.execute(
+            sa.select(owners.c.key, owners.c.state).where(
+                owners.c.workspace == workspace, owners.c.identified, owners.c.key.in_(wanted)
+            )
+        ).all()
+    return {row.key: dict(row.state.get("traits", {})) for row in rows}
+
+
+def page(
+    conn: sa.Connection,
+    *,
+    workspace: str,
+    model: ModelVersion,
+    at: int,
+    offset: int,
+    limit: int,
+    band: str | None = None,
+    grade: str | None = None,
+    stage: str | None = None,
+) -> tuple[int, list[Ranked]] | None:
+    """One page of `ranked` and the number of contacts it pages through, with
+    the score computed, filtered, sorted and paged in SQL: a page costs a scan
+    of the ranking index, not a row per contact in Python.
+
+    The SQL computes Engine.scorecard's expression with the same operations
+    (a C `pow` in both databases, as in Python), rounds to 2 decimals for the
+    order and breaks ties by contact id in code point order. None when SQL
+    cannot answer alone: some contact's row is not of the active version (a
+    model was just activated) or has an event after `at`; then `ranked`
+    answers, reading those contacts' logs.
+    """
+    compiled = model.engine.compiled
+    mine = sa.and_(owners.c.workspace == workspace, owners.c.identified)
+    with transaction(conn):
+        stale = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(owners)
+            .where(
+                mine, sa.or_(owners.c.model_version != model.version, owners.c.last_event_at > at)
+            )
+        ).scalar_one()
+        if stale:
+            return None
+        half_life = compiled.half_life_micros
+        decayed: sa.ColumnElement[float] = owners.c.decaying
+        if half_life is not None:
+            exponent = (owners.c.ref - at) / sa.literal(half_life, sa.Double)
+            decayed = owners.c.decaying * sa.func.power(sa.literal(2.0, sa.Double), exponent)
+        value: sa.ColumnElement[float] = decayed + owners.c.flat
+        cases = []
+        if compiled.clamp_min is not None:
+            cases.append((value < compiled.clamp_min, sa.literal(float(compiled.clamp_min))))
+        if compiled.clamp_max is not None:
+            cases.append((value > compiled.clamp_max, sa.literal(float(compiled.clamp_max))))
+        if cases:
+            value = sa.case(*cases, else_=value)
+        conditions = [mine]
+        low, high = _interval(compiled.bands, band)
+        if low is not None:
+            conditions.append(value >= low)
+        if high is not None:
+            conditions.append(value < high)
+        if grade is not None:
+            conditions.append(owners.c.grade == grade)
+        if stage is not None:
+            conditions.append(owners.c.stage == stage)
+        postgresql = conn.dialect.name == "postgresql"
+        rounded = sa.func.round(sa.cast(value, sa.Numeric) if postgresql else value, 2)
+        key = owners.c.key.collate("C") if postgresql else owners.c.key
+        total = conn.execute(
+            sa.select(sa.func.count()).select_from(owners).where(*conditions)
+        ).scalar_one()
+        rows = conn.execute(
+            sa.select(
+                owners.c.key,
+                owners.c.fit,
+                owners.c.grade,
+                owners.c.stage,
+                owners.c.last_event_at,
+                value,
+            )
+            .where(*conditions)
+            .order_by(rounded.desc(), key)
+            .offset(offset)
+            .limit(limit)
+        ).all()
+    found = []
+    for contact_id, fit, row_grade, row_stage, last, raw in rows:
+        score = report(float(raw))
+        found.append(Ranked(-score, contact_id, score, fit, row_grade, row_stage, last, float(raw)))
+    return int(total), found
