@@ -11,12 +11,24 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from leadscore import parse_model, replay
+from leadscore._engine import Engine
+from leadscore._replay import explain
 from leadscore._store import contacts as store
 from leadscore._store import create_workspace, ingest, store_model
 from leadscore._store.database import now
-from leadscore._store.ranking import page, ranked, traits, with_bands
+from leadscore._store.ranking import page, ranked, tallies, traits, with_bands
 from leadscore._store.reports import contacts_with, event_types
 from leadscore._store.users import verify_password
+from leadscore._web.analysis import (
+    AGE_BUCKETS,
+    BIN_WIDTH,
+    BINS,
+    Tallies,
+    report,
+    score_series,
+    tally,
+)
 from leadscore._web.demo import demo_user
 
 from ._browser import MODEL, history
@@ -156,3 +168,70 @@ def test_a_page_in_sql_is_that_page_of_the_ranked_list(database: sa.Engine) -> N
             activate=True,
         )
         assert page(conn, workspace=name, model=newer, at=at, offset=0, limit=10) is None
+
+
+def test_the_score_chart_is_the_replay_at_each_instant() -> None:
+    events = history()
+    engine = Engine(parse_model(MODEL))
+    at = now()
+    for contact in ("c005", "c013", "c000"):
+        found = explain(engine, events, contact, at)
+        first = min(e.timestamp for e in events if e.contact_id == contact)
+        series = score_series(engine, [a for a, _ in found.awards], start=first, end=at)
+        assert series[-1] == (at, found.scorecard.score)
+        for instant, score in series[:: max(len(series) // 15, 1)]:
+            expected = next(
+                (
+                    c.score
+                    for c in replay(engine, events, instant).scorecards
+                    if c.contact_id == contact
+                ),
+                0.0,
+            )
+            assert abs(score - expected) <= 0.011, (contact, instant)
+
+
+def test_report_tallies_in_sql_are_those_of_the_scorecards(database: sa.Engine) -> None:
+    name, model = _workspace(database)
+    at = now()
+    limits = [limit for _, limit in AGE_BUCKETS]
+    with database.connect() as conn:
+        for outcome in ("purchase", "demo_request", None):
+            counted = tallies(
+                conn, workspace=name, model=model, at=at, outcome=outcome,
+                bin_width=BIN_WIDTH, bins=BINS, age_limits=limits,
+            )  # fmt: skip
+            assert counted is not None
+            cards = with_bands(model, ranked(conn, workspace=name, model=model, at=at))
+            won = (
+                set()
+                if outcome is None
+                else contacts_with(conn, workspace=name, event_type=outcome)
+            )
+            expected = tally(cards, won, at=at)
+            groups, flags = counted
+            assert flags == expected.converted_by_rank
+            assert groups.keys() == expected.groups.keys()
+            for key, (count, total) in groups.items():
+                assert count == expected.groups[key][0], key
+                assert abs(total - expected.groups[key][1]) < 1e-6, key
+            assert report(model.engine, Tallies(groups, flags)).converted == len(won)
+        newer = store_model(
+            conn,
+            workspace=name,
+            document=MODEL.replace("points: 5\n", "points: 7\n"),
+            activate=True,
+        )
+        assert (
+            tallies(
+                conn,
+                workspace=name,
+                model=newer,
+                at=at,
+                outcome=None,
+                bin_width=BIN_WIDTH,
+                bins=BINS,
+                age_limits=limits,
+            )
+            is None
+        )

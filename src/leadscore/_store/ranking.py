@@ -17,7 +17,7 @@ only the rows whose state text contains the word, and those are decoded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -26,8 +26,14 @@ from .._engine import ContactState, report
 from .database import transaction
 from .owners import Stored
 from .reads import state_as_of
-from .tables import owners
+from .tables import events, owners
 from .workspaces import ModelVersion
+
+_MICROS_PER_DAY = 86_400_000_000
+
+# A group of contacts a report counts: (band, grade, stage, ageing bucket,
+# score bin, converted).
+Group = tuple[str | None, str | None, str | None, int, int, bool]
 
 
 class Ranked(NamedTuple):
@@ -220,28 +226,9 @@ def page(
     compiled = model.engine.compiled
     mine = sa.and_(owners.c.workspace == workspace, owners.c.identified)
     with transaction(conn):
-        stale = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(owners)
-            .where(
-                mine, sa.or_(owners.c.model_version != model.version, owners.c.last_event_at > at)
-            )
-        ).scalar_one()
-        if stale:
+        if _stale(conn, mine, model, at):
             return None
-        half_life = compiled.half_life_micros
-        decayed: sa.ColumnElement[float] = owners.c.decaying
-        if half_life is not None:
-            exponent = (owners.c.ref - at) / sa.literal(half_life, sa.Double)
-            decayed = owners.c.decaying * sa.func.power(sa.literal(2.0, sa.Double), exponent)
-        value: sa.ColumnElement[float] = decayed + owners.c.flat
-        cases = []
-        if compiled.clamp_min is not None:
-            cases.append((value < compiled.clamp_min, sa.literal(float(compiled.clamp_min))))
-        if compiled.clamp_max is not None:
-            cases.append((value > compiled.clamp_max, sa.literal(float(compiled.clamp_max))))
-        if cases:
-            value = sa.case(*cases, else_=value)
+        value = _value(model, at)
         conditions = [mine]
         low, high = _interval(compiled.bands, band)
         if low is not None:
@@ -252,9 +239,7 @@ def page(
             conditions.append(owners.c.grade == grade)
         if stage is not None:
             conditions.append(owners.c.stage == stage)
-        postgresql = conn.dialect.name == "postgresql"
-        rounded = sa.func.round(sa.cast(value, sa.Numeric) if postgresql else value, 2)
-        key = owners.c.key.collate("C") if postgresql else owners.c.key
+        rounded, key = _order(conn, value)
         total = conn.execute(
             sa.select(sa.func.count()).select_from(owners).where(*conditions)
         ).scalar_one()
@@ -277,3 +262,107 @@ def page(
         score = report(float(raw))
         found.append(Ranked(-score, contact_id, score, fit, row_grade, row_stage, last, float(raw)))
     return int(total), found
+
+
+def _stale(conn: sa.Connection, mine: sa.ColumnElement[bool], model: ModelVersion, at: int) -> bool:
+    """Whether some contact's row cannot answer for `at` under `model`."""
+    count = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(owners)
+        .where(mine, sa.or_(owners.c.model_version != model.version, owners.c.last_event_at > at))
+    ).scalar_one()
+    return bool(count)
+
+
+def _value(model: ModelVersion, at: int) -> sa.ColumnElement[float]:
+    """The clamped score as of `at`, in SQL: Engine.scorecard's expression."""
+    compiled = model.engine.compiled
+    half_life = compiled.half_life_micros
+    decayed: sa.ColumnElement[float] = owners.c.decaying
+    if half_life is not None:
+        exponent = (owners.c.ref - at) / sa.literal(half_life, sa.Double)
+        decayed = owners.c.decaying * sa.func.power(sa.literal(2.0, sa.Double), exponent)
+    value: sa.ColumnElement[float] = decayed + owners.c.flat
+    cases = []
+    if compiled.clamp_min is not None:
+        cases.append((value < compiled.clamp_min, sa.literal(float(compiled.clamp_min))))
+    if compiled.clamp_max is not None:
+        cases.append((value > compiled.clamp_max, sa.literal(float(compiled.clamp_max))))
+    return sa.case(*cases, else_=value) if cases else value
+
+
+def _order(
+    conn: sa.Connection, value: sa.ColumnElement[float]
+) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[str]]:
+    """The list's order in SQL: the score rounded to 2 decimals, then the
+    contact id in code point order (PostgreSQL's "C" collation)."""
+    postgresql = conn.dialect.name == "postgresql"
+    rounded = sa.func.round(sa.cast(value, sa.Numeric) if postgresql else value, 2)
+    return rounded, owners.c.key.collate("C") if postgresql else owners.c.key
+
+
+def tallies(
+    conn: sa.Connection,
+    *,
+    workspace: str,
+    model: ModelVersion,
+    at: int,
+    outcome: str | None,
+    bin_width: int,
+    bins: int,
+    age_limits: Sequence[float | None],
+) -> tuple[dict[Group, tuple[int, float]], list[bool]] | None:
+    """The reports' tallies (see _web.analysis.Tallies) in SQL: contacts
+    counted by band, grade, stage, ageing bucket (the first of `age_limits`,
+    in days since the last event, that holds; None holds always), score bin
+    (`bins` of `bin_width` from 0, the last open-ended) and whether they have
+    an event of the `outcome` type, with their scores summed; and that flag
+    for every contact, highest score first. None when some row is not
+    current (see `page`)."""
+    compiled = model.engine.compiled
+    mine = sa.and_(owners.c.workspace == workspace, owners.c.identified)
+    with transaction(conn):
+        if _stale(conn, mine, model, at):
+            return None
+        value = _value(model, at)
+        rounded, key = _order(conn, value)
+        bands = [(floor, name) for name, floor in compiled.bands]
+        band = sa.case(
+            *[(sa.true() if floor is None else value >= floor, name) for floor, name in bands],
+            else_=sa.null(),
+        )
+        days = (at - owners.c.last_event_at) / sa.literal(float(_MICROS_PER_DAY), sa.Double)
+        limits = [(days <= limit, i) for i, limit in enumerate(age_limits) if limit is not None]
+        age = sa.case(*limits, else_=len(age_limits) - 1)
+        steps = [(rounded < (i + 1) * bin_width, i) for i in range(bins - 1)]
+        score_bin = sa.case(*steps, else_=bins - 1)
+        if outcome is None:
+            won: sa.ColumnElement[bool] = sa.false()
+        else:
+            won = sa.exists().where(
+                events.c.workspace == workspace,
+                events.c.type == outcome,
+                events.c.contact_id == owners.c.key,
+            )
+        converted = sa.case((won, 1), else_=0)
+        grouped = conn.execute(
+            sa.select(
+                band,
+                owners.c.grade,
+                owners.c.stage,
+                age,
+                score_bin,
+                converted,
+                sa.func.count(),
+                sa.func.sum(rounded),
+            )
+            .where(mine)
+            .group_by(band, owners.c.grade, owners.c.stage, age, score_bin, converted)
+        ).all()
+        flags = conn.execute(sa.select(converted).where(mine).order_by(rounded.desc(), key))
+        ranked_flags = [bool(flag) for flag in flags.scalars()]
+    groups = {
+        (b, g, s, int(a), int(n), bool(w)): (int(count), float(total or 0))
+        for b, g, s, a, n, w, count, total in grouped
+    }
+    return groups, ranked_flags

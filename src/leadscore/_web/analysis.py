@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from .._engine import Award, Engine
 from .._events import Event
 from .._replay import replay
+from .._store.ranking import Group
 
 MICROS_PER_DAY = 86_400_000_000
 # Score histogram: bins of this many points from 0; scores past the last bin
@@ -35,6 +36,9 @@ AGE_BUCKETS: tuple[tuple[str, int | None], ...] = (
 # Points of the score chart between a contact's first event and now, besides
 # the event instants themselves: enough for a smooth decay curve.
 SERIES_POINTS = 60
+# Rescale the chart's decaying sum past this many half-lives: 2^64 is far
+# below the float limit of 2^1023, as in the engine.
+REBASE_HALF_LIVES = 64.0
 
 
 def score_series(
@@ -44,8 +48,9 @@ def score_series(
     each award, and at evenly spaced instants between, as (instant, score).
 
     The score at T is the clamped sum of what each award up to T counts at T
-    (spec 2.3: the sum of decayed awards, then the floor and cap), which is
-    what the engine's scorecard holds at every instant.
+    (spec 2.3: the sum of decayed awards, then the floor and cap). As in the
+    engine, decaying points are summed scaled to a reference instant (here
+    the first award's), so the whole series costs one pass over the awards.
     """
     start = min(start, end)
     instants = {start, end}
@@ -56,12 +61,27 @@ def score_series(
             instants.add(award.timestamp)
             if award.timestamp > start:
                 instants.add(award.timestamp - 1)  # the step up shows as a step
-    ordered = list(awards)
-    out: list[tuple[int, float]] = []
+    ordered = sorted(awards, key=lambda award: award.timestamp)
     compiled = engine.compiled
+    half_life = compiled.half_life_micros
+    ref = ordered[0].timestamp if ordered else start
+    decaying = flat = 0.0
+    index = 0
+    out: list[tuple[int, float]] = []
     for at in sorted(instants):
-        total = sum(engine.counted(a, at) for a in ordered if a.timestamp <= at)
-        out.append((at, round(compiled.clamp(total), 2) + 0.0))
+        while index < len(ordered) and ordered[index].timestamp <= at:
+            award = ordered[index]
+            if award.decays and half_life is not None:
+                if award.timestamp - ref > REBASE_HALF_LIVES * half_life:
+                    # Keep the scaled sum far from the float limit (as the engine does).
+                    decaying *= 2.0 ** (-(award.timestamp - ref) / half_life)
+                    ref = award.timestamp
+                decaying += award.points * 2.0 ** ((award.timestamp - ref) / half_life)
+            else:
+                flat += award.points
+            index += 1
+        factor = 1.0 if half_life is None else 2.0 ** (-(at - ref) / half_life)
+        out.append((at, round(compiled.clamp(decaying * factor + flat), 2) + 0.0))
     return out
 
 
@@ -112,8 +132,17 @@ class Report:
     lift: list[tuple[str, float]] = field(default_factory=list)  # band, rate / overall rate
 
 
-def _bin(score: float) -> int:
+def score_bin(score: float) -> int:
+    """The histogram bin of a (reported) score."""
     return min(max(int(score // BIN_WIDTH), 0), BINS - 1)
+
+
+def age_bucket(days: float) -> int:
+    """The ageing bucket of a number of days since the last event."""
+    for i, (_, limit) in enumerate(AGE_BUCKETS):
+        if limit is None or days <= limit:
+            return i
+    return len(AGE_BUCKETS) - 1
 
 
 def _bin_name(index: int) -> str:
@@ -121,68 +150,83 @@ def _bin_name(index: int) -> str:
     return f"{low}+" if index == BINS - 1 else f"{low}-{low + BIN_WIDTH - 1}"
 
 
-def _rows(names: Iterable[str], cards: Sequence[Card], of: Any, won: set[str]) -> list[Row]:
-    counts: dict[str, list[int]] = {name: [0, 0] for name in names}
-    for card in cards:
-        name = of(card) or "none"
-        tally = counts.setdefault(name, [0, 0])
-        tally[0] += 1
-        tally[1] += (card.contact_id or "") in won
-    return [Row(name, n, k) for name, (n, k) in counts.items()]
+@dataclass(slots=True)
+class Tallies:
+    """What every report is computed from: contacts counted by group, with
+    their scores summed, and whether each converted, highest score first (for
+    the Pareto curve). The store computes these in SQL for a workspace
+    (ranking.tallies); `tally` computes them from scorecards."""
+
+    groups: dict[Group, tuple[int, float]]
+    converted_by_rank: list[bool]
 
 
-def report(engine: Engine, cards: Sequence[Card], converted: set[str], *, at: int) -> Report:
-    """The reports of a workspace's scorecards as of `at`; `converted` holds
-    the ids of the contacts that did the outcome the marketer picked."""
-    compiled = engine.compiled
-    won = {card.contact_id for card in cards if card.contact_id in converted}
-    histogram = [Row(_bin_name(i), 0, 0) for i in range(BINS)]
-    tallies = [[0, 0] for _ in range(BINS)]
-    for card in cards:
-        tally = tallies[_bin(card.score)]
-        tally[0] += 1
-        tally[1] += card.contact_id in won
-    histogram = [Row(_bin_name(i), n, k) for i, (n, k) in enumerate(tallies)]
-    by_band = _rows([name for name, _ in compiled.bands], cards, lambda c: c.band, won)
-    by_grade = _rows([name for name, _ in compiled.grades], cards, lambda c: c.grade, won)
-    by_stage = _rows(compiled.stage_names, cards, lambda c: c.stage, won)
-    # The funnel: contacts at each stage or past it (stages are listed in
-    # funnel order), and the share of the previous stage's that got there.
-    funnel: list[tuple[str, int, float | None]] = []
-    index = compiled.stage_index
-    reached = [0] * len(compiled.stage_names)
-    for card in cards:
-        if card.stage is not None and card.stage in index:
-            for i in range(index[card.stage] + 1):
-                reached[i] += 1
-    for i, name in enumerate(compiled.stage_names):
-        previous = reached[i - 1] if i else None
-        funnel.append((name, reached[i], reached[i] / previous if previous else None))
-    # Pareto: leads by score, highest first; the share of all conversions
-    # among the top x% of leads, at every 5%.
-    ordered = sorted(cards, key=lambda c: (-c.score, c.contact_id or ""))
-    pareto: list[tuple[float, float]] = [(0.0, 0.0)]
-    total_won = len(won)
-    running = 0
-    marks = {max(round(len(ordered) * p / 20), 1): p / 20 for p in range(1, 21)} if ordered else {}
-    for i, card in enumerate(ordered, start=1):
-        running += card.contact_id in won
-        if i in marks:
-            pareto.append((marks[i], running / total_won if total_won else 0.0))
-    ageing: list[tuple[str, int, float]] = []
-    buckets: list[list[float]] = [[] for _ in AGE_BUCKETS]
+def tally(cards: Sequence[Card], converted: set[str], *, at: int) -> Tallies:
+    groups: dict[Group, tuple[int, float]] = {}
     for card in cards:
         days = (at - (card.last_event_at or at)) / MICROS_PER_DAY
-        for i, (_, limit) in enumerate(AGE_BUCKETS):
-            if limit is None or days <= limit:
-                buckets[i].append(card.score)
-                break
-    for (name, _), scores in zip(AGE_BUCKETS, buckets, strict=True):
-        ageing.append((name, len(scores), sum(scores) / len(scores) if scores else 0.0))
-    overall = total_won / len(cards) if cards else 0.0
-    lift = [(row.name, row.rate / overall if overall else 0.0) for row in by_band]
+        key = (
+            card.band, card.grade, card.stage, age_bucket(days), score_bin(card.score),
+            card.contact_id in converted,
+        )  # fmt: skip
+        count, total = groups.get(key, (0, 0.0))
+        groups[key] = (count + 1, total + card.score)
+    ordered = sorted(cards, key=lambda c: (-c.score, c.contact_id or ""))
+    return Tallies(groups, [card.contact_id in converted for card in ordered])
+
+
+def report(engine: Engine, tallies: Tallies) -> Report:
+    """The reports of a workspace's contacts, from their tallies."""
+    compiled = engine.compiled
+    groups = tallies.groups
+
+    def rows(names: Iterable[str], part: int) -> list[Row]:
+        counts: dict[str, list[int]] = {name: [0, 0] for name in names}
+        for key, (count, _) in groups.items():
+            tally = counts.setdefault(str(key[part] or "none"), [0, 0])
+            tally[0] += count
+            tally[1] += count if key[5] else 0
+        return [Row(name, n, k) for name, (n, k) in counts.items()]
+
+    bins = [[0, 0] for _ in range(BINS)]
+    ages = [[0, 0.0] for _ in AGE_BUCKETS]
+    for (_, _, _, age, bin_index, won), (count, total) in groups.items():
+        bins[bin_index][0] += count
+        bins[bin_index][1] += count if won else 0
+        ages[age][0] += count
+        ages[age][1] += total
+    histogram = [Row(_bin_name(i), n, k) for i, (n, k) in enumerate(bins)]
+    by_band = rows([name for name, _ in compiled.bands], 0)
+    by_grade = rows([name for name, _ in compiled.grades], 1)
+    by_stage = rows(compiled.stage_names, 2)
+    # The funnel: contacts at each stage or past it (stages are listed in
+    # funnel order), and the share of the previous stage's that got there.
+    at_stage = {row.name: row.contacts for row in by_stage}
+    funnel: list[tuple[str, int, float | None]] = []
+    names = compiled.stage_names
+    for i, name in enumerate(names):
+        reached = sum(at_stage.get(later, 0) for later in names[i:])
+        previous = funnel[-1][1] if funnel else None
+        funnel.append((name, reached, reached / previous if previous else None))
+    # Pareto: the share of all conversions among the top x% of leads by
+    # score, at every 5%.
+    flags = tallies.converted_by_rank
+    total_won = sum(flags)
+    pareto: list[tuple[float, float]] = [(0.0, 0.0)]
+    marks = {max(round(len(flags) * p / 20), 1): p / 20 for p in range(1, 21)} if flags else {}
+    running = 0
+    for i, won in enumerate(flags, start=1):
+        running += won
+        if i in marks:
+            pareto.append((marks[i], running / total_won if total_won else 0.0))
+    ageing = [
+        (name, int(count), total / count if count else 0.0)
+        for (name, _), (count, total) in zip(AGE_BUCKETS, ages, strict=True)
+    ]
+    contacts = len(flags)
+    overall = total_won / contacts if contacts else 0.0
     return Report(
-        contacts=len(cards),
+        contacts=contacts,
         converted=total_won,
         histogram=histogram,
         by_band=by_band,
@@ -191,7 +235,7 @@ def report(engine: Engine, cards: Sequence[Card], converted: set[str], *, at: in
         funnel=funnel,
         pareto=pareto,
         ageing=ageing,
-        lift=lift,
+        lift=[(row.name, row.rate / overall if overall else 0.0) for row in by_band],
     )
 
 
@@ -246,7 +290,7 @@ def backtest(
         band_changes=band_changes,
         stage_changes=stage_changes,
         moves=sorted(((a, b, n) for (a, b), n in moves.items()), key=lambda m: -m[2]),
-        current=report(current, list(before.values()), won, at=at),
-        candidate=report(candidate, list(after.values()), won, at=at),
+        current=report(current, tally(list(before.values()), won, at=at)),
+        candidate=report(candidate, tally(list(after.values()), won, at=at)),
         risers=[(cid, old, new) for _, cid, old, new in deltas[:10] if old != new],
     )

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from .._service.deps import Database, Models
+from .._store import ranking
 from .._store.database import now
-from .._store.ranking import ranked, with_bands
+from .._store.ranking import with_bands
 from .._store.reports import contacts_with, event_types
-from .analysis import report
+from .analysis import AGE_BUCKETS, BIN_WIDTH, BINS, Tallies, report, tally
 from .common import Marketer, Page, active
 from .outcomes import default_outcome
 
@@ -37,11 +38,27 @@ def reports(
     with database.connect() as conn:
         types = event_types(conn, workspace=workspace)
         picked = outcome if outcome in types else default_outcome(types)
-        found = with_bands(model, ranked(conn, workspace=workspace, model=model, at=at))
-        won = (
-            set() if picked is None else contacts_with(conn, workspace=workspace, event_type=picked)
+        counted = ranking.tallies(
+            conn,
+            workspace=workspace,
+            model=model,
+            at=at,
+            outcome=picked,
+            bin_width=BIN_WIDTH,
+            bins=BINS,
+            age_limits=[limit for _, limit in AGE_BUCKETS],
         )
-    result = report(model.engine, found, won, at=at)
+        if counted is None:  # rows not current: from every contact's scorecard
+            found = with_bands(model, ranking.ranked(conn, workspace=workspace, model=model, at=at))
+            won = (
+                set()
+                if picked is None
+                else contacts_with(conn, workspace=workspace, event_type=picked)
+            )
+            figures = tally(found, won, at=at)
+        else:
+            figures = Tallies(*counted)
+    result = report(model.engine, figures)
     charts = {
         "histogram": [[row.name, row.contacts, row.converted] for row in result.histogram],
         "bands": [[row.name, row.contacts, round(row.rate * 100, 1)] for row in result.by_band],
