@@ -25,6 +25,7 @@ from leadscore._web.analysis import (
     BIN_WIDTH,
     BINS,
     Tallies,
+    pareto_ranks,
     report,
     score_series,
     tally,
@@ -199,7 +200,7 @@ def test_report_tallies_in_sql_are_those_of_the_scorecards(database: sa.Engine) 
         for outcome in ("purchase", "demo_request", None):
             counted = tallies(
                 conn, workspace=name, model=model, at=at, outcome=outcome,
-                bin_width=BIN_WIDTH, bins=BINS, age_limits=limits,
+                bin_width=BIN_WIDTH, bins=BINS, age_limits=limits, ranks_of=pareto_ranks,
             )  # fmt: skip
             assert counted is not None
             cards = with_bands(model, ranked(conn, workspace=name, model=model, at=at))
@@ -209,13 +210,13 @@ def test_report_tallies_in_sql_are_those_of_the_scorecards(database: sa.Engine) 
                 else contacts_with(conn, workspace=name, event_type=outcome)
             )
             expected = tally(cards, won, at=at)
-            groups, flags = counted
-            assert flags == expected.converted_by_rank
+            groups, up_to = counted
+            assert up_to == expected.converted_up_to
             assert groups.keys() == expected.groups.keys()
             for key, (count, total) in groups.items():
                 assert count == expected.groups[key][0], key
                 assert abs(total - expected.groups[key][1]) < 1e-6, key
-            assert report(model.engine, Tallies(groups, flags)).converted == len(won)
+            assert report(model.engine, Tallies(groups, up_to)).converted == len(won)
         newer = store_model(
             conn,
             workspace=name,
@@ -232,6 +233,7 @@ def test_report_tallies_in_sql_are_those_of_the_scorecards(database: sa.Engine) 
                 bin_width=BIN_WIDTH,
                 bins=BINS,
                 age_limits=limits,
+                ranks_of=pareto_ranks,
             )
             is None
         )

@@ -17,7 +17,7 @@ only the rows whose state text contains the word, and those are decoded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -311,13 +311,15 @@ def tallies(
     bin_width: int,
     bins: int,
     age_limits: Sequence[float | None],
-) -> tuple[dict[Group, tuple[int, float]], list[bool]] | None:
+    ranks_of: Callable[[int], Iterable[int]],
+) -> tuple[dict[Group, tuple[int, float]], dict[int, int]] | None:
     """The reports' tallies (see _web.analysis.Tallies) in SQL: contacts
     counted by band, grade, stage, ageing bucket (the first of `age_limits`,
     in days since the last event, that holds; None holds always), score bin
     (`bins` of `bin_width` from 0, the last open-ended) and whether they have
-    an event of the `outcome` type, with their scores summed; and that flag
-    for every contact, highest score first. None when some row is not
+    an event of the `outcome` type, with their scores summed; and for the
+    ranks `ranks_of(number of contacts)` names, how many of the contacts up
+    to that rank (highest score first) converted. None when some row is not
     current (see `page`)."""
     compiled = model.engine.compiled
     mine = sa.and_(owners.c.workspace == workspace, owners.c.identified)
@@ -326,16 +328,6 @@ def tallies(
             return None
         value = _value(model, at)
         rounded, key = _order(conn, value)
-        bands = [(floor, name) for name, floor in compiled.bands]
-        band = sa.case(
-            *[(sa.true() if floor is None else value >= floor, name) for floor, name in bands],
-            else_=sa.null(),
-        )
-        days = (at - owners.c.last_event_at) / sa.literal(float(_MICROS_PER_DAY), sa.Double)
-        limits = [(days <= limit, i) for i, limit in enumerate(age_limits) if limit is not None]
-        age = sa.case(*limits, else_=len(age_limits) - 1)
-        steps = [(rounded < (i + 1) * bin_width, i) for i in range(bins - 1)]
-        score_bin = sa.case(*steps, else_=bins - 1)
         if outcome is None:
             won: sa.ColumnElement[bool] = sa.false()
         else:
@@ -344,25 +336,63 @@ def tallies(
                 events.c.type == outcome,
                 events.c.contact_id == owners.c.key,
             )
-        converted = sa.case((won, 1), else_=0)
-        grouped = conn.execute(
+        # Each contact's score computed once: without MATERIALIZED, SQLite
+        # substitutes the expression into every CASE below (some fifteen
+        # evaluations per contact).
+        scored = (
             sa.select(
-                band,
+                key.label("key"),
                 owners.c.grade,
                 owners.c.stage,
-                age,
-                score_bin,
-                converted,
-                sa.func.count(),
-                sa.func.sum(rounded),
+                owners.c.last_event_at,
+                value.label("value"),
+                rounded.label("rounded"),
+                sa.case((won, 1), else_=0).label("won"),
             )
             .where(mine)
-            .group_by(band, owners.c.grade, owners.c.stage, age, score_bin, converted)
-        ).all()
-        flags = conn.execute(sa.select(converted).where(mine).order_by(rounded.desc(), key))
-        ranked_flags = [bool(flag) for flag in flags.scalars()]
-    groups = {
-        (b, g, s, int(a), int(n), bool(w)): (int(count), float(total or 0))
-        for b, g, s, a, n, w, count, total in grouped
-    }
-    return groups, ranked_flags
+            .cte("scored")
+            .prefix_with("MATERIALIZED")
+        )
+        band = sa.case(
+            *[
+                (sa.true() if floor is None else scored.c.value >= floor, name)
+                for name, floor in compiled.bands
+            ],
+            else_=sa.null(),
+        )
+        days = (at - scored.c.last_event_at) / sa.literal(float(_MICROS_PER_DAY), sa.Double)
+        limits = [(days <= limit, i) for i, limit in enumerate(age_limits) if limit is not None]
+        age = sa.case(*limits, else_=len(age_limits) - 1)
+        steps = [(scored.c.rounded < (i + 1) * bin_width, i) for i in range(bins - 1)]
+        score_bin = sa.case(*steps, else_=bins - 1)
+        contacts = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+        wanted = sorted(set(ranks_of(int(contacts))))
+        columns = (band, scored.c.grade, scored.c.stage, age, score_bin, scored.c.won)
+        grouped = sa.select(
+            sa.literal(0).label("part"),
+            *columns,
+            sa.func.count().label("count"),
+            sa.func.sum(scored.c.rounded).label("total"),
+        ).group_by(*columns)
+        # Conversions among the top `rank` contacts, for the ranks asked: a
+        # running sum in rank order, of which only those rows come back. In
+        # the same statement as the groups, so the scores are computed once.
+        order = (scored.c.rounded.desc(), scored.c.key)
+        running = sa.select(
+            sa.func.row_number().over(order_by=order).label("rank"),
+            sa.func.sum(scored.c.won).over(order_by=order, rows=(None, 0)).label("won"),
+        ).subquery()
+        nothing = sa.null()
+        at_ranks = sa.select(
+            sa.literal(1), nothing, nothing, nothing, running.c.rank, nothing, nothing,
+            running.c.won, nothing,
+        ).where(running.c.rank.in_(wanted))  # fmt: skip
+        rows = conn.execute(sa.union_all(grouped, at_ranks)).all()
+    groups: dict[Group, tuple[int, float]] = {}
+    up_to: dict[int, int] = {}
+    for part, b, g, s, a, n, w, count, total in rows:
+        if part == 0:
+            groups[(b, g, s, int(a), int(n), bool(w))] = (int(count), float(total or 0))
+        else:
+            up_to[int(a)] = int(count)
+    return groups, up_to

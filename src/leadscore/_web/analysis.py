@@ -150,15 +150,30 @@ def _bin_name(index: int) -> str:
     return f"{low}+" if index == BINS - 1 else f"{low}-{low + BIN_WIDTH - 1}"
 
 
+# The Pareto curve's points: every 5% of the leads.
+PARETO_STEPS = 20
+
+
+def pareto_ranks(contacts: int) -> dict[int, float]:
+    """rank -> share of the leads, for each point of the Pareto curve."""
+    if not contacts:
+        return {}
+    return {
+        max(round(contacts * p / PARETO_STEPS), 1): p / PARETO_STEPS
+        for p in range(1, PARETO_STEPS + 1)
+    }
+
+
 @dataclass(slots=True)
 class Tallies:
     """What every report is computed from: contacts counted by group, with
-    their scores summed, and whether each converted, highest score first (for
-    the Pareto curve). The store computes these in SQL for a workspace
-    (ranking.tallies); `tally` computes them from scorecards."""
+    their scores summed, and how many of the top leads converted at each
+    rank of `pareto_ranks` (highest score first). The store computes these in
+    SQL for a workspace (ranking.tallies); `tally` computes them from
+    scorecards."""
 
     groups: dict[Group, tuple[int, float]]
-    converted_by_rank: list[bool]
+    converted_up_to: dict[int, int]
 
 
 def tally(cards: Sequence[Card], converted: set[str], *, at: int) -> Tallies:
@@ -172,7 +187,13 @@ def tally(cards: Sequence[Card], converted: set[str], *, at: int) -> Tallies:
         count, total = groups.get(key, (0, 0.0))
         groups[key] = (count + 1, total + card.score)
     ordered = sorted(cards, key=lambda c: (-c.score, c.contact_id or ""))
-    return Tallies(groups, [card.contact_id in converted for card in ordered])
+    marks = pareto_ranks(len(ordered))
+    running, up_to = 0, {}
+    for rank, card in enumerate(ordered, start=1):
+        running += card.contact_id in converted
+        if rank in marks:
+            up_to[rank] = running
+    return Tallies(groups, up_to)
 
 
 def report(engine: Engine, tallies: Tallies) -> Report:
@@ -208,22 +229,18 @@ def report(engine: Engine, tallies: Tallies) -> Report:
         reached = sum(at_stage.get(later, 0) for later in names[i:])
         previous = funnel[-1][1] if funnel else None
         funnel.append((name, reached, reached / previous if previous else None))
+    contacts = sum(count for count, _ in groups.values())
+    total_won = sum(count for key, (count, _) in groups.items() if key[5])
     # Pareto: the share of all conversions among the top x% of leads by
     # score, at every 5%.
-    flags = tallies.converted_by_rank
-    total_won = sum(flags)
     pareto: list[tuple[float, float]] = [(0.0, 0.0)]
-    marks = {max(round(len(flags) * p / 20), 1): p / 20 for p in range(1, 21)} if flags else {}
-    running = 0
-    for i, won in enumerate(flags, start=1):
-        running += won
-        if i in marks:
-            pareto.append((marks[i], running / total_won if total_won else 0.0))
+    for rank, share in sorted(pareto_ranks(contacts).items()):
+        among = tallies.converted_up_to.get(rank, 0)
+        pareto.append((share, among / total_won if total_won else 0.0))
     ageing = [
         (name, int(count), total / count if count else 0.0)
         for (name, _), (count, total) in zip(AGE_BUCKETS, ages, strict=True)
     ]
-    contacts = len(flags)
     overall = total_won / contacts if contacts else 0.0
     return Report(
         contacts=contacts,

@@ -14,7 +14,7 @@ from .._store import ranking
 from .._store.database import now
 from .._store.ranking import with_bands
 from .._store.reports import contacts_with, event_types
-from .analysis import AGE_BUCKETS, BIN_WIDTH, BINS, Tallies, report, tally
+from .analysis import AGE_BUCKETS, BIN_WIDTH, BINS, Tallies, pareto_ranks, report, tally
 from .common import Marketer, Page, active
 from .outcomes import default_outcome
 
@@ -47,6 +47,7 @@ def reports(
             bin_width=BIN_WIDTH,
             bins=BINS,
             age_limits=[limit for _, limit in AGE_BUCKETS],
+            ranks_of=pareto_ranks,
         )
         if counted is None:  # rows not current: from every contact's scorecard
             found = with_bands(model, ranking.ranked(conn, workspace=workspace, model=model, at=at))
