@@ -92,6 +92,21 @@ def test_each_role_sees_only_what_it_may(web: Site, page: Any, role: Role) -> No
         assert response.status == (200 if role.allows(needs) else 403), (role, path)
     page.goto(web.base + "/")
     shoot(page, f"leads-as-{role.value}")
+    if role is Role.MARKETER:
+        page.goto(web.base + "/reports?outcome=purchase")
+        page.wait_for_function("document.getElementById('chart-pareto').toDataURL().length > 5000")
+        # The numbers are the pure engine's: conversions among all contacts.
+        cards = ranked(MODEL, web)
+        won = {e.contact_id for e in web.events if e.type == "purchase"}
+        assert (
+            page.locator(".summary")
+            .inner_text()
+            .startswith(f"{len(cards)} contacts, {len(won)} with a purchase event")
+        )
+        shoot(page, "reports")
+    if role is Role.SALES:
+        page.set_viewport_size({"width": 390, "height": 844})
+        shoot(page, "leads-phone")
     # Signing out ends the session on the server: the old cookie is worthless.
     cookie = next(c for c in page.context.cookies() if c["name"] == "ls_session")
     page.get_by_role("button", name="Sign out").click()

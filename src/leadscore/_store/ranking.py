@@ -331,10 +331,12 @@ def tallies(
         if outcome is None:
             won: sa.ColumnElement[bool] = sa.false()
         else:
-            won = sa.exists().where(
-                events.c.workspace == workspace,
-                events.c.type == outcome,
-                events.c.contact_id == owners.c.key,
+            # IN (a list built once) rather than EXISTS (a lookup per
+            # contact): a third of the time on SQLite.
+            won = owners.c.key.in_(
+                sa.select(events.c.contact_id).where(
+                    events.c.workspace == workspace, events.c.type == outcome
+                )
             )
         # Each contact's score computed once: without MATERIALIZED, SQLite
         # substitutes the expression into every CASE below (some fifteen
