@@ -230,6 +230,9 @@ def contact_card(
             tally[0] += counted
             tally[1] += 1
     why = sorted(reasons.items(), key=lambda item: -item[1][0])
+    # SEAM (issue 5, predictive scoring): when the workspace has a predictive
+    # model, its probability for this contact and its top factors go here,
+    # and contact.html shows them beside the score in the scorecard.
     return Page(request, session).render(
         "contact.html",
         contact=found.contact,
