@@ -18,7 +18,7 @@ from leadscore._store.database import now
 from leadscore._store.users import Role
 from leadscore._web.analysis import backtest
 
-from ._browser import AXE, MODEL, Site, browser_or_skip, shoot, sign_in, site
+from ._browser import AXE, MODEL, PASSWORD, Site, browser_or_skip, shoot, sign_in, site
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,8 @@ def test_each_role_sees_only_what_it_may(web: Site, page: Any, role: Role) -> No
     page.get_by_role("button", name="Sign out").click()
     assert "/signin" in page.url
     with httpx.Client(base_url=web.base, trust_env=False) as http:
-        again = http.get("/", cookies={"ls_session": cookie["value"]})
+        http.cookies.set("ls_session", cookie["value"])
+        again = http.get("/")
     assert again.status_code == 303
 
 
@@ -148,6 +149,27 @@ def test_filter_leads_and_open_a_contact(web: Site, page: Any) -> None:
     shoot(page, "contact-card")
     page.set_viewport_size({"width": 390, "height": 844})
     shoot(page, "contact-card-phone")
+
+
+def test_keyboard_only_sign_in_and_open_a_lead(web: Site, page: Any) -> None:
+    page.goto(web.base + "/")
+    page.keyboard.type(web.users[Role.SALES])  # the e-mail field has the focus
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(web.base + "/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    first = ranked(MODEL, web)[0].contact_id
+    for _ in range(40):  # through the filters to the first lead
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == first:
+            break
+    else:
+        pytest.fail("the first lead cannot be reached with Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{web.base}/contacts/{first}")
 
 
 def _set_document(page: Any, text: str) -> None:
