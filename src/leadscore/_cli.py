@@ -795,3 +795,8 @@ cli.add_command(backtest)
 
 def main() -> None:
     cli(prog_name="leadscore")
+
+
+from ._users_cli import users  # noqa: E402  (it uses the helpers above)
+
+cli.add_command(users)

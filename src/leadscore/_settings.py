@@ -48,6 +48,32 @@ class Settings(BaseSettings):
         description="Most events accepted in one batch request.",
     )
 
+    session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description="How long a web app sign-in lasts, in hours (a working day).",
+    )
+    secure_cookies: bool | None = Field(
+        default=None,
+        description="Mark the web app's cookies Secure (sent over https only). "
+        "Default: when the request came over https.",
+    )
+    signin_failures_per_account: int = Field(
+        default=5,
+        ge=1,
+        description="Failed web sign-ins allowed per account within the window, then refused.",
+    )
+    signin_failures_per_address: int = Field(
+        default=20,
+        ge=1,
+        description="Failed web sign-ins allowed per client address within the window.",
+    )
+    signin_window_minutes: float = Field(
+        default=15.0,
+        gt=0,
+        description="The window, in minutes, over which failed sign-ins are counted.",
+    )
+
     # The outbox worker (docs/api.md, "Triggers and actions").
     outbox_worker: bool = Field(
         default=True,

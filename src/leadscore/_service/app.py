@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from .. import __version__
 from .._settings import Settings
 from .._store.database import open_database
+from .._web import mount as mount_web_app
 from . import admin, contacts, deliveries, events, health, models, problems, tracking
 from . import metrics as metrics_routes
 from .activations import ActivationRunner
@@ -74,6 +75,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(contacts.router)
     app.include_router(deliveries.router)
+    # The web app: pages at /, outside the OpenAPI document (they are not the API).
+    mount_web_app(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     # Web pages send events from their visitors' browsers (a write key is
     # meant to be embedded), so any origin may call. Keys travel in a header

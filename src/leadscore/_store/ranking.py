@@ -1,0 +1,425 @@
+"""Contacts ranked by score as of an instant, from the owner rows' columns:
+the leads list and the reports of the web app, fast enough for a page.
+
+`contacts.listing` decodes every contact's whole stored state (JSON) to build
+its scorecard; for a list of 50,000 contacts that alone is seconds. A row of
+the active model version already holds, in columns, everything the list
+needs: the engagement score as of T is clamp(decaying · 2^(-(T - ref)/H) +
+flat), computed here with the same operations in the same order as
+`Engine.scorecard`, so the score, the band and the order are exactly the
+scorecard's. Rows the active version did not make (a model was activated
+and the contact not rescored yet), and rows whose last event is after the
+instant, go through `reads.state_as_of` like every other read.
+
+The search and tag filters need the state's traits or tag sums: SQL keeps
+only the rows whose state text contains the word, and those are decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+
+from .._engine import ContactState, report
+from .database import transaction
+from .owners import Stored
+from .reads import state_as_of
+from .tables import events, owners
+from .workspaces import ModelVersion
+
+_MICROS_PER_DAY = 86_400_000_000
+
+# A group of contacts a report counts: (band, grade, stage, ageing bucket,
+# score bin, converted).
+Group = tuple[str | None, str | None, str | None, int, int, bool]
+
+
+class Ranked(NamedTuple):
+    """What a list shows of a contact as of the instant asked. A tuple whose
+    first two fields are the list's order (highest score first, then by
+    contact id): tens of thousands of them sort without a key function."""
+
+    order: float  # -score
+    contact_id: str
+    score: float  # as reported: 2 decimals
+    fit: int
+    grade: str | None
+    stage: str | None
+    last_event_at: int
+    value: float  # the clamped score before rounding, which decides the band
+    band: str | None = None  # filled in by `with_bands`, for the rows shown
+
+
+def with_bands(model: ModelVersion, items: Iterable[Ranked]) -> list[Ranked]:
+    band_of = model.engine.compiled.band_of
+    return [item._replace(band=band_of(item.value)) for item in items]
+
+
+def ranked(
+    conn: sa.Connection,
+    *,
+    workspace: str,
+    model: ModelVersion,
+    at: int,
+    band: str | None = None,
+    grade: str | None = None,
+    stage: str | None = None,
+    tag: str | None = None,
+    owner: str | None = None,
+    search: str | None = None,
+) -> list[Ranked]:
+    """The identified contacts that pass the filters, highest score first,
+    ties by contact id (the order of `contacts.listing` by score).
+    `search` matches the contact id or any text trait, case-insensitively."""
+    if owner is not None:
+        return []  # no contact has an owner until the outbox worker assigns them
+    engine = model.engine
+    compiled = engine.compiled
+    current = owners.c.model_version == model.version
+    columns: list[Any] = [
+        owners.c.key, owners.c.model_version, owners.c.ref, owners.c.decaying, owners.c.flat,
+        owners.c.fit, owners.c.grade, owners.c.stage, owners.c.last_event_at,
+    ]  # fmt: skip
+    decode = tag is not None or search is not None
+    if decode:
+        columns.append(owners.c.state)
+    query = sa.select(*columns).where(owners.c.workspace == workspace, owners.c.identified)
+    if grade is not None:
+        query = query.where(sa.or_(~current, owners.c.grade == grade))
+    if stage is not None:
+        query = query.where(sa.or_(~current, owners.c.stage == stage))
+    text = sa.func.lower(sa.cast(owners.c.state, sa.Text))
+    if search is not None:
+        pattern = f"%{_escape(search.lower())}%"
+        query = query.where(
+            sa.or_(
+                sa.func.lower(owners.c.key).like(pattern, escape="\\"),
+                text.like(pattern, escape="\\"),
+            )
+        )
+    if tag is not None:
+        query = query.where(text.like(f"%{_escape(tag.lower())}%", escape="\\"))
+    half_life = compiled.half_life_micros
+    needle = None if search is None else search.lower()
+    version = model.version
+    clamp = compiled.clamp
+    low, high = _interval(compiled.bands, band)
+    found: list[Ranked] = []
+    with transaction(conn):
+        # Rows unpacked as tuples, the band checked as a score interval, the
+        # result sorted as tuples: at tens of thousands of rows, each Python
+        # call per row is a measurable share of a page's time.
+        for row in conn.execute(query).all():
+            key, row_version, ref, decaying, flat, fit, row_grade, row_stage, last = row[:9]
+            state = ContactState.from_json(row[9]) if decode else None
+            if row_version != version or last > at:
+                if state is None:
+                    state = ContactState.from_json(_state(conn, workspace, key))
+                state = state_as_of(
+                    conn, workspace, model, (True, key), Stored(state, row_version), at=at
+                )
+                if state is None:
+                    continue
+                ref, decaying, flat, fit = state.ref, state.decaying, state.flat, state.fit
+                row_grade = compiled.grade_of(fit)
+                row_stage = None if state.stage is None else compiled.stage_names[state.stage]
+                last = state.last_timestamp or 0
+            if state is not None and (
+                (tag is not None and tag not in state.tags)
+                or (needle is not None and not matches(key, state.traits, needle))
+            ):
+                continue
+            # Engine.scorecard's arithmetic, step for step.
+            factor = 1.0 if half_life is None else 2.0 ** (-(at - ref) / half_life)
+            value = clamp(decaying * factor + flat)
+            if (
+                (low is None or value >= low)
+                and (high is None or value < high)
+                and (grade is None or row_grade == grade)
+                and (stage is None or row_stage == stage)
+            ):
+                score = report(value)
+                found.append(Ranked(-score, key, score, fit, row_grade, row_stage, last, value))
+    found.sort()
+    return found
+
+
+_NOWHERE = (float("inf"), None)
+
+
+def _interval(
+    bands: list[tuple[str, float | None]], band: str | None
+) -> tuple[float | None, float | None]:
+    """The scores in a band, [low, high): bands are listed with strictly
+    decreasing floors (the loader checks it), so a score is in the first band
+    whose floor it reaches (CompiledModel.band_of), that is below the floor of
+    the band before. A band the model does not have holds no score."""
+    if band is None:
+        return (None, None)
+    names = [name for name, _ in bands]
+    if band not in names:
+        return _NOWHERE
+    index = names.index(band)
+    return (bands[index][1], bands[index - 1][1] if index else None)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _state(conn: sa.Connection, workspace: str, key: str) -> Any:
+    return conn.execute(
+        sa.select(owners.c.state).where(
+            owners.c.workspace == workspace, owners.c.identified, owners.c.key == key
+        )
+    ).scalar_one()
+
+
+def matches(contact_id: str, traits: dict[str, Any], needle: str) -> bool:
+    """The search: in the contact id, or in a trait's text (name, e-mail, company...)."""
+    return needle in contact_id.lower() or any(
+        isinstance(value, str) and needle in value.lower() for value in traits.values()
+    )
+
+
+def traits(
+    conn: sa.Connection, *, workspace: str, keys: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """The stored traits of some contacts (the page of a list being shown)."""
+    wanted = list(keys)
+    if not wanted:
+        return {}
+    with transaction(conn):
+        rows = conn.execute(
+            sa.select(owners.c.key, owners.c.state).where(
+                owners.c.workspace == workspace, owners.c.identified, owners.c.key.in_(wanted)
+            )
+        ).all()
+    return {row.key: dict(row.state.get("traits", {})) for row in rows}
+
+
+def page(
+    conn: sa.Connection,
+    *,
+    workspace: str,
+    model: ModelVersion,
+    at: int,
+    offset: int,
+    limit: int,
+    band: str | None = None,
+    grade: str | None = None,
+    stage: str | None = None,
+) -> tuple[int, list[Ranked]] | None:
+    """One page of `ranked` and the number of contacts it pages through, with
+    the score computed, filtered, sorted and paged in SQL: a page costs a scan
+    of the ranking index, not a row per contact in Python.
+
+    The SQL computes Engine.scorecard's expression with the same operations
+    (a C `pow` in both databases, as in Python), rounds to 2 decimals for the
+    order and breaks ties by contact id in code point order. None when SQL
+    cannot answer alone: some contact's row is not of the active version (a
+    model was just activated) or has an event after `at`; then `ranked`
+    answers, reading those contacts' logs.
+    """
+    compiled = model.engine.compiled
+    mine = sa.and_(owners.c.workspace == workspace, owners.c.identified)
+    with transaction(conn):
+        if _stale(conn, mine, model, at):
+            return None
+        value = _value(model, at)
+        conditions = [mine]
+        low, high = _interval(compiled.bands, band)
+        if low is not None:
+            conditions.append(value >= low)
+        if high is not None:
+            conditions.append(value < high)
+        if grade is not None:
+            conditions.append(owners.c.grade == grade)
+        if stage is not None:
+            conditions.append(owners.c.stage == stage)
+        rounded, key = _order(conn, value)
+        total = conn.execute(
+            sa.select(sa.func.count()).select_from(owners).where(*conditions)
+        ).scalar_one()
+        rows = conn.execute(
+            sa.select(
+                owners.c.key,
+                owners.c.fit,
+                owners.c.grade,
+                owners.c.stage,
+                owners.c.last_event_at,
+                value,
+            )
+            .where(*conditions)
+            .order_by(rounded.desc(), key)
+            .offset(offset)
+            .limit(limit)
+        ).all()
+    found = []
+    for contact_id, fit, row_grade, row_stage, last, raw in rows:
+        score = report(float(raw))
+        found.append(Ranked(-score, contact_id, score, fit, row_grade, row_stage, last, float(raw)))
+    return int(total), found
+
+
+def _stale(conn: sa.Connection, mine: sa.ColumnElement[bool], model: ModelVersion, at: int) -> bool:
+    """Whether some contact's row cannot answer for `at` under `model`."""
+    count = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(owners)
+        .where(mine, sa.or_(owners.c.model_version != model.version, owners.c.last_event_at > at))
+    ).scalar_one()
+    return bool(count)
+
+
+def _value(model: ModelVersion, at: int) -> sa.ColumnElement[float]:
+    """The clamped score as of `at`, in SQL: Engine.scorecard's expression."""
+    compiled = model.engine.compiled
+    half_life = compiled.half_life_micros
+    decayed: sa.ColumnElement[float] = owners.c.decaying
+    if half_life is not None:
+        exponent = (owners.c.ref - at) / sa.literal(half_life, sa.Double)
+        decayed = owners.c.decaying * sa.func.power(sa.literal(2.0, sa.Double), exponent)
+    value: sa.ColumnElement[float] = decayed + owners.c.flat
+    cases = []
+    if compiled.clamp_min is not None:
+        cases.append((value < compiled.clamp_min, sa.literal(float(compiled.clamp_min))))
+    if compiled.clamp_max is not None:
+        cases.append((value > compiled.clamp_max, sa.literal(float(compiled.clamp_max))))
+    return sa.case(*cases, else_=value) if cases else value
+
+
+def _order(
+    conn: sa.Connection, value: sa.ColumnElement[float]
+) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[str]]:
+    """The list's order in SQL: the score rounded to 2 decimals, then the
+    contact id in code point order (PostgreSQL's "C" collation)."""
+    postgresql = conn.dialect.name == "postgresql"
+    rounded = sa.func.round(sa.cast(value, sa.Numeric) if postgresql else value, 2)
+    return rounded, owners.c.key.collate("C") if postgresql else owners.c.key
+
+
+def tallies(
+    conn: sa.Connection,
+    *,
+    workspace: str,
+    model: ModelVersion,
+    at: int,
+    outcome: str | None,
+    bin_width: int,
+    bins: int,
+    age_limits: Sequence[float | None],
+    ranks_of: Callable[[int], Iterable[int]],
+) -> tuple[dict[Group, tuple[int, float]], dict[int, int]] | None:
+    """The reports' tallies (see _web.analysis.Tallies) in SQL: contacts
+    counted by band, grade, stage, ageing bucket (the first of `age_limits`,
+    in days since the last event, that holds; None holds always), score bin
+    (`bins` of `bin_width` from 0, the last open-ended) and whether they have
+    an event of the `outcome` type, with their scores summed; and for the
+    ranks `ranks_of(number of contacts)` names, how many of the contacts up
+    to that rank (highest score first) converted. None when some row is not
+    current (see `page`)."""
+    compiled = model.engine.compiled
+    mine = sa.and_(owners.c.workspace == workspace, owners.c.identified)
+    with transaction(conn):
+        if _stale(conn, mine, model, at):
+            return None
+        value = _value(model, at)
+        rounded, key = _order(conn, value)
+        if outcome is None:
+            won: sa.ColumnElement[bool] = sa.false()
+        else:
+            # IN (a list built once) rather than EXISTS (a lookup per
+            # contact): a third of the time on SQLite.
+            won = owners.c.key.in_(
+                sa.select(events.c.contact_id).where(
+                    events.c.workspace == workspace, events.c.type == outcome
+                )
+            )
+        # Each contact's score computed once: without MATERIALIZED, SQLite
+        # substitutes the expression into every CASE below (some fifteen
+        # evaluations per contact).
+        scored = (
+            sa.select(
+                key.label("key"),
+                owners.c.grade,
+                owners.c.stage,
+                owners.c.last_event_at,
+                value.label("value"),
+                rounded.label("rounded"),
+                sa.case((won, 1), else_=0).label("won"),
+            )
+            .where(mine)
+            .cte("scored")
+            .prefix_with("MATERIALIZED")
+        )
+        # Each contact's group as one integer (band, grade, stage, age, bin,
+        # converted, in mixed radix): SQLite sorts to GROUP BY, and sorting
+        # integers costs half of sorting three text columns.
+        bands = [name for name, _ in compiled.bands]
+        grades = [name for name, _ in compiled.grades]
+        stages = list(compiled.stage_names)
+        band = sa.case(
+            *[
+                (sa.true() if floor is None else scored.c.value >= floor, i)
+                for i, (_, floor) in enumerate(compiled.bands)
+            ],
+            else_=len(bands),
+        )
+        grade = sa.case(
+            *[(scored.c.grade == name, i) for i, name in enumerate(grades)], else_=len(grades)
+        )
+        stage = sa.case(
+            *[(scored.c.stage == name, i) for i, name in enumerate(stages)], else_=len(stages)
+        )
+        days = (at - scored.c.last_event_at) / sa.literal(float(_MICROS_PER_DAY), sa.Double)
+        limits = [(days <= limit, i) for i, limit in enumerate(age_limits) if limit is not None]
+        age = sa.case(*limits, else_=len(age_limits) - 1)
+        steps = [(scored.c.rounded < (i + 1) * bin_width, i) for i in range(bins - 1)]
+        score_bin = sa.case(*steps, else_=bins - 1)
+        radix = (len(grades) + 1, len(stages) + 1, len(age_limits), bins, 2)
+        code: sa.ColumnElement[int] = band
+        for base, part in zip(radix, (grade, stage, age, score_bin, scored.c.won), strict=True):
+            code = code * base + part
+        contacts = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+        wanted = sorted(set(ranks_of(int(contacts))))
+        grouped = sa.select(
+            sa.literal(0).label("part"),
+            code.label("code"),
+            sa.func.count().label("count"),
+            sa.func.sum(scored.c.rounded).label("total"),
+        ).group_by(code)
+        # Conversions among the top `rank` contacts, for the ranks asked: a
+        # running sum in rank order, of which only those rows come back. In
+        # the same statement as the groups, so the scores are computed once.
+        order = (scored.c.rounded.desc(), scored.c.key)
+        running = sa.select(
+            sa.func.row_number().over(order_by=order).label("rank"),
+            sa.func.sum(scored.c.won).over(order_by=order, rows=(None, 0)).label("won"),
+        ).subquery()
+        at_ranks = sa.select(sa.literal(1), running.c.rank, running.c.won, sa.null()).where(
+            running.c.rank.in_(wanted)
+        )
+        rows = conn.execute(sa.union_all(grouped, at_ranks)).all()
+    groups: dict[Group, tuple[int, float]] = {}
+    up_to: dict[int, int] = {}
+    names = (bands, grades, stages)
+    for part, number, count, total in rows:
+        if part == 1:
+            up_to[int(number)] = int(count)
+            continue
+        digits = []
+        rest = int(number)
+        for base in reversed(radix):
+            rest, digit = divmod(rest, base)
+            digits.append(digit)
+        converted, score_bin_index, age_index, stage_index, grade_index = digits
+        band_name, grade_name, stage_name = (
+            known[index] if index < len(known) else None
+            for known, index in zip(names, (rest, grade_index, stage_index), strict=True)
+        )
+        group = (band_name, grade_name, stage_name, age_index, score_bin_index, bool(converted))
+        groups[group] = (int(count), float(total or 0))
+    return groups, up_to

@@ -1,0 +1,70 @@
+"""`leadscore users`: the people who sign in to the web app."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ._cli import _DATA_DIR_HELP, _DATABASE_HELP, _err, _fail, _store_connection
+
+_ROLES = ["admin", "marketer", "sales"]
+
+
+@click.group()
+def users() -> None:
+    """Users of the web app: each belongs to a workspace and has a role."""
+
+
+@users.command(name="create")
+@click.option("--email", required=True, help="The user's e-mail address: their sign-in name.")
+@click.option("--workspace", required=True, help="The workspace's name; created when missing.")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(_ROLES),
+    help="sales: leads and contacts. marketer: also the model and reports. "
+    "admin: also users, keys and webhooks.",
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of a prompt.",
+)
+@click.option("--database-url", help=_DATABASE_HELP)
+@click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
+def users_create(
+    *,
+    email: str,
+    workspace: str,
+    role: str,
+    password_stdin: bool,
+    database_url: str | None,
+    data_dir: str | None,
+) -> None:
+    """Create a user. The password is asked for (twice), or read from stdin,
+    never taken from the command line, where other users of the machine and
+    the shell's history would see it."""
+    from ._store.users import Role, check_password, create_user
+    from ._store.workspaces import create_workspace
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    try:
+        check_password(password)
+    except ValueError as error:
+        _fail(str(error))
+    with _store_connection(database_url, data_dir) as conn:
+        try:
+            if create_workspace(conn, workspace=workspace):
+                _err.print(f"created workspace {workspace!r}", highlight=False)
+            created = create_user(
+                conn, workspace=workspace, email=email, role=Role(role), password=password
+            )
+        except ValueError as error:
+            _fail(str(error))
+    _err.print(
+        f"created {created.role} {created.email} in workspace {workspace!r}", highlight=False
+    )

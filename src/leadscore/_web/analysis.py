@@ -1,0 +1,313 @@
+"""What the web app's charts and reports show, computed from scorecards and
+the pure engine: no I/O, no clock (every instant is an argument).
+
+- `score_series`: a contact's score over time, from its awards' decayed values.
+- `report`: score distribution, conversion by band, grade and stage, the
+  funnel by stage, the Pareto curve and score ageing of a set of scorecards.
+- `backtest`: how a candidate model would have scored the stored history,
+  against the active one. The issue-5 `backtest` (predictive scoring)
+  can replace this function; the editor only needs its `Backtest` shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .._engine import Award, Engine
+from .._events import Event
+from .._replay import replay
+from .._store.ranking import Group
+
+MICROS_PER_DAY = 86_400_000_000
+# Score histogram: bins of this many points from 0; scores past the last bin
+# go into it. Ten bins of ten cover the 0-100 range models are written for.
+BIN_WIDTH = 10
+BINS = 10
+# Score ageing: days since the last event, in the buckets a sales team
+# thinks in (this week, this month, this quarter, older).
+AGE_BUCKETS: tuple[tuple[str, int | None], ...] = (
+    ("0-7 days", 7),
+    ("8-30 days", 30),
+    ("31-90 days", 90),
+    ("over 90 days", None),
+)
+# Points of the score chart between a contact's first event and now, besides
+# the event instants themselves: enough for a smooth decay curve.
+SERIES_POINTS = 60
+# Rescale the chart's decaying sum past this many half-lives: 2^64 is far
+# below the float limit of 2^1023, as in the engine.
+REBASE_HALF_LIVES = 64.0
+
+
+def score_series(
+    engine: Engine, awards: Sequence[Award], *, start: int, end: int
+) -> list[tuple[int, float]]:
+    """A contact's score at instants from `start` to `end`: just before and at
+    each award, and at evenly spaced instants between, as (instant, score).
+
+    The score at T is the clamped sum of what each award up to T counts at T
+    (spec 2.3: the sum of decayed awards, then the floor and cap). As in the
+    engine, decaying points are summed scaled to a reference instant (here
+    the first award's), so the whole series costs one pass over the awards.
+    """
+    start = min(start, end)
+    instants = {start, end}
+    step = max((end - start) // SERIES_POINTS, 1)
+    instants.update(range(start, end, step))
+    for award in awards:
+        if start <= award.timestamp <= end:
+            instants.add(award.timestamp)
+            if award.timestamp > start:
+                instants.add(award.timestamp - 1)  # the step up shows as a step
+    ordered = sorted(awards, key=lambda award: award.timestamp)
+    compiled = engine.compiled
+    half_life = compiled.half_life_micros
+    ref = ordered[0].timestamp if ordered else start
+    decaying = flat = 0.0
+    index = 0
+    out: list[tuple[int, float]] = []
+    for at in sorted(instants):
+        while index < len(ordered) and ordered[index].timestamp <= at:
+            award = ordered[index]
+            if award.decays and half_life is not None:
+                if award.timestamp - ref > REBASE_HALF_LIVES * half_life:
+                    # Keep the scaled sum far from the float limit (as the engine does).
+                    decaying *= 2.0 ** (-(award.timestamp - ref) / half_life)
+                    ref = award.timestamp
+                decaying += award.points * 2.0 ** ((award.timestamp - ref) / half_life)
+            else:
+                flat += award.points
+            index += 1
+        factor = 1.0 if half_life is None else 2.0 ** (-(at - ref) / half_life)
+        out.append((at, round(compiled.clamp(decaying * factor + flat), 2) + 0.0))
+    return out
+
+
+# -- reports ------------------------------------------------------------------------
+
+
+class Card(Protocol):
+    """What a report reads of a contact: a Scorecard, or a ranked row of the store."""
+
+    @property
+    def contact_id(self) -> str | None: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def grade(self) -> str | None: ...
+    @property
+    def band(self) -> str | None: ...
+    @property
+    def stage(self) -> str | None: ...
+    @property
+    def last_event_at(self) -> int | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A group of contacts and how many of them converted."""
+
+    name: str
+    contacts: int
+    converted: int
+
+    @property
+    def rate(self) -> float:
+        return self.converted / self.contacts if self.contacts else 0.0
+
+
+@dataclass(slots=True)
+class Report:
+    contacts: int
+    converted: int
+    histogram: list[Row]  # score bins; `converted` of each bin too
+    by_band: list[Row]
+    by_grade: list[Row]
+    by_stage: list[Row]
+    funnel: list[tuple[str, int, float | None]]  # stage, contacts at or past it, from previous
+    pareto: list[tuple[float, float]]  # (share of leads from the top, share of conversions)
+    ageing: list[tuple[str, int, float]]  # bucket, contacts, mean score
+    lift: list[tuple[str, float]] = field(default_factory=list)  # band, rate / overall rate
+
+
+def score_bin(score: float) -> int:
+    """The histogram bin of a (reported) score."""
+    return min(max(int(score // BIN_WIDTH), 0), BINS - 1)
+
+
+def age_bucket(days: float) -> int:
+    """The ageing bucket of a number of days since the last event."""
+    for i, (_, limit) in enumerate(AGE_BUCKETS):
+        if limit is None or days <= limit:
+            return i
+    return len(AGE_BUCKETS) - 1
+
+
+def _bin_name(index: int) -> str:
+    low = index * BIN_WIDTH
+    return f"{low}+" if index == BINS - 1 else f"{low}-{low + BIN_WIDTH - 1}"
+
+
+# The Pareto curve's points: every 5% of the leads.
+PARETO_STEPS = 20
+
+
+def pareto_ranks(contacts: int) -> dict[int, float]:
+    """rank -> share of the leads, for each point of the Pareto curve."""
+    if not contacts:
+        return {}
+    return {
+        max(round(contacts * p / PARETO_STEPS), 1): p / PARETO_STEPS
+        for p in range(1, PARETO_STEPS + 1)
+    }
+
+
+@dataclass(slots=True)
+class Tallies:
+    """What every report is computed from: contacts counted by group, with
+    their scores summed, and how many of the top leads converted at each
+    rank of `pareto_ranks` (highest score first). The store computes these in
+    SQL for a workspace (ranking.tallies); `tally` computes them from
+    scorecards."""
+
+    groups: dict[Group, tuple[int, float]]
+    converted_up_to: dict[int, int]
+
+
+def tally(cards: Sequence[Card], converted: set[str], *, at: int) -> Tallies:
+    groups: dict[Group, tuple[int, float]] = {}
+    for card in cards:
+        days = (at - (card.last_event_at or at)) / MICROS_PER_DAY
+        key = (
+            card.band, card.grade, card.stage, age_bucket(days), score_bin(card.score),
+            card.contact_id in converted,
+        )  # fmt: skip
+        count, total = groups.get(key, (0, 0.0))
+        groups[key] = (count + 1, total + card.score)
+    ordered = sorted(cards, key=lambda c: (-c.score, c.contact_id or ""))
+    marks = pareto_ranks(len(ordered))
+    running, up_to = 0, {}
+    for rank, card in enumerate(ordered, start=1):
+        running += card.contact_id in converted
+        if rank in marks:
+            up_to[rank] = running
+    return Tallies(groups, up_to)
+
+
+def report(engine: Engine, tallies: Tallies) -> Report:
+    """The reports of a workspace's contacts, from their tallies."""
+    compiled = engine.compiled
+    groups = tallies.groups
+
+    def rows(names: Iterable[str], part: int) -> list[Row]:
+        counts: dict[str, list[int]] = {name: [0, 0] for name in names}
+        for key, (count, _) in groups.items():
+            tally = counts.setdefault(str(key[part] or "none"), [0, 0])
+            tally[0] += count
+            tally[1] += count if key[5] else 0
+        return [Row(name, n, k) for name, (n, k) in counts.items()]
+
+    bins = [[0, 0] for _ in range(BINS)]
+    ages = [[0, 0.0] for _ in AGE_BUCKETS]
+    for (_, _, _, age, bin_index, won), (count, total) in groups.items():
+        bins[bin_index][0] += count
+        bins[bin_index][1] += count if won else 0
+        ages[age][0] += count
+        ages[age][1] += total
+    histogram = [Row(_bin_name(i), n, k) for i, (n, k) in enumerate(bins)]
+    by_band = rows([name for name, _ in compiled.bands], 0)
+    by_grade = rows([name for name, _ in compiled.grades], 1)
+    by_stage = rows(compiled.stage_names, 2)
+    # The funnel: contacts at each stage or past it (stages are listed in
+    # funnel order), and the share of the previous stage's that got there.
+    at_stage = {row.name: row.contacts for row in by_stage}
+    funnel: list[tuple[str, int, float | None]] = []
+    names = compiled.stage_names
+    for i, name in enumerate(names):
+        reached = sum(at_stage.get(later, 0) for later in names[i:])
+        previous = funnel[-1][1] if funnel else None
+        funnel.append((name, reached, reached / previous if previous else None))
+    contacts = sum(count for count, _ in groups.values())
+    total_won = sum(count for key, (count, _) in groups.items() if key[5])
+    # Pareto: the share of all conversions among the top x% of leads by
+    # score, at every 5%.
+    pareto: list[tuple[float, float]] = [(0.0, 0.0)]
+    for rank, share in sorted(pareto_ranks(contacts).items()):
+        among = tallies.converted_up_to.get(rank, 0)
+        pareto.append((share, among / total_won if total_won else 0.0))
+    ageing = [
+        (name, int(count), total / count if count else 0.0)
+        for (name, _), (count, total) in zip(AGE_BUCKETS, ages, strict=True)
+    ]
+    overall = total_won / contacts if contacts else 0.0
+    return Report(
+        contacts=contacts,
+        converted=total_won,
+        histogram=histogram,
+        by_band=by_band,
+        by_grade=by_grade,
+        by_stage=by_stage,
+        funnel=funnel,
+        pareto=pareto,
+        ageing=ageing,
+        lift=[(row.name, row.rate / overall if overall else 0.0) for row in by_band],
+    )
+
+
+# -- backtest preview ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Backtest:
+    """A candidate model against the active one over the same stored history."""
+
+    contacts: int
+    band_changes: int
+    stage_changes: int
+    moves: list[tuple[str, str, int]]  # (band now, band with the candidate, contacts)
+    current: Report
+    candidate: Report
+    # Contacts that would rise or fall most, with both scores.
+    risers: list[tuple[str, float, float]]
+
+
+def converted_in(events: Iterable[Event], outcome: str | None) -> set[str]:
+    """The contacts with an event of the outcome type."""
+    if not outcome:
+        return set()
+    return {e.contact_id for e in events if e.type == outcome and e.contact_id is not None}
+
+
+def backtest(
+    current: Engine, candidate: Engine, events: Sequence[Event], *, at: int, outcome: str | None
+) -> Backtest:
+    """Replay the stored log under both models as of `at` (the pure engine's
+    replay, exactly what activation would store) and compare them."""
+    before = {c.contact_id: c for c in replay(current, events, at).scorecards}
+    after = {c.contact_id: c for c in replay(candidate, events, at).scorecards}
+    won = converted_in(events, outcome)
+    moves: dict[tuple[str, str], int] = {}
+    band_changes = stage_changes = 0
+    deltas: list[tuple[float, str, float, float]] = []
+    for contact_id, old in before.items():
+        new = after.get(contact_id)
+        if new is None or contact_id is None:
+            continue
+        if old.band != new.band:
+            band_changes += 1
+            pair = (old.band or "none", new.band or "none")
+            moves[pair] = moves.get(pair, 0) + 1
+        stage_changes += old.stage != new.stage
+        deltas.append((new.score - old.score, contact_id, old.score, new.score))
+    deltas.sort(key=lambda d: (-abs(d[0]), d[1]))
+    return Backtest(
+        contacts=len(after),
+        band_changes=band_changes,
+        stage_changes=stage_changes,
+        moves=sorted(((a, b, n) for (a, b), n in moves.items()), key=lambda m: -m[2]),
+        current=report(current, tally(list(before.values()), won, at=at)),
+        candidate=report(candidate, tally(list(after.values()), won, at=at)),
+        risers=[(cid, old, new) for _, cid, old, new in deltas[:10] if old != new],
+    )

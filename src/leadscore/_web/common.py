@@ -1,0 +1,183 @@
+"""What every page of the web app shares: templates, who is signed in, CSRF,
+and the errors pages answer with.
+
+Sessions (see _store/users.py) travel in an HttpOnly, SameSite=Lax cookie,
+Secure when the request came over https (or when the settings say so).
+SameSite=Lax already keeps other sites' forms from carrying the cookie, and
+on top of it every POST must echo the session's CSRF token (a form field or
+the X-CSRF-Token header): `csrf_guard` runs on every route of the web app.
+The sign-in form has no session yet: there the token is a cookie of its own,
+echoed by the form (a double submit).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from .._service.deps import Database, Models
+from .._store.users import Role, Session, find_session
+from .._store.workspaces import ModelVersion
+from .._time import format_timestamp
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "ls_session"
+SIGNIN_COOKIE = "ls_signin"
+CSRF_HEADER = "x-csrf-token"
+
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def _when(micros: int | None) -> str:
+    if micros is None:
+        return "—"
+    return format_timestamp(micros).replace("T", " ").removesuffix("Z")[:16] + " UTC"
+
+
+templates.env.filters["when"] = _when
+templates.env.globals["vendor"] = lambda name: (HERE / "static" / "vendor" / name).is_file()
+
+
+class SignInNeeded(Exception):
+    def __init__(self, back: str) -> None:
+        self.back = back
+
+
+class Refused(Exception):
+    """A page answer other than a success: rendered as an HTML page."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+
+
+def secure(request: Request, setting: bool | None) -> bool:
+    """Whether cookies must be marked Secure."""
+    return setting if setting is not None else request.url.scheme == "https"
+
+
+def set_cookie(
+    response: Response, request: Request, *, setting: bool | None, name: str, value: str, age: int
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=age,
+        httponly=True,
+        samesite="lax",
+        secure=secure(request, setting),
+        path="/",
+    )
+
+
+def _session(request: Request, database: Database) -> Session | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    with database.connect() as conn:
+        return find_session(conn, token=token)
+
+
+def _viewer(needed: Role) -> Callable[[Request, Database], Session]:
+    def dependency(request: Request, database: Database) -> Session:
+        session = _session(request, database)
+        if session is None:
+            back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise SignInNeeded(back)
+        if not session.user.role.allows(needed):
+            raise Refused(
+                403,
+                "Not for your role",
+                f"This page is for {needed.value}s"
+                + (" and admins." if needed is Role.MARKETER else ".")
+                + f" You are signed in as {session.user.role.value}.",
+            )
+        return session
+
+    return dependency
+
+
+# The signed-in user of a page, by the role the page needs.
+Sales = Annotated[Session, Depends(_viewer(Role.SALES))]
+Marketer = Annotated[Session, Depends(_viewer(Role.MARKETER))]
+Admin = Annotated[Session, Depends(_viewer(Role.ADMIN))]
+
+
+async def csrf_guard(request: Request, database: Database) -> None:
+    """Every POST carries the CSRF token of its session (or, signing in, of
+    its sign-in cookie), as a form field or the X-CSRF-Token header."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        value = (await request.form()).get("csrf")
+        sent = value if isinstance(value, str) else None
+    if request.url.path == "/signin":
+        expected = request.cookies.get(SIGNIN_COOKIE)
+    else:
+        # Blocking I/O, but one indexed read.
+        session = _session(request, database)
+        expected = None if session is None else session.csrf
+    if not sent or not expected or not hmac.compare_digest(sent, expected):
+        raise Refused(
+            403,
+            "Form expired",
+            "This form could not be verified (CSRF check). Reload the page and try again.",
+        )
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class Page:
+    """What a template is given besides its own values."""
+
+    request: Request
+    session: Session | None
+
+    def render(self, template: str, *, status: int = 200, **values: Any) -> HTMLResponse:
+        user = None if self.session is None else self.session.user
+        context = {
+            "user": user,
+            "csrf": None if self.session is None else self.session.csrf,
+            "roles": Role,
+            "can": (lambda role: user is not None and user.role.allows(role)),
+            "path": self.request.url.path,
+            **values,
+        }
+        return templates.TemplateResponse(self.request, template, context, status_code=status)
+
+
+def active(database: Database, models: Models, workspace: str) -> ModelVersion | None:
+    with database.connect() as conn:
+        return models.active(conn, workspace=workspace)
+
+
+def install(app: FastAPI) -> None:
+    """The answers of pages that cannot be shown."""
+
+    @app.exception_handler(SignInNeeded)
+    async def on_signin(request: Request, exc: SignInNeeded) -> Response:
+        return RedirectResponse(f"/signin?next={quote(exc.back, safe='/')}", status_code=303)
+
+    @app.exception_handler(Refused)
+    async def on_refused(request: Request, exc: Refused) -> Response:
+        session = _session(request, request.app.state.database)
+        return Page(request, session).render(
+            "error.html", status=exc.status, title=exc.title, detail=exc.detail
+        )

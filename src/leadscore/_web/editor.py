@@ -1,0 +1,167 @@
+"""The model editor: the active model's YAML, validated as it is typed, a diff
+against the active version, a backtest preview, then activation.
+
+The JSON endpoints here are the page's own (session and CSRF, not API keys),
+so they are not in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
+
+from .._engine import Engine
+from .._errors import ModelError
+from .._loader import parse_model
+from .._service.deps import Database, Models
+from .._store import log
+from .._store.database import now
+from .._store.reports import event_types
+from .._store.workspaces import store_model
+from .activation import activate, progress
+from .analysis import backtest
+from .common import Marketer, Page, Refused, active
+from .outcomes import default_outcome
+
+router = APIRouter(include_in_schema=False)
+
+# The document a workspace without a model starts from.
+_FIRST_MODEL = """version: 1
+name: my-model
+rules:
+  - id: demo
+    description: Asked for a demo
+    event: demo_request
+    points: 30
+bands:
+  - {band: hot, min_score: 30}
+  - {band: cold}
+"""
+
+
+class Draft(BaseModel):
+    document: str = Field(max_length=200_000)
+
+
+class PreviewRequest(Draft):
+    outcome: str | None = None
+
+
+class Issue(BaseModel):
+    line: int | None
+    path: str
+    message: str
+
+
+class DiffLine(BaseModel):
+    kind: Literal["same", "added", "removed", "hunk"]
+    text: str
+
+
+class Checked(BaseModel):
+    valid: bool
+    issues: list[Issue]
+    diff: list[DiffLine]
+    changed: bool
+
+
+@router.get("/models")
+def editor(session: Marketer, request: Request, database: Database, models: Models) -> Response:
+    workspace = session.user.workspace
+    model = active(database, models, workspace)
+    with database.connect() as conn:
+        types = event_types(conn, workspace=workspace)
+    return Page(request, session).render(
+        "editor.html",
+        model=model,
+        document=model.document if model is not None else _FIRST_MODEL,
+        types=types,
+        outcome=default_outcome(types),
+    )
+
+
+def _diff(before: str, after: str) -> list[DiffLine]:
+    out: list[DiffLine] = []
+    lines = difflib.unified_diff(
+        before.splitlines(), after.splitlines(), "active", "draft", n=2, lineterm=""
+    )
+    for line in list(lines)[2:]:  # the two file headers say nothing here
+        kind: Literal["same", "added", "removed", "hunk"] = (
+            "hunk"
+            if line.startswith("@@")
+            else "added"
+            if line.startswith("+")
+            else "removed"
+            if line.startswith("-")
+            else "same"
+        )
+        out.append(DiffLine(kind=kind, text=line))
+    return out
+
+
+@router.post("/models/validate")
+def validate(
+    session: Marketer, draft: Annotated[Draft, Body()], database: Database, models: Models
+) -> Checked:
+    """The loader's issues with their lines, and the diff against the active model."""
+    issues: list[Issue] = []
+    try:
+        parse_model(draft.document)
+    except ModelError as error:
+        issues = [Issue(line=i.line, path=i.path, message=i.message) for i in error.issues]
+    model = active(database, models, session.user.workspace)
+    before = model.document if model is not None else ""
+    diff = _diff(before, draft.document)
+    return Checked(valid=not issues, issues=issues, diff=diff, changed=bool(diff))
+
+
+def _engine(document: str) -> Engine:
+    try:
+        return Engine(parse_model(document))
+    except ModelError as error:
+        raise Refused(422, "The model is not valid", str(error)) from None
+
+
+@router.post("/models/preview")
+def preview(
+    session: Marketer,
+    request: Request,
+    wanted: Annotated[PreviewRequest, Body()],
+    database: Database,
+    models: Models,
+) -> HTMLResponse:
+    """The backtest preview, as an HTML fragment the editor shows."""
+    workspace = session.user.workspace
+    candidate = _engine(wanted.document)
+    model = active(database, models, workspace)
+    current = model.engine if model is not None else candidate
+    with database.connect() as conn, conn.begin():
+        history = log.all_events(conn, workspace)
+    result = backtest(current, candidate, history, at=now(), outcome=wanted.outcome or None)
+    return Page(request, session).render(
+        "_preview.html", result=result, outcome=wanted.outcome, events=len(history)
+    )
+
+
+@router.post("/models/activate")
+def activate_draft(
+    session: Marketer, draft: Annotated[Draft, Body()], database: Database, models: Models
+) -> dict[str, Any]:
+    workspace = session.user.workspace
+    _engine(draft.document)
+    with database.connect() as conn:
+        stored = store_model(conn, workspace=workspace, document=draft.document)
+    job = activate(database, models, workspace=workspace, version=stored.version)
+    return {"version": stored.version, "progress": f"/models/activation/{job}"}
+
+
+@router.get("/models/activation/{job}")
+def activation(session: Marketer, job: str) -> dict[str, Any]:
+    found = progress(workspace=session.user.workspace, job=job)
+    if found is None:
+        raise Refused(404, "No such activation", f"No activation {job!r} in this workspace.")
+    return found

@@ -1,0 +1,250 @@
+"""The leads list and the contact card: what a sales rep opens every morning.
+
+Both read through the store's contact queries (_store/contacts.py), as of
+the request's time, like the contacts API.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .._service.contacts import _csv
+from .._service.deps import Database, Models
+from .._store import contacts as store
+from .._store import ranking
+from .._store.database import now
+from .._store.ranking import Ranked, matches, ranked, traits, with_bands
+from .._store.workspaces import ModelVersion
+from .analysis import score_series
+from .common import Page, Refused, Sales, active
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 50
+# The owner of a contact. Nothing assigns owners before the outbox worker
+# (issue 3, part B) carries out `assign`; when it does, the store's Contact
+# gets its owner and this is where the pages read it.
+NO_OWNER: str | None = None
+
+
+class LeadQuery(BaseModel):
+    """The filters of the leads list, as they stand in its URL (an empty
+    field of the form is no filter)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    band: str | None = None
+    grade: str | None = None
+    stage: str | None = None
+    owner: str | None = None
+    tag: str | None = None
+    q: str | None = None
+    mine: bool = False
+    page: int = Field(default=1, ge=1)
+
+    @field_validator("band", "grade", "stage", "owner", "tag", "q", mode="before")
+    @classmethod
+    def _given(cls, value: object) -> object:
+        return (value.strip() or None) if isinstance(value, str) else value
+
+    def filters(self, email: str) -> store.Filters:
+        return store.Filters(
+            band=self.band,
+            grade=self.grade,
+            stage=self.stage,
+            tag=self.tag,
+            owner=email if self.mine else self.owner,
+        )
+
+    def url(self, path: str = "/", **changes: Any) -> str:
+        values: dict[str, Any] = self.model_dump(exclude={"page", "mine"})
+        values["mine"] = "1" if self.mine else None
+        values.update(changes)
+        kept = {key: value for key, value in values.items() if value not in (None, "")}
+        return path + ("?" + urlencode(kept) if kept else "")
+
+
+Filters = Annotated[LeadQuery, Query()]
+
+
+def _found(
+    database: Database, model: ModelVersion, workspace: str, query: LeadQuery, email: str
+) -> list[Ranked]:
+    with database.connect() as conn:
+        return ranked(
+            conn,
+            workspace=workspace,
+            model=model,
+            at=now(),
+            band=query.band,
+            grade=query.grade,
+            stage=query.stage,
+            tag=query.tag,
+            owner=email if query.mine else query.owner,
+            search=query.q,
+        )
+
+
+def _page(
+    database: Database, model: ModelVersion, workspace: str, query: LeadQuery, email: str
+) -> tuple[int, list[Ranked]]:
+    """A page of the list and how many leads it pages through: computed in SQL
+    when it can be (ranking.page), else from every contact (ranking.ranked)."""
+    offset = (query.page - 1) * PAGE_SIZE
+    if query.tag is None and query.q is None and query.owner is None and not query.mine:
+        with database.connect() as conn:
+            paged = ranking.page(
+                conn,
+                workspace=workspace,
+                model=model,
+                at=now(),
+                offset=offset,
+                limit=PAGE_SIZE,
+                band=query.band,
+                grade=query.grade,
+                stage=query.stage,
+            )
+        if paged is not None:
+            return paged
+    found = _found(database, model, workspace, query, email)
+    return len(found), found[offset : offset + PAGE_SIZE]
+
+
+def _choices(model: ModelVersion) -> dict[str, list[str]]:
+    compiled = model.engine.compiled
+    tags = sorted({tag for rule in model.engine.model.rules for tag in rule.tags})
+    return {
+        "band": [name for name, _ in compiled.bands],
+        "grade": [name for name, _ in compiled.grades],
+        "stage": list(compiled.stage_names),
+        "tag": tags,
+    }
+
+
+@router.get("/")
+def leads(
+    session: Sales, request: Request, query: Filters, *, database: Database, models: Models
+) -> Response:
+    view = Page(request, session)
+    workspace = session.user.workspace
+    model = active(database, models, workspace)
+    if model is None:
+        return view.render("leads.html", model=None, query=query)
+    total, shown = _page(database, model, workspace, query, session.user.email)
+    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    page = min(query.page, pages)
+    if page != query.page:
+        total, shown = _page(
+            database, model, workspace, query.model_copy(update={"page": page}), session.user.email
+        )
+    shown = with_bands(model, shown)
+    with database.connect() as conn:
+        known = traits(conn, workspace=workspace, keys=[item.contact_id for item in shown])
+    return view.render(
+        "leads.html",
+        model=model,
+        query=query,
+        choices=_choices(model),
+        rows=[(item, _name(known.get(item.contact_id, {}))) for item in shown],
+        total=total,
+        page=page,
+        pages=pages,
+        first=(page - 1) * PAGE_SIZE + 1,
+        owner_of=NO_OWNER,
+    )
+
+
+def _name(traits: dict[str, Any]) -> str:
+    """How a person is called in a list: their name, else their e-mail address."""
+    for key in ("name", "full_name", "email"):
+        value = traits.get(key)
+        if isinstance(value, str) and value:
+            return value
+    first, last = traits.get("first_name"), traits.get("last_name")
+    return " ".join(str(part) for part in (first, last) if part) or ""
+
+
+@router.get("/leads.csv")
+def leads_csv(session: Sales, query: Filters, database: Database, models: Models) -> Response:
+    workspace = session.user.workspace
+    model = active(database, models, workspace)
+    found: list[store.Contact] = []
+    if model is not None:
+        # Every column of the scorecard: the store's full listing (an export,
+        # not a page, so its time in proportion to the contacts is fine).
+        with database.connect() as conn:
+            found = store.listing(
+                conn,
+                workspace=workspace,
+                model=model,
+                at=now(),
+                filters=query.filters(session.user.email),
+                sort="score",
+            )
+        if query.q:
+            needle = query.q.lower()
+            found = [
+                item for item in found if matches(item.card.contact_id or "", item.traits, needle)
+            ]
+    return StreamingResponse(
+        _csv(found),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="leads.csv"'},
+    )
+
+
+# -- the contact card ---------------------------------------------------------------
+
+
+@router.get("/contacts/{contact_id}")
+def contact_card(
+    session: Sales, request: Request, contact_id: str, *, database: Database, models: Models
+) -> Response:
+    workspace = session.user.workspace
+    model = active(database, models, workspace)
+    if model is None:
+        raise Refused(404, "No model yet", "This workspace has no scoring model yet.")
+    at = now()
+    with database.connect() as conn:
+        found = store.history(conn, workspace=workspace, model=model, contact_id=contact_id, at=at)
+    if found is None:
+        raise Refused(404, "No such contact", f"This workspace has no contact {contact_id!r}.")
+    engine = model.engine
+    rules = {rule.id: rule for rule in engine.model.rules}
+    triggers = {trigger.id: trigger for trigger in engine.model.triggers}
+    stages = {stage.name: stage for stage in engine.model.stages}
+    awards = [award for moment in found.moments for award, _ in moment.awards]
+    start = found.moments[0].event.timestamp if found.moments else at
+    series = score_series(engine, awards, start=start, end=at)
+    # Why the score is what it is: what each rule's awards count now.
+    reasons: dict[str, list[float]] = {}
+    for moment in found.moments:
+        for award, counted in moment.awards:
+            tally = reasons.setdefault(award.rule_id, [0.0, 0.0])
+            tally[0] += counted
+            tally[1] += 1
+    why = sorted(reasons.items(), key=lambda item: -item[1][0])
+    # SEAM (issue 5, predictive scoring): when the workspace has a predictive
+    # model, its probability for this contact and its top factors go here,
+    # and contact.html shows them beside the score in the scorecard.
+    return Page(request, session).render(
+        "contact.html",
+        contact=found.contact,
+        card=found.contact.card,
+        moments=list(reversed(found.moments)),
+        history=found.stage_history,
+        why=why,
+        rules=rules,
+        triggers=triggers,
+        stages=stages,
+        owner=NO_OWNER,
+        series=json.dumps([[stamp // 1000, score] for stamp, score in series]),
+        series_table=series[:: max(len(series) // 12, 1)],
+        model=model,
+    )
