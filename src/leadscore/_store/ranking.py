@@ -26,7 +26,7 @@ from .._engine import ContactState, report
 from .database import transaction
 from .owners import Stored
 from .reads import state_as_of
-from .tables import events, owners
+from .tables import assignments, events, owners
 from .workspaces import ModelVersion
 
 _MICROS_PER_DAY = 86_400_000_000
@@ -66,15 +66,15 @@ def ranked(
     band: str | None = None,
     grade: str | None = None,
     stage: str | None = None,
-    tag: str | None = None,
+    tag_score: str | None = None,
     owner: str | None = None,
     search: str | None = None,
 ) -> list[Ranked]:
     """The identified contacts that pass the filters, highest score first,
     ties by contact id (the order of `contacts.listing` by score).
-    `search` matches the contact id or any text trait, case-insensitively."""
-    if owner is not None:
-        return []  # no contact has an owner until the outbox worker assigns them
+    `tag_score` keeps contacts some award of which named the tag; `owner`,
+    those an `assign` action gave to that owner; `search` matches the contact
+    id or any text trait, case-insensitively."""
     engine = model.engine
     compiled = engine.compiled
     current = owners.c.model_version == model.version
@@ -82,7 +82,7 @@ def ranked(
         owners.c.key, owners.c.model_version, owners.c.ref, owners.c.decaying, owners.c.flat,
         owners.c.fit, owners.c.grade, owners.c.stage, owners.c.last_event_at,
     ]  # fmt: skip
-    decode = tag is not None or search is not None
+    decode = tag_score is not None or search is not None
     if decode:
         columns.append(owners.c.state)
     query = sa.select(*columns).where(owners.c.workspace == workspace, owners.c.identified)
@@ -99,8 +99,16 @@ def ranked(
                 text.like(pattern, escape="\\"),
             )
         )
-    if tag is not None:
-        query = query.where(text.like(f"%{_escape(tag.lower())}%", escape="\\"))
+    if tag_score is not None:
+        query = query.where(text.like(f"%{_escape(tag_score.lower())}%", escape="\\"))
+    if owner is not None:
+        query = query.where(
+            owners.c.key.in_(
+                sa.select(assignments.c.contact_id).where(
+                    assignments.c.workspace == workspace, assignments.c.owner == owner
+                )
+            )
+        )
     half_life = compiled.half_life_micros
     needle = None if search is None else search.lower()
     version = model.version
@@ -127,7 +135,7 @@ def ranked(
                 row_stage = None if state.stage is None else compiled.stage_names[state.stage]
                 last = state.last_timestamp or 0
             if state is not None and (
-                (tag is not None and tag not in state.tags)
+                (tag_score is not None and tag_score not in state.tags)
                 or (needle is not None and not matches(key, state.traits, needle))
             ):
                 continue

@@ -58,7 +58,7 @@ class LeadQuery(BaseModel):
             band=self.band,
             grade=self.grade,
             stage=self.stage,
-            tag=self.tag,
+            tag_score=self.tag,
             owner=email if self.mine else self.owner,
         )
 
@@ -85,7 +85,7 @@ def _found(
             band=query.band,
             grade=query.grade,
             stage=query.stage,
-            tag=query.tag,
+            tag_score=query.tag,
             owner=email if query.mine else query.owner,
             search=query.q,
         )
