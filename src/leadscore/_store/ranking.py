@@ -11,8 +11,9 @@ scorecard's. Rows the active version did not make (a model was activated
 and the contact not rescored yet), and rows whose last event is after the
 instant, go through `reads.state_as_of` like every other read.
 
-The search and tag filters need the state's traits or tag sums: SQL keeps
-only the rows whose state text contains the word, and those are decoded.
+The tag filter needs the state's tag sums: SQL keeps only the rows whose
+state text contains the tag, and those are decoded. The search looks in the
+contact id and the rows' search column (their text traits, owners.py).
 """
 
 from __future__ import annotations
@@ -82,9 +83,11 @@ def ranked(
         owners.c.key, owners.c.model_version, owners.c.ref, owners.c.decaying, owners.c.flat,
         owners.c.fit, owners.c.grade, owners.c.stage, owners.c.last_event_at,
     ]  # fmt: skip
-    decode = tag is not None or search is not None
-    if decode:
-        columns.append(owners.c.state)
+    # The tag filter reads tag sums from the state; the search, the search
+    # column (rows written before it existed: their state, read one by one).
+    decode = tag is not None
+    columns.append(owners.c.state if decode else sa.null())
+    columns.append(owners.c.search)
     query = sa.select(*columns).where(owners.c.workspace == workspace, owners.c.identified)
     if grade is not None:
         query = query.where(sa.or_(~current, owners.c.grade == grade))
@@ -96,7 +99,8 @@ def ranked(
         query = query.where(
             sa.or_(
                 sa.func.lower(owners.c.key).like(pattern, escape="\\"),
-                text.like(pattern, escape="\\"),
+                owners.c.search.like(pattern, escape="\\"),
+                sa.and_(owners.c.search.is_(None), text.like(pattern, escape="\\")),
             )
         )
     if tag is not None:
@@ -114,6 +118,9 @@ def ranked(
         for row in conn.execute(query).all():
             key, row_version, ref, decaying, flat, fit, row_grade, row_stage, last = row[:9]
             state = ContactState.from_json(row[9]) if decode else None
+            found_text: str | None = row[10]
+            if needle is not None and found_text is None and state is None:
+                state = ContactState.from_json(_state(conn, workspace, key))
             if row_version != version or last > at:
                 if state is None:
                     state = ContactState.from_json(_state(conn, workspace, key))
@@ -126,9 +133,15 @@ def ranked(
                 row_grade = compiled.grade_of(fit)
                 row_stage = None if state.stage is None else compiled.stage_names[state.stage]
                 last = state.last_timestamp or 0
-            if state is not None and (
-                (tag is not None and tag not in state.tags)
-                or (needle is not None and not matches(key, state.traits, needle))
+            if tag is not None and state is not None and tag not in state.tags:
+                continue
+            if needle is not None and not (
+                needle in key.lower()
+                or (
+                    any(needle in line for line in found_text.split("\n"))
+                    if found_text is not None and row_version == version
+                    else state is not None and matches(key, state.traits, needle)
+                )
             ):
                 continue
             # Engine.scorecard's arithmetic, step for step.
