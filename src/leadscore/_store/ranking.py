@@ -100,7 +100,10 @@ def ranked(
             sa.or_(
                 sa.func.lower(owners.c.key).like(pattern, escape="\\"),
                 owners.c.search.like(pattern, escape="\\"),
-                sa.and_(owners.c.search.is_(None), text.like(pattern, escape="\\")),
+                # Rows from before the search column: checked below, from
+                # their states. (Not here: naming `state` in this query would
+                # make it read the rows instead of the ranking index.)
+                owners.c.search.is_(None),
             )
         )
     if tag is not None:
