@@ -23,10 +23,8 @@ from leadscore._store.tables import owners as owner_rows
 from leadscore._store.users import verify_password
 from leadscore._web.analysis import (
     AGE_BUCKETS,
-    BIN_WIDTH,
-    BINS,
+    POINTS,
     Tallies,
-    pareto_ranks,
     report,
     score_series,
     tally,
@@ -211,7 +209,7 @@ def test_report_tallies_in_sql_are_those_of_the_scorecards(database: sa.Engine) 
         for outcome in ("purchase", "demo_request", None):
             counted = tallies(
                 conn, workspace=name, model=model, at=at, outcome=outcome,
-                bin_width=BIN_WIDTH, bins=BINS, age_limits=limits, ranks_of=pareto_ranks,
+                age_limits=limits, points=POINTS,
             )  # fmt: skip
             assert counted is not None
             cards = with_bands(model, ranked(conn, workspace=name, model=model, at=at))
@@ -221,13 +219,12 @@ def test_report_tallies_in_sql_are_those_of_the_scorecards(database: sa.Engine) 
                 else contacts_with(conn, workspace=name, event_type=outcome)
             )
             expected = tally(cards, won, at=at)
-            groups, up_to = counted
-            assert up_to == expected.converted_up_to
+            groups = counted
             assert groups.keys() == expected.groups.keys()
             for key, (count, total) in groups.items():
                 assert count == expected.groups[key][0], key
                 assert abs(total - expected.groups[key][1]) < 1e-6, key
-            assert report(model.engine, Tallies(groups, up_to)).converted == len(won)
+            assert report(model.engine, Tallies(groups)).converted == len(won)
         newer = store_model(
             conn,
             workspace=name,
@@ -241,10 +238,8 @@ def test_report_tallies_in_sql_are_those_of_the_scorecards(database: sa.Engine) 
                 model=newer,
                 at=at,
                 outcome=None,
-                bin_width=BIN_WIDTH,
-                bins=BINS,
                 age_limits=limits,
-                ranks_of=pareto_ranks,
+                points=POINTS,
             )
             is None
         )
