@@ -148,4 +148,18 @@ def _columns(state: ContactState, engine: Engine, model_version: int) -> dict[st
         "ref": state.ref,
         "decaying": state.decaying,
         "flat": state.flat,
+        "search": search_text(state.traits),
     }
+
+
+# The search text is part of an index: bounded so that an index entry stays
+# well inside PostgreSQL's limit (about 2,700 bytes) beside a 512-byte id.
+SEARCH_BYTES = 1_000
+
+
+def search_text(traits: dict[str, Any]) -> str:
+    """The text traits in lower case, one a line, cut at SEARCH_BYTES of UTF-8
+    (without U+0000, which a PostgreSQL text column cannot hold)."""
+    text = "\n".join(value.lower() for value in traits.values() if isinstance(value, str))
+    text = text.replace("\0", "")
+    return text.encode("utf-8", "ignore")[:SEARCH_BYTES].decode("utf-8", "ignore")

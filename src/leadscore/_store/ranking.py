@@ -11,13 +11,14 @@ scorecard's. Rows the active version did not make (a model was activated
 and the contact not rescored yet), and rows whose last event is after the
 instant, go through `reads.state_as_of` like every other read.
 
-The search and tag filters need the state's traits or tag sums: SQL keeps
-only the rows whose state text contains the word, and those are decoded.
+The tag filter needs the state's tag sums: SQL keeps only the rows whose
+state text contains the tag, and those are decoded. The search looks in the
+contact id and the rows' search column (their text traits, owners.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -82,9 +83,11 @@ def ranked(
         owners.c.key, owners.c.model_version, owners.c.ref, owners.c.decaying, owners.c.flat,
         owners.c.fit, owners.c.grade, owners.c.stage, owners.c.last_event_at,
     ]  # fmt: skip
-    decode = tag_score is not None or search is not None
-    if decode:
-        columns.append(owners.c.state)
+    # The tag filter reads tag sums from the state; the search, the search
+    # column (rows written before it existed: their state, read one by one).
+    decode = tag_score is not None
+    columns.append(owners.c.state if decode else sa.null())
+    columns.append(owners.c.search)
     query = sa.select(*columns).where(owners.c.workspace == workspace, owners.c.identified)
     if grade is not None:
         query = query.where(sa.or_(~current, owners.c.grade == grade))
@@ -96,7 +99,11 @@ def ranked(
         query = query.where(
             sa.or_(
                 sa.func.lower(owners.c.key).like(pattern, escape="\\"),
-                text.like(pattern, escape="\\"),
+                owners.c.search.like(pattern, escape="\\"),
+                # Rows from before the search column: checked below, from
+                # their states. (Not here: naming `state` in this query would
+                # make it read the rows instead of the ranking index.)
+                owners.c.search.is_(None),
             )
         )
     if tag_score is not None:
@@ -122,6 +129,9 @@ def ranked(
         for row in conn.execute(query).all():
             key, row_version, ref, decaying, flat, fit, row_grade, row_stage, last = row[:9]
             state = ContactState.from_json(row[9]) if decode else None
+            found_text: str | None = row[10]
+            if needle is not None and found_text is None and state is None:
+                state = ContactState.from_json(_state(conn, workspace, key))
             if row_version != version or last > at:
                 if state is None:
                     state = ContactState.from_json(_state(conn, workspace, key))
@@ -134,9 +144,15 @@ def ranked(
                 row_grade = compiled.grade_of(fit)
                 row_stage = None if state.stage is None else compiled.stage_names[state.stage]
                 last = state.last_timestamp or 0
-            if state is not None and (
-                (tag_score is not None and tag_score not in state.tags)
-                or (needle is not None and not matches(key, state.traits, needle))
+            if tag_score is not None and state is not None and tag_score not in state.tags:
+                continue
+            if needle is not None and not (
+                needle in key.lower()
+                or (
+                    any(needle in line for line in found_text.split("\n"))
+                    if found_text is not None and row_version == version
+                    else state is not None and matches(key, state.traits, needle)
+                )
             ):
                 continue
             # Engine.scorecard's arithmetic, step for step.
@@ -316,18 +332,15 @@ def tallies(
     model: ModelVersion,
     at: int,
     outcome: str | None,
-    bin_width: int,
-    bins: int,
     age_limits: Sequence[float | None],
-    ranks_of: Callable[[int], Iterable[int]],
-) -> tuple[dict[Group, tuple[int, float]], dict[int, int]] | None:
+    points: int,
+) -> dict[Group, tuple[int, float]] | None:
     """The reports' tallies (see _web.analysis.Tallies) in SQL: contacts
     counted by band, grade, stage, ageing bucket (the first of `age_limits`,
-    in days since the last event, that holds; None holds always), score bin
-    (`bins` of `bin_width` from 0, the last open-ended) and whether they have
-    an event of the `outcome` type, with their scores summed; and for the
-    ranks `ranks_of(number of contacts)` names, how many of the contacts up
-    to that rank (highest score first) converted. None when some row is not
+    in days since the last event, that holds; None holds always), whole
+    point of their reported score (0 below 0, floor + 1 up to `points` + 1)
+    and whether they have an event of the `outcome` type, with their scores
+    summed. One GROUP BY over the ranking index. None when some row is not
     current (see `page`)."""
     compiled = model.engine.compiled
     mine = sa.and_(owners.c.workspace == workspace, owners.c.identified)
@@ -363,7 +376,7 @@ def tallies(
             .cte("scored")
             .prefix_with("MATERIALIZED")
         )
-        # Each contact's group as one integer (band, grade, stage, age, bin,
+        # Each contact's group as one integer (band, grade, stage, age, point,
         # converted, in mixed radix): SQLite sorts to GROUP BY, and sorting
         # integers costs half of sorting three text columns.
         bands = [name for name, _ in compiled.bands]
@@ -385,49 +398,31 @@ def tallies(
         days = (at - scored.c.last_event_at) / sa.literal(float(_MICROS_PER_DAY), sa.Double)
         limits = [(days <= limit, i) for i, limit in enumerate(age_limits) if limit is not None]
         age = sa.case(*limits, else_=len(age_limits) - 1)
-        steps = [(scored.c.rounded < (i + 1) * bin_width, i) for i in range(bins - 1)]
-        score_bin = sa.case(*steps, else_=bins - 1)
-        radix = (len(grades) + 1, len(stages) + 1, len(age_limits), bins, 2)
-        code: sa.ColumnElement[int] = band
-        for base, part in zip(radix, (grade, stage, age, score_bin, scored.c.won), strict=True):
-            code = code * base + part
-        contacts = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
-        wanted = sorted(set(ranks_of(int(contacts))))
-        grouped = sa.select(
-            sa.literal(0).label("part"),
-            code.label("code"),
-            sa.func.count().label("count"),
-            sa.func.sum(scored.c.rounded).label("total"),
-        ).group_by(code)
-        # Conversions among the top `rank` contacts, for the ranks asked: a
-        # running sum in rank order, of which only those rows come back. In
-        # the same statement as the groups, so the scores are computed once.
-        order = (scored.c.rounded.desc(), scored.c.key)
-        running = sa.select(
-            sa.func.row_number().over(order_by=order).label("rank"),
-            sa.func.sum(scored.c.won).over(order_by=order, rows=(None, 0)).label("won"),
-        ).subquery()
-        at_ranks = sa.select(sa.literal(1), running.c.rank, running.c.won, sa.null()).where(
-            running.c.rank.in_(wanted)
+        point = sa.case(
+            (scored.c.rounded < 0, 0),
+            (scored.c.rounded >= points, points + 1),
+            else_=sa.cast(sa.func.floor(scored.c.rounded), sa.Integer) + 1,
         )
-        rows = conn.execute(sa.union_all(grouped, at_ranks)).all()
+        radix = (len(grades) + 1, len(stages) + 1, len(age_limits), points + 2, 2)
+        code: sa.ColumnElement[int] = band
+        for base, part in zip(radix, (grade, stage, age, point, scored.c.won), strict=True):
+            code = code * base + part
+        rows = conn.execute(
+            sa.select(code, sa.func.count(), sa.func.sum(scored.c.rounded)).group_by(code)
+        ).all()
     groups: dict[Group, tuple[int, float]] = {}
-    up_to: dict[int, int] = {}
     names = (bands, grades, stages)
-    for part, number, count, total in rows:
-        if part == 1:
-            up_to[int(number)] = int(count)
-            continue
+    for number, count, total in rows:
         digits = []
         rest = int(number)
         for base in reversed(radix):
             rest, digit = divmod(rest, base)
             digits.append(digit)
-        converted, score_bin_index, age_index, stage_index, grade_index = digits
+        converted, point_index, age_index, stage_index, grade_index = digits
         band_name, grade_name, stage_name = (
             known[index] if index < len(known) else None
             for known, index in zip(names, (rest, grade_index, stage_index), strict=True)
         )
-        group = (band_name, grade_name, stage_name, age_index, score_bin_index, bool(converted))
+        group = (band_name, grade_name, stage_name, age_index, point_index, bool(converted))
         groups[group] = (int(count), float(total or 0))
-    return groups, up_to
+    return groups

@@ -123,6 +123,10 @@ owners = sa.Table(
     sa.Column("ref", sa.BigInteger, nullable=False),
     sa.Column("decaying", sa.Double, nullable=False),
     sa.Column("flat", sa.Double, nullable=False),
+    # The contact's text traits in lower case, one a line, cut at
+    # owners.SEARCH_BYTES: what the web app's search looks in (null in rows
+    # written before migration 0005 until their next write).
+    sa.Column("search", sa.Text, nullable=True),
     # The web app's ranked lists read these columns of every contact: an
     # index holding them all is read instead of the rows, whose states make
     # them large (a scan of 50,000 rows: ~80 ms instead of ~280 ms).
@@ -139,6 +143,7 @@ owners = sa.Table(
         "grade",
         "stage",
         "last_event_at",
+        "search",
     ),
 )
 

@@ -132,11 +132,6 @@ class Report:
     lift: list[tuple[str, float]] = field(default_factory=list)  # band, rate / overall rate
 
 
-def score_bin(score: float) -> int:
-    """The histogram bin of a (reported) score."""
-    return min(max(int(score // BIN_WIDTH), 0), BINS - 1)
-
-
 def age_bucket(days: float) -> int:
     """The ageing bucket of a number of days since the last event."""
     for i, (_, limit) in enumerate(AGE_BUCKETS):
@@ -150,30 +145,26 @@ def _bin_name(index: int) -> str:
     return f"{low}+" if index == BINS - 1 else f"{low}-{low + BIN_WIDTH - 1}"
 
 
-# The Pareto curve's points: every 5% of the leads.
-PARETO_STEPS = 20
+# Scores are tallied by whole point (their floor; below 0 all together, from
+# POINTS up all together): fine enough for the Pareto curve, whose points
+# are the whole scores, and each histogram bin is a sum of whole points.
+POINTS = 1000
 
 
-def pareto_ranks(contacts: int) -> dict[int, float]:
-    """rank -> share of the leads, for each point of the Pareto curve."""
-    if not contacts:
-        return {}
-    return {
-        max(round(contacts * p / PARETO_STEPS), 1): p / PARETO_STEPS
-        for p in range(1, PARETO_STEPS + 1)
-    }
+def score_point(score: float) -> int:
+    """The whole point a (reported) score is tallied at: 0 for scores below
+    0, then floor + 1, up to POINTS + 1."""
+    return 0 if score < 0 else min(int(score), POINTS) + 1
 
 
 @dataclass(slots=True)
 class Tallies:
-    """What every report is computed from: contacts counted by group, with
-    their scores summed, and how many of the top leads converted at each
-    rank of `pareto_ranks` (highest score first). The store computes these in
-    SQL for a workspace (ranking.tallies); `tally` computes them from
-    scorecards."""
+    """What every report is computed from: contacts counted by group (band,
+    grade, stage, ageing bucket, whole point, converted), with their scores
+    summed. The store computes them in SQL for a workspace (ranking.tallies);
+    `tally` computes them from scorecards."""
 
     groups: dict[Group, tuple[int, float]]
-    converted_up_to: dict[int, int]
 
 
 def tally(cards: Sequence[Card], converted: set[str], *, at: int) -> Tallies:
@@ -181,19 +172,12 @@ def tally(cards: Sequence[Card], converted: set[str], *, at: int) -> Tallies:
     for card in cards:
         days = (at - (card.last_event_at or at)) / MICROS_PER_DAY
         key = (
-            card.band, card.grade, card.stage, age_bucket(days), score_bin(card.score),
+            card.band, card.grade, card.stage, age_bucket(days), score_point(card.score),
             card.contact_id in converted,
         )  # fmt: skip
         count, total = groups.get(key, (0, 0.0))
         groups[key] = (count + 1, total + card.score)
-    ordered = sorted(cards, key=lambda c: (-c.score, c.contact_id or ""))
-    marks = pareto_ranks(len(ordered))
-    running, up_to = 0, {}
-    for rank, card in enumerate(ordered, start=1):
-        running += card.contact_id in converted
-        if rank in marks:
-            up_to[rank] = running
-    return Tallies(groups, up_to)
+    return Tallies(groups)
 
 
 def report(engine: Engine, tallies: Tallies) -> Report:
@@ -211,11 +195,17 @@ def report(engine: Engine, tallies: Tallies) -> Report:
 
     bins = [[0, 0] for _ in range(BINS)]
     ages = [[0, 0.0] for _ in AGE_BUCKETS]
-    for (_, _, _, age, bin_index, won), (count, total) in groups.items():
+    points: dict[int, list[int]] = {}
+    for (_, _, _, age, point, won), (count, total) in groups.items():
+        # Point p + 1 holds the scores in [p, p + 1): its bin is p's.
+        bin_index = min(max((point - 1) // BIN_WIDTH, 0), BINS - 1)
         bins[bin_index][0] += count
         bins[bin_index][1] += count if won else 0
         ages[age][0] += count
         ages[age][1] += total
+        tally = points.setdefault(point, [0, 0])
+        tally[0] += count
+        tally[1] += count if won else 0
     histogram = [Row(_bin_name(i), n, k) for i, (n, k) in enumerate(bins)]
     by_band = rows([name for name, _ in compiled.bands], 0)
     by_grade = rows([name for name, _ in compiled.grades], 1)
@@ -231,12 +221,14 @@ def report(engine: Engine, tallies: Tallies) -> Report:
         funnel.append((name, reached, reached / previous if previous else None))
     contacts = sum(count for count, _ in groups.values())
     total_won = sum(count for key, (count, _) in groups.items() if key[5])
-    # Pareto: the share of all conversions among the top x% of leads by
-    # score, at every 5%.
+    # Pareto: the share of all conversions among the leads scoring at least
+    # each whole point, against the share of leads they are, from the top.
     pareto: list[tuple[float, float]] = [(0.0, 0.0)]
-    for rank, share in sorted(pareto_ranks(contacts).items()):
-        among = tallies.converted_up_to.get(rank, 0)
-        pareto.append((share, among / total_won if total_won else 0.0))
+    leads = won_so_far = 0
+    for _, (count, won_here) in sorted(points.items(), reverse=True):
+        leads += count
+        won_so_far += won_here
+        pareto.append((leads / contacts, won_so_far / total_won if total_won else 0.0))
     ageing = [
         (name, int(count), total / count if count else 0.0)
         for (name, _), (count, total) in zip(AGE_BUCKETS, ages, strict=True)

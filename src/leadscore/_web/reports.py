@@ -14,7 +14,7 @@ from .._store import ranking
 from .._store.database import now
 from .._store.ranking import with_bands
 from .._store.reports import contacts_with, event_types
-from .analysis import AGE_BUCKETS, BIN_WIDTH, BINS, Tallies, pareto_ranks, report, tally
+from .analysis import AGE_BUCKETS, POINTS, Tallies, report, tally
 from .common import Marketer, Page, active
 from .outcomes import default_outcome
 
@@ -44,10 +44,8 @@ def reports(
             model=model,
             at=at,
             outcome=picked,
-            bin_width=BIN_WIDTH,
-            bins=BINS,
             age_limits=[limit for _, limit in AGE_BUCKETS],
-            ranks_of=pareto_ranks,
+            points=POINTS,
         )
         if counted is None:  # rows not current: from every contact's scorecard
             found = with_bands(model, ranking.ranked(conn, workspace=workspace, model=model, at=at))
@@ -58,13 +56,13 @@ def reports(
             )
             figures = tally(found, won, at=at)
         else:
-            figures = Tallies(*counted)
+            figures = Tallies(counted)
     result = report(model.engine, figures)
     charts = {
         "histogram": [[row.name, row.contacts, row.converted] for row in result.histogram],
         "bands": [[row.name, row.contacts, round(row.rate * 100, 1)] for row in result.by_band],
         "funnel": [[name, count] for name, count, _ in result.funnel],
-        "pareto": [[round(x * 100), round(y * 100, 1)] for x, y in result.pareto],
+        "pareto": [[round(x * 100, 1), round(y * 100, 1)] for x, y in result.pareto],
         "ageing": [[name, count, round(mean, 1)] for name, count, mean in result.ageing],
     }
     return view.render(

@@ -1,6 +1,6 @@
 """The web app: users (per workspace, with a role), their sessions, failed
 sign-ins for rate limiting; indexes for reports by event type and for
-ranked lists of contacts.
+ranked lists of contacts, and the owners' search text.
 
 Revision ID: 0005
 Revises: 0004
@@ -58,16 +58,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_signin_failures_subject", "signin_failures", ["subject", "at"])
     op.create_index("ix_events_type", "events", ["workspace", "type", "contact_id"])
+    op.add_column("owners", sa.Column("search", sa.Text, nullable=True))
     op.create_index(
         "ix_owners_ranking",
         "owners",
         ["workspace", "identified", "model_version", "key", "ref", "decaying", "flat",
-         "fit", "grade", "stage", "last_event_at"],
+         "fit", "grade", "stage", "last_event_at", "search"],
     )  # fmt: skip
 
 
 def downgrade() -> None:
     op.drop_index("ix_owners_ranking", table_name="owners")
+    with op.batch_alter_table("owners") as batch:
+        batch.drop_column("search")
     op.drop_index("ix_events_type", table_name="events")
     op.drop_table("signin_failures")
     op.drop_table("web_sessions")
