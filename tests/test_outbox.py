@@ -37,6 +37,7 @@ from leadscore._store import outbox as store
 from leadscore._store.actions import labels
 from leadscore._store.database import open_database
 from leadscore._store.migrate import _config, upgrade
+from leadscore._store.tables import firings as firing_rows
 from leadscore._store.tables import outbox as outbox_rows
 from leadscore._store.tables import rotations
 
@@ -417,6 +418,53 @@ def test_a_dead_workers_lease_runs_out_and_its_late_answer_decides_nothing(
     assert found is not None
     assert found.status == "done"
     assert [a.ok for a in found.log] == [True, False]
+
+
+def test_a_webhook_shows_what_its_firings_local_actions_did(fresh: sa.Engine) -> None:
+    with receiving("s3cret") as receiver:
+        document = webhook_model(receiver.url).replace(
+            "    actions:\n",
+            "    actions:\n      - add_tag: demo\n      - assign: {owners: [anna@example.com]}\n",
+        )
+        name, model = workspace(fresh, document)
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        worker = OutboxWorker(fresh, quick())
+        try:
+            worker.drain()
+        finally:
+            worker.close()
+    (got,) = receiver.received
+    assert got.json()["contact"] == {"tags": ["demo"], "owner": "anna@example.com"}
+
+
+def test_a_webhook_whose_payload_cannot_be_made_fails_and_ends(fresh: sa.Engine) -> None:
+    # A firing recorded under a model version the workspace does not have
+    # (a damaged database): its body cannot be made. The attempt fails, is
+    # logged, and after the last attempt the delivery is dead, not retried forever.
+    with receiving("s3cret") as receiver:
+        name, model = workspace(fresh, webhook_model(receiver.url))
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        with fresh.begin() as conn:
+            conn.execute(sa.update(firing_rows).values(model_version=99))
+        worker = OutboxWorker(fresh, quick(webhook_max_attempts=2))
+        try:
+            until(lambda: hook_rows(fresh, name)[0].status == "dead", worker)
+        finally:
+            worker.close()
+    assert receiver.received == []
+    (row,) = hook_rows(fresh, name)
+    assert row.last_error.startswith("no payload: UnknownModelVersion")
+    assert row.payload is None
 
 
 def test_backoff_is_exponential_with_full_jitter() -> None:
