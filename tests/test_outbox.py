@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from pydantic import ValidationError
 
 from leadscore._engine import Engine
 from leadscore._events import parse_event
@@ -470,6 +471,12 @@ def test_a_webhook_whose_payload_cannot_be_made_fails_and_ends(fresh: sa.Engine)
     (row,) = hook_rows(fresh, name)
     assert row.last_error.startswith("no payload: UnknownModelVersion")
     assert row.payload is None
+
+
+def test_a_lease_shorter_than_a_call_is_refused() -> None:
+    # Another worker would send the webhook again while the first still waits.
+    with pytest.raises(ValidationError, match=r"outbox_lease_seconds .* webhook_timeout_seconds"):
+        Settings(outbox_lease_seconds=5, webhook_timeout_seconds=10)
 
 
 def test_backoff_is_exponential_with_full_jitter() -> None:
