@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from pydantic import ValidationError
 
 from leadscore._engine import Engine
 from leadscore._events import parse_event
@@ -37,6 +38,7 @@ from leadscore._store import outbox as store
 from leadscore._store.actions import labels
 from leadscore._store.database import open_database
 from leadscore._store.migrate import _config, upgrade
+from leadscore._store.tables import firings as firing_rows
 from leadscore._store.tables import outbox as outbox_rows
 from leadscore._store.tables import rotations
 
@@ -62,8 +64,10 @@ def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]
 def quick(**overrides: Any) -> Settings:
     """Worker settings for tests: short timeouts and backoffs, few attempts."""
     given: dict[str, Any] = {
-        "webhook_timeout_seconds": 0.5,
-        "outbox_lease_seconds": 5.0,
+        # Generous: the machine may be loaded, and a receiver that answers
+        # at once must never time out here (the timeout test sets its own).
+        "webhook_timeout_seconds": 5.0,
+        "outbox_lease_seconds": 10.0,
         "webhook_backoff_base_seconds": 0.01,
         "webhook_backoff_cap_seconds": 0.05,
         "webhook_max_attempts": 3,
@@ -252,8 +256,11 @@ def test_retries_back_off_then_dead_letter_then_redelivery(fresh: sa.Engine) -> 
             assert failed is not None
             assert failed.status == "failed"
             assert failed.next_attempt_at is not None
-            # Retried no later than the backoff's cap after it failed.
-            assert failed.next_attempt_at - failed.log[0].started_at < 0.6 * 1_000_000
+            # Retried after a wait between 0 and the backoff's ceiling for a
+            # first retry: min(cap, base) = 0.01 s.
+            (first,) = failed.log
+            wait = failed.next_attempt_at - (first.started_at + first.duration)
+            assert 0 <= wait <= 10_000
             until(lambda: hook_rows(fresh, name)[0].status == "dead", worker)
             tries = receiver.of(str(row.seq))
             assert [t.attempt for t in tries] == [1, 2, 3]
@@ -417,6 +424,59 @@ def test_a_dead_workers_lease_runs_out_and_its_late_answer_decides_nothing(
     assert found is not None
     assert found.status == "done"
     assert [a.ok for a in found.log] == [True, False]
+
+
+def test_a_webhook_shows_what_its_firings_local_actions_did(fresh: sa.Engine) -> None:
+    with receiving("s3cret") as receiver:
+        document = webhook_model(receiver.url).replace(
+            "    actions:\n",
+            "    actions:\n      - add_tag: demo\n      - assign: {owners: [anna@example.com]}\n",
+        )
+        name, model = workspace(fresh, document)
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        worker = OutboxWorker(fresh, quick())
+        try:
+            worker.drain()
+        finally:
+            worker.close()
+    (got,) = receiver.received
+    assert got.json()["contact"] == {"tags": ["demo"], "owner": "anna@example.com"}
+
+
+def test_a_webhook_whose_payload_cannot_be_made_fails_and_ends(fresh: sa.Engine) -> None:
+    # A firing recorded under a model version the workspace does not have
+    # (a damaged database): its body cannot be made. The attempt fails, is
+    # logged, and after the last attempt the delivery is dead, not retried forever.
+    with receiving("s3cret") as receiver:
+        name, model = workspace(fresh, webhook_model(receiver.url))
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        with fresh.begin() as conn:
+            conn.execute(sa.update(firing_rows).values(model_version=99))
+        worker = OutboxWorker(fresh, quick(webhook_max_attempts=2))
+        try:
+            until(lambda: hook_rows(fresh, name)[0].status == "dead", worker)
+        finally:
+            worker.close()
+    assert receiver.received == []
+    (row,) = hook_rows(fresh, name)
+    assert row.last_error.startswith("no payload: UnknownModelVersion")
+    assert row.payload is None
+
+
+def test_a_lease_shorter_than_a_call_is_refused() -> None:
+    # Another worker would send the webhook again while the first still waits.
+    with pytest.raises(ValidationError, match=r"outbox_lease_seconds .* webhook_timeout_seconds"):
+        Settings(outbox_lease_seconds=5, webhook_timeout_seconds=10)
 
 
 def test_backoff_is_exponential_with_full_jitter() -> None:

@@ -212,12 +212,13 @@ def post_redeliver(caller: AdminKey, delivery_id: DeliveryId, database: Database
     """Queue a delivery again, whatever its status, with a fresh budget of
     attempts (an admin key). It keeps its id, so its `Idempotency-Key` and its
     body are the same: a receiver that processed it before ignores it."""
-    with database.connect() as conn:
+    # One transaction: the answer shows the delivery as queued, before a
+    # worker can take it.
+    with database.connect() as conn, conn.begin():
         if not outbox.redeliver(conn, workspace=caller.workspace, seq=delivery_id, now=now()):
             raise _unknown(delivery_id)
         found = outbox.delivery(conn, workspace=caller.workspace, seq=delivery_id)
-    if found is None:  # erased in between
-        raise _unknown(delivery_id)
+    assert found is not None  # just updated, in this transaction
     return _detail(found)
 
 

@@ -3,11 +3,12 @@
 It runs in a thread of `leadscore serve` (started and stopped by the app's
 lifespan) and in `leadscore worker` processes; any number of them can work
 on one database at once (the store's `outbox` module says how claims stay
-apart). Each round claims a batch of due rows, carries out the local
-actions (assign, add_tag, remove_tag: exactly once, in the transaction that
-marks them done) and delivers the webhooks, several at a time, each with
-its idempotency key, so that a receiver keeping the keys acts exactly once.
-When nothing is due it sleeps `outbox_poll_seconds`.
+apart). Each round carries out a batch of due local actions (assign,
+add_tag, remove_tag: exactly once, in the transaction that marks them done),
+then claims as many due webhooks as it delivers at a time
+(`outbox_concurrency`) and delivers them, each with its idempotency key, so
+that a receiver keeping the keys acts exactly once. When nothing is due it
+sleeps `outbox_poll_seconds`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import httpx
 import sqlalchemy as sa
@@ -34,6 +36,25 @@ from .modelcache import ModelCache
 log = logging.getLogger("leadscore.outbox")
 
 _SECOND = 1_000_000  # the store's instants are microseconds
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A webhook about to be sent."""
+
+    row: Claimed
+    body: bytes
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """A webhook sent (or that could not be), and what came of it."""
+
+    row: Claimed
+    started: int
+    finished: int
+    answer: webhooks.Answer
 
 
 class OutboxWorker:
@@ -88,8 +109,11 @@ class OutboxWorker:
                 # its leases run out).
                 limit=settings.outbox_concurrency,
             )
-        for done in self._pool.map(self._deliver, claimed):
-            del done  # map raises here what a delivery raised
+        if claimed:
+            ready, failed = self._prepare(claimed)
+            # No database connection is held during the calls: they may take
+            # the whole timeout, and the pool's connections are the requests' too.
+            self._record([*failed, *self._pool.map(self._send, ready)])
         return local + len(claimed)
 
     def drain(self, *, timeout: float = 60.0) -> None:
@@ -99,80 +123,82 @@ class OutboxWorker:
             if time.monotonic() > deadline:
                 raise TimeoutError("the outbox did not drain in time")
 
-    def _deliver(self, row: Claimed) -> None:
-        prepared = self._prepare(row)
-        if prepared is None:
-            return
-        body, secret = prepared
-        # No database connection is held during the call: it may take the
-        # whole timeout, and the pool's connections are the requests' too.
+    def _prepare(self, rows: list[Claimed]) -> tuple[list[Ready], list[Attempted]]:
+        """In one transaction: the body to send of each row (made and kept at
+        its first attempt) and the secret to sign it with; and the rows whose
+        body could not be made, as failed attempts. Rows erased or taken over
+        meanwhile are left out."""
+        ready: list[Ready] = []
+        failed: list[Attempted] = []
+        with self._database.connect() as conn, conn.begin():
+            for row in rows:
+                body = row.payload
+                if body is None:
+                    try:
+                        made = self._payload(conn, row)
+                    except sa.exc.SQLAlchemyError:
+                        raise  # the database's trouble: the round fails, leases run out
+                    except Exception as error:  # a bug: a failed attempt, so that it ends
+                        log.exception("webhook delivery %s: no payload", row.seq)
+                        answer = webhooks.Answer(None, f"no payload: {error!r}"[:500])
+                        failed.append(Attempted(row, now(), now(), answer))
+                        continue
+                    body = outbox.keep_payload(conn, seq=row.seq, worker=self.name, payload=made)
+                    if body is None:  # erased, or another worker took over
+                        continue
+                secret = row.action["webhook"].get("secret") or (
+                    outbox.signing_secret(conn, workspace=row.workspace, now=now()).secret
+                )
+                ready.append(Ready(row, body.encode(), secret))
+        return ready, failed
+
+    def _send(self, ready: Ready) -> Attempted:
+        row = ready.row
         started = now()
         answer = webhooks.send(
             self._client,
             row.action["webhook"]["url"],
-            body,
+            ready.body,
             webhooks.headers(
                 delivery=row.seq,
                 attempt=row.attempts + 1,
-                secret=secret,
+                secret=ready.secret,
                 timestamp=int(time.time()),
-                body=body,
+                body=ready.body,
             ),
         )
-        status = self._record(
-            row, started=started, status_code=answer.status_code, error=answer.error
-        )
-        if answer.error is not None:
-            log.warning(
-                "webhook delivery %s (%s, trigger %s) failed: %s; now %s",
-                row.seq,
-                row.workspace,
-                row.firing.trigger,
-                answer.error,
-                status,
-            )
+        return Attempted(row, started, now(), answer)
 
-    def _prepare(self, row: Claimed) -> tuple[bytes, str] | None:
-        """The body to send (kept from the first attempt) and the secret to
-        sign it with; None when there is nothing to send. One transaction."""
-        with self._database.connect() as conn:
-            try:
-                with conn.begin():
-                    body = row.payload
-                    if body is None:
-                        made = self._payload(conn, row)
-                        body = outbox.keep_payload(
-                            conn, seq=row.seq, worker=self.name, payload=made
-                        )
-                        if body is None:  # erased, or another worker took over
-                            return None
-                    secret = row.action["webhook"].get("secret") or (
-                        outbox.signing_secret(conn, workspace=row.workspace, now=now()).secret
-                    )
-            except Exception as error:  # a bug: logged as a failed attempt, so it ends
-                log.exception("webhook delivery %s could not be prepared", row.seq)
-                error_text = f"could not be prepared: {error!r}"[:500]
-                self._record(row, started=now(), status_code=None, error=error_text)
-                return None
-        return body.encode(), secret
-
-    def _record(
-        self, row: Claimed, *, started: int, status_code: int | None, error: str | None
-    ) -> str | None:
-        finished = now()
-        with self._database.connect() as conn:
-            return outbox.record_attempt(
-                conn,
-                seq=row.seq,
-                worker=self.name,
-                started_at=started,
-                duration=finished - started,
-                status_code=status_code,
-                error=error,
-                now=finished,
-                max_attempts=self._settings.webhook_max_attempts,
-                delay=self._delay,
-            )
+    def _record(self, attempted: list[Attempted]) -> None:
+        """Log the round's attempts and settle their rows, in one transaction
+        (a webhook sent but not recorded, when the process dies before this,
+        is sent again: under the same key)."""
+        settled: list[tuple[Attempted, str | None]] = []
+        with self._database.connect() as conn, conn.begin():
+            for item in attempted:
+                status = outbox.record_attempt(
+                    conn,
+                    seq=item.row.seq,
+                    worker=self.name,
+                    started_at=item.started,
+                    duration=item.finished - item.started,
+                    status_code=item.answer.status_code,
+                    error=item.answer.error,
+                    now=item.finished,
+                    max_attempts=self._settings.webhook_max_attempts,
+                    delay=self._delay,
+                )
+                settled.append((item, status))
+        for item, status in settled:
+            if item.answer.error is not None:
+                log.warning(
+                    "webhook delivery %s (%s, trigger %s) failed: %s; now %s",
+                    item.row.seq,
+                    item.row.workspace,
+                    item.row.firing.trigger,
+                    item.answer.error,
+                    status,
+                )
 
     def _delay(self, attempts: int) -> int:
         seconds = webhooks.backoff(
@@ -198,12 +224,12 @@ class OutboxWorker:
             labels = actions.labels(conn, row.workspace, [firing.contact_id]).get(
                 firing.contact_id, actions.Labels()
             )
-        if card is not None:
-            scorecard = card.to_json()
-            scorecard.pop("anonymous_id", None)
+        scorecard = None if card is None else card.to_json()
+        if scorecard is not None:
+            scorecard.pop("anonymous_id", None)  # always null: a contact's
         body = webhooks.payload(
             row,
-            scorecard=scorecard if card is not None else None,
+            scorecard=scorecard,
             tags=labels.tags,
             owner=labels.owner,
             prepared_at=now(),

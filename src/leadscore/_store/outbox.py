@@ -218,18 +218,21 @@ def keep_payload(conn: sa.Connection, *, seq: int, worker: str, payload: str) ->
     or the one kept by an earlier attempt), or None when the row is gone or
     no longer leased to `worker`."""
     with transaction(conn):
-        conn.execute(
+        kept = conn.execute(
             outbox.update()
             .where(outbox.c.seq == seq, outbox.c.lease_owner == worker, outbox.c.payload.is_(None))
             .values(payload=payload)
-        )
+            .returning(outbox.c.payload)
+        ).scalar()
+        if kept is not None:  # the common case: one statement
+            return payload
         row = conn.execute(
             sa.select(outbox.c.payload, outbox.c.lease_owner).where(outbox.c.seq == seq)
         ).first()
     if row is None or row.lease_owner != worker:
         return None
-    kept: str | None = row.payload
-    return kept
+    earlier: str | None = row.payload
+    return earlier
 
 
 def record_attempt(
@@ -262,16 +265,18 @@ def record_attempt(
         ).first()
         if row is None:
             return None
-        earlier = conn.execute(
-            sa.select(sa.func.count())
+        # Numbered in the insert itself: one statement less per attempt.
+        earlier = (
+            sa.select(sa.func.count() + 1)
             .select_from(delivery_attempts)
             .where(delivery_attempts.c.outbox == seq)
-        ).scalar_one()
+            .scalar_subquery()
+        )
         conn.execute(
             delivery_attempts.insert().values(
                 outbox=seq,
                 workspace=row.workspace,
-                attempt=earlier + 1,
+                attempt=earlier,
                 started_at=started_at,
                 duration=duration,
                 status_code=status_code,

@@ -28,8 +28,9 @@ _SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 def upgrade() -> None:
     # `kind` is NOT NULL: added with a default so that existing rows can be
     # filled in from their action (whose one key it is), then the default is
-    # dropped on PostgreSQL. SQLite cannot drop a default without copying the
-    # table; there it stays, and nothing relies on it.
+    # dropped, so that code inserting outbox rows without a kind fails at
+    # once rather than queue actions no worker takes (on SQLite, Alembic's
+    # batch mode copies the table to drop it; nothing refers to outbox yet).
     op.add_column("outbox", sa.Column("kind", sa.Text, nullable=False, server_default=""))
     outbox = sa.table(
         "outbox", sa.column("seq", _SERIAL), sa.column("action", sa.JSON), sa.column("kind")
@@ -40,8 +41,8 @@ def upgrade() -> None:
         connection.execute(
             outbox.update().where(outbox.c.seq == seq).values(kind=next(iter(parsed)))
         )
-    if connection.dialect.name == "postgresql":
-        op.alter_column("outbox", "kind", server_default=None)
+    with op.batch_alter_table("outbox") as batch:
+        batch.alter_column("kind", existing_type=sa.Text, server_default=None)
     for name, kind in (
         ("lease_owner", sa.Text),
         ("lease_until", sa.BigInteger),
