@@ -116,11 +116,12 @@ class Trees(Learner):
         threads: int = 0,
         seed: int = 0,
         max_rounds: int = MAX_ROUNDS,
+        params: dict[str, Any] | None = None,
     ) -> tuple[Trees, int]:
         """Fit with `rounds` rounds, or early-stop on `valid`; returns the rounds used."""
         import lightgbm as lgb
 
-        params = {**GBM_PARAMS, "num_threads": threads, "seed": seed}
+        params = {**GBM_PARAMS, **(params or {}), "num_threads": threads, "seed": seed}
         train = lgb.Dataset(x, y, categorical_feature=encoder.categorical, free_raw_data=True)
         if rounds is not None:
             booster = lgb.train(params, train, num_boost_round=rounds)
