@@ -211,6 +211,12 @@ class Validation:
 
 
 def cross_validate(table: Table, names: list[str], y: Labels, options: Options) -> Validation:
+    fewest = int(min(y.sum(), y.size - y.sum()))
+    if fewest < options.folds:
+        raise InputError(
+            f"only {fewest} lead{'s' if fewest != 1 else ''} of one outcome: "
+            f"{options.folds}-fold validation needs at least {options.folds}"
+        )
     folds = stratified_folds(y, options.folds, options.seed)
     everything = np.arange(y.size)
     raw = {kind: np.zeros(y.size) for kind in KINDS}
