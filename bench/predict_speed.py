@@ -93,6 +93,7 @@ def main() -> None:
         _, bare_ps, bare_pc = timed(lambda: bare.predict(x))
         sample = table.take(np.arange(min(100_000, table.rows)))
         _, factors_s, factors_c = timed(lambda: model.factors(sample))
+        _, shap_s, shap_c = timed(lambda: bare.predict(x[: sample.rows], pred_contrib=True))
     out = RichTable(
         title=f"{args.rows:,} leads x {args.columns} columns "
         f"({model.report['model']}, {rounds} rounds)"
@@ -132,7 +133,7 @@ def main() -> None:
         f"{factors_s:.2f}",
         f"{factors_c:.2f}",
         f"{sample.rows / factors_s:,.0f} / {sample.rows / factors_c:,.0f} leads/s",
-        "",
+        f"TreeSHAP {sample.rows / shap_s:,.0f} / {sample.rows / shap_c:,.0f} leads/s",
         "",
         "",
     )

@@ -326,6 +326,13 @@ def scored_rows(
     help="csv: one row per lead with its factors as text; jsonl: one object per lead.",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here, not stdout.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=0, max=20),
+    default=3,
+    show_default=True,
+    help="How many factors raising and lowering each probability; 0 for probabilities only.",
+)
 def predict(
     *,
     model_dir: str,
@@ -336,6 +343,7 @@ def predict(
     at_text: str | None,
     output_format: str,
     output: str | None,
+    top: int,
 ) -> None:
     """Conversion probability of every lead, with the factors raising and lowering it."""
     from ._report import write_predictions
@@ -351,7 +359,7 @@ def predict(
         at=_instant(at_text, "--at"),
     )
     with _bad_input():
-        rows = model.factors(data)
+        rows = model.factors(data, top)
     if output is None:
         write_predictions(ids, rows, output_format, sys.stdout.buffer)
         sys.stdout.flush()

@@ -36,6 +36,10 @@ GBM_PARAMS: dict[str, Any] = {
     "objective": "binary",
     "learning_rate": 0.05,
     "num_leaves": 15,
+    # Depth bounds TreeSHAP's cost (quadratic in depth per leaf): depth 5
+    # explains a lead several times faster than unbounded leaf-wise trees of
+    # 15 leaves, for the same held-out AUC on the three data sets.
+    "max_depth": 5,
     "min_data_in_leaf": 20,
     "feature_fraction": 0.8,
     "bagging_fraction": 0.8,

@@ -315,7 +315,12 @@ class TrainedModel:
         return parts
 
     def factors(self, table: Table, top: int = 3) -> list[dict[str, Any]]:
-        """Per row: probability and the `top` features raising and lowering it most."""
+        """Per row: probability and the `top` features raising and lowering it most.
+
+        With `top` 0, probabilities only: per-lead contributions (TreeSHAP)
+        cost far more than a prediction."""
+        if top == 0:
+            return [{"probability": float(p)} for p in self.probabilities(table)]
         parts = self.contributions(table)
         probability = 1.0 / (1.0 + np.exp(-parts.sum(axis=1)))
         effects = parts[:, :-1]
