@@ -217,6 +217,10 @@ def test_predict_gives_the_saved_models_probabilities_and_factors(
         assert all(f["effect"] < 0 for f in row["lowering"])
         # Contributions add up to the calibrated log-odds.
         assert math.isclose(parts[i].sum(), math.log(expected[i] / (1 - expected[i])), abs_tol=1e-6)
+    bare = invoke("predict", str(trained_dir), "--table", str(table_path), "--top", "0")
+    lines = bare.output.splitlines()
+    assert lines[0] == "id,probability"
+    assert np.allclose([float(line.split(",")[1]) for line in lines[1:]], expected, atol=1e-6)
     csv_out = invoke("predict", str(trained_dir), "--table", str(table_path))
     header, first = csv_out.output.splitlines()[:2]
     assert header == "id,probability,raising,lowering"

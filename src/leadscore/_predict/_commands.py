@@ -8,10 +8,10 @@ starts as fast as before.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import orjson
@@ -87,11 +87,11 @@ _EVENTS_HELP = "Event files (any format `score` reads); repeat the option for se
 _FORMAT_INPUT_HELP = "Format of the event inputs when their names don't say."
 
 
-def _source_options(f: Any) -> Any:
-    """--table/--target... or --events/--outcome...: the data to learn from or score."""
+def _source_options(f: _F) -> _F:
+    """--table FILE or --events FILE... (with how to read events): what to learn from or score."""
     from .._eventfiles import FORMATS
 
-    options = [
+    return _apply(
         click.option(
             "--table",
             type=click.Path(dir_okay=False),
@@ -100,10 +100,54 @@ def _source_options(f: Any) -> Any:
         click.option("--events", "event_paths", multiple=True, help=_EVENTS_HELP),
         click.option("--input-format", type=click.Choice(FORMATS), help=_FORMAT_INPUT_HELP),
         click.option("--strict", is_flag=True, help="Stop at the first bad event record (exit 1)."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    )(f)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _apply(*decorators: Callable[[_F], _F]) -> Callable[[_F], _F]:
+    """Several click options as one decorator, in the order given."""
+
+    def wrap(f: _F) -> _F:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return wrap
+
+
+# Options several commands share, declared once.
+_TARGET = click.option("--target", help="With --table: the outcome column.")
+_ID = click.option("--id", "id_column", help="With --table: the column that identifies a lead.")
+_POSITIVE = click.option(
+    "--positive", help="With --table: the target value that means converted (default: 1/yes/true)."
+)
+_EXCLUDE = click.option(
+    "--exclude", multiple=True, help="A column not to learn from; repeat for several."
+)
+_KEEP = click.option(
+    "--keep", multiple=True, help="Use this column even if the leak guard suspects it."
+)
+_OUTCOME = click.option(
+    "--outcome", metavar="EVENT_TYPE", help="With --events: the event type that means converted."
+)
+_WINDOW = click.option(
+    "--window",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="With --events: days after a contact is first seen at which it is observed (its "
+    "cut-off); a trained model uses its own.",
+)
+_HORIZON = click.option(
+    "--horizon",
+    type=float,
+    help="With --events: the outcome must come within DAYS of the cut-off (default: any time).",
+)
+
+_TABLE_OPTIONS = _apply(_TARGET, _ID, _POSITIVE, _EXCLUDE, _KEEP)
+_EVENT_OPTIONS = _apply(_OUTCOME, _WINDOW, _HORIZON)
 
 
 def _one_source(table: str | None, event_paths: Sequence[str]) -> None:
@@ -113,36 +157,14 @@ def _one_source(table: str | None, event_paths: Sequence[str]) -> None:
 
 @click.command()
 @_source_options
-@click.option("--target", help="With --table: the outcome column.")
-@click.option("--id", "id_column", help="With --table: the column that identifies a lead.")
-@click.option(
-    "--positive", help="With --table: the target value that means converted (default: 1/yes/true)."
-)
-@click.option("--exclude", multiple=True, help="A column not to learn from; repeat for several.")
-@click.option(
-    "--keep", multiple=True, help="Learn from this column even if the leak guard suspects it."
-)
+@_TABLE_OPTIONS
 @click.option(
     "--split-column", help="With --table: a date column to split on in time (with --split-at)."
 )
 @click.option(
     "--split-at", metavar="TIME", help="Rows (contacts) before this time train, the rest test."
 )
-@click.option(
-    "--outcome", metavar="EVENT_TYPE", help="With --events: the event type that means converted."
-)
-@click.option(
-    "--window",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="With --events: days after a contact is first seen at which it is observed (its cut-off).",
-)
-@click.option(
-    "--horizon",
-    type=float,
-    help="With --events: the outcome must come within DAYS of the cut-off (default: any time).",
-)
+@_EVENT_OPTIONS
 @click.option(
     "--model",
     "rules_path",
@@ -304,6 +326,13 @@ def scored_rows(
     help="csv: one row per lead with its factors as text; jsonl: one object per lead.",
 )
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here, not stdout.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=0, max=20),
+    default=3,
+    show_default=True,
+    help="How many factors raising and lowering each probability; 0 for probabilities only.",
+)
 def predict(
     *,
     model_dir: str,
@@ -314,6 +343,7 @@ def predict(
     at_text: str | None,
     output_format: str,
     output: str | None,
+    top: int,
 ) -> None:
     """Conversion probability of every lead, with the factors raising and lowering it."""
     from ._report import write_predictions
@@ -329,7 +359,7 @@ def predict(
         at=_instant(at_text, "--at"),
     )
     with _bad_input():
-        rows = model.factors(data)
+        rows = model.factors(data, top)
     if output is None:
         write_predictions(ids, rows, output_format, sys.stdout.buffer)
         sys.stdout.flush()
@@ -352,30 +382,8 @@ def _labelled_table(path: str, target: str, positive: str | None) -> tuple[Table
 
 @click.command()
 @_source_options
-@click.option("--target", help="With --table: the outcome column.")
-@click.option("--id", "id_column", help="With --table: the column that identifies a lead.")
-@click.option(
-    "--positive", help="With --table: the target value that means converted (default: 1/yes/true)."
-)
-@click.option(
-    "--exclude", multiple=True, help="A column not to build rules on; repeat for several."
-)
-@click.option(
-    "--keep", multiple=True, help="Build rules on this column even if the leak guard suspects it."
-)
-@click.option(
-    "--outcome", metavar="EVENT_TYPE", help="With --events: the event type that means converted."
-)
-@click.option(
-    "--window",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="With --events: days after first seen at which contacts are observed.",
-)
-@click.option(
-    "--horizon", type=float, help="With --events: the outcome must come within DAYS of the cut-off."
-)
+@_TABLE_OPTIONS
+@_EVENT_OPTIONS
 @click.option(
     "--until",
     "until_text",
@@ -459,25 +467,9 @@ def suggest(
 @click.command()
 @click.argument("model", type=click.Path())
 @_source_options
-@click.option("--target", help="With --table: the outcome column.")
-@click.option(
-    "--positive", help="With --table: the target value that means converted (default: 1/yes/true)."
-)
-@click.option(
-    "--outcome", metavar="EVENT_TYPE", help="With --events: the event type that means converted."
-)
-@click.option(
-    "--window",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="With --events and a rule model: days after first seen at which contacts are observed.",
-)
-@click.option(
-    "--horizon",
-    type=float,
-    help="With --events and a rule model: the outcome must come within DAYS of the cut-off.",
-)
+@_TARGET
+@_POSITIVE
+@_EVENT_OPTIONS
 @click.option(
     "--from",
     "from_text",

@@ -36,6 +36,10 @@ GBM_PARAMS: dict[str, Any] = {
     "objective": "binary",
     "learning_rate": 0.05,
     "num_leaves": 15,
+    # Depth bounds TreeSHAP's cost (quadratic in depth per leaf): depth 5
+    # explains a lead several times faster than unbounded leaf-wise trees of
+    # 15 leaves, for the same held-out AUC on the three data sets.
+    "max_depth": 5,
     "min_data_in_leaf": 20,
     "feature_fraction": 0.8,
     "bagging_fraction": 0.8,
@@ -116,11 +120,12 @@ class Trees(Learner):
         threads: int = 0,
         seed: int = 0,
         max_rounds: int = MAX_ROUNDS,
+        params: dict[str, Any] | None = None,
     ) -> tuple[Trees, int]:
         """Fit with `rounds` rounds, or early-stop on `valid`; returns the rounds used."""
         import lightgbm as lgb
 
-        params = {**GBM_PARAMS, "num_threads": threads, "seed": seed}
+        params = {**GBM_PARAMS, **(params or {}), "num_threads": threads, "seed": seed}
         train = lgb.Dataset(x, y, categorical_feature=encoder.categorical, free_raw_data=True)
         if rounds is not None:
             booster = lgb.train(params, train, num_boost_round=rounds)

@@ -95,8 +95,14 @@ def write_predictions(
         return
     text = io.TextIOWrapper(out, encoding="utf-8", newline="")
     writer = csv.writer(text)
-    writer.writerow(["id", "probability", "raising", "lowering"])
+    explained = bool(rows) and "raising" in rows[0]
+    writer.writerow(
+        ["id", "probability", "raising", "lowering"] if explained else ["id", "probability"]
+    )
     for lead, row in zip(ids, rows, strict=True):
+        if not explained:
+            writer.writerow([lead, f"{row['probability']:.6f}"])
+            continue
         writer.writerow(
             [
                 lead,

@@ -96,41 +96,23 @@ def _value_candidates(
 ) -> list[Candidate]:
     data = table.columns[column]
     found: list[Candidate] = []
+
+    def add(mask: npt.NDArray[np.bool_], test: Any, text: str) -> None:
+        if _supported(mask):
+            found.append(
+                Candidate(kind, column, mask.astype(np.float64), event, key, test, text=text)
+            )
+
     if data.dtype == np.float64:
         x = data.astype(np.float64)
         seen = x[~np.isnan(x)]
-        if seen.size == 0:
-            return found
-        for q in sorted({float(v) for v in np.quantile(seen, QUANTILES)}):
-            mask = np.nan_to_num(x, nan=-np.inf) >= q
-            if _supported(mask):
+        if seen.size:
+            for q in sorted({float(v) for v in np.quantile(seen, QUANTILES)}):
                 shown = f"{q:.4g}"
-                found.append(
-                    Candidate(
-                        kind,
-                        column,
-                        mask.astype(np.float64),
-                        event,
-                        key,
-                        {"gte": float(shown)},
-                        text=f"{key} ≥ {shown}",
-                    )
-                )
+                add(np.nan_to_num(x, nan=-np.inf) >= q, {"gte": float(shown)}, f"{key} ≥ {shown}")
         return found
     for value in sorted({v for v in data if v is not None}):
-        mask = np.array([v == value for v in data], dtype=bool)
-        if _supported(mask):
-            found.append(
-                Candidate(
-                    kind,
-                    column,
-                    mask.astype(np.float64),
-                    event,
-                    key,
-                    value,
-                    text=f"{key} = {value}",
-                )
-            )
+        add(np.array([v == value for v in data], dtype=bool), value, f"{key} = {value}")
     return found
 
 

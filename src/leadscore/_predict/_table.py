@@ -125,6 +125,28 @@ def _delimiter(path: Path) -> str:
     return max((",", ";", "\t"), key=first.count)
 
 
+_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def _arrow_text(column: Any) -> Floats | Texts:
+    """`typed_column` for an Arrow text column, in Arrow's compute kernels
+    (a million values in well under a second, not tens of seconds)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim_whitespace(column)
+    placeholder = pc.is_in(pc.utf8_lower(trimmed), value_set=pa.array(sorted(PLACEHOLDERS)))
+    cleaned = pc.if_else(placeholder, pa.scalar(None, pa.string()), trimmed)
+    recorded = len(cleaned) - cleaned.null_count
+    numeric = pc.match_substring_regex(cleaned, _NUMBER)
+    share = pc.sum(numeric).as_py() or 0
+    if recorded and share >= _NUMERIC_SHARE * recorded:
+        kept = pc.if_else(numeric, cleaned, pa.scalar(None, pa.string()))
+        result: Floats = kept.cast(pa.float64()).fill_null(np.nan).to_numpy()
+        return result
+    return np.array(cleaned.to_pylist(), dtype=object)
+
+
 def read_table(path: str | Path) -> Table:
     """Read a CSV (any of , ; tab) or Parquet file. Raises InputError naming the path."""
     import pyarrow as pa
@@ -155,6 +177,8 @@ def read_table(path: str | Path) -> Table:
             dates[name] = dates[name].astype(np.float64) / 86_400.0
         elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
             columns[name] = column.cast(pa.float64()).fill_null(np.nan).to_numpy()
+        elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            columns[name] = _arrow_text(column)
         else:
             columns[name] = typed_column(column.to_pylist())
     return Table(columns, arrow.num_rows, dates, file_fingerprint([source]))
