@@ -548,6 +548,7 @@ def score_batch(
     on_bad: Callable[[BadRecord], None] | None = None,
     progress: Callable[[str], None] | None = None,
     connection: duckdb.DuckDBPyConnection | None = None,
+    memory_limit: str | None = None,
 ) -> Result:
     """Score `events` as of `at` on DuckDB: what :func:`leadscore.replay` gives, set-based.
 
@@ -559,7 +560,8 @@ def score_batch(
     field) and are skipped; `strict` raises :class:`~leadscore.InputError` at
     the first. `progress` is told each phase's name as it starts. The run
     uses `connection` when given (its temporary tables are replaced), else a
-    new in-memory DuckDB that spills to a temporary directory.
+    new in-memory DuckDB that spills to a temporary directory past
+    `memory_limit` (DuckDB's syntax, e.g. "1GB"; default: DuckDB's, 80% of RAM).
 
     Returns the replay's :class:`~leadscore.Result`: scorecards by contact
     id, anonymous profiles, firings in order and warnings.
@@ -573,6 +575,8 @@ def score_batch(
             con = stack.enter_context(duckdb.connect())
             spill = stack.enter_context(tempfile.TemporaryDirectory(prefix="leadscore-duckdb-"))
             con.execute(f"SET temp_directory = {literal(spill)}")
+            if memory_limit is not None:
+                con.execute(f"SET memory_limit = {literal(memory_limit)}")
         if progress is not None:
             progress("reading events")
         source = load(con, events, format=format, on_bad=on_bad, strict=strict, stack=stack)
