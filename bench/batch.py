@@ -210,7 +210,7 @@ def run_one(what: str, kind: str, events: str, output: str) -> None:
                 row = {"owner": owner, "ident": ident, "score": round(score, 2)}
                 row["tags"] = {k: round(v, 2) for k, v in (tags or {}).items()}
                 out.write(orjson.dumps(row) + b"\n")
-        count = len(rows)
+        count, firings = len(rows), 0  # the ceiling has no triggers
     else:
         from leadscore import Engine, StreamScorer, read_events
 
