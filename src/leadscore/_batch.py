@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._batchsql import ConditionCompiler, literal
+from ._batchsql import ConditionCompiler, Probe, literal, tag_text
 from ._batchwalk import SPAN_HALF_LIVES, Walk, walkable
 from ._compiled import MICROS_PER_DAY, CompiledModel
 from ._engine import (
@@ -743,8 +743,6 @@ def _rows(con: duckdb.DuckDBPyConnection, query: str) -> Iterator[tuple[Any, ...
 
 
 def _tag_text_of(name: str) -> str:
-    from ._batchsql import Probe, tag_text
-
     return tag_text(Probe(name))
 
 

@@ -182,7 +182,7 @@ def _files(
     if kind in ("jsonl", "json"):
         shape = "newline_delimited" if kind == "jsonl" else "array"
         reader = f"read_json_objects({listed}, format={literal(shape)}{named})"
-        return _json_records(reader, kind, origin), _UNITS[kind], False
+        return _json_records(reader, origin), _UNITS[kind], False
     if kind == "csv":
         for path in files:
             header = con.execute(
@@ -263,7 +263,7 @@ def _text_field(name: str) -> _Field:
     )
 
 
-def _json_records(reader: str, kind: str, origin: str) -> str:
+def _json_records(reader: str, origin: str) -> str:
     """Checked records from a reader of JSON objects (one `json` column per record)."""
     known = "[" + ", ".join(map(literal, FIELDS)) + "]"
     record = "ls_record"
