@@ -18,7 +18,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from leadscore import EventTable, InputError, read_events, replay, score_batch, write_events
+from leadscore import (
+    EventTable,
+    InputError,
+    format_timestamp,
+    read_events,
+    replay,
+    score_batch,
+    write_events,
+)
 from leadscore._eventfiles import BadRecord
 
 from ._support import CASES, load_case
@@ -209,3 +217,44 @@ def test_the_command_line_writes_what_the_pure_engine_writes(tmp_path: Path) -> 
     identified = [line for line in lines if line["contact_id"] is not None]
     assert [row["contact_id"] for row in rows] == [line["contact_id"] for line in identified]
     assert [dict(row["tag_scores"]) for row in rows] == [line["tag_scores"] for line in identified]
+
+
+def test_results_written_back_to_tables(tmp_path: Path, postgresql_url: str) -> None:
+    events = tmp_path / "events.jsonl"
+    _write(_raw(CASES[6]), events)
+    model = tmp_path / "model.json"
+    case = load_case(CASES[6])
+    model.write_bytes(orjson.dumps(case.model.model_dump(by_alias=True, exclude_none=True)))
+    warehouse = tmp_path / "warehouse.duckdb"
+    at = format_timestamp(case.at)
+    for cards, firings in (
+        (f"{warehouse}#scores", f"{warehouse}#firings"),
+        (f"{postgresql_url}#scores", f"{postgresql_url}#firings"),
+    ):
+        subprocess.run(
+            [sys.executable, "-m", "leadscore", "score", str(model), str(events), "--engine",
+             "duckdb", "--at", at, "-o", cards, "--firings", firings],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    expected = replay(case.model, case.events, _at(at))
+    want = {card.contact_id: card.to_json() for card in expected.scorecards}
+    with duckdb.connect(str(warehouse)) as con:
+        rows = con.execute("SELECT contact_id, score, tag_scores FROM scores").fetchall()
+        fired = con.execute("SELECT count(*) FROM firings").fetchone()
+    assert {r[0]: (r[1], dict(r[2])) for r in rows} == {
+        k: (v["score"], v["tag_scores"]) for k, v in want.items()
+    }
+    with psycopg.connect(postgresql_url) as pg:
+        pg_rows = pg.execute("SELECT contact_id, score, tag_scores FROM scores").fetchall()
+        pg_fired = pg.execute("SELECT count(*) FROM firings").fetchone()
+    assert {r[0]: (r[1], r[2]) for r in pg_rows} == {
+        k: (v["score"], v["tag_scores"]) for k, v in want.items()
+    }
+    assert fired == pg_fired == (len(expected.firings),)
+    assert expected.firings
+
+
+def _at(text: str) -> int:
+    from leadscore import parse_timestamp
+
+    return parse_timestamp(text)

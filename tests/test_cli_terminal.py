@@ -1,5 +1,6 @@
-"""On a terminal, `leadscore score` shows a live count of the events it reads;
-piped, it shows nothing of the kind (so logs and pipes stay clean)."""
+"""On a terminal, `leadscore score` shows a live count of the events it reads
+(the batch engine: the phase it is in); piped, it shows nothing of the kind
+(so logs and pipes stay clean)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 EXAMPLES = Path(__file__).parents[1] / "src" / "leadscore" / "examples"
 
 
-def _score(log: Path, *, terminal: bool) -> bytes:
+def _score(log: Path, *, terminal: bool, engine: str = "pure") -> bytes:
     args = [sys.executable, "-m", "leadscore", "score", str(EXAMPLES / "starter.yaml"), str(log),
-            "--at", "2026-04-01", "--format", "jsonl", "--output", os.devnull]  # fmt: skip
+            "--at", "2026-04-01", "--format", "jsonl", "--output", os.devnull,
+            "--engine", engine]  # fmt: skip
     if not terminal:
         return subprocess.run(args, capture_output=True, timeout=120, check=True).stderr
     leader, follower = pty.openpty()
@@ -44,3 +46,6 @@ def test_a_live_count_on_a_terminal_only(tmp_path: Path) -> None:
     )  # fmt: skip
     assert b"reading events" in _score(log, terminal=True)
     assert b"reading events" not in _score(log, terminal=False)
+    # The batch engine shows its phases.
+    assert b"duckdb: " in _score(log, terminal=True, engine="duckdb")
+    assert b"duckdb: " not in _score(log, terminal=False, engine="duckdb")

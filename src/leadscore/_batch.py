@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._batchsql import ConditionCompiler, literal
+from ._batchsql import ConditionCompiler, Probe, literal, tag_text
 from ._batchwalk import SPAN_HALF_LIVES, Walk, walkable
 from ._compiled import MICROS_PER_DAY, CompiledModel
 from ._engine import (
@@ -375,8 +375,10 @@ class BatchPlan:
         tag_items = [
             f"{_tag_text_of(name)} AS {name}_tag" for name in sorted(set(self.tag_texts.values()))
         ]
+        # A view: it feeds one statement, which numbers the matches of limited
+        # rules; materialising every match first was a copy for nothing.
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE ls_hits AS "
+            "CREATE OR REPLACE TEMP VIEW ls_hits AS "
             f"WITH p1 AS (SELECT owner, ident, ts, id, type{_items(first)} FROM ls_owned "
             f"WHERE {_in(self.rule_types)}), "
             f"p2 AS (SELECT *{_items(second)} FROM p1), "
@@ -392,11 +394,7 @@ class BatchPlan:
             return
         offset = "0"
         if any(rule.limit_per in ("day", "week", "month") for rule in limited):
-            span = _one(
-                con,
-                "SELECT min(ts), max(ts) FROM ls_hits WHERE rule IN "
-                f"({', '.join(str(rule.index) for rule in limited)})",
-            )
+            span = _one(con, "SELECT min(ts), max(ts) FROM ls_owned")
             if span[0] is not None:
                 offset = _offset_sql(offsets(c, span[0], span[1]))
         period = (
@@ -415,14 +413,13 @@ class BatchPlan:
             )
             + " END"
         )
-        indexes = ", ".join(str(rule.index) for rule in limited)
+        # Unlimited rules' matches all award: numbering them (in period 0) costs
+        # less than reading the matches twice.
         con.execute(
             "CREATE OR REPLACE TEMP TABLE ls_awards AS "
-            f"SELECT * FROM ls_hits WHERE rule NOT IN ({indexes}) UNION ALL "
-            "SELECT owner, ident, ts, id, rule, tagf FROM ("
-            "SELECT *, row_number() OVER (PARTITION BY owner, ident, rule, "
-            f"{period} ORDER BY ts, id) AS k FROM ls_hits WHERE rule IN ({indexes})) "
-            f"WHERE {times} IS NULL OR k <= {times}"
+            "SELECT owner, ident, ts, id, rule, tagf FROM ls_hits "
+            "QUALIFY row_number() OVER (PARTITION BY owner, ident, rule, "
+            f"coalesce({period}, 0) ORDER BY ts, id) <= coalesce({times}, 9223372036854775807)"
         )
 
     def _owners(
@@ -746,8 +743,6 @@ def _rows(con: duckdb.DuckDBPyConnection, query: str) -> Iterator[tuple[Any, ...
 
 
 def _tag_text_of(name: str) -> str:
-    from ._batchsql import Probe, tag_text
-
     return tag_text(Probe(name))
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from typing import IO, Any
 
+import orjson
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -88,11 +89,72 @@ def write_parquet(items: Iterable[Any], out: IO[bytes]) -> int:
     `tag_scores` is a map from tag to score; so each row reads back to the
     very object `--format jsonl` prints.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    table = to_arrow(items)
+    pq.write_table(table, out)
+    return int(table.num_rows)
+
+
+def is_table(target: str) -> bool:
+    """An output named DATABASE#TABLE (a DuckDB file or a PostgreSQL URL)."""
+    return "#" in target and _is_table(target)
+
+
+def write_table(items: Iterable[Any], target: str, *, scorecards: bool) -> int:
+    """Write scorecards or firings to DATABASE#TABLE, replacing the table.
+
+    DuckDB: the Arrow table of :func:`to_arrow` as a table (tag_scores a MAP).
+    PostgreSQL: a table of text, numbers and jsonb tag_scores, filled with COPY.
+    """
+    table = to_arrow(items, scorecards=scorecards)
+    database, _, name = target.rpartition("#")
+    if database.startswith(_TABLE_DATABASES):
+        _write_postgresql(table, database, name, scorecards=scorecards)
+    else:
+        import duckdb
+
+        with duckdb.connect(database) as con:
+            con.register("ls_output", table)
+            con.execute(f"CREATE OR REPLACE TABLE {_quoted(name)} AS SELECT * FROM ls_output")
+    return int(table.num_rows)
+
+
+def _write_postgresql(table: Any, url: str, name: str, *, scorecards: bool) -> None:
+    import psycopg
+    from psycopg import sql
+
+    parts = sql.SQL(".").join(sql.Identifier(part) for part in name.split("."))
+    numbers = {"score": "double precision", "fit": "bigint", "stage_score": "double precision"}
+    columns = [
+        (field.name, "jsonb" if field.name == "tag_scores" else numbers.get(field.name, "text"))
+        for field in table.schema
+    ]
+    definition = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(column), sql.SQL(kind)) for column, kind in columns
+    )
+    with psycopg.connect(url) as pg:
+        pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(parts))
+        pg.execute(sql.SQL("CREATE TABLE {} ({})").format(parts, definition))
+        with pg.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(parts)) as copy:
+            for row in table.to_pylist():
+                if scorecards:
+                    row["tag_scores"] = orjson.dumps(dict(row["tag_scores"])).decode()
+                copy.write_row(list(row.values()))
+
+
+def _quoted(name: str) -> str:
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
+
+
+def to_arrow(items: Iterable[Any], *, scorecards: bool | None = None) -> Any:
+    """Scorecards or firings as an Arrow table of their JSON Lines fields."""
+    import pyarrow as pa
+
     rows = [item.to_json() for item in items]
-    if rows and "tag_scores" in rows[0]:
+    if scorecards is None:
+        scorecards = bool(rows) and "tag_scores" in rows[0]
+    if scorecards:
         for row in rows:
             row.setdefault("anonymous_id", None)
             row["tag_scores"] = list(row["tag_scores"].items())
@@ -115,5 +177,4 @@ def write_parquet(items: Iterable[Any], out: IO[bytes]) -> int:
         schema = pa.schema(
             [(name, pa.string()) for name in ("trigger", "contact_id", "event_id", "timestamp")]
         )
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), out)
-    return len(rows)
+    return pa.Table.from_pylist(rows, schema=schema)

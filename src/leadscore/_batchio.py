@@ -182,7 +182,7 @@ def _files(
     if kind in ("jsonl", "json"):
         shape = "newline_delimited" if kind == "jsonl" else "array"
         reader = f"read_json_objects({listed}, format={literal(shape)}{named})"
-        return _json_records(reader, kind, origin), _UNITS[kind], False
+        return _json_records(reader, origin), _UNITS[kind], False
     if kind == "csv":
         for path in files:
             header = con.execute(
@@ -263,7 +263,7 @@ def _text_field(name: str) -> _Field:
     )
 
 
-def _json_records(reader: str, kind: str, origin: str) -> str:
+def _json_records(reader: str, origin: str) -> str:
     """Checked records from a reader of JSON objects (one `json` column per record)."""
     known = "[" + ", ".join(map(literal, FIELDS)) + "]"
     record = "ls_record"
@@ -548,6 +548,7 @@ def score_batch(
     on_bad: Callable[[BadRecord], None] | None = None,
     progress: Callable[[str], None] | None = None,
     connection: duckdb.DuckDBPyConnection | None = None,
+    memory_limit: str | None = None,
 ) -> Result:
     """Score `events` as of `at` on DuckDB: what :func:`leadscore.replay` gives, set-based.
 
@@ -559,7 +560,8 @@ def score_batch(
     field) and are skipped; `strict` raises :class:`~leadscore.InputError` at
     the first. `progress` is told each phase's name as it starts. The run
     uses `connection` when given (its temporary tables are replaced), else a
-    new in-memory DuckDB that spills to a temporary directory.
+    new in-memory DuckDB that spills to a temporary directory past
+    `memory_limit` (DuckDB's syntax, e.g. "1GB"; default: DuckDB's, 80% of RAM).
 
     Returns the replay's :class:`~leadscore.Result`: scorecards by contact
     id, anonymous profiles, firings in order and warnings.
@@ -573,6 +575,8 @@ def score_batch(
             con = stack.enter_context(duckdb.connect())
             spill = stack.enter_context(tempfile.TemporaryDirectory(prefix="leadscore-duckdb-"))
             con.execute(f"SET temp_directory = {literal(spill)}")
+            if memory_limit is not None:
+                con.execute(f"SET memory_limit = {literal(memory_limit)}")
         if progress is not None:
             progress("reading events")
         source = load(con, events, format=format, on_bad=on_bad, strict=strict, stack=stack)

@@ -93,12 +93,11 @@ class Probe:
 
 
 def probe_columns(probe: Probe, column: str, keys: tuple[str, ...], guard: str | None) -> list[str]:
-    """The SELECT items that compute a probe's columns from a JSON column.
+    """The first-level SELECT item of a probe: its JSON value, extracted once.
 
-    Two projections: the first extracts the value once (`guard`, when given,
-    limits the work to events whose type can use it); the second derives the
-    rest from that small value. Returns [first-level items, second-level items]
-    joined as two strings.
+    `guard`, when given, limits the work to events whose type can use it;
+    :func:`probe_derived` gives the second-level items, read from that small
+    value rather than from the whole properties again.
     """
     extract = f"json_extract({column}, {literal(json_path(keys))})"
     if guard is not None:
@@ -107,6 +106,7 @@ def probe_columns(probe: Probe, column: str, keys: tuple[str, ...], guard: str |
 
 
 def probe_derived(probe: Probe) -> list[str]:
+    """The probe's type, text, lower-cased text and number, from its extracted value."""
     j = f"{probe.name}_j"
     t = f"json_type({j})"
     v = f"({j} ->> '$')"

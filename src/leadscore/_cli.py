@@ -280,16 +280,22 @@ def score(
     at = _as_of(at_text)
     if output_format == "parquet" and output is None:
         raise click.UsageError("--format parquet needs --output FILE")
+    from ._batchcli import is_table, write_table
+
     _, result = _score(checked, events, at, input_format, strict, engine_name=engine_name)
     cards = result.scorecards + (result.anonymous if include_anonymous else [])
-    if output_format == "table":
+    if output is not None and is_table(output):
+        write_table(cards, output, scorecards=True)
+    elif output_format == "table":
         table = scorecard_table(cards, title=f"{checked.name} as of {format_timestamp(at)}")
         with ExitStack() as stack:
             file = stack.enter_context(open(output, "w")) if output else None
             console_for(file).print(table)
     else:
         _write(output, lambda out: _emit(output_format, cards, out))
-    if firings:
+    if firings and is_table(firings):
+        write_table(result.firings, firings, scorecards=False)
+    elif firings:
         with open(firings, "wb") as out:
             _firings_writer(firings)(result.firings, out)
     _err.print(

@@ -1,0 +1,57 @@
+"""Calendar periods of `limit` in SQL (the batch engine) against the pure engine's,
+in zones with awkward transitions, at and around every change of offset."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from leadscore._batch import _offset_sql, _period_sql, offsets
+from leadscore._compiled import CompiledModel
+from leadscore._model import Model
+from leadscore._time import parse_timestamp
+
+ZONES = [
+    "Australia/Lord_Howe",  # a half-hour daylight saving shift
+    "Asia/Kathmandu",  # +05:45
+    "America/St_Johns",  # -03:30, transitions at local 02:00
+    "Pacific/Apia",  # skipped 2011-12-30 entirely
+    "Africa/Casablanca",  # leaves daylight time for Ramadan, several times a year
+    "Europe/Warsaw",
+    "UTC",
+]
+HOUR = 3_600 * 1_000_000
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_periods_in_sql_are_the_pure_engines(zone: str) -> None:
+    compiled = CompiledModel(
+        Model.model_validate({"version": 1, "name": "z", "timezone": zone, "rules": []})
+    )
+    start = parse_timestamp("2011-12-25T00:00:00Z")
+    end = parse_timestamp("2027-01-10T00:00:00Z")
+    table = offsets(compiled, start, end)
+    # Every 7 hours over the years, and a microsecond and an hour either side of each change.
+    instants = list(range(start, end, 7 * HOUR))
+    for changed, _ in table[1:]:
+        instants += [changed - HOUR, changed - 1, changed, changed + 1, changed + HOUR]
+    offset = _offset_sql(table)
+    con = duckdb.connect()
+    con.execute("SET threads = 1")
+    con.register("instants", pa.table({"ts": pa.array(instants, pa.int64())}))
+    for per in ("day", "week", "month"):
+        query = f"SELECT {_period_sql(per, offset)} FROM instants"
+        got = [row[0] for row in con.execute(query).fetchall()]
+        expected = [compiled.period_of(per, ts) for ts in instants]
+        # Both number the same periods, from different origins: compare where they change.
+        assert _changes(got) == _changes(expected), (zone, per)
+    if zone not in ("UTC", "Asia/Kathmandu"):  # those two kept one offset in those years
+        assert len(table) > 2
+
+
+def _changes(values: Sequence[object]) -> list[bool]:
+    return [a != b for a, b in itertools.pairwise(values)]
