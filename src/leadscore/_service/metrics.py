@@ -32,6 +32,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from .._store.database import reader
 from .._store.firings import PENDING
 from .._store.tables import outbox
 
@@ -53,7 +54,7 @@ class _OutboxDepth(Collector):
         )
         database = self._metrics.database
         if database is not None:
-            with database.connect() as conn, conn.begin():
+            with reader(database) as conn, conn.begin():
                 count = conn.execute(
                     sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == PENDING)
                 ).scalar_one()

@@ -84,7 +84,22 @@ def _begin_immediate(connection: sa.Connection) -> None:
     # second fail with SQLITE_BUSY at its first write.
     dbapi_connection = connection.connection.driver_connection
     assert isinstance(dbapi_connection, _Serialized)
-    dbapi_connection.begin_immediate()
+    if connection.get_execution_options().get(_READ_ONLY):
+        # A reader (see `reader`): a deferred BEGIN. In WAL mode it reads a
+        # consistent snapshot and neither waits for the writer nor holds it up.
+        dbapi_connection.execute("BEGIN")
+    else:
+        dbapi_connection.begin_immediate()
+
+
+_READ_ONLY = "leadscore_read_only"
+
+
+def reader(database: sa.Engine) -> sa.Connection:
+    """A connection for transactions that only read. On SQLite they do not
+    queue for the write lock (requests authenticate and look up their model
+    while another commits); elsewhere it is an ordinary connection."""
+    return database.connect().execution_options(**{_READ_ONLY: True})
 
 
 class _Serialized(sqlite3.Connection):
