@@ -169,12 +169,19 @@ def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = No
         own = events.c.contact_id == key
         # sa.true() leaves link conditions out of the current owner's query.
         linked = sa.true() if at is None else link.c.timestamp <= at
-        through_link = sa.and_(events.c.contact_id.is_(None), link.c.contact_id == key, linked)
+        # The ids linked to it first, then their events: written as a join,
+        # SQLite (with no statistics) would scan every anonymous-only event
+        # of the workspace and look up each one's link.
+        won = sa.select(link.c.anonymous_id).where(
+            link.c.workspace == workspace, link.c.contact_id == key, linked
+        )
         parts = [
             sa.select(events.c.body).where(events.c.workspace == workspace, own),
-            sa.select(events.c.body)
-            .select_from(joined)
-            .where(events.c.workspace == workspace, through_link),
+            sa.select(events.c.body).where(
+                events.c.workspace == workspace,
+                events.c.contact_id.is_(None),
+                events.c.anonymous_id.in_(won),
+            ),
         ]
     else:
         unlinked: sa.ColumnElement[bool] = link.c.contact_id.is_(None)
@@ -213,13 +220,16 @@ def owned_many(
                 events.c.workspace == workspace, events.c.contact_id.in_(contacts)
             )
         )
+        won = sa.select(link.c.anonymous_id).where(
+            link.c.workspace == workspace, link.c.contact_id.in_(contacts)
+        )
         queries.append(
             sa.select(sa.true(), link.c.contact_id, events.c.body)
             .select_from(events.join(link, joined))
             .where(
                 events.c.workspace == workspace,
                 events.c.contact_id.is_(None),
-                link.c.contact_id.in_(contacts),
+                events.c.anonymous_id.in_(won),  # as in `owned`: the links first
             )
         )
     if anonymous:
