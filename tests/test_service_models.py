@@ -121,6 +121,7 @@ def test_activation_rescores_everyone_and_fires_nothing_for_history(service: Ser
         assert activation["finished_at"] is not None
         card = http.get("/v1/contacts/c03", headers=read).json()
         assert card["model_version"] == 2
+        assert http.get("/v1/contacts", headers=read).json()["model_version"] == 2
         assert card["stage"] == "lead"
     with service.database.connect() as conn:
         model = load_model(conn, workspace=workspace.name, version=2)

@@ -75,6 +75,9 @@ class ContactPage(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end."
     )
+    model_version: int = Field(
+        description="The model version every scorecard of the page comes from (the active one)."
+    )
 
 
 class AwardOut(BaseModel):
@@ -276,6 +279,7 @@ def get_contacts(
     more = len(found) > query.limit
     last = page[-1].card if page else None
     return ContactPage(
+        model_version=model.version,
         contacts=[Card(**_card(item.card)) for item in page],
         next_cursor=(
             _encode([store.sort_key(last, query.sort), last.contact_id])
