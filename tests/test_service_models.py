@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from leadscore._events import Event
 from leadscore._replay import replay
-from leadscore._store import Scope, ingest, load_model
+from leadscore._store import Scope, ingest, load_model, open_database, upgrade
 from leadscore._store.activation import claim, get_activation, rescore
 from leadscore._store.tables import firings as firing_rows
 from leadscore._store.tables import outbox as outbox_rows
@@ -121,6 +121,7 @@ def test_activation_rescores_everyone_and_fires_nothing_for_history(service: Ser
         assert activation["finished_at"] is not None
         card = http.get("/v1/contacts/c03", headers=read).json()
         assert card["model_version"] == 2
+        assert http.get("/v1/contacts", headers=read).json()["model_version"] == 2
         assert card["stage"] == "lead"
     with service.database.connect() as conn:
         model = load_model(conn, workspace=workspace.name, version=2)
@@ -141,11 +142,21 @@ def test_activation_rescores_everyone_and_fires_nothing_for_history(service: Ser
         assert _count(conn, outbox_rows, workspace.name) == queued + 1
 
 
-def test_an_event_before_the_rescore_brings_history_as_history(database: sa.Engine) -> None:
+def test_an_event_before_the_rescore_brings_history_as_history(database_url: str) -> None:
     """Ingest meets an owner of the old version before the activation's runner
     does: the owner's history is rescored as history (recorded, not queued),
-    and only the new event's firings are queued; the runner then finds the
-    owner done. Progress counts every owner."""
+    and only the new event's firings are queued; the rescore then finds the
+    owner done. Progress counts every owner. (A database of its own: no
+    server's runner may take the activation.)"""
+    upgrade(database_url)
+    database = open_database(database_url)
+    try:
+        _rescore_after_an_event(database)
+    finally:
+        database.dispose()
+
+
+def _rescore_after_an_event(database: sa.Engine) -> None:
     from .test_store import new_workspace
 
     name, first = new_workspace(database, V1)
@@ -161,13 +172,12 @@ def test_an_event_before_the_rescore_brings_history_as_history(database: sa.Engi
         assert _count(conn, outbox_rows, name) == 0
         assert _count(conn, firing_rows, name, firing_rows.c.history) == 1
         found = claim(conn)
-        while found is not None and found.workspace != name:  # another test's, left to it
-            found = claim(conn)
         assert found is not None
+        assert found.workspace == name
+        assert claim(conn) is None  # claimed: no other runner takes it
         ended = rescore(conn, found, chunk=3)
         assert (ended.status, ended.total, ended.rescored) == ("done", 9, 8)
-        again = get_activation(conn, workspace=name, activation_id=found.id)
-        assert again == ended
+        assert get_activation(conn, workspace=name, activation_id=found.id) == ended
         with conn.begin():
             versions = set(
                 conn.execute(

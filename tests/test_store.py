@@ -252,7 +252,7 @@ def test_stored_scorecards_equal_a_replay_in_any_arrival_order_and_batches(
     rng.shuffle(arrival)
     batches: list[list[Event]] = []
     while arrival:
-        size = rng.randint(1, 6)
+        size = rng.randint(1, 12)  # one transaction each: late events and links inside a batch
         batches.append(arrival[:size])
         arrival = arrival[size:]
     workspace, version = new_workspace(database, model)

@@ -25,6 +25,7 @@ from fastapi.security import (
     HTTPBearer,
 )
 
+from .._store.database import reader
 from .._store.keys import Caller, Scope, authenticate
 from .problems import Problem
 
@@ -72,7 +73,7 @@ def authorize(database: sa.Engine, key: str | None, needed: Scope) -> Caller:
             kind="unauthorized",
             headers=_CHALLENGE,
         )
-    with database.connect() as conn:
+    with reader(database) as conn:
         caller = authenticate(conn, key=key)
     if caller is None:
         raise Problem(

@@ -88,6 +88,10 @@ class Committer:
                 groups.setdefault((job.workspace, job.model.version), []).append(job)
             for group in groups.values():
                 self._commit(group)
+            # A waiting request must never wait forever, whatever went wrong above.
+            for job in jobs:
+                if not job.done.done():
+                    job.done.set_exception(RuntimeError("the committer lost this request"))
 
     def _commit(self, group: list[_Job]) -> None:
         try:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .._engine import Award, Scorecard, StageEntry
 from .._store import contacts as store
-from .._store.database import now
+from .._store.database import now, reader
 from .._store.workspaces import ModelVersion
 from .._time import format_timestamp, parse_instant
 from . import problems
@@ -82,6 +82,9 @@ class ContactPage(BaseModel):
     contacts: list[ContactItem]
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end."
+    )
+    model_version: int = Field(
+        description="The model version every scorecard of the page comes from (the active one)."
     )
 
 
@@ -166,7 +169,7 @@ def _detail(found: store.Contact, history: list[StageEntry]) -> ContactDetail:
 
 
 def _model(database: Database, models: Models, workspace: str) -> ModelVersion:
-    with database.connect() as conn:
+    with reader(database) as conn:
         model = models.active(conn, workspace=workspace)
     if model is None:
         raise Problem(404, "This workspace has no active model yet.", kind="no-active-model")
@@ -268,7 +271,7 @@ def get_contacts(
         updated_since=since,
     )
     model = _model(database, models, caller.workspace)
-    with database.connect() as conn:
+    with reader(database) as conn:
         found = store.listing(
             conn,
             workspace=caller.workspace,
@@ -295,6 +298,7 @@ def get_contacts(
     more = len(found) > query.limit
     last = page[-1].card if page else None
     return ContactPage(
+        model_version=model.version,
         contacts=[ContactItem(**_item(item)) for item in page],
         next_cursor=(
             _encode([store.sort_key(last, query.sort), last.contact_id])
@@ -345,7 +349,7 @@ def get_contact(
     """A contact's scorecard as of now, its traits and stage history (a read key)."""
     model = _model(database, models, caller.workspace)
     at = now()
-    with database.connect() as conn:
+    with reader(database) as conn:
         found = store.contact(
             conn, workspace=caller.workspace, model=model, contact_id=contact_id, at=at
         )
@@ -376,7 +380,7 @@ def get_timeline(
     rule awarded for it and what they count now, and the stage entries and
     firings at it (a read key)."""
     model = _model(database, models, caller.workspace)
-    with database.connect() as conn:
+    with reader(database) as conn:
         found = store.history(
             conn, workspace=caller.workspace, model=model, contact_id=contact_id, at=now()
         )
@@ -438,7 +442,7 @@ def get_export(
     key: it holds every event's properties and the actions' payloads)."""
     model = _model(database, models, caller.workspace)
     at = now()
-    with database.connect() as conn:
+    with reader(database) as conn:
         found = store.held(
             conn, workspace=caller.workspace, model=model, contact_id=contact_id, at=at
         )

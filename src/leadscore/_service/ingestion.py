@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from .._errors import EventError
 from .._settings import Settings
+from .._store.database import reader
 from .._store.ingest import EventOutcome
 from .committer import Committer
 from .metrics import Metrics
@@ -86,7 +87,7 @@ def store_events(
 ) -> list[EventResult]:
     """Store the events of `items` under the workspace's active model; one
     result per item, in order. A 409 problem when there is no active model."""
-    with database.connect() as conn:
+    with reader(database) as conn:
         model = models.active(conn, workspace=workspace)
         if model is None:
             # Scores are what the model defines: storing events for a model

@@ -9,7 +9,9 @@ stored scorecards equal a replay of the stored log.
 - tables: the schema; migrations/ and migrate: Alembic, run from code
 - workspaces: workspaces and model versions
 - keys: API keys (hashed, scoped, revocable)
-- ingest: storing events and updating states; locks: how writers serialize
+- ingest: storing events and updating states, a batch per transaction;
+  locks: how writers serialize
+- activation: rescoring a workspace under a newly activated model version
 - log, identity, owners, firings: the rows ingest reads and writes
 - reads: scorecards back, and a replay of the stored log to check them
 - outbox, actions: triggers' actions carried out (claims, webhook attempts,

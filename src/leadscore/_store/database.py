@@ -26,6 +26,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 _dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+# Connections a process may open: as many as requests it runs at once (the
+# 40 threads of the server's thread pool; each request holds a connection
+# only while it authenticates or reads), with a few kept open between bursts.
+# SQLAlchemy's default, 5 + 10, would make a burst of requests wait for one.
+_POOL: dict[str, Any] = {"pool_size": 8, "max_overflow": 32}
+
+
 def open_database(url: str | sa.URL) -> sa.Engine:
     """A SQLAlchemy engine for a `postgresql://` or `sqlite:///path` URL, set up
     the way the store relies on (drivers, isolation, durability, locking)."""
@@ -40,15 +47,22 @@ def open_database(url: str | sa.URL) -> sa.Engine:
         # locks (see locks.py) is up to date. REPEATABLE READ would read from a
         # snapshot taken before the locks were granted.
         return sa.create_engine(
-            parsed, isolation_level="READ COMMITTED", json_serializer=_dumps, pool_pre_ping=True
+            parsed,
+            isolation_level="READ COMMITTED",
+            json_serializer=_dumps,
+            pool_pre_ping=True,
+            **_POOL,
         )
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             # An embedded database lives in a data directory that may not exist yet.
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        in_memory = not parsed.database or parsed.database == ":memory:"
         database = sa.create_engine(
             parsed,
             json_serializer=_dumps,
+            # An in-memory database lives in one connection: no pool to size.
+            **({} if in_memory else _POOL),
             # A writer waits this long (seconds) for another one's BEGIN IMMEDIATE to end;
             # connections pass between threads through the pool.
             connect_args={
@@ -84,7 +98,22 @@ def _begin_immediate(connection: sa.Connection) -> None:
     # second fail with SQLITE_BUSY at its first write.
     dbapi_connection = connection.connection.driver_connection
     assert isinstance(dbapi_connection, _Serialized)
-    dbapi_connection.begin_immediate()
+    if connection.get_execution_options().get(_READ_ONLY):
+        # A reader (see `reader`): a deferred BEGIN. In WAL mode it reads a
+        # consistent snapshot and neither waits for the writer nor holds it up.
+        dbapi_connection.execute("BEGIN")
+    else:
+        dbapi_connection.begin_immediate()
+
+
+_READ_ONLY = "leadscore_read_only"
+
+
+def reader(database: sa.Engine) -> sa.Connection:
+    """A connection for transactions that only read. On SQLite they do not
+    queue for the write lock (requests authenticate and look up their model
+    while another commits); elsewhere it is an ordinary connection."""
+    return database.connect().execution_options(**{_READ_ONLY: True})
 
 
 class _Serialized(sqlite3.Connection):

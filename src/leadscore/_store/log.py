@@ -84,22 +84,41 @@ def insert_many(
     if len(rows) == 1:  # a single row needs no executemany machinery
         return set(conn.execute(statement.values(rows[0])).scalars())
     if conn.dialect.name == "postgresql":
-        # One short statement with a column of values per array: a VALUES
-        # list of thousands of parameters costs the driver more to parse
-        # than the database to insert.
-        return set(conn.execute(_UNNEST, _columns_of(rows)).scalars())
+        return _insert_unnest(conn, rows)
     return set(conn.execute(statement, rows).scalars())
 
 
-_UNNEST = sa.text(
+# One short statement with a column of values per array: a VALUES list of
+# thousands of parameters costs the driver more to parse than the database to
+# insert. Sent in psycopg's binary format (through the transaction's own
+# driver connection), so that the JSON bodies need no array escaping.
+_UNNEST = (
     "INSERT INTO events (workspace, id, type, contact_id, anonymous_id, timestamp, body,"
-    " received_at) SELECT CAST(:workspace AS text), u.id, u.type, u.contact_id,"
-    " u.anonymous_id, u.timestamp, u.body, CAST(:received_at AS bigint)"
-    " FROM unnest(CAST(:id AS text[]), CAST(:type AS text[]), CAST(:contact_id AS text[]),"
-    " CAST(:anonymous_id AS text[]), CAST(:timestamp AS bigint[]), CAST(:body AS text[]))"
+    " received_at) SELECT %(workspace)s::text, u.id, u.type, u.contact_id,"
+    " u.anonymous_id, u.timestamp, u.body, %(received_at)s::bigint"
+    " FROM unnest(%(id)s::text[], %(type)s::text[], %(contact_id)s::text[],"
+    " %(anonymous_id)s::text[], %(timestamp)s::bigint[], %(body)s::text[])"
     " AS u(id, type, contact_id, anonymous_id, timestamp, body)"
     " ON CONFLICT (workspace, id) DO NOTHING RETURNING id"
 )
+
+
+def _insert_unnest(conn: sa.Connection, rows: list[dict[str, Any]]) -> set[str]:
+    import psycopg
+
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    columns = _columns_of(rows)
+    try:
+        with driver.cursor(binary=True) as cursor:
+            cursor.execute(_UNNEST, columns)
+            return {str(row[0]) for row in cursor.fetchall()}
+    except psycopg.Error as error:
+        # As SQLAlchemy would have raised it (IntegrityError, DataError...):
+        # callers tell a refused event from a failing database by it.
+        raise sa.exc.DBAPIError.instance(
+            _UNNEST, columns, error, dbapi_base_err=psycopg.Error
+        ) from error
 
 
 def _columns_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -223,13 +242,16 @@ def owned_many(
                 events.c.workspace == workspace, events.c.contact_id.in_(contacts)
             )
         )
+        won = sa.select(link.c.anonymous_id).where(
+            link.c.workspace == workspace, link.c.contact_id.in_(contacts)
+        )
         queries.append(
             sa.select(sa.true(), link.c.contact_id, events.c.body)
             .select_from(events.join(link, joined))
             .where(
                 events.c.workspace == workspace,
                 events.c.contact_id.is_(None),
-                link.c.contact_id.in_(contacts),
+                events.c.anonymous_id.in_(won),  # as in `owned`: the links first
             )
         )
     if anonymous:
