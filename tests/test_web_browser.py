@@ -14,6 +14,7 @@ import pytest
 
 from leadscore import parse_model, replay
 from leadscore._engine import Engine, Scorecard
+from leadscore._store.activation import latest_activation
 from leadscore._store.database import now
 from leadscore._store.users import Role
 from leadscore._web.analysis import backtest
@@ -214,6 +215,18 @@ def test_editor_error_at_its_line_then_preview_activate_and_reorder(web: Site, p
     shoot(page, "editor-preview")
     page.get_by_role("button", name="Activate this model").click()
     page.get_by_text("is active").wait_for()
+    # The bar followed the background rescore (the models API's activation)
+    # to its end: every contact scored under the old version was rescored.
+    with web.database.connect() as conn:
+        started = latest_activation(conn, workspace=web.workspace)
+    assert started is not None
+    assert started.status == "done"
+    assert started.total >= len({e.contact_id for e in web.events})
+    assert started.rescored == started.total
+    bar = page.locator("#activation-progress")
+    assert float(bar.get_attribute("max") or 0) == started.total
+    assert page.evaluate("document.getElementById('activation-progress').value") == started.total
+    assert f"({started.total} contacts rescored)" in page.locator("#activation-status").inner_text()
     shoot(page, "editor-activated")
     page.goto(web.base + "/")
     before = [c.contact_id for c in ranked(MODEL, web)]
