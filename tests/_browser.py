@@ -147,9 +147,9 @@ class Site:
 
 
 @contextmanager
-def site(folder: Path) -> Iterator[Site]:
-    """A migrated SQLite database with a workspace, a model, a history and a
-    user of each role, served on loopback."""
+def site(folder: Path, document: str = MODEL, **settings: Any) -> Iterator[Site]:
+    """A migrated SQLite database with a workspace, a model (`document`), a
+    history and a user of each role, served on loopback (with `settings`)."""
     url = f"sqlite:///{folder / 'web.db'}"
     upgrade(url)
     database = open_database(url)
@@ -157,7 +157,7 @@ def site(folder: Path) -> Iterator[Site]:
     workspace = "acme"
     with database.connect() as conn:
         create_workspace(conn, workspace=workspace)
-        model = store_model(conn, workspace=workspace, document=MODEL, activate=True)
+        model = store_model(conn, workspace=workspace, document=document, activate=True)
         ingest(conn, workspace=workspace, model=model, events=events)
         users = {}
         for role in Role:
@@ -165,7 +165,7 @@ def site(folder: Path) -> Iterator[Site]:
             create_user(conn, workspace=workspace, email=email, role=role, password=PASSWORD)
             users[role] = email
     try:
-        with serving(Settings(database_url=url)) as base:
+        with serving(Settings(database_url=url, **settings)) as base:
             yield Site(base, database, workspace, events, users)
     finally:
         database.dispose()

@@ -19,34 +19,13 @@ from leadscore._store.database import now
 from leadscore._store.users import Role
 from leadscore._web.analysis import backtest
 
-from ._browser import AXE, MODEL, PASSWORD, Site, browser_or_skip, shoot, sign_in, site
+from ._browser import AXE, MODEL, PASSWORD, Site, shoot, sign_in, site
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with site(tmp_path_factory.mktemp("web")) as started:
         yield started
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    driver, opened = browser_or_skip()
-    try:
-        yield opened
-    finally:
-        opened.close()
-        driver.stop()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(15_000)
-    try:
-        yield opened
-    finally:
-        context.close()
 
 
 def ranked(document: str, site: Site) -> list[Scorecard]:
