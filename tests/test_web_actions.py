@@ -10,20 +10,26 @@ choice, read back from the store the worker wrote.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from leadscore import parse_model, replay
 from leadscore._engine import Engine
+from leadscore._store import active_model
 from leadscore._store.actions import labels
 from leadscore._store.database import now
-from leadscore._store.outbox import outbox_stats
+from leadscore._store.keys import Scope, create_key
+from leadscore._store.outbox import outbox_stats, signing_secret
 from leadscore._store.users import Role, create_user
 
-from ._browser import MODEL, PASSWORD, Site, shoot, sign_in, site
+from ._browser import MODEL, PASSWORD, Site, axe_violations, shoot, sign_in, site
+from ._receiver import Received, receiving
 
 SALES = "sales@acme.test"  # the site's sales rep: one of the two owners in turn
 OTHER_REP = "rep2@acme.test"
@@ -129,3 +135,113 @@ def test_owners_and_tags_from_the_worker_in_the_list_and_the_card(web: Site, pag
     assert page.locator("#owner").inner_text() == SALES
     assert page.locator("#contact-tags").inner_text().strip() == "sales-ready"
     shoot(page, "contact-owner-tags")
+
+
+def _card_deliveries(page: Any, web: Site, contact: str) -> str:
+    page.goto(f"{web.base}/contacts/{contact}")
+    return str(page.locator("ol.firings").inner_text())
+
+
+def test_an_admin_adds_a_webhook_and_follows_its_deliveries(web: Site, page: Any) -> None:
+    doomed = "c901"  # its webhook fails every attempt until `healthy`: a dead letter
+    healthy = threading.Event()
+
+    def answer(received: Received, nth: int) -> int:
+        failing = received.json()["firing"]["contact_id"] == doomed and not healthy.is_set()
+        return 500 if failing else 200
+
+    with receiving("", answer) as receiver:
+        sign_in(page, web.base, web.users[Role.ADMIN])
+        page.goto(web.base + "/settings/webhooks")
+        secret = page.get_by_label("The workspace's signing secret").input_value()
+        assert secret.startswith("whsec_")
+        receiver.secret = secret  # the receiver verifies with what the admin copied
+        assert not axe_violations(page)
+        # An invalid URL goes through the model's checks: refused, nothing stored.
+        with web.database.connect() as conn:
+            before = active_model(conn, workspace=web.workspace)
+        assert before is not None
+        page.get_by_label("Trigger", exact=True).select_option("handoff")
+        page.get_by_label("Webhook URL").fill("ftp://crm.example.com/hook")
+        page.get_by_role("button", name="Add webhook").click()
+        assert "triggers[0].actions[2].webhook.url" in page.get_by_role("alert").inner_text()
+        page.get_by_label("Webhook URL").fill(receiver.url)
+        page.get_by_role("button", name="Add webhook").click()
+        page.locator("#added").wait_for()
+        with web.database.connect() as conn:
+            model = active_model(conn, workspace=web.workspace)
+        assert model is not None
+        assert model.version == before.version + 1
+        (handoff,) = model.engine.model.triggers
+        assert [a.model_dump(exclude_none=True) for a in handoff.actions][-1] == {
+            "webhook": {"url": receiver.url}
+        }
+        # The rest of the document as the marketer wrote it, line for line.
+        assert model.document.replace(f"      - webhook:\n          url: {receiver.url}\n", "") == (
+            before.document
+        )
+        assert receiver.url in page.locator("#triggers-h + div table").inner_text()
+        shoot(page, "webhook-added")
+
+        # Two new contacts reach the stage that hands off: the webhook is called.
+        stamp = datetime.now(UTC) - timedelta(hours=2)
+        sent = [
+            {"id": f"{c}-demo-{k}", "type": "demo_request", "contact_id": c,
+             "timestamp": (stamp + timedelta(minutes=k)).isoformat()}
+            for c in ("c900", doomed) for k in range(2)
+        ]  # fmt: skip
+        with web.database.connect() as conn:
+            _, key = create_key(conn, workspace=web.workspace, scope=Scope.WRITE)
+        with httpx.Client(base_url=web.base, trust_env=False) as http:
+            answered = http.post(
+                "/v1/events", json=sent, headers={"Authorization": f"Bearer {key}"}
+            )
+        assert answered.status_code == 200, answered.text
+        settled(web)
+        assert {r.json()["firing"]["contact_id"] for r in receiver.received} == {"c900", doomed}
+        assert all(r.verified for r in receiver.received)
+        page.goto(web.base + "/settings/webhooks")
+        log = page.locator("#delivery-log tbody tr")
+        assert log.count() == 2
+        rows = {log.nth(i).locator("td").nth(2).inner_text(): log.nth(i) for i in range(2)}
+        assert rows["c900"].locator("td.status").inner_text() == "done"
+        assert rows["c900"].locator("td.attempts").inner_text() == "1"
+        assert rows["c900"].locator("td.answer").inner_text().startswith("2xx")
+        assert rows[doomed].locator("td.status").inner_text() == "dead"
+        assert rows[doomed].locator("td.attempts").inner_text() == "2"  # webhook_max_attempts
+        assert rows[doomed].locator("td.answer").inner_text() == "answered 500"
+        dead = page.locator("#dead-letters tbody tr")
+        assert dead.count() == 1
+        seq = dead.first.get_attribute("data-delivery")
+        shoot(page, "webhooks-dead-letter")
+
+        # Redelivered (a POST with the CSRF token), once the receiver is well.
+        healthy.set()
+        page.get_by_role("button", name=f"Redeliver delivery {seq}").click()
+        page.wait_for_url(f"{web.base}/settings/webhooks/deliveries/{seq}")
+        settled(web)
+        page.reload()
+        assert page.locator("#delivery-status").inner_text() == "done"
+        attempts = page.locator("#attempts tbody tr")
+        assert [attempts.nth(i).locator("td").nth(3).inner_text() for i in range(3)] == [
+            "500 answered 500", "500 answered 500", "200 ok",
+        ]  # fmt: skip
+        assert [r.key for r in receiver.received].count(str(seq)) == 3  # the same id each time
+        assert not axe_violations(page)
+        shoot(page, "delivery")
+        # The contact card: the firing and its delivery.
+        assert "handoff" in _card_deliveries(page, web, doomed)
+        assert f"#{seq}" in page.locator("ol.firings").inner_text()
+        assert "done, 1 attempt" in page.locator("ol.firings").inner_text()
+        assert not axe_violations(page)
+        shoot(page, "contact-deliveries")
+
+        # Rotating the secret: a new one, shown, and signing from now on.
+        page.goto(web.base + "/settings/webhooks")
+        page.get_by_role("button", name="Rotate the signing secret").click()
+        page.wait_for_load_state()
+        rotated = page.get_by_label("The workspace's signing secret").input_value()
+        assert rotated.startswith("whsec_")
+        assert rotated != secret
+        with web.database.connect() as conn:
+            assert signing_secret(conn, workspace=web.workspace, now=now()).secret == rotated

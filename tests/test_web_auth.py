@@ -127,6 +127,9 @@ def test_every_post_needs_the_csrf_token(base: str, database: sa.Engine) -> None
         for path, data in (
             ("/settings/keys", {"scope": "read"}),
             ("/settings/users", {"email": "x@example.com", "role": "sales", "password": PASSWORD}),
+            ("/settings/webhooks", {"trigger": "t", "url": "https://example.com/hook"}),
+            ("/settings/webhooks/secret", {}),
+            ("/settings/webhooks/deliveries/1/redeliver", {}),
             ("/signout", {}),
         ):
             assert http.post(path, data=data).status_code == 403, path

@@ -19,7 +19,7 @@ from leadscore._store.database import now
 from leadscore._store.users import Role
 from leadscore._web.analysis import backtest
 
-from ._browser import AXE, MODEL, PASSWORD, Site, shoot, sign_in, site
+from ._browser import AXE, MODEL, PASSWORD, Site, axe_violations, shoot, sign_in, site
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +44,14 @@ def listed(page: Any) -> list[tuple[str, float]]:
     return out
 
 
-NAV = {"Leads", "Model", "Reports", "API keys", "Users"}
+NAV = {"Leads", "Model", "Reports", "API keys", "Users", "Webhooks"}
 ALLOWED = {
     Role.SALES: {"Leads"},
     Role.MARKETER: {"Leads", "Model", "Reports"},
     Role.ADMIN: NAV,
 }
 PAGES = {"/models": Role.MARKETER, "/reports": Role.MARKETER, "/settings/keys": Role.ADMIN,
-         "/settings/users": Role.ADMIN}  # fmt: skip
+         "/settings/users": Role.ADMIN, "/settings/webhooks": Role.ADMIN}  # fmt: skip
 
 
 @pytest.mark.parametrize("role", list(Role), ids=str)
@@ -244,7 +244,8 @@ def test_an_admin_creates_and_revokes_a_key(web: Site, page: Any) -> None:
 
 
 EVERY_PAGE = ["/signin", "/", "/?band=hot", "/contacts/c000", "/models", "/reports",
-              "/settings/keys", "/settings/users", "/nowhere-contact"]  # fmt: skip
+              "/settings/keys", "/settings/users", "/settings/webhooks",
+              "/nowhere-contact"]  # fmt: skip
 
 
 def test_every_page_passes_axe(web: Site, page: Any) -> None:
@@ -256,17 +257,7 @@ def test_every_page_passes_axe(web: Site, page: Any) -> None:
             sign_in(page, web.base, web.users[Role.ADMIN])
         target = "/contacts/nobody" if path == "/nowhere-contact" else path
         page.goto(web.base + target)
-        page.wait_for_load_state("networkidle")
-        page.add_script_tag(path=str(AXE))
-        result = page.evaluate("async () => await axe.run(document)")
-        bad = [
-            f"{v['id']} ({v['impact']}): {v['help']} at "
-            + "; ".join(
-                f"{n['target']} {n.get('failureSummary', '')[:150]}" for n in v["nodes"][:3]
-            )
-            for v in result["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
+        bad = axe_violations(page)
         if bad:
             found[path] = bad
     assert not found, found

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .._service.contacts import _csv
 from .._service.deps import Database, Models
-from .._store import actions, ranking
+from .._store import actions, outbox, ranking
 from .._store import contacts as store
 from .._store.database import now
 from .._store.ranking import Ranked, matches, ranked, traits, with_bands
@@ -29,6 +29,7 @@ router = APIRouter(include_in_schema=False)
 NOTHING = actions.Labels()  # of a contact no action has tagged or assigned
 
 PAGE_SIZE = 50
+FIRINGS = 500  # deliveries shown on a contact card, newest first
 
 
 class LeadQuery(BaseModel):
@@ -223,6 +224,7 @@ def contact_card(
     at = now()
     with database.connect() as conn:
         found = store.history(conn, workspace=workspace, model=model, contact_id=contact_id, at=at)
+        sent = outbox.deliveries(conn, workspace=workspace, contact_id=contact_id, limit=FIRINGS)
     if found is None:
         raise Refused(404, "No such contact", f"This workspace has no contact {contact_id!r}.")
     engine = model.engine
@@ -240,6 +242,11 @@ def contact_card(
             tally[0] += counted
             tally[1] += 1
     why = sorted(reasons.items(), key=lambda item: -item[1][0])
+    # The firings, newest first, each with its webhooks' deliveries.
+    deliveries: dict[tuple[str, str], list[outbox.Delivery]] = {}
+    for item in sent:
+        deliveries.setdefault((item.firing.trigger, item.firing.event_id), []).insert(0, item)
+    fired = [firing for moment in reversed(found.moments) for firing in moment.firings]
     # SEAM (issue 5, predictive scoring): when the workspace has a predictive
     # model, its probability for this contact and its top factors go here,
     # and contact.html shows them beside the score in the scorecard.
@@ -254,6 +261,7 @@ def contact_card(
         triggers=triggers,
         stages=stages,
         labels=found.contact.labels,
+        fired=[(firing, deliveries.get((firing.trigger, firing.event_id), [])) for firing in fired],
         series=json.dumps([[stamp // 1000, score] for stamp, score in series]),
         series_table=series[:: max(len(series) // 12, 1)],
         model=model,
