@@ -17,7 +17,7 @@ import pytest
 
 from leadscore._store import active_model, open_database, replay_workspace
 
-from ._live import free_port
+from ._live import free_port, web_sign_in
 
 
 def test_demo_serves_a_workspace_with_history(tmp_path: Path) -> None:
@@ -102,13 +102,7 @@ def _sign_in_and_look(http: httpx.Client, email: str, password: str) -> tuple[li
     """Sign in to the web app as a browser does (the form's CSRF token echoed);
     the contact ids of the leads list's first page, and the top lead's score
     chart points ([time in ms, score])."""
-    form = http.get("/signin")
-    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert token, form.text
-    signed = http.post(
-        "/signin",
-        data={"csrf": token.group(1), "email": email, "password": password, "next": "/"},
-    )
+    signed = web_sign_in(http, email, password)
     assert signed.status_code == 303, signed.text
     page = http.get("/")
     assert page.status_code == 200, page.text

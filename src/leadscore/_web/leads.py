@@ -15,7 +15,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .._service.contacts import _csv
-from .._service.deps import Database, Models
+from .._service.deps import CurrentSettings, Database, Models
 from .._store import actions, outbox, ranking
 from .._store import contacts as store
 from .._store.database import now
@@ -23,6 +23,7 @@ from .._store.ranking import Ranked, matches, ranked, traits, with_bands
 from .._store.workspaces import ModelVersion
 from .analysis import score_series
 from .common import Page, Refused, Sales, active
+from .predicted import prediction
 
 router = APIRouter(include_in_schema=False)
 
@@ -215,7 +216,13 @@ def leads_csv(session: Sales, query: Filters, database: Database, models: Models
 
 @router.get("/contacts/{contact_id}")
 def contact_card(
-    session: Sales, request: Request, contact_id: str, *, database: Database, models: Models
+    session: Sales,
+    request: Request,
+    contact_id: str,
+    *,
+    database: Database,
+    models: Models,
+    settings: CurrentSettings,
 ) -> Response:
     workspace = session.user.workspace
     model = active(database, models, workspace)
@@ -247,9 +254,8 @@ def contact_card(
     for item in sent:
         deliveries.setdefault((item.firing.trigger, item.firing.event_id), []).insert(0, item)
     fired = [firing for moment in reversed(found.moments) for firing in moment.firings]
-    # SEAM (issue 5, predictive scoring): when the workspace has a predictive
-    # model, its probability for this contact and its top factors go here,
-    # and contact.html shows them beside the score in the scorecard.
+    events = [moment.event for moment in found.moments]
+    predicted = prediction(settings.predictive_model, contact_id, events, at=at)
     return Page(request, session).render(
         "contact.html",
         contact=found.contact,
@@ -261,6 +267,7 @@ def contact_card(
         triggers=triggers,
         stages=stages,
         labels=found.contact.labels,
+        predicted=predicted,
         fired=[(firing, deliveries.get((firing.trigger, firing.event_id), [])) for firing in fired],
         series=json.dumps([[stamp // 1000, score] for stamp, score in series]),
         series_table=series[:: max(len(series) // 12, 1)],
