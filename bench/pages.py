@@ -201,6 +201,7 @@ def main() -> None:
             "/reports",
             "/settings/keys",
             "/settings/users",
+            "/settings/webhooks",
             "/signin",
         ]
         for base in serve(url):

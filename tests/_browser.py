@@ -147,9 +147,9 @@ class Site:
 
 
 @contextmanager
-def site(folder: Path) -> Iterator[Site]:
-    """A migrated SQLite database with a workspace, a model, a history and a
-    user of each role, served on loopback."""
+def site(folder: Path, document: str = MODEL, **settings: Any) -> Iterator[Site]:
+    """A migrated SQLite database with a workspace, a model (`document`), a
+    history and a user of each role, served on loopback (with `settings`)."""
     url = f"sqlite:///{folder / 'web.db'}"
     upgrade(url)
     database = open_database(url)
@@ -157,7 +157,7 @@ def site(folder: Path) -> Iterator[Site]:
     workspace = "acme"
     with database.connect() as conn:
         create_workspace(conn, workspace=workspace)
-        model = store_model(conn, workspace=workspace, document=MODEL, activate=True)
+        model = store_model(conn, workspace=workspace, document=document, activate=True)
         ingest(conn, workspace=workspace, model=model, events=events)
         users = {}
         for role in Role:
@@ -165,7 +165,7 @@ def site(folder: Path) -> Iterator[Site]:
             create_user(conn, workspace=workspace, email=email, role=role, password=PASSWORD)
             users[role] = email
     try:
-        with serving(Settings(database_url=url)) as base:
+        with serving(Settings(database_url=url, **settings)) as base:
             yield Site(base, database, workspace, events, users)
     finally:
         database.dispose()
@@ -194,3 +194,16 @@ def sign_in(page: Any, base: str, email: str, password: str = PASSWORD) -> None:
 def shoot(page: Any, name: str) -> None:
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    page.wait_for_load_state("networkidle")
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document)")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + "; ".join(f"{n['target']} {n.get('failureSummary', '')[:150]}" for n in v["nodes"][:3])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]

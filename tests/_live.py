@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -83,3 +84,19 @@ def serve_process(
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+
+def form_token(html: str) -> str:
+    """The CSRF token a web app page's forms carry."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def web_sign_in(http: httpx.Client, email: str, password: str) -> httpx.Response:
+    """Sign in to the web app as a browser does: the sign-in form's token echoed."""
+    form = http.get("/signin")
+    return http.post(
+        "/signin",
+        data={"csrf": form_token(form.text), "email": email, "password": password, "next": "/"},
+    )

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -77,3 +78,28 @@ def database(
             yield opened
         finally:
             opened.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, for a module's browser tests (skips without it)."""
+    from ._browser import browser_or_skip
+
+    driver, opened = browser_or_skip()
+    try:
+        yield opened
+    finally:
+        opened.close()
+        driver.stop()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A page in a browser context of its own (its own cookies: its own sign-in)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(15_000)
+    try:
+        yield opened
+    finally:
+        context.close()

@@ -4,18 +4,20 @@ real process; a contact read back over HTTP equals a replay of the stored log.""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from leadscore._store import active_model, open_database, replay_workspace
 
-from ._live import free_port
+from ._live import free_port, web_sign_in
 
 
 def test_demo_serves_a_workspace_with_history(tmp_path: Path) -> None:
@@ -41,8 +43,11 @@ def test_demo_serves_a_workspace_with_history(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, said
         base = re.search(r"service:\s+(http://\S+)", said)
         key = re.search(r"read key:\s+(lsk_\S+)", said)
+        web = re.search(r"Open (http://\S+)/ and sign in as (\S+) / (\S+)", said)
         assert base, said
         assert key, said
+        assert web, said
+        assert web.group(1) == base.group(1)
         assert base.group(1) == f"http://127.0.0.1:{port}"
         assert f'curl -H "Authorization: Bearer {key.group(1)}"' in said
         with httpx.Client(base_url=base.group(1), trust_env=False, timeout=10) as http:
@@ -60,6 +65,7 @@ def test_demo_serves_a_workspace_with_history(tmp_path: Path) -> None:
             assert listed.status_code == 200, listed.text
             top = listed.json()["contacts"][0]
             card = http.get(f"/v1/contacts/{top['contact_id']}", headers=auth).json()
+            leads, chart = _sign_in_and_look(http, web.group(2), web.group(3))
         database = open_database(f"sqlite:///{tmp_path / 'data' / 'leadscore.db'}")
         try:
             with database.connect() as conn:
@@ -78,6 +84,32 @@ def test_demo_serves_a_workspace_with_history(tmp_path: Path) -> None:
         for name in ("fit", "grade", "stage", "band", "last_event_at"):
             assert card[name] == want[name], name
         assert card["model_version"] == model.version
+        # The web app, signed in with the printed demo credentials: the leads
+        # list is the ranking (top first), and the top lead's card has its
+        # score chart's points, ending at its score now.
+        assert leads[: len(listed.json()["contacts"])] == [
+            c["contact_id"] for c in listed.json()["contacts"]
+        ]
+        assert len(leads) == 50  # a full first page of the 60 contacts
+        assert len(chart) > 1
+        assert chart[-1][1] == pytest.approx(want["score"], abs=0.05)
     finally:
         demo.terminate()
         demo.wait(timeout=30)
+
+
+def _sign_in_and_look(http: httpx.Client, email: str, password: str) -> tuple[list[str], Any]:
+    """Sign in to the web app as a browser does (the form's CSRF token echoed);
+    the contact ids of the leads list's first page, and the top lead's score
+    chart points ([time in ms, score])."""
+    signed = web_sign_in(http, email, password)
+    assert signed.status_code == 303, signed.text
+    page = http.get("/")
+    assert page.status_code == 200, page.text
+    leads = re.findall(r'<a href="/contacts/([^"]+)"', page.text)
+    contact = http.get(f"/contacts/{leads[0]}")
+    assert contact.status_code == 200, contact.text
+    series = re.search(r'<script type="application/json" id="score-series">(.*?)</script>',
+                       contact.text, re.S)  # fmt: skip
+    assert series, contact.text
+    return leads, json.loads(series.group(1))

@@ -6,7 +6,6 @@ address, sign-out revoking the session, disabled users, and the
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import uuid
@@ -29,7 +28,7 @@ from leadscore._store.users import (
     verify_password,
 )
 
-from ._live import serving
+from ._live import form_token, serving, web_sign_in
 
 PASSWORD = "a-long-enough-secret"
 PER_ACCOUNT = 3
@@ -60,18 +59,11 @@ def _client(base: str) -> httpx.Client:
     return httpx.Client(base_url=base, trust_env=False, timeout=30)
 
 
-def _token(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, html
-    return found.group(1)
+_token = form_token
 
 
 def _sign_in(http: httpx.Client, email: str, password: str = PASSWORD) -> httpx.Response:
-    form = http.get("/signin")
-    return http.post(
-        "/signin",
-        data={"csrf": _token(form.text), "email": email, "password": password, "next": "/"},
-    )
+    return web_sign_in(http, email, password)
 
 
 def test_sign_in_sets_a_safe_cookie_and_sign_out_revokes_it(base: str, database: sa.Engine) -> None:
@@ -127,6 +119,9 @@ def test_every_post_needs_the_csrf_token(base: str, database: sa.Engine) -> None
         for path, data in (
             ("/settings/keys", {"scope": "read"}),
             ("/settings/users", {"email": "x@example.com", "role": "sales", "password": PASSWORD}),
+            ("/settings/webhooks", {"trigger": "t", "url": "https://example.com/hook"}),
+            ("/settings/webhooks/secret", {}),
+            ("/settings/webhooks/deliveries/1/redeliver", {}),
             ("/signout", {}),
         ):
             assert http.post(path, data=data).status_code == 403, path

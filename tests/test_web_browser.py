@@ -14,38 +14,18 @@ import pytest
 
 from leadscore import parse_model, replay
 from leadscore._engine import Engine, Scorecard
+from leadscore._store.activation import latest_activation
 from leadscore._store.database import now
 from leadscore._store.users import Role
 from leadscore._web.analysis import backtest
 
-from ._browser import AXE, MODEL, PASSWORD, Site, browser_or_skip, shoot, sign_in, site
+from ._browser import AXE, MODEL, PASSWORD, Site, axe_violations, shoot, sign_in, site
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with site(tmp_path_factory.mktemp("web")) as started:
         yield started
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    driver, opened = browser_or_skip()
-    try:
-        yield opened
-    finally:
-        opened.close()
-        driver.stop()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(15_000)
-    try:
-        yield opened
-    finally:
-        context.close()
 
 
 def ranked(document: str, site: Site) -> list[Scorecard]:
@@ -64,14 +44,14 @@ def listed(page: Any) -> list[tuple[str, float]]:
     return out
 
 
-NAV = {"Leads", "Model", "Reports", "API keys", "Users"}
+NAV = {"Leads", "Model", "Reports", "API keys", "Users", "Webhooks"}
 ALLOWED = {
     Role.SALES: {"Leads"},
     Role.MARKETER: {"Leads", "Model", "Reports"},
     Role.ADMIN: NAV,
 }
 PAGES = {"/models": Role.MARKETER, "/reports": Role.MARKETER, "/settings/keys": Role.ADMIN,
-         "/settings/users": Role.ADMIN}  # fmt: skip
+         "/settings/users": Role.ADMIN, "/settings/webhooks": Role.ADMIN}  # fmt: skip
 
 
 @pytest.mark.parametrize("role", list(Role), ids=str)
@@ -214,6 +194,18 @@ def test_editor_error_at_its_line_then_preview_activate_and_reorder(web: Site, p
     shoot(page, "editor-preview")
     page.get_by_role("button", name="Activate this model").click()
     page.get_by_text("is active").wait_for()
+    # The bar followed the background rescore (the models API's activation)
+    # to its end: every contact scored under the old version was rescored.
+    with web.database.connect() as conn:
+        started = latest_activation(conn, workspace=web.workspace)
+    assert started is not None
+    assert started.status == "done"
+    assert started.total >= len({e.contact_id for e in web.events})
+    assert started.rescored == started.total
+    bar = page.locator("#activation-progress")
+    assert float(bar.get_attribute("max") or 0) == started.total
+    assert page.evaluate("document.getElementById('activation-progress').value") == started.total
+    assert f"({started.total} contacts rescored)" in page.locator("#activation-status").inner_text()
     shoot(page, "editor-activated")
     page.goto(web.base + "/")
     before = [c.contact_id for c in ranked(MODEL, web)]
@@ -252,7 +244,8 @@ def test_an_admin_creates_and_revokes_a_key(web: Site, page: Any) -> None:
 
 
 EVERY_PAGE = ["/signin", "/", "/?band=hot", "/contacts/c000", "/models", "/reports",
-              "/settings/keys", "/settings/users", "/nowhere-contact"]  # fmt: skip
+              "/settings/keys", "/settings/users", "/settings/webhooks",
+              "/nowhere-contact"]  # fmt: skip
 
 
 def test_every_page_passes_axe(web: Site, page: Any) -> None:
@@ -264,17 +257,7 @@ def test_every_page_passes_axe(web: Site, page: Any) -> None:
             sign_in(page, web.base, web.users[Role.ADMIN])
         target = "/contacts/nobody" if path == "/nowhere-contact" else path
         page.goto(web.base + target)
-        page.wait_for_load_state("networkidle")
-        page.add_script_tag(path=str(AXE))
-        result = page.evaluate("async () => await axe.run(document)")
-        bad = [
-            f"{v['id']} ({v['impact']}): {v['help']} at "
-            + "; ".join(
-                f"{n['target']} {n.get('failureSummary', '')[:150]}" for n in v["nodes"][:3]
-            )
-            for v in result["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
+        bad = axe_violations(page)
         if bad:
             found[path] = bad
     assert not found, found

@@ -483,9 +483,11 @@ def _service_demo(folder: Path, *, contacts: int, count: int, port: int) -> None
     base = f"http://127.0.0.1:{port}"
     read, write = made.keys[Scope.READ], made.keys[Scope.WRITE]
     someone = made.contacts[0] if made.contacts else "c000000"
+    email, password = made.sign_in
     console.print(
         f"Demo workspace {made.workspace!r}: {made.events:,} events of {len(made.contacts):,} "
         f"contacts scored with the b2b-saas model (version {made.model_version}).\n"
+        f"  web app:   Open {base}/ and sign in as {email} / {password}\n"
         f"  service:   {base}   (API reference: {base}/docs)\n"
         f"  read key:  {read}\n"
         f"  write key: {write}\n"

@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         description="The window, in minutes, over which failed sign-ins are counted.",
     )
 
+    predictive_model: Path | None = Field(
+        default=None,
+        description="Directory of a trained predictive model (`leadscore train --events ... "
+        "--output DIR`). When set, the web app's contact cards show the contact's predicted "
+        "probability of conversion with the factors raising and lowering it.",
+    )
+
     # The outbox worker (docs/api.md, "Triggers and actions").
     outbox_worker: bool = Field(
         default=True,

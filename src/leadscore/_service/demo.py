@@ -22,6 +22,7 @@ from .._store.ingest import ingest
 from .._store.keys import Scope, create_key
 from .._store.migrate import upgrade
 from .._store.workspaces import ModelVersion, create_workspace, store_model
+from .._web.demo import demo_user
 
 WORKSPACE = "demo"
 MODEL = "b2b-saas"
@@ -38,6 +39,7 @@ class Demo:
     keys: dict[Scope, str]
     events: int  # accepted into the history
     contacts: list[str] = field(default_factory=list)  # identified, in id order
+    sign_in: tuple[str, str] = ("", "")  # the web app's demo user: (e-mail, password)
 
 
 def setup_demo(
@@ -50,9 +52,9 @@ def setup_demo(
     progress: Callable[[int], None] = lambda done: None,
 ) -> Demo:
     """Migrate the database, create the demo workspace with a key of each
-    scope and the B2B SaaS example model, and load a generated history of
-    `DAYS` days ending at `now`, scored as it goes (`progress` is told how
-    many events are in)."""
+    scope, an admin user of the web app and the B2B SaaS example model, and
+    load a generated history of `DAYS` days ending at `now`, scored as it
+    goes (`progress` is told how many events are in)."""
     upgrade(database_url)
     database = open_database(database_url)
     try:
@@ -78,6 +80,7 @@ def _fill(
     with database.connect() as conn:
         create_workspace(conn, workspace=WORKSPACE)
         keys = {scope: create_key(conn, workspace=WORKSPACE, scope=scope)[1] for scope in Scope}
+        sign_in = demo_user(conn, workspace=WORKSPACE)
         model = store_model(conn, workspace=WORKSPACE, document=document, activate=True)
         accepted = 0
         batch: list[dict[str, Any]] = []
@@ -92,7 +95,7 @@ def _fill(
                 batch = []
         accepted += _load(conn, model, batch, people)
         progress(accepted)
-    return Demo(WORKSPACE, model.version, keys, accepted, sorted(people))
+    return Demo(WORKSPACE, model.version, keys, accepted, sorted(people), sign_in)
 
 
 def _load(

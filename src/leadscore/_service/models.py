@@ -98,7 +98,7 @@ _MODEL_BODY = {
 }
 
 
-def _activation(found: Activation) -> ActivationInfo:
+def activation_info(found: Activation) -> ActivationInfo:
     return ActivationInfo(
         id=found.id,
         version=found.version,
@@ -138,7 +138,7 @@ def _started(request: Request, database: Database, workspace: str) -> Activation
     request.app.state.activations.wake()
     with database.connect() as conn:
         found = latest_activation(conn, workspace=workspace)
-    return None if found is None else _activation(found)
+    return None if found is None else activation_info(found)
 
 
 @router.put(
@@ -259,14 +259,26 @@ def post_activate(
     history gives under this version are recorded as carried out: no action
     runs for the past. Reads answer with the new version at once (a contact
     not rescored yet is computed from its events)."""
+    try:
+        return activate_version(
+            request, database, models, workspace=caller.workspace, version=version
+        )
+    except UnknownModelVersion:
+        raise _unknown(version) from None
+
+
+def activate_version(
+    request: Request, database: Database, models: Models, *, workspace: str, version: int
+) -> ActivationInfo:
+    """Make a stored version the active model and start its background
+    rescore, which the runner is told of at once: the one path of
+    `POST /v1/models/{version}/activate` and of the web app's editor.
+    Raises UnknownModelVersion."""
     with database.connect() as conn:
-        try:
-            model = activate_model(conn, workspace=caller.workspace, version=version)
-        except UnknownModelVersion:
-            raise _unknown(version) from None
-    models.keep(caller.workspace, model)
-    started = _started(request, database, caller.workspace)
-    assert started is not None
+        model = activate_model(conn, workspace=workspace, version=version)
+    models.keep(workspace, model)
+    started = _started(request, database, workspace)
+    assert started is not None  # activate_model has just recorded it
     return started
 
 
@@ -286,4 +298,4 @@ def get_activation_route(
         raise Problem(
             404, f"This workspace has no activation {activation_id}.", kind="unknown-activation"
         )
-    return _activation(found)
+    return activation_info(found)

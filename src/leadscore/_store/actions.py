@@ -108,6 +108,12 @@ def labels(
     return found
 
 
+def tag_names(conn: sa.Connection, workspace: str) -> list[str]:
+    """Every tag some contact of the workspace has, sorted."""
+    query = sa.select(contact_tags.c.tag).where(contact_tags.c.workspace == workspace).distinct()
+    return sorted(conn.execute(query).scalars())
+
+
 def forget(conn: sa.Connection, workspace: str, contact_id: str) -> None:
     """Erase a contact's tags and owner (GDPR erasure)."""
     for table in (contact_tags, assignments):

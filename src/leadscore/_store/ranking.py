@@ -27,7 +27,7 @@ from .._engine import ContactState, report
 from .database import transaction
 from .owners import Stored
 from .reads import state_as_of
-from .tables import assignments, events, owners
+from .tables import assignments, contact_tags, events, owners
 from .workspaces import ModelVersion
 
 _MICROS_PER_DAY = 86_400_000_000
@@ -68,13 +68,15 @@ def ranked(
     grade: str | None = None,
     stage: str | None = None,
     tag_score: str | None = None,
+    tag: str | None = None,
     owner: str | None = None,
     search: str | None = None,
 ) -> list[Ranked]:
     """The identified contacts that pass the filters, highest score first,
     ties by contact id (the order of `contacts.listing` by score).
-    `tag_score` keeps contacts some award of which named the tag; `owner`,
-    those an `assign` action gave to that owner; `search` matches the contact
+    `tag_score` keeps contacts some award of which named the tag; `tag`,
+    those an `add_tag` action labelled with it; `owner`, those an `assign`
+    action gave to that owner; `search` matches the contact
     id or any text trait, case-insensitively."""
     engine = model.engine
     compiled = engine.compiled
@@ -108,6 +110,14 @@ def ranked(
         )
     if tag_score is not None:
         query = query.where(text.like(f"%{_escape(tag_score.lower())}%", escape="\\"))
+    if tag is not None:
+        query = query.where(
+            owners.c.key.in_(
+                sa.select(contact_tags.c.contact_id).where(
+                    contact_tags.c.workspace == workspace, contact_tags.c.tag == tag
+                )
+            )
+        )
     if owner is not None:
         query = query.where(
             owners.c.key.in_(

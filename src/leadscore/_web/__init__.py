@@ -7,6 +7,7 @@
 - editor (+ activation): the model editor, validation, diff, backtest preview
 - reports: charts of the ranking and of conversion
 - admin: API keys and users
+- webhooks: the triggers' webhooks, their delivery log, dead letters, the signing secret
 - analysis: the numbers behind the charts, from the pure engine
 - demo: a demo user for `leadscore demo`
 
@@ -20,7 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from .._service.bodies import BodyFirst
-from . import admin, common, editor, leads, reports, signin
+from . import admin, common, editor, leads, reports, signin, webhooks
 
 
 def mount(app: FastAPI) -> None:
@@ -30,7 +31,7 @@ def mount(app: FastAPI) -> None:
         include_in_schema=False,
         dependencies=[Depends(common.csrf_guard)],
     )
-    for module in (signin, leads, editor, reports, admin):
+    for module in (signin, leads, editor, reports, admin, webhooks):
         pages.include_router(module.router)
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=common.HERE / "static"), name="static")

@@ -1,36 +1,31 @@
 """Activating a model version from the editor, with progress to show.
 
-SEAM (issue 3, part A: the models API). Today activation is the store's
-`activate_model`, the path of `PUT /v1/models/active`: it is immediate, and
-contacts are rescored from their events when read or next touched. The
-models-API engineer adds a background activation that rescores every
-contact with visible progress; when it lands, `activate` starts that job
-and `progress` reads its progress, and the editor's progress bar (which
-polls `GET /models/activation/{job}`) follows it unchanged.
+The editor goes the models API's way (`POST /v1/models/{version}/activate`,
+`_service.models.activate_version`): the version becomes active at once and
+the service's activation runner rescores every contact in the background,
+recording its progress in the database (`_store.activation`). The editor's
+progress bar polls `GET /models/activation/{id}`, which answers what
+`GET /v1/activations/{id}` does, for the signed-in user's workspace.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from fastapi import Request
 
-import sqlalchemy as sa
+from .._service.deps import Database, Models
+from .._service.models import ActivationInfo, activate_version, activation_info
+from .._store.activation import get_activation
 
-from .._service.modelcache import ModelCache
-from .._store.workspaces import activate_model
+
+def activate(
+    request: Request, database: Database, models: Models, *, workspace: str, version: int
+) -> ActivationInfo:
+    """Make a stored version active; the activation that rescores for it."""
+    return activate_version(request, database, models, workspace=workspace, version=version)
 
 
-def activate(database: sa.Engine, models: ModelCache, *, workspace: str, version: int) -> str:
-    """Make a stored version active; the id of the job to follow."""
+def progress(database: Database, *, workspace: str, activation_id: int) -> ActivationInfo | None:
+    """How far an activation of the workspace is (None: it has no such one)."""
     with database.connect() as conn:
-        activated = activate_model(conn, workspace=workspace, version=version)
-    models.keep(workspace, activated)
-    return str(version)
-
-
-def progress(*, workspace: str, job: str) -> dict[str, Any] | None:
-    """How far an activation is: `done` of `total` contacts, and `state`.
-    Activation is immediate for now (see the module's note), so every job
-    that names a version is done."""
-    if not job.isdigit():
-        return None
-    return {"job": job, "state": "done", "done": 1, "total": 1}
+        found = get_activation(conn, workspace=workspace, activation_id=activation_id)
+    return None if found is None else activation_info(found)

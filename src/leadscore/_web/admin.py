@@ -1,8 +1,4 @@
-"""Settings for admins: the workspace's API keys and users.
-
-SEAM (issue 3, part B): webhooks and their delivery log join these pages
-once the outbox worker and its tables are merged.
-"""
+"""Settings for admins: the workspace's API keys and users (webhooks: webhooks.py)."""
 
 from __future__ import annotations
 

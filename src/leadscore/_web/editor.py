@@ -18,6 +18,7 @@ from .._engine import Engine
 from .._errors import ModelError
 from .._loader import parse_model
 from .._service.deps import Database, Models
+from .._service.models import ActivationId, ActivationInfo
 from .._store import log
 from .._store.database import now
 from .._store.reports import event_types
@@ -149,19 +150,31 @@ def preview(
 
 @router.post("/models/activate")
 def activate_draft(
-    session: Marketer, draft: Annotated[Draft, Body()], database: Database, models: Models
+    session: Marketer,
+    request: Request,
+    draft: Annotated[Draft, Body()],
+    database: Database,
+    models: Models,
 ) -> dict[str, Any]:
     workspace = session.user.workspace
     _engine(draft.document)
     with database.connect() as conn:
         stored = store_model(conn, workspace=workspace, document=draft.document)
-    job = activate(database, models, workspace=workspace, version=stored.version)
-    return {"version": stored.version, "progress": f"/models/activation/{job}"}
+    started = activate(request, database, models, workspace=workspace, version=stored.version)
+    return {
+        "version": stored.version,
+        "activation": started.model_dump(),
+        "progress": f"/models/activation/{started.id}",
+    }
 
 
-@router.get("/models/activation/{job}")
-def activation(session: Marketer, job: str) -> dict[str, Any]:
-    found = progress(workspace=session.user.workspace, job=job)
+@router.get("/models/activation/{activation_id}")
+def activation(
+    session: Marketer, activation_id: ActivationId, database: Database
+) -> ActivationInfo:
+    found = progress(database, workspace=session.user.workspace, activation_id=activation_id)
     if found is None:
-        raise Refused(404, "No such activation", f"No activation {job!r} in this workspace.")
+        raise Refused(
+            404, "No such activation", f"No activation {activation_id} in this workspace."
+        )
     return found

@@ -15,27 +15,29 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .._service.contacts import _csv
-from .._service.deps import Database, Models
+from .._service.deps import CurrentSettings, Database, Models
+from .._store import actions, outbox, ranking
 from .._store import contacts as store
-from .._store import ranking
 from .._store.database import now
 from .._store.ranking import Ranked, matches, ranked, traits, with_bands
 from .._store.workspaces import ModelVersion
 from .analysis import score_series
 from .common import Page, Refused, Sales, active
+from .predicted import prediction
 
 router = APIRouter(include_in_schema=False)
 
+NOTHING = actions.Labels()  # of a contact no action has tagged or assigned
+
 PAGE_SIZE = 50
-# The owner of a contact. Nothing assigns owners before the outbox worker
-# (issue 3, part B) carries out `assign`; when it does, the store's Contact
-# gets its owner and this is where the pages read it.
-NO_OWNER: str | None = None
+FIRINGS = 500  # deliveries shown on a contact card, newest first
 
 
 class LeadQuery(BaseModel):
     """The filters of the leads list, as they stand in its URL (an empty
-    field of the form is no filter)."""
+    field of the form is no filter). Two kinds of tag, as in the contacts
+    API: `tag` is a label an `add_tag` action put on the contact, and
+    `tag_score` a tag of the model's rules that some award named."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -44,11 +46,12 @@ class LeadQuery(BaseModel):
     stage: str | None = None
     owner: str | None = None
     tag: str | None = None
+    tag_score: str | None = None
     q: str | None = None
     mine: bool = False
     page: int = Field(default=1, ge=1)
 
-    @field_validator("band", "grade", "stage", "owner", "tag", "q", mode="before")
+    @field_validator("band", "grade", "stage", "owner", "tag", "tag_score", "q", mode="before")
     @classmethod
     def _given(cls, value: object) -> object:
         return (value.strip() or None) if isinstance(value, str) else value
@@ -58,7 +61,8 @@ class LeadQuery(BaseModel):
             band=self.band,
             grade=self.grade,
             stage=self.stage,
-            tag_score=self.tag,
+            tag=self.tag,
+            tag_score=self.tag_score,
             owner=email if self.mine else self.owner,
         )
 
@@ -85,7 +89,8 @@ def _found(
             band=query.band,
             grade=query.grade,
             stage=query.stage,
-            tag_score=query.tag,
+            tag_score=query.tag_score,
+            tag=query.tag,
             owner=email if query.mine else query.owner,
             search=query.q,
         )
@@ -97,7 +102,8 @@ def _page(
     """A page of the list and how many leads it pages through: computed in SQL
     when it can be (ranking.page), else from every contact (ranking.ranked)."""
     offset = (query.page - 1) * PAGE_SIZE
-    if query.tag is None and query.q is None and query.owner is None and not query.mine:
+    narrowed = (query.tag, query.tag_score, query.q, query.owner)
+    if narrowed == (None, None, None, None) and not query.mine:
         with database.connect() as conn:
             paged = ranking.page(
                 conn,
@@ -116,14 +122,15 @@ def _page(
     return len(found), found[offset : offset + PAGE_SIZE]
 
 
-def _choices(model: ModelVersion) -> dict[str, list[str]]:
+def _choices(model: ModelVersion, labels: list[str]) -> dict[str, list[str]]:
     compiled = model.engine.compiled
     tags = sorted({tag for rule in model.engine.model.rules for tag in rule.tags})
     return {
         "band": [name for name, _ in compiled.bands],
         "grade": [name for name, _ in compiled.grades],
         "stage": list(compiled.stage_names),
-        "tag": tags,
+        "tag_score": tags,
+        "tag": labels,
     }
 
 
@@ -144,19 +151,24 @@ def leads(
             database, model, workspace, query.model_copy(update={"page": page}), session.user.email
         )
     shown = with_bands(model, shown)
-    with database.connect() as conn:
-        known = traits(conn, workspace=workspace, keys=[item.contact_id for item in shown])
+    keys = [item.contact_id for item in shown]
+    with database.connect() as conn, conn.begin():
+        known = traits(conn, workspace=workspace, keys=keys)
+        labelled = actions.labels(conn, workspace, keys)
+        tags = actions.tag_names(conn, workspace)
     return view.render(
         "leads.html",
         model=model,
         query=query,
-        choices=_choices(model),
-        rows=[(item, _name(known.get(item.contact_id, {}))) for item in shown],
+        choices=_choices(model, tags),
+        rows=[
+            (item, _name(known.get(item.contact_id, {})), labelled.get(item.contact_id, NOTHING))
+            for item in shown
+        ],
         total=total,
         page=page,
         pages=pages,
         first=(page - 1) * PAGE_SIZE + 1,
-        owner_of=NO_OWNER,
     )
 
 
@@ -204,7 +216,13 @@ def leads_csv(session: Sales, query: Filters, database: Database, models: Models
 
 @router.get("/contacts/{contact_id}")
 def contact_card(
-    session: Sales, request: Request, contact_id: str, *, database: Database, models: Models
+    session: Sales,
+    request: Request,
+    contact_id: str,
+    *,
+    database: Database,
+    models: Models,
+    settings: CurrentSettings,
 ) -> Response:
     workspace = session.user.workspace
     model = active(database, models, workspace)
@@ -213,6 +231,7 @@ def contact_card(
     at = now()
     with database.connect() as conn:
         found = store.history(conn, workspace=workspace, model=model, contact_id=contact_id, at=at)
+        sent = outbox.deliveries(conn, workspace=workspace, contact_id=contact_id, limit=FIRINGS)
     if found is None:
         raise Refused(404, "No such contact", f"This workspace has no contact {contact_id!r}.")
     engine = model.engine
@@ -230,9 +249,13 @@ def contact_card(
             tally[0] += counted
             tally[1] += 1
     why = sorted(reasons.items(), key=lambda item: -item[1][0])
-    # SEAM (issue 5, predictive scoring): when the workspace has a predictive
-    # model, its probability for this contact and its top factors go here,
-    # and contact.html shows them beside the score in the scorecard.
+    # The firings, newest first, each with its webhooks' deliveries.
+    deliveries: dict[tuple[str, str], list[outbox.Delivery]] = {}
+    for item in sent:
+        deliveries.setdefault((item.firing.trigger, item.firing.event_id), []).insert(0, item)
+    fired = [firing for moment in reversed(found.moments) for firing in moment.firings]
+    events = [moment.event for moment in found.moments]
+    predicted = prediction(settings.predictive_model, contact_id, events, at=at)
     return Page(request, session).render(
         "contact.html",
         contact=found.contact,
@@ -243,7 +266,9 @@ def contact_card(
         rules=rules,
         triggers=triggers,
         stages=stages,
-        owner=NO_OWNER,
+        labels=found.contact.labels,
+        predicted=predicted,
+        fired=[(firing, deliveries.get((firing.trigger, firing.event_id), [])) for firing in fired],
         series=json.dumps([[stamp // 1000, score] for stamp, score in series]),
         series_table=series[:: max(len(series) // 12, 1)],
         model=model,

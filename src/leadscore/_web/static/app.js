@@ -157,14 +157,17 @@
     const response = await post("/models/activate", { document: text() });
     if (!response.ok) { said.textContent = "Activation failed (" + response.status + ")."; button.disabled = false; return; }
     const started = await response.json();
+    // The background rescore's progress, as GET /v1/activations/{id} tells it.
+    let state = started.activation;
     for (;;) {
-      const state = await (await fetch(started.progress, { credentials: "same-origin" })).json();
-      bar.max = state.total; bar.value = state.done;
-      if (state.state === "done") break;
-      said.textContent = "Rescoring: " + state.done + " of " + state.total + " contacts.";
+      bar.max = Math.max(state.total, 1); bar.value = state.total ? state.rescored : 1;
+      if (state.status !== "running") break;
+      said.textContent = "Rescoring: " + state.rescored + " of " + state.total + " contacts.";
       await new Promise((resolve) => setTimeout(resolve, 500));
+      state = await (await fetch(started.progress, { credentials: "same-origin" })).json();
     }
-    said.textContent = "Version " + started.version + " is active. ";
+    if (state.status === "failed") { said.textContent = "The rescore failed: " + state.error; button.disabled = false; return; }
+    said.textContent = "Version " + started.version + " is active" + (state.status === "done" ? " (" + state.rescored + " contacts rescored). " : " (another version has been activated since). ");
     const link = document.createElement("a");
     link.href = "/"; link.textContent = "See the leads";
     said.append(link);
