@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -384,9 +385,20 @@ def test_concurrent_workers_never_deliver_one_webhook_twice(fresh: sa.Engine) ->
         drain_together(fresh, 3, quick(outbox_concurrency=2))
     rows = hook_rows(fresh, name)
     assert len(rows) == 40
-    assert all(row.status == "done" and row.attempts == 1 for row in rows)
-    keys = [item.key for item in receiver.received]
-    assert sorted(keys) == sorted(str(row.seq) for row in rows)  # each exactly once
+    assert all(row.status == "done" for row in rows)
+    received = Counter(item.key for item in receiver.received)
+    assert set(received) == {str(row.seq) for row in rows}
+    with fresh.connect() as conn:
+        for row in rows:
+            found = store.delivery(conn, workspace=name, seq=row.seq)
+            assert found is not None
+            # One successful attempt, by one worker. A loaded machine may make
+            # an attempt fail first (logged, then retried under the same key),
+            # but a webhook two workers both sent would show two successes, or
+            # more requests at the receiver than attempts in the log.
+            assert [attempt.ok for attempt in found.log].count(True) == 1, found.log
+            assert found.log[-1].ok, found.log
+            assert received[str(row.seq)] <= len(found.log), (received[str(row.seq)], found.log)
 
 
 def test_a_dead_workers_lease_runs_out_and_its_late_answer_decides_nothing(
