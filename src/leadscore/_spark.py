@@ -152,7 +152,7 @@ def _checked(spark: SparkSession, events: EventInput, format: str | None) -> Dat
         paths = [os.fspath(events)] if isinstance(events, str | os.PathLike) else list(events)
         return _read_files(spark, paths, format)
     rows = [_event_row(index, event) for index, event in enumerate(events)]
-    return spark.createDataFrame(rows, _CHECKED)
+    return spark.createDataFrame(rows, _CHECKED, verifySchema=False)
 
 
 def _event_row(index: int, event: Event) -> tuple[Any, ...]:
@@ -271,7 +271,7 @@ def _check_rows(frame: DataFrame, spark: SparkSession) -> DataFrame:
                 cells[4] = _instant_text(int(str(cells[4])), 1)
             yield _outcome(row, _row_event_of, cells)
 
-    return spark.createDataFrame(frame.rdd.mapPartitions(check), _CHECKED)
+    return spark.createDataFrame(frame.rdd.mapPartitions(check), _CHECKED, verifySchema=False)
 
 
 def _check_lines(frame: DataFrame, spark: SparkSession) -> DataFrame:
@@ -279,7 +279,7 @@ def _check_lines(frame: DataFrame, spark: SparkSession) -> DataFrame:
         for row in rows:
             yield _outcome(row, _jsonl_event, row["line"].encode())
 
-    return spark.createDataFrame(frame.rdd.mapPartitions(check), _CHECKED)
+    return spark.createDataFrame(frame.rdd.mapPartitions(check), _CHECKED, verifySchema=False)
 
 
 def _row_event_of(cells: list[object]) -> Event:
