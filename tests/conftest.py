@@ -83,8 +83,7 @@ def database(
 def spark() -> Iterator[object]:
     """One local SparkSession for every Spark test of this worker (starting one takes seconds).
 
-    The Spark tests share an xdist group, so one worker starts it. Two cores,
-    two shuffle partitions (the logs are tiny), no UI, no progress bars.
+    Two cores, two shuffle partitions (the logs are tiny), no UI, no progress bars.
     """
     pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
     import sys

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,10 +28,17 @@ from ._support import CASES, arrival_orders, assert_scorecards, firing_rows, loa
 from .strategies import MINUTE, logs, models
 from .test_batch import assert_same
 
-pytestmark = pytest.mark.xdist_group("spark")
+
+def test_the_spark_engine(spark: Any, tmp_path: Path) -> None:
+    """One test, so one xdist worker starts one JVM (xdist_group does not hold under
+    pytest 9: the group name it appends to node ids is lost)."""
+    _conformance(spark)
+    _hypothesis(spark)
+    _files(spark, tmp_path)
+    _command_line(tmp_path)
 
 
-def test_conformance_on_spark(spark: Any) -> None:
+def _conformance(spark: Any) -> None:
     runs = []
     for path in CASES:
         case = load_case(path)
@@ -59,12 +65,15 @@ def runs(draw: st.DrawFn) -> _Run:
     return model, arrival, max(event.timestamp for event in log) + later * MINUTE
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(batch=st.lists(runs(), min_size=12, max_size=12))
-def test_spark_equals_replay(spark: Any, batch: list[_Run]) -> None:
-    results = score_parts(spark, [(m, at, checked_events(spark, log)) for m, log, at in batch])
-    for (model, log, at), result in zip(batch, results, strict=True):
-        assert_same(result, replay(model, log, at))
+def _hypothesis(spark: Any) -> None:
+    @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(batch=st.lists(runs(), min_size=12, max_size=12))
+    def spark_equals_replay(batch: list[_Run]) -> None:
+        results = score_parts(spark, [(m, at, checked_events(spark, log)) for m, log, at in batch])
+        for (model, log, at), result in zip(batch, results, strict=True):
+            assert_same(result, replay(model, log, at))
+
+    spark_equals_replay()
 
 
 def _case_files(tmp_path: Path) -> tuple[Model, int, list[Event], Path, Path]:
@@ -87,7 +96,7 @@ def _case_files(tmp_path: Path) -> tuple[Model, int, list[Event], Path, Path]:
     return case.model, case.at, case.events, jsonl, parquet
 
 
-def test_files_on_spark(spark: Any, tmp_path: Path) -> None:
+def _files(spark: Any, tmp_path: Path) -> None:
     model, at, events, jsonl, parquet = _case_files(tmp_path)
     expected = replay(model, events, at)
     bad: list[BadRecord] = []
@@ -100,10 +109,8 @@ def test_files_on_spark(spark: Any, tmp_path: Path) -> None:
     assert_same(score_spark(model, frame, at=at, spark=spark), expected)
 
 
-def test_the_command_line_on_spark_writes_what_the_pure_engine_writes(
-    spark: Any, tmp_path: Path
-) -> None:
-    # In-process, so the command finds this session (getOrCreate) instead of starting a JVM.
+def _command_line(tmp_path: Path) -> None:
+    # In-process, so the command finds the session (getOrCreate) instead of starting a JVM.
     events = tmp_path / "events.parquet"
     write_events(generate_events(contacts=200, events=4000, seed=1), events)
     model = Path(__file__).parents[1] / "examples" / "b2b-saas.yaml"
