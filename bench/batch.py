@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/batch.py                  # 10,000,000 events, 500,000 contacts
     .venv/bin/python bench/batch.py --quick          # 1,000,000 events, 50,000 contacts
+    .venv/bin/python bench/batch.py --spark          # Spark vs DuckDB vs pure, 1,000,000 events
 
 Generates the logs once with `leadscore generate` as Parquet into `bench/out/`
 (git-ignored, reused while the parameters stay the same): the big one and a
@@ -36,6 +37,14 @@ second and the ratios, and PASS/FAIL against the targets: (a) within 1.5x of
 the ceiling and at least 5,000,000 events/s, (b) at least 1,000,000 events/s,
 peak under 2 GB. The machine is shared: absolute figures are noisy, ratios
 less so.
+
+With `--spark` (needs `leadscore[spark]`), it runs instead the Spark engine,
+`score_spark(model, PARQUET, at=AT)` on a local Spark session (`local[2]`,
+8 shuffle partitions), beside the batch engine and the pure engine, on the
+1,000,000-event log, for both models; the Spark engine's output must be the
+pure engine's, byte for byte. Its peak memory adds the Spark JVM's (a child
+process, read from /proc as VmHWM) to the Python driver's; the Python
+workers Spark starts are not counted.
 
 This is a benchmark, not a test: pytest does not collect it.
 """
@@ -190,6 +199,19 @@ def run_one(what: str, kind: str, events: str, output: str) -> None:
     at = parse_timestamp(AT)
     model = model_of(kind)
     start = time.perf_counter()
+    if what == "spark":
+        from leadscore import score_spark
+
+        session = _spark_session()
+        start = time.perf_counter()
+        result = score_spark(model, events, at=at, spark=session)
+        seconds = time.perf_counter() - start
+        count, firings = _write_result(result, output)
+        peak = _peak_mb() + _children_peak_mb()
+        session.stop()
+        print(json.dumps({"seconds": seconds, "peak_mb": peak, "owners": count,
+                          "firings": firings}))  # fmt: skip
+        return
     if what == "duckdb":
         from leadscore import score_batch
 
@@ -221,6 +243,66 @@ def run_one(what: str, kind: str, events: str, output: str) -> None:
         count, firings = _write_result(result, output)
     print(json.dumps({"seconds": seconds, "peak_mb": _peak_mb(), "owners": count,
                       "firings": firings}))  # fmt: skip
+
+
+def _spark_session() -> Any:
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        # 8, not Spark's 200: two cores, and each partition costs a Python task.
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _children_peak_mb() -> float:
+    """Peak resident memory of this process's live children (the Spark JVM), from /proc."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) != os.getpid():
+                continue
+            for line in (stat.parent / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) * 1024 / 1e6
+        except (OSError, IndexError, ValueError):
+            continue  # a process that ended meanwhile
+    return total
+
+
+def spark_main() -> int:
+    """The Spark engine against the batch engine and the pure engine on the 1M-event log."""
+    path, n = log(50_000, 1_000_000)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+          f"{platform.python_version()}; log: {n:,} events")  # fmt: skip
+    failures = []
+    print(f"{'model':<24} {'run':<14} {'seconds':>8} {'events/s':>11} {'peak MB':>8} "
+          f"{'vs spark':>9}")  # fmt: skip
+    for kind, title in (("a", "(a) rules, decay, tags"), ("b", "(b) B2B SaaS example")):
+        figures = {
+            what: measure(what, kind, path, OUT / f"{kind}-{what}-spark-run.jsonl")
+            for what in ("spark", "duckdb", "pure")
+        }
+        outputs = {what: (OUT / f"{kind}-{what}-spark-run.jsonl").read_bytes() for what in figures}
+        if not outputs["spark"] == outputs["pure"] == outputs["duckdb"]:
+            failures.append(f"{title}: the engines' outputs differ")
+        for what, f in figures.items():
+            ratio = f["seconds"] / figures["spark"]["seconds"]
+            print(f"{title:<24} {what:<14} {f['seconds']:>8.2f} {n / f['seconds']:>11,.0f} "
+                  f"{f['peak_mb']:>8.0f} {ratio:>8.2f}x")  # fmt: skip
+    for failure in failures:
+        print("FAIL", failure)
+    if not failures:
+        print("PASS the Spark engine's scorecards and firings are the pure engine's")
+    return 1 if failures else 0
 
 
 def _write_result(result: Any, output: str) -> tuple[int, int]:
@@ -285,7 +367,10 @@ def same_scores(batch: Path, ceiling: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000,000 events, 50,000 contacts")
-    parser.add_argument("--run", choices=["duckdb", "ceiling", "pure"], help=argparse.SUPPRESS)
+    parser.add_argument("--spark", action="store_true", help="the Spark engine, on 1M events")
+    parser.add_argument(
+        "--run", choices=["duckdb", "ceiling", "pure", "spark"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--model", choices=["a", "b"], help=argparse.SUPPRESS)
     parser.add_argument("--log", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
@@ -293,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.run:
         run_one(args.run, args.model, args.log, args.output)
         return 0
+    if args.spark:
+        return spark_main()
     contacts, events = (50_000, 1_000_000) if args.quick else (500_000, 10_000_000)
     big, big_n = log(contacts, events)
     small, small_n = log(contacts // 10, events // 10)

@@ -4,7 +4,8 @@ The public API is what this module exports; every other module is private
 and may change. Scores are a pure function of (model, event log, as-of
 time): :func:`replay` defines them, :class:`Ledger` keeps them up to date one
 event at a time, and :class:`StreamScorer` computes them for logs larger
-than memory; :func:`score_batch` computes the same set-based on DuckDB.
+than memory; :func:`score_batch` computes the same set-based on DuckDB, and
+:func:`score_spark` on Apache Spark (the optional extra `leadscore[spark]`).
 """
 
 from importlib import metadata as _metadata
@@ -31,6 +32,7 @@ from ._loader import load_model, model_from_data, parse_model
 from ._model import Model, json_schema
 from ._replay import Explanation, Result, explain, replay
 from ._runner import StreamScorer
+from ._spark import score_spark
 from ._time import format_timestamp, parse_timestamp
 
 try:
@@ -77,5 +79,6 @@ __all__ = [
     "read_events",
     "replay",
     "score_batch",
+    "score_spark",
     "write_events",
 ]

@@ -169,8 +169,10 @@ def _score(
     engine_name: str = "pure",
 ) -> tuple[Engine, Result]:
     engine = Engine(model)
-    if engine_name == "duckdb":
-        result = _score_on_duckdb(model, paths, at, input_format, strict)
+    if engine_name in ("duckdb", "spark"):
+        result = _score_on_batch(
+            engine_name, model, paths=paths, at=at, input_format=input_format, strict=strict
+        )
     else:
         scorer = StreamScorer(engine, at)
         with _few_collections(), ExitStack() as stack:
@@ -181,16 +183,31 @@ def _score(
     return engine, result
 
 
-def _score_on_duckdb(
-    model: Model, paths: Sequence[str], at: int, input_format: str | None, strict: bool
+def _score_on_batch(
+    engine_name: str,
+    model: Model,
+    *,
+    paths: Sequence[str],
+    at: int,
+    input_format: str | None,
+    strict: bool,
 ) -> Result:
-    from ._batchcli import score_with_duckdb
-
+    """Score on DuckDB or Spark; bad records are reported as they come, then summed up."""
     on_bad = _BadRecords(strict)
     try:
-        result = score_with_duckdb(
-            model, paths, at, input_format=input_format, strict=strict, on_bad=on_bad, console=_err
-        )
+        if engine_name == "spark":
+            from ._spark import score_spark
+
+            result = score_spark(
+                model, list(paths), at=at, format=input_format, strict=strict, on_bad=on_bad
+            )
+        else:
+            from ._batchcli import score_with_duckdb
+
+            result = score_with_duckdb(
+                model, paths, at, input_format=input_format, strict=strict, on_bad=on_bad,
+                console=_err,
+            )  # fmt: skip
     except (InputError, ValueError) as exc:
         _fail(str(exc))
     on_bad.summary()
@@ -256,11 +273,12 @@ def validate(model: str) -> None:
 @click.option(
     "--engine",
     "engine_name",
-    type=click.Choice(["pure", "duckdb"]),
+    type=click.Choice(["pure", "duckdb", "spark"]),
     default="pure",
     show_default=True,
     help="pure: the streaming engine, event by event. duckdb: the batch engine, set-based SQL "
-    "(files, globs, or a table as DATABASE#TABLE).",
+    "(files, globs, or a table as DATABASE#TABLE). spark: Apache Spark (leadscore[spark]; "
+    "Parquet or JSON Lines paths Spark reads, such as s3a://...).",
 )
 def score(
     *,
