@@ -8,6 +8,7 @@ dropped afterwards, so that tests on two xdist workers never meet.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -112,6 +113,8 @@ def spark() -> Iterator[object]:
     Two cores, two shuffle partitions (the logs are tiny), no UI, no progress bars.
     """
     pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs a Java runtime (17 or newer): no java on PATH, no JAVA_HOME")
     import sys
 
     from pyspark.sql import SparkSession
