@@ -133,7 +133,10 @@ def test_filter_leads_and_open_a_contact(web: Site, page: Any) -> None:
 
 def test_keyboard_only_sign_in_and_open_a_lead(web: Site, page: Any) -> None:
     page.goto(web.base + "/")
-    page.keyboard.type(web.users[Role.SALES])  # the e-mail field has the focus
+    # The e-mail field takes the focus (autofocus), which a loaded machine may
+    # apply after the page's load event: typing before it would go nowhere.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'email'")
+    page.keyboard.type(web.users[Role.SALES])
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
