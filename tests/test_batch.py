@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadscore._batch import BatchPlan, canonical_view, events_table
+from leadscore._batch.plan import BatchPlan, canonical_view, events_table
 from leadscore._events import Event
 from leadscore._model import Model
 from leadscore._replay import Result, replay
@@ -71,7 +71,7 @@ def test_conformance_on_duckdb(path: Path, order: str) -> None:
     assert_same(result, replay(case.model, events, case.at))
 
 
-# The window-function walk of stages (_batchwalk) serves models whose stage
+# The window-function walk of stages (leadscore._batch.walk) serves models whose stage
 # conditions do not read the stage score; these stages read everything else.
 # With `score_lt`, every event may move a stage (decay raises a negative
 # score); with only growing conditions, events that award nothing are left out

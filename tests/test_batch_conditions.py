@@ -13,7 +13,7 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadscore._batchsql import (
+from leadscore._batch.sql import (
     ConditionCompiler,
     Probe,
     glob_like,

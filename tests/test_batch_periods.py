@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from leadscore._batch import _offset_sql, _period_sql, offsets
+from leadscore._batch.plan import _offset_sql, _period_sql, offsets
 from leadscore._compiled import CompiledModel
 from leadscore._model import Model
 from leadscore._time import parse_timestamp

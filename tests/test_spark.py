@@ -16,13 +16,13 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from leadscore._batch.spark import checked_events, score_parts, score_spark
 from leadscore._cli import cli
 from leadscore._eventfiles import BadRecord, read_events
 from leadscore._events import Event
 from leadscore._generate import generate_events, write_events
 from leadscore._model import Model
 from leadscore._replay import replay
-from leadscore._spark import checked_events, score_parts, score_spark
 
 from ._support import CASES, arrival_orders, assert_scorecards, firing_rows, load_case
 from .strategies import MINUTE, logs, models

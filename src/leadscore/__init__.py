@@ -10,7 +10,8 @@ than memory; :func:`score_batch` computes the same set-based on DuckDB, and
 
 from importlib import metadata as _metadata
 
-from ._batchio import EventTable, score_batch
+from ._batch.io import EventTable, score_batch
+from ._batch.spark import score_spark
 from ._engine import (
     Award,
     ContactState,
@@ -32,7 +33,6 @@ from ._loader import load_model, model_from_data, parse_model
 from ._model import Model, json_schema
 from ._replay import Explanation, Result, explain, replay
 from ._runner import StreamScorer
-from ._spark import score_spark
 from ._time import format_timestamp, parse_timestamp
 
 try:

@@ -196,13 +196,13 @@ def _score_on_batch(
     on_bad = _BadRecords(strict)
     try:
         if engine_name == "spark":
-            from ._spark import score_spark
+            from ._batch.spark import score_spark
 
             result = score_spark(
                 model, list(paths), at=at, format=input_format, strict=strict, on_bad=on_bad
             )
         else:
-            from ._batchcli import score_with_duckdb
+            from ._batch.cli import score_with_duckdb
 
             result = score_with_duckdb(
                 model, paths, at, input_format=input_format, strict=strict, on_bad=on_bad,
@@ -298,7 +298,7 @@ def score(
     at = _as_of(at_text)
     if output_format == "parquet" and output is None:
         raise click.UsageError("--format parquet needs --output FILE")
-    from ._batchcli import is_table, write_table
+    from ._batch.cli import is_table, write_table
 
     _, result = _score(checked, events, at, input_format, strict, engine_name=engine_name)
     cards = result.scorecards + (result.anonymous if include_anonymous else [])
@@ -327,7 +327,7 @@ def score(
 def _firings_writer(path: str) -> Callable[[list[Any], IO[bytes]], int]:
     """Firings are JSON Lines, or Parquet and CSV when the file's name says so."""
     if path.lower().endswith(".parquet"):
-        from ._batchcli import write_parquet
+        from ._batch.cli import write_parquet
 
         return write_parquet
     if path.lower().endswith(".csv"):
@@ -351,7 +351,7 @@ def _emit(output_format: str, cards: list[Scorecard], out: IO[bytes]) -> None:
         write_jsonl(cards, out)
         return
     if output_format == "parquet":
-        from ._batchcli import write_parquet
+        from ._batch.cli import write_parquet
 
         write_parquet(cards, out)
         return

@@ -15,10 +15,10 @@ import orjson
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from ._batchio import EventSource, EventTable, score_batch
-from ._eventfiles import BadRecord
-from ._model import Model
-from ._replay import Result
+from .._eventfiles import BadRecord
+from .._model import Model
+from .._replay import Result
+from .io import EventSource, EventTable, score_batch
 
 _TABLE_DATABASES = ("postgresql://", "postgres://")
 

@@ -9,7 +9,7 @@ at a time on DuckDB rather than an event at a time in Python:
    of an anonymous id in (timestamp, id) order wins) give each event its
    owner: a contact, or an anonymous profile.
 3. Rule matching: every `where` test of spec 2.2 is a SQL expression over
-   *probes* of the property paths the model uses (:mod:`leadscore._batchsql`),
+   *probes* of the property paths the model uses (:mod:`leadscore._batch.sql`),
    evaluated once per event, giving one row per (event, matched rule).
 4. Limits: a window numbers each rule's matches per owner and calendar period
    (the model's time zone, from a table of UTC offsets that zoneinfo gives,
@@ -44,10 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._batchsql import ConditionCompiler, Probe, literal, tag_text
-from ._batchwalk import SPAN_HALF_LIVES, Walk, walkable
-from ._compiled import MICROS_PER_DAY, CompiledModel
-from ._engine import (
+from .._compiled import MICROS_PER_DAY, CompiledModel
+from .._engine import (
     NOT_STAGE_SET,
     UNKNOWN_STAGE,
     Engine,
@@ -57,9 +55,11 @@ from ._engine import (
     Scorecard,
     report,
 )
-from ._events import Event
-from ._model import Model, StageCondition
-from ._replay import Result
+from .._events import Event
+from .._model import Model, StageCondition
+from .._replay import Result
+from .sql import ConditionCompiler, Probe, literal, tag_text
+from .walk import SPAN_HALF_LIVES, Walk, walkable
 
 if TYPE_CHECKING:
     import duckdb
@@ -649,7 +649,7 @@ class BatchPlan:
         stages: dict[tuple[bool, str], _StageFields],
         at: int,
     ) -> list[Firing]:
-        """Stages and firings of the owners the window functions can walk (see _batchwalk)."""
+        """Stages and firings of the owners the window functions can walk (see walk)."""
         c = self.compiled
         walk = Walk(c, [1 << bit for bit in range(len(self.leaves))])
         fallback = []

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._batchsql import literal
-from ._compiled import TOLERANCE, CompiledModel
-from ._model import Model, StageCondition, TriggerCondition
+from .._compiled import TOLERANCE, CompiledModel
+from .._model import Model, StageCondition, TriggerCondition
+from .sql import literal
 
 if TYPE_CHECKING:
     import duckdb

@@ -1,6 +1,6 @@
 """A model's `where` conditions, `tag_from` and calendar periods as SQL expressions.
 
-The batch engine (:mod:`leadscore._batch`) runs the parts of a model that
+The batch engine (:mod:`leadscore._batch.plan`) runs the parts of a model that
 look at one event at a time as set-based SQL over all the events. This module
 says how each piece of spec 2.2 reads in SQL, with the pure engine's exact
 semantics (:mod:`leadscore._conditions`), so that the two engines agree:
@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._conditions import as_number
+from .._conditions import as_number
 
 # JSON types DuckDB reports for numbers.
 _NUMBERS = "('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')"

@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from ._engine import Engine, Firing, RunWarning, Scorecard
-from ._errors import EventError, InputError
-from ._eventfiles import BadRecord, Unit, _instant_text, _jsonl_event, _row_event
-from ._events import FIELDS, Event
-from ._model import Model
-from ._replay import Result
+from .._engine import Engine, Firing, RunWarning, Scorecard
+from .._errors import EventError, InputError
+from .._eventfiles import BadRecord, Unit, _instant_text, _jsonl_event, _row_event
+from .._events import FIELDS, Event
+from .._model import Model
+from .._replay import Result
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

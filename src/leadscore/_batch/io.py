@@ -27,14 +27,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from ._batch import BatchPlan, Input, events_table
-from ._batchsql import literal
-from ._engine import Engine
-from ._errors import InputError
-from ._eventfiles import FORMATS, BadRecord, Unit, _check_columns, _format_from_name
-from ._events import FIELDS, Event
-from ._model import Model
-from ._replay import Result
+from .._engine import Engine
+from .._errors import InputError
+from .._eventfiles import FORMATS, BadRecord, Unit, _check_columns, _format_from_name
+from .._events import FIELDS, Event
+from .._model import Model
+from .._replay import Result
+from .plan import BatchPlan, Input, events_table
+from .sql import literal
 
 if TYPE_CHECKING:
     import duckdb
