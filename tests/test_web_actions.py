@@ -10,6 +10,9 @@ choice, read back from the store the worker wrote.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -135,6 +138,22 @@ def test_owners_and_tags_from_the_worker_in_the_list_and_the_card(web: Site, pag
     assert page.locator("#owner").inner_text() == SALES
     assert page.locator("#contact-tags").inner_text().strip() == "sales-ready"
     shoot(page, "contact-owner-tags")
+
+    # The CSV export: every lead that passes the filters (not a page), highest
+    # score first, with each card's columns and its labels.
+    scores = {c.contact_id: c.score for c in result.scorecards}
+    for params, expected in (({"mine": "1"}, mine), ({"tag_score": "intent"}, intent)):
+        response = page.request.get(web.base + "/leads.csv", params=params)
+        assert response.ok, params
+        rows = list(csv.DictReader(io.StringIO(response.text())))
+        assert {row["contact_id"] for row in rows} == expected, params
+        order = [(-float(row["score"]), row["contact_id"]) for row in rows]
+        assert order == sorted(order), params
+        for row in rows:
+            contact = row["contact_id"]
+            assert abs(float(row["score"]) - scores[contact]) <= 0.01, contact
+            assert row["owner"] == (owned.get(contact) or ""), contact
+            assert json.loads(row["tags"]) == (["sales-ready"] if contact in handed else [])
 
 
 def _card_deliveries(page: Any, web: Site, contact: str) -> str:

@@ -1,21 +1,24 @@
-"""The store reads behind the web app's pages, on SQLite and PostgreSQL:
-the ranked list equals the contacts listing (scorecards from the states,
-themselves equal to a replay) under every filter, for rows of the active
-model version and rows of an older one; the report reads; the demo user.
+"""The store reads behind the web app's pages and the contacts API, on
+SQLite and PostgreSQL: the ranked list is a replay of the log, filtered and
+sorted, under every filter and order, for rows of the active model version
+and rows of an older one; the whole cards of a page; the report reads; the
+demo user.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
 from leadscore import parse_model, replay
-from leadscore._engine import Engine
+from leadscore._engine import Engine, Scorecard
+from leadscore._events import Event
 from leadscore._replay import explain
+from leadscore._store import actions, create_workspace, ingest, store_model
 from leadscore._store import contacts as store
-from leadscore._store import create_workspace, ingest, store_model
 from leadscore._store.database import now
 from leadscore._store.ranking import page, ranked, tallies, traits, with_bands
 from leadscore._store.reports import contacts_with, event_types
@@ -34,29 +37,36 @@ from leadscore._web.demo import demo_user
 from ._browser import MODEL, history
 
 
-def _workspace(database: sa.Engine) -> tuple[str, Any]:
+def _workspace(database: sa.Engine, events: list[Event] | None = None) -> tuple[str, Any]:
     name = f"w-{uuid.uuid4().hex[:10]}"
     with database.connect() as conn:
         create_workspace(conn, workspace=name)
         model = store_model(conn, workspace=name, document=MODEL, activate=True)
-        ingest(conn, workspace=name, model=model, events=history())
+        ingest(conn, workspace=name, model=model, events=history() if events is None else events)
     return name, model
 
 
-def _listed(conn: sa.Connection, name: str, model: Any, at: int, **filters: Any) -> list[Any]:
-    found = store.listing(
-        conn, workspace=name, model=model, at=at, filters=store.Filters(**filters), sort="score"
-    )
-    return [
-        (c.card.contact_id, c.card.score, c.card.fit, c.card.grade, c.card.band, c.card.stage)
-        for c in found
-    ]
+DAY = 86_400_000_000
+# Labels put on directly, as the outbox worker's actions would (MODEL's one
+# trigger sends a webhook).
+TAGGED = {"c001": ["customer"], "c004": ["customer", "vip"], "c007": ["customer"]}
+OWNED = {"c002": "someone@example.com", "c004": "someone@example.com", "c005": "other@example.com"}
+
+
+def _label(conn: sa.Connection, name: str) -> None:
+    with conn.begin():
+        for contact_id, tags in TAGGED.items():
+            for tag in tags:
+                actions.add_tag(conn, name, contact_id, tag, now())
+        for contact_id, owner in OWNED.items():
+            actions.set_owner(conn, name, contact_id, owner=owner, trigger="t", now=now())
 
 
 def _ranked(conn: sa.Connection, name: str, model: Any, at: int, **filters: Any) -> list[Any]:
+    found = ranked(conn, workspace=name, model=model, at=at, **filters)
     return [
-        (r.contact_id, r.score, r.fit, r.grade, r.band, r.stage)
-        for r in with_bands(model, ranked(conn, workspace=name, model=model, at=at, **filters))
+        (r.contact_id, r.score, r.fit, r.grade, r.band, r.stage, r.last_event_at)
+        for r in with_bands(model, found)
     ]
 
 
@@ -72,28 +82,95 @@ FILTERS: list[dict[str, Any]] = [
     {"tag": "customer"},
 ]
 
+# What each filter keeps, said of a replay's scorecard and the labels put on.
+PASSES: dict[str, Callable[[Scorecard, str, Any], bool]] = {
+    "band": lambda card, _, value: card.band == value,
+    "grade": lambda card, _, value: card.grade == value,
+    "stage": lambda card, _, value: card.stage == value,
+    "tag_score": lambda card, _, value: value in card.tag_scores,
+    "tag": lambda _, contact_id, value: value in TAGGED.get(contact_id, []),
+    "owner": lambda _, contact_id, value: OWNED.get(contact_id) == value,
+    "score_min": lambda card, _, value: card.score >= value,
+    "score_max": lambda card, _, value: card.score <= value,
+    "updated_since": lambda card, _, value: (card.last_event_at or 0) >= value,
+}
+SORTS: dict[str, Callable[[Scorecard], float]] = {
+    "score": lambda card: card.score,
+    "fit": lambda card: card.fit,
+    "recency": lambda card: card.last_event_at or 0,
+}
 
-def test_the_ranked_list_is_the_listing(database: sa.Engine) -> None:
-    name, model = _workspace(database)
+
+def _replayed(
+    document: str, events: list[Event], at: int, sort: str = "score", **filters: Any
+) -> list[Any]:
+    """The list as a replay of the log has it, filtered and sorted here."""
+    kept = [
+        card
+        for card in replay(parse_model(document), events, at).scorecards
+        if card.contact_id is not None
+        and all(PASSES[name](card, card.contact_id, value) for name, value in filters.items())
+    ]
+    kept.sort(key=lambda card: (-SORTS[sort](card), card.contact_id or ""))
+    return [(c.contact_id, c.score, c.fit, c.grade, c.band, c.stage, c.last_event_at) for c in kept]
+
+
+def _more_filters(at: int) -> list[dict[str, Any]]:
+    """FILTERS, and the API's score and time bounds and orders."""
+    return [
+        *FILTERS,
+        {"score_min": 20},
+        {"score_max": 30.5},
+        {"score_min": 10, "score_max": 45, "grade": "A"},
+        {"updated_since": at - 20 * DAY},
+        {"updated_since": at - 30 * DAY, "tag": "customer"},
+        {"sort": "fit"},
+        {"sort": "recency"},
+        {"sort": "fit", "band": "hot"},
+        {"sort": "recency", "updated_since": at - 25 * DAY, "score_min": 5},
+    ]
+
+
+def test_the_ranked_list_is_the_replay_filtered_and_sorted(database: sa.Engine) -> None:
+    events = history()
+    name, model = _workspace(database, events)
     at = now()
     with database.connect() as conn:
-        for filters in FILTERS:
-            assert _ranked(conn, name, model, at, **filters) == _listed(
-                conn, name, model, at, **filters
-            ), filters
-        assert _ranked(conn, name, model, at)  # not vacuous
+        _label(conn, name)
+        for filters in _more_filters(at):
+            found = _ranked(conn, name, model, at, **filters)
+            assert found == _replayed(MODEL, events, at, **filters), filters
+            assert found, filters  # not vacuous
         # A new version whose contacts are not rescored yet: read from their logs.
-        newer = store_model(
-            conn,
-            workspace=name,
-            document=MODEL.replace("points: 5\n", "points: 25\n"),
-            activate=True,
-        )
-        for filters in FILTERS:
-            assert _ranked(conn, name, newer, at, **filters) == _listed(
-                conn, name, newer, at, **filters
+        document = MODEL.replace("points: 5\n", "points: 25\n")
+        newer = store_model(conn, workspace=name, document=document, activate=True)
+        for filters in _more_filters(at):
+            assert _ranked(conn, name, newer, at, **filters) == _replayed(
+                document, events, at, **filters
             ), filters
         assert _ranked(conn, name, newer, at) != _ranked(conn, name, model, at)
+        # Before some contacts' last events: those are read from their logs as of then.
+        earlier = at - 10 * DAY
+        assert _ranked(conn, name, newer, earlier) == _replayed(document, events, earlier)
+
+
+def test_cards_are_the_replays_scorecards_with_their_labels(database: sa.Engine) -> None:
+    events = history()
+    name, model = _workspace(database, events)
+    at = now()
+    expected = {c.contact_id: c for c in replay(parse_model(MODEL), events, at).scorecards}
+    wanted = ["c004", "c001", "nobody", *sorted(k for k in expected if k is not None)[::-1]]
+    with database.connect() as conn:
+        _label(conn, name)
+        found = store.cards(conn, workspace=name, model=model, at=at, contact_ids=wanted)
+    assert [c.card.contact_id for c in found] == [k for k in wanted if k in expected]
+    for contact in found:
+        contact_id = contact.card.contact_id
+        assert contact_id is not None
+        assert contact.card == expected[contact_id]
+        assert contact.labels.tags == sorted(TAGGED.get(contact_id, []))
+        assert contact.labels.owner == OWNED.get(contact_id)
+        assert contact.traits["name"] == f"Person {int(contact_id[1:])}"
 
 
 NEEDLES = ("c01", "PERSON 3", "p7@example", "cto", "100%_", "nobody")

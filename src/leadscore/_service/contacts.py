@@ -1,14 +1,16 @@
 """Contacts over HTTP: list, one contact, its timeline, and GDPR access and erasure.
 
 Every answer is as of the request's time: scores decay, so they are computed
-when asked from the stored states (the store's `contacts` module). Only
-identified contacts are served; everything is the key's workspace's.
+when asked from the stored states (the store's `contacts` module; the list,
+its `ranking`). Only identified contacts are served; everything is the key's
+workspace's.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import csv
 import io
 import json
@@ -22,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._engine import Award, Scorecard, StageEntry
 from .._store import contacts as store
 from .._store.database import now, reader
+from .._store.ranking import ranked
 from .._store.workspaces import ModelVersion
 from .._time import format_timestamp, parse_instant
 from . import problems
@@ -259,52 +262,53 @@ def get_contacts(
     contact id, a page at a time (a read key). With `format=csv` or
     `Accept: text/csv`, every contact that passes the filters, as CSV."""
     since = None if query.updated_since is None else _since(query.updated_since)
-    filters = store.Filters(
-        band=query.band,
-        grade=query.grade,
-        stage=query.stage,
-        tag=query.tag,
-        tag_score=query.tag_score,
-        owner=query.owner,
-        score_min=query.score_min,
-        score_max=query.score_max,
-        updated_since=since,
-    )
     model = _model(database, models, caller.workspace)
-    with reader(database) as conn:
-        found = store.listing(
+    csv_wanted = query.format == "csv" or (accept is not None and "text/csv" in accept)
+    position = None
+    if query.cursor is not None and not csv_wanted:
+        key, after = _decode(query.cursor, (float, str))
+        position = (float(key), after)
+    at = now()
+    with reader(database) as conn, conn.begin():
+        found = ranked(
             conn,
             workspace=caller.workspace,
             model=model,
-            at=now(),
-            filters=filters,
+            at=at,
+            band=query.band,
+            grade=query.grade,
+            stage=query.stage,
+            tag=query.tag,
+            tag_score=query.tag_score,
+            owner=query.owner,
+            score_min=query.score_min,
+            score_max=query.score_max,
+            updated_since=since,
             sort=query.sort,
         )
-    if query.format == "csv" or (accept is not None and "text/csv" in accept):
+        if position is not None:
+            # The list is sorted by (order, contact id): the page starts past the cursor.
+            found = found[bisect.bisect_right(found, position, key=lambda r: r[:2]) :]
+        shown = found if csv_wanted else found[: query.limit]
+        page = store.cards(
+            conn,
+            workspace=caller.workspace,
+            model=model,
+            at=at,
+            contact_ids=[item.contact_id for item in shown],
+        )
+    if csv_wanted:
         return StreamingResponse(
-            _csv(found),
+            _csv(page),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="contacts.csv"'},
         )
-    if query.cursor is not None:
-        key, after = _decode(query.cursor, (float, str))
-        position = (float(key), after)
-        found = [
-            item
-            for item in found
-            if (store.sort_key(item.card, query.sort), item.card.contact_id or "") > position
-        ]
-    page = found[: query.limit]
     more = len(found) > query.limit
-    last = page[-1].card if page else None
+    last = shown[-1] if shown else None
     return ContactPage(
         model_version=model.version,
         contacts=[ContactItem(**_item(item)) for item in page],
-        next_cursor=(
-            _encode([store.sort_key(last, query.sort), last.contact_id])
-            if more and last is not None
-            else None
-        ),
+        next_cursor=(_encode([last.order, last.contact_id]) if more and last is not None else None),
     )
 
 

@@ -1,5 +1,6 @@
-"""Contacts read back for the API: one contact, its timeline, a filtered
-list; and a contact's data exported whole or erased (GDPR access and erasure).
+"""Contacts read back for the API: one contact, its timeline, the contacts
+of a list's page (the list itself is `ranking.ranked`); and a contact's data
+exported whole or erased (GDPR access and erasure).
 
 Only identified contacts are served here. Every read is as of an instant the
 caller gives (the request's time): scores decay, so they are computed from the
@@ -8,8 +9,9 @@ stored state at that instant, never read from a column.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -24,8 +26,6 @@ from .reads import state_as_of
 from .tables import events, firings, identity_links, owners
 from .tables import outbox as outbox_rows
 from .workspaces import ModelVersion
-
-Sort = Literal["score", "fit", "recency"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,19 +53,6 @@ class History:
     contact: Contact
     stage_history: list[StageEntry]
     moments: list[Moment]  # every event up to the instant, in (timestamp, id) order
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    band: str | None = None
-    grade: str | None = None
-    stage: str | None = None
-    tag: str | None = None  # a label of add_tag
-    tag_score: str | None = None  # a tag some award named (in tag_scores)
-    owner: str | None = None
-    score_min: float | None = None
-    score_max: float | None = None
-    updated_since: int | None = None
 
 
 def _state(
@@ -176,79 +163,47 @@ def at_firing(
     return engine.scorecard(state, timestamp, contact_id=contact_id, anonymous_id=None)
 
 
-def listing(
+# Ids per query: a bound parameter each, and SQLite allows some thousands.
+_CHUNK = 500
+
+
+def cards(
     conn: sa.Connection,
     *,
     workspace: str,
     model: ModelVersion,
     at: int,
-    filters: Filters,
-    sort: Sort,
+    contact_ids: Sequence[str],
 ) -> list[Contact]:
-    """Every identified contact that passes `filters` as of `at`, sorted by
-    `sort` (highest first) then by contact id.
-
-    Scaling limit: scores decay, so band, score and tag filters and the score
-    sort are computed here in Python, from each stored state of the rows SQL
-    could not rule out. That is linear in the workspace's contacts per request
-    (fine to some hundreds of thousands); past that, the score as of a time
-    belongs in SQL (clamp(decaying * 2^(-(T - ref) / H) + flat) from the owner
-    columns) with an index on the sort key.
-    """
-    current = owners.c.model_version == model.version
-    query = sa.select(owners.c.key, owners.c.state, owners.c.model_version).where(
-        owners.c.workspace == workspace, owners.c.identified
-    )
-    # Columns copy the state under the row's model version: a filter on them
-    # can only rule out rows of the active version; the rest are checked below.
-    if filters.grade is not None:
-        query = query.where(sa.or_(~current, owners.c.grade == filters.grade))
-    if filters.stage is not None:
-        query = query.where(sa.or_(~current, owners.c.stage == filters.stage))
-    if filters.updated_since is not None:
-        query = query.where(owners.c.last_event_at >= filters.updated_since)
+    """The contacts of `contact_ids` as of `at`, whole (scorecard, traits,
+    labels), in the order given: the page or the export of a list that
+    `ranking.ranked` filtered and ordered. A contact with no event up to `at`
+    (or no longer stored) is left out."""
     found: list[Contact] = []
     with transaction(conn):
-        labelled = actions.labels(conn, workspace)
-        for row in conn.execute(query).all():
-            labels = labelled.get(row.key, Labels())
-            if (filters.tag is not None and filters.tag not in labels.tags) or (
-                filters.owner is not None and filters.owner != labels.owner
-            ):
-                continue
-            stored = Stored(ContactState.from_json(row.state), row.model_version)
-            state = _current(conn, workspace, model, (True, row.key), stored=stored, at=at)
-            if state is None:
-                continue
-            item = _contact(model, row.key, state, at, labels)
-            if _passes(item.card, filters):
-                found.append(item)
-    found.sort(key=lambda item: (sort_key(item.card, sort), item.card.contact_id or ""))
+        for start in range(0, len(contact_ids), _CHUNK):
+            chunk = contact_ids[start : start + _CHUNK]
+            rows = conn.execute(
+                sa.select(owners.c.key, owners.c.state, owners.c.model_version).where(
+                    owners.c.workspace == workspace,
+                    owners.c.identified,
+                    owners.c.key.in_(chunk),
+                )
+            ).all()
+            stored = {
+                row.key: Stored(ContactState.from_json(row.state), row.model_version)
+                for row in rows
+            }
+            labelled = actions.labels(conn, workspace, chunk)
+            for contact_id in chunk:
+                owner: Owner = (True, contact_id)
+                state = _current(
+                    conn, workspace, model, owner, stored=stored.get(contact_id), at=at
+                )
+                if state is not None:
+                    labels = labelled.get(contact_id, Labels())
+                    found.append(_contact(model, contact_id, state, at, labels))
     return found
-
-
-def _passes(card: Scorecard, filters: Filters) -> bool:
-    return (
-        (filters.band is None or card.band == filters.band)
-        and (filters.grade is None or card.grade == filters.grade)
-        and (filters.stage is None or card.stage == filters.stage)
-        and (filters.tag_score is None or filters.tag_score in card.tag_scores)
-        and (filters.score_min is None or card.score >= filters.score_min)
-        and (filters.score_max is None or card.score <= filters.score_max)
-        and (
-            filters.updated_since is None
-            or (card.last_event_at is not None and card.last_event_at >= filters.updated_since)
-        )
-    )
-
-
-def sort_key(card: Scorecard, sort: Sort) -> float:
-    """The key a list is sorted on, negated: lists go highest first."""
-    if sort == "score":
-        return -card.score
-    if sort == "fit":
-        return -float(card.fit)
-    return -float(card.last_event_at or 0)
 
 
 # -- access and erasure ----------------------------------------------------------------

@@ -1,15 +1,18 @@
-"""Contacts ranked by score as of an instant, from the owner rows' columns:
-the leads list and the reports of the web app, fast enough for a page.
+"""Contacts filtered and ranked as of an instant, from the owner rows'
+columns: the API's list (`GET /v1/contacts`, its CSV export), and the leads
+list and the reports of the web app, fast enough for a page.
 
-`contacts.listing` decodes every contact's whole stored state (JSON) to build
-its scorecard; for a list of 50,000 contacts that alone is seconds. A row of
-the active model version already holds, in columns, everything the list
-needs: the engagement score as of T is clamp(decaying · 2^(-(T - ref)/H) +
-flat), computed here with the same operations in the same order as
+Decoding every contact's whole stored state (JSON) to build its scorecard
+would take seconds for a list of 50,000 contacts. A row of the active model
+version already holds, in columns, everything the list needs: the
+engagement score as of T is clamp(decaying · 2^(-(T - ref)/H) + flat),
+computed here with the same operations in the same order as
 `Engine.scorecard`, so the score, the band and the order are exactly the
 scorecard's. Rows the active version did not make (a model was activated
 and the contact not rescored yet), and rows whose last event is after the
-instant, go through `reads.state_as_of` like every other read.
+instant, go through `reads.state_as_of` like every other read. The whole
+scorecards of the contacts shown (a page, or an export) are then built from
+their states (`contacts.cards`).
 
 The tag filter needs the state's tag sums: SQL keeps only the rows whose
 state text contains the tag, and those are decoded. The search looks in the
@@ -19,7 +22,7 @@ contact id and the rows' search column (their text traits, owners.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import sqlalchemy as sa
 
@@ -32,6 +35,8 @@ from .workspaces import ModelVersion
 
 _MICROS_PER_DAY = 86_400_000_000
 
+Sort = Literal["score", "fit", "recency"]
+
 # A group of contacts a report counts: (band, grade, stage, ageing bucket,
 # score bin, converted).
 Group = tuple[str | None, str | None, str | None, int, int, bool]
@@ -39,10 +44,10 @@ Group = tuple[str | None, str | None, str | None, int, int, bool]
 
 class Ranked(NamedTuple):
     """What a list shows of a contact as of the instant asked. A tuple whose
-    first two fields are the list's order (highest score first, then by
-    contact id): tens of thousands of them sort without a key function."""
+    first two fields are the list's order (highest first, then by contact
+    id): tens of thousands of them sort without a key function."""
 
-    order: float  # -score
+    order: float  # the sort key negated: -score, -fit or -last_event_at
     contact_id: str
     score: float  # as reported: 2 decimals
     fit: int
@@ -71,13 +76,19 @@ def ranked(
     tag: str | None = None,
     owner: str | None = None,
     search: str | None = None,
+    score_min: float | None = None,
+    score_max: float | None = None,
+    updated_since: int | None = None,
+    sort: Sort = "score",
 ) -> list[Ranked]:
-    """The identified contacts that pass the filters, highest score first,
-    ties by contact id (the order of `contacts.listing` by score).
+    """The identified contacts that pass the filters, highest `sort` first
+    (score, fit or last event), ties by contact id in code point order.
     `tag_score` keeps contacts some award of which named the tag; `tag`,
     those an `add_tag` action labelled with it; `owner`, those an `assign`
-    action gave to that owner; `search` matches the contact
-    id or any text trait, case-insensitively."""
+    action gave to that owner; `search` matches the contact id or any text
+    trait, case-insensitively; `score_min` and `score_max` bound the
+    reported score (both included); `updated_since` keeps contacts whose
+    last event (as of `at`) is at or after it."""
     engine = model.engine
     compiled = engine.compiled
     current = owners.c.model_version == model.version
@@ -95,6 +106,10 @@ def ranked(
         query = query.where(sa.or_(~current, owners.c.grade == grade))
     if stage is not None:
         query = query.where(sa.or_(~current, owners.c.stage == stage))
+    if updated_since is not None:
+        # A stale row's last event as of `at` is at most the stored one, so
+        # this rules out only rows that cannot pass.
+        query = query.where(owners.c.last_event_at >= updated_since)
     text = sa.func.lower(sa.cast(owners.c.state, sa.Text))
     if search is not None:
         pattern = f"%{_escape(search.lower())}%"
@@ -175,7 +190,13 @@ def ranked(
                 and (stage is None or row_stage == stage)
             ):
                 score = report(value)
-                found.append(Ranked(-score, key, score, fit, row_grade, row_stage, last, value))
+                if (
+                    (score_min is None or score >= score_min)
+                    and (score_max is None or score <= score_max)
+                    and (updated_since is None or last >= updated_since)
+                ):
+                    order = -score if sort == "score" else -float(fit if sort == "fit" else last)
+                    found.append(Ranked(order, key, score, fit, row_grade, row_stage, last, value))
     found.sort()
     return found
 

@@ -1,7 +1,8 @@
 """The leads list and the contact card: what a sales rep opens every morning.
 
-Both read through the store's contact queries (_store/contacts.py), as of
-the request's time, like the contacts API.
+Both read as of the request's time, like the contacts API: the list (and
+its CSV) through the store's ranking (_store/ranking.py), the card through
+its contact queries (_store/contacts.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -19,7 +21,7 @@ from .._service.deps import CurrentSettings, Database, Models
 from .._store import actions, outbox, ranking
 from .._store import contacts as store
 from .._store.database import now
-from .._store.ranking import Ranked, matches, ranked, traits, with_bands
+from .._store.ranking import Ranked, ranked, traits, with_bands
 from .._store.workspaces import ModelVersion
 from .analysis import score_series
 from .common import Page, Refused, Sales, active
@@ -56,16 +58,6 @@ class LeadQuery(BaseModel):
     def _given(cls, value: object) -> object:
         return (value.strip() or None) if isinstance(value, str) else value
 
-    def filters(self, email: str) -> store.Filters:
-        return store.Filters(
-            band=self.band,
-            grade=self.grade,
-            stage=self.stage,
-            tag=self.tag,
-            tag_score=self.tag_score,
-            owner=email if self.mine else self.owner,
-        )
-
     def url(self, path: str = "/", **changes: Any) -> str:
         values: dict[str, Any] = self.model_dump(exclude={"page", "mine"})
         values["mine"] = "1" if self.mine else None
@@ -78,22 +70,27 @@ Filters = Annotated[LeadQuery, Query()]
 
 
 def _found(
-    database: Database, model: ModelVersion, workspace: str, query: LeadQuery, email: str
+    conn: sa.Connection,
+    model: ModelVersion,
+    workspace: str,
+    query: LeadQuery,
+    email: str,
+    *,
+    at: int,
 ) -> list[Ranked]:
-    with database.connect() as conn:
-        return ranked(
-            conn,
-            workspace=workspace,
-            model=model,
-            at=now(),
-            band=query.band,
-            grade=query.grade,
-            stage=query.stage,
-            tag_score=query.tag_score,
-            tag=query.tag,
-            owner=email if query.mine else query.owner,
-            search=query.q,
-        )
+    return ranked(
+        conn,
+        workspace=workspace,
+        model=model,
+        at=at,
+        band=query.band,
+        grade=query.grade,
+        stage=query.stage,
+        tag_score=query.tag_score,
+        tag=query.tag,
+        owner=email if query.mine else query.owner,
+        search=query.q,
+    )
 
 
 def _page(
@@ -118,7 +115,8 @@ def _page(
             )
         if paged is not None:
             return paged
-    found = _found(database, model, workspace, query, email)
+    with database.connect() as conn:
+        found = _found(conn, model, workspace, query, email, at=now())
     return len(found), found[offset : offset + PAGE_SIZE]
 
 
@@ -188,22 +186,18 @@ def leads_csv(session: Sales, query: Filters, database: Database, models: Models
     model = active(database, models, workspace)
     found: list[store.Contact] = []
     if model is not None:
-        # Every column of the scorecard: the store's full listing (an export,
-        # not a page, so its time in proportion to the contacts is fine).
-        with database.connect() as conn:
-            found = store.listing(
+        # Every column of the scorecard: each listed contact's whole card (an
+        # export, not a page, so its time in proportion to the contacts is fine).
+        at = now()
+        with database.connect() as conn, conn.begin():
+            listed = _found(conn, model, workspace, query, session.user.email, at=at)
+            found = store.cards(
                 conn,
                 workspace=workspace,
                 model=model,
-                at=now(),
-                filters=query.filters(session.user.email),
-                sort="score",
+                at=at,
+                contact_ids=[item.contact_id for item in listed],
             )
-        if query.q:
-            needle = query.q.lower()
-            found = [
-                item for item in found if matches(item.card.contact_id or "", item.traits, needle)
-            ]
     return StreamingResponse(
         _csv(found),
         media_type="text/csv; charset=utf-8",
