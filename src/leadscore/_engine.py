@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from ._compiled import CompiledModel, Values
 from ._conditions import lookup, text_of
@@ -225,6 +225,24 @@ class Scorecard:
             last_event_at=_stamp(self.last_event_at),
         )
         return out
+
+
+class Scored(Protocol):
+    """The scorecard fields that lists, reports and backtests read: a
+    Scorecard, or a row of the store's ranked list (computed from columns)."""
+
+    @property
+    def contact_id(self) -> str | None: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def fit(self) -> int: ...
+    @property
+    def grade(self) -> str | None: ...
+    @property
+    def band(self) -> str | None: ...
+    @property
+    def stage(self) -> str | None: ...
 
 
 def _stamp(micros: int | None) -> str | None:

@@ -1,26 +1,35 @@
 """Backtests: how well a model would have ranked history.
 
-`backtest(model, events, outcome=...)` is the computation, returning plain
-data (lists, dicts, numbers) for the command line and for the web app: each
-contact is observed at its cut-off exactly as training observes it
-(:mod:`._history`), scored there by the pure engine's replay of its events
-up to the cut-off, and compared with whether it converted afterwards.
+`backtest(model, events, outcome=...)` is the command line's computation,
+returning plain data (lists, dicts, numbers): each contact is observed at
+its cut-off exactly as training observes it (:mod:`._history`), scored
+there by the pure engine's replay of its events up to the cut-off, and
+compared with whether it converted afterwards.
 
-A rule model ranks leads by score + fit (engagement and fit are both points
-on one scale in a suggested model, and a model without fit rules ranks by
-score alone); a trained model ranks them by probability.
+`compare(current, candidate, events, at=..., converted=...)` is the web
+model editor's preview: both models score the whole history as of one
+instant (the batch engine, which gives what a replay gives: what
+activation would store), and the changes between them are counted.
+
+Both measure with `rule_report`: a rule model ranks leads by score + fit
+(engagement and fit are both points on one scale in a suggested model, and
+a model without fit rules ranks by score alone), reported as ROC AUC,
+conversion by decile, the share of conversions in the top leads, and
+conversion by band, grade and stage. A trained model ranks them by
+probability.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from .._engine import Engine, Scorecard
+from .._engine import Engine, Scorecard, Scored
 from .._events import Event
 from .._model import Model
 from .._time import format_timestamp, from_datetime
@@ -36,6 +45,9 @@ if TYPE_CHECKING:
 TABLE_TIME = from_datetime(datetime(2000, 1, 1, tzinfo=UTC))
 
 
+_Card = TypeVar("_Card", bound=Scored)
+
+
 def _groups(values: Sequence[str | None], y: Labels) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for value in sorted({v or "(none)" for v in values}):
@@ -49,6 +61,11 @@ def _groups(values: Sequence[str | None], y: Labels) -> dict[str, dict[str, Any]
 
 
 def ranking_report(y: Labels, score: Floats) -> dict[str, Any]:
+    if not y.size:  # no lead (an empty workspace's preview): nothing to rank
+        return {
+            "leads": 0, "conversions": 0, "base_rate": 0.0, "roc_auc": None,
+            "deciles": [], "capture_top_20pct": 0.0, "pareto": [],
+        }  # fmt: skip
     return {
         "leads": int(y.size),
         "conversions": int(y.sum()),
@@ -75,7 +92,7 @@ def score_contacts(engine: Engine, chosen: Sequence[Contact], outcome: str) -> l
     return cards
 
 
-def rule_report(cards: Sequence[Scorecard], y: Labels) -> dict[str, Any]:
+def rule_report(cards: Sequence[Scored], y: Labels) -> dict[str, Any]:
     score = np.array([c.score + c.fit for c in cards], dtype=np.float64)
     return {
         "ranked_by": "score + fit",
@@ -84,6 +101,89 @@ def rule_report(cards: Sequence[Scorecard], y: Labels) -> dict[str, Any]:
         "by_grade": _groups([c.grade for c in cards], y),
         "by_stage": _groups([c.stage for c in cards], y),
     }
+
+
+@dataclass(slots=True)
+class Comparison:
+    """A candidate model against the current one over the same history as
+    of one instant: what activating it would change, and how each ranks the
+    contacts that converted."""
+
+    before: list[Scored]  # the current model's scorecards, by contact id
+    after: list[Scorecard]  # the candidate's, by contact id
+    band_changes: int
+    stage_changes: int
+    moves: list[tuple[str, str, int]]  # (band now, band with the candidate, contacts), most first
+    risers: list[tuple[str, float, float]]  # the largest score changes: (contact, now, candidate)
+    current: dict[str, Any]  # rule_report of `before` against the conversions
+    candidate: dict[str, Any]  # rule_report of `after`
+
+    @property
+    def contacts(self) -> int:
+        return len(self.after)
+
+
+# The preview lists this many of the largest score changes.
+RISERS = 10
+
+
+def compare(
+    current: Iterable[Scored] | None,
+    candidate: Model | Engine,
+    events: Sequence[Event] | str,
+    *,
+    at: int,
+    converted: Set[str],
+) -> Comparison:
+    """The candidate's scorecards of `events` (events, or the path of an
+    event file) as of `at` against `current`, the current model's
+    scorecards of the same contacts as of `at` (None: the candidate is the
+    first model, compared with itself). `converted`: the contacts that
+    converted (they had an outcome event), whatever the model.
+
+    The candidate scores with the batch engine: `leadscore.score_batch`
+    gives what the pure engine's replay gives (what activation would store),
+    set-based on DuckDB. The current model's scorecards are the caller's:
+    the web editor's are the store's ranked list, kept as events arrive, so
+    the history is scored once, not twice."""
+    from .._batch.io import score_batch
+
+    after = _by_contact(score_batch(candidate, events, at=at).scorecards)
+    before = after if current is None else _by_contact(current)
+    moves: dict[tuple[str, str], int] = {}
+    band_changes = stage_changes = 0
+    deltas: list[tuple[float, str, float, float]] = []
+    for contact_id, new in after.items():
+        old = before.get(contact_id)
+        if old is None:  # an event that arrived between the two reads
+            continue
+        if old.band != new.band:
+            band_changes += 1
+            pair = (old.band or "none", new.band or "none")
+            moves[pair] = moves.get(pair, 0) + 1
+        stage_changes += old.stage != new.stage
+        deltas.append((new.score - old.score, contact_id, old.score, new.score))
+    deltas.sort(key=lambda d: (-abs(d[0]), d[1]))
+
+    def measured(cards: Mapping[str, Scored]) -> dict[str, Any]:
+        y = np.array([contact_id in converted for contact_id in cards], dtype=np.int8)
+        return rule_report(list(cards.values()), y)
+
+    return Comparison(
+        before=list(before.values()),
+        after=list(after.values()),
+        band_changes=band_changes,
+        stage_changes=stage_changes,
+        moves=sorted(((a, b, n) for (a, b), n in moves.items()), key=lambda m: -m[2]),
+        risers=[(cid, old, new) for _, cid, old, new in deltas[:RISERS] if old != new],
+        current=measured(before),
+        candidate=measured(after),
+    )
+
+
+def _by_contact(cards: Iterable[_Card]) -> dict[str, _Card]:
+    found = {card.contact_id: card for card in cards if card.contact_id is not None}
+    return dict(sorted(found.items()))
 
 
 def _chosen(

@@ -9,7 +9,7 @@ rebuild are equal by construction, whatever object the caller passed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Set
+from collections.abc import Iterator, Mapping, Set
 from typing import Any
 
 import sqlalchemy as sa
@@ -147,10 +147,16 @@ def stored_many(conn: sa.Connection, workspace: str, event_ids: list[str]) -> di
 
 def all_events(conn: sa.Connection, workspace: str) -> list[Event]:
     """The whole log of a workspace, in arrival order."""
+    return [decode(body) for body in bodies(conn, workspace)]
+
+
+def bodies(conn: sa.Connection, workspace: str) -> Iterator[str]:
+    """The whole log of a workspace as its stored canonical JSON texts (one
+    line each: JSON escapes line breaks in strings), in arrival order."""
     rows = conn.execute(
         sa.select(events.c.body).where(events.c.workspace == workspace).order_by(events.c.seq)
     )
-    return [decode(body) for body in rows.scalars()]
+    yield from rows.scalars()
 
 
 def has_anonymous_only(

@@ -4,9 +4,9 @@ the pure engine: no I/O, no clock (every instant is an argument).
 - `score_series`: a contact's score over time, from its awards' decayed values.
 - `report`: score distribution, conversion by band, grade and stage, the
   funnel by stage, the Pareto curve and score ageing of a set of scorecards.
-- `backtest`: how a candidate model would have scored the stored history,
-  against the active one. The issue-5 `backtest` (predictive scoring)
-  can replace this function; the editor only needs its `Backtest` shape.
+- `histogram`: contacts by score bin (the reports' bins), for the model
+  editor's preview, whose comparison of two models is the backtests'
+  (`leadscore._predict._backtest.compare`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .._engine import Award, Engine
-from .._events import Event
-from .._replay import replay
+from .._engine import Award, Engine, Scored
 from .._store.ranking import Group
 
 MICROS_PER_DAY = 86_400_000_000
@@ -88,19 +86,9 @@ def score_series(
 # -- reports ------------------------------------------------------------------------
 
 
-class Card(Protocol):
+class Card(Scored, Protocol):
     """What a report reads of a contact: a Scorecard, or a ranked row of the store."""
 
-    @property
-    def contact_id(self) -> str | None: ...
-    @property
-    def score(self) -> float: ...
-    @property
-    def grade(self) -> str | None: ...
-    @property
-    def band(self) -> str | None: ...
-    @property
-    def stage(self) -> str | None: ...
     @property
     def last_event_at(self) -> int | None: ...
 
@@ -143,6 +131,12 @@ def age_bucket(days: float) -> int:
 def _bin_name(index: int) -> str:
     low = index * BIN_WIDTH
     return f"{low}+" if index == BINS - 1 else f"{low}-{low + BIN_WIDTH - 1}"
+
+
+def _bin_of(point: int) -> int:
+    """The histogram bin of a whole point (`score_point`): point p + 1 holds
+    the scores in [p, p + 1), so its bin is p's."""
+    return min(max((point - 1) // BIN_WIDTH, 0), BINS - 1)
 
 
 # Scores are tallied by whole point (their floor; below 0 all together, from
@@ -197,8 +191,7 @@ def report(engine: Engine, tallies: Tallies) -> Report:
     ages = [[0, 0.0] for _ in AGE_BUCKETS]
     points: dict[int, list[int]] = {}
     for (_, _, _, age, point, won), (count, total) in groups.items():
-        # Point p + 1 holds the scores in [p, p + 1): its bin is p's.
-        bin_index = min(max((point - 1) // BIN_WIDTH, 0), BINS - 1)
+        bin_index = _bin_of(point)
         bins[bin_index][0] += count
         bins[bin_index][1] += count if won else 0
         ages[age][0] += count
@@ -248,58 +241,9 @@ def report(engine: Engine, tallies: Tallies) -> Report:
     )
 
 
-# -- backtest preview ---------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Backtest:
-    """A candidate model against the active one over the same stored history."""
-
-    contacts: int
-    band_changes: int
-    stage_changes: int
-    moves: list[tuple[str, str, int]]  # (band now, band with the candidate, contacts)
-    current: Report
-    candidate: Report
-    # Contacts that would rise or fall most, with both scores.
-    risers: list[tuple[str, float, float]]
-
-
-def converted_in(events: Iterable[Event], outcome: str | None) -> set[str]:
-    """The contacts with an event of the outcome type."""
-    if not outcome:
-        return set()
-    return {e.contact_id for e in events if e.type == outcome and e.contact_id is not None}
-
-
-def backtest(
-    current: Engine, candidate: Engine, events: Sequence[Event], *, at: int, outcome: str | None
-) -> Backtest:
-    """Replay the stored log under both models as of `at` (the pure engine's
-    replay, exactly what activation would store) and compare them."""
-    before = {c.contact_id: c for c in replay(current, events, at).scorecards}
-    after = {c.contact_id: c for c in replay(candidate, events, at).scorecards}
-    won = converted_in(events, outcome)
-    moves: dict[tuple[str, str], int] = {}
-    band_changes = stage_changes = 0
-    deltas: list[tuple[float, str, float, float]] = []
-    for contact_id, old in before.items():
-        new = after.get(contact_id)
-        if new is None or contact_id is None:
-            continue
-        if old.band != new.band:
-            band_changes += 1
-            pair = (old.band or "none", new.band or "none")
-            moves[pair] = moves.get(pair, 0) + 1
-        stage_changes += old.stage != new.stage
-        deltas.append((new.score - old.score, contact_id, old.score, new.score))
-    deltas.sort(key=lambda d: (-abs(d[0]), d[1]))
-    return Backtest(
-        contacts=len(after),
-        band_changes=band_changes,
-        stage_changes=stage_changes,
-        moves=sorted(((a, b, n) for (a, b), n in moves.items()), key=lambda m: -m[2]),
-        current=report(current, tally(list(before.values()), won, at=at)),
-        candidate=report(candidate, tally(list(after.values()), won, at=at)),
-        risers=[(cid, old, new) for _, cid, old, new in deltas[:10] if old != new],
-    )
+def histogram(scores: Iterable[float]) -> list[tuple[str, int]]:
+    """Contacts by score bin, as the reports' histogram counts them: (bin, contacts)."""
+    counts = [0] * BINS
+    for score in scores:
+        counts[_bin_of(score_point(score))] += 1
+    return [(_bin_name(i), count) for i, count in enumerate(counts)]
