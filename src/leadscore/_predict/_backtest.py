@@ -79,17 +79,16 @@ def ranking_report(y: Labels, score: Floats) -> dict[str, Any]:
 
 def score_contacts(engine: Engine, chosen: Sequence[Contact], outcome: str) -> list[Scorecard]:
     """Each contact's scorecard as of its cut-off: a replay of its events up to it."""
-    cards = []
-    for contact in chosen:
-        state, _ = engine.run(
-            [engine.prepare(e) for e in contact.observed(outcome)], contact_id=contact.contact_id
-        )
-        cards.append(
-            engine.scorecard(
-                state, contact.cutoff, contact_id=contact.contact_id, anonymous_id=None
-            )
-        )
-    return cards
+    return [
+        _replayed(engine, contact.observed(outcome), contact.contact_id, contact.cutoff)
+        for contact in chosen
+    ]
+
+
+def _replayed(engine: Engine, events: Iterable[Event], contact_id: str, at: int) -> Scorecard:
+    """One contact's scorecard as of `at`: the engine's run over its events."""
+    state, _ = engine.run([engine.prepare(e) for e in events], contact_id=contact_id)
+    return engine.scorecard(state, at, contact_id=contact_id, anonymous_id=None)
 
 
 def rule_report(cards: Sequence[Scored], y: Labels) -> dict[str, Any]:
@@ -245,12 +244,11 @@ def table_events(table: Table, ids: Sequence[str]) -> list[Event]:
 def backtest_table(model: Model | Engine, table: Table, y: Labels) -> dict[str, Any]:
     """A rule model's backtest on a table (one `identify` per row), as plain data."""
     engine = model if isinstance(model, Engine) else Engine(model)
-    cards = []
-    for event in table_events(table, [f"row-{i}" for i in range(table.rows)]):
-        state, _ = engine.run([engine.prepare(event)], contact_id=event.contact_id)
-        cards.append(
-            engine.scorecard(state, TABLE_TIME, contact_id=event.contact_id, anonymous_id=None)
-        )
+    ids = [f"row-{i}" for i in range(table.rows)]
+    events = table_events(table, ids)
+    cards = [
+        _replayed(engine, [event], row, TABLE_TIME) for event, row in zip(events, ids, strict=True)
+    ]
     return rule_report(cards, y)
 
 
