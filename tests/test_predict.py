@@ -508,7 +508,7 @@ def test_the_leak_guards_tied_auc_is_the_roc_auc() -> None:
     rng = np.random.default_rng(3)
     y = (rng.random(5000) < 0.2).astype(np.int8)
     # Few distinct scores, many ties, as the per-value rates of one column.
-    score = np.round(rng.random(5000) + 0.3 * y, 1)
+    score = np.round(rng.random(5000) + 0.3 * y, 1).astype(np.float64)
     assert _tied_auc(y, score) == pytest.approx(roc_auc(y, score), abs=1e-12)
 
 
