@@ -21,7 +21,7 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
-from leadscore import Event, load_model, replay
+from leadscore import Event, InputError, load_model, replay
 from leadscore._cli import cli
 from leadscore._predict._api import train_events, train_table
 from leadscore._predict._backtest import backtest
@@ -500,3 +500,27 @@ def test_table_training_in_python_matches_the_cli(table_path: Path, trained_dir:
     )
     saved: dict[str, Any] = orjson.loads((trained_dir / "model.json").read_bytes())
     assert model.report["roc_auc"] == saved["report"]["roc_auc"]
+
+
+def test_the_leak_guards_tied_auc_is_the_roc_auc() -> None:
+    from leadscore._predict._leaks import _tied_auc
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(5000) < 0.2).astype(np.int8)
+    # Few distinct scores, many ties, as the per-value rates of one column.
+    score = np.round(rng.random(5000) + 0.3 * y, 1).astype(np.float64)
+    assert _tied_auc(y, score) == pytest.approx(roc_auc(y, score), abs=1e-12)
+
+
+def test_numeric_targets_are_compared_as_numbers(tmp_path: Path) -> None:
+    from leadscore._predict._table import target_labels
+
+    path = tmp_path / "t.csv"
+    path.write_text("x,won\n1,1\n2,0\n3,\n4,1.0\n5,0\n")
+    table = read_table(path)
+    labels, known = target_labels(table, "won", None)
+    assert labels[known].tolist() == [1, 0, 1, 0]
+    assert known.tolist() == [True, True, False, True, True]
+    assert target_labels(table, "won", "0")[0][known].tolist() == [0, 1, 0, 1]
+    with pytest.raises(InputError, match=r"only one class.*values seen: '0', '1'"):
+        target_labels(table, "won", "yes")

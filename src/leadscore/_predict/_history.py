@@ -34,6 +34,9 @@ from .._replay import deduplicate, links, owner_of
 from ._table import Table, typed_column
 
 DAY = 86_400_000_000  # microseconds
+HOUR = DAY // 24
+# 1970-01-01, day 0 of the epoch, was a Thursday.
+_WEEKDAYS = ("Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed")
 _MAX_PROPERTY_VALUES = 1000  # a property with more distinct values is free text or an id
 
 
@@ -126,7 +129,10 @@ def features(chosen: Sequence[Contact], setup: Setup, *, engine: Engine | None =
     """The feature table of `chosen` contacts, one row each, in order.
 
     - per event type: how many before the cut-off, days since the last one;
-    - days since first seen;
+    - days since first seen; the weekday and hour (UTC) when first seen (who
+      arrives on a Saturday or at night is often another kind of lead; an
+      hour that is always 0, as in data kept by the day, is dropped as
+      constant);
     - per event type, the top-level properties of its latest event (the
       origin and landing page of a first contact);
     - traits as of the cut-off;
@@ -141,6 +147,8 @@ def features(chosen: Sequence[Contact], setup: Setup, *, engine: Engine | None =
         columns[f"{t} count"] = [0.0] * rows
         columns[f"{t} days since last"] = [None] * rows
     columns["days since first seen"] = [0.0] * rows
+    columns["first seen weekday"] = [_WEEKDAYS[(c.first_seen // DAY) % 7] for c in chosen]
+    columns["first seen hour"] = [float((c.first_seen % DAY) // HOUR) for c in chosen]
     properties: dict[str, list[Any]] = {}
     traits: dict[str, list[Any]] = {}
     rules: dict[str, list[Any]] = {}

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ._metrics import Labels, roc_auc
+from ._metrics import Labels
 from ._table import Table
 
 ALL_ROWS = 0.90
@@ -66,9 +66,13 @@ def _values(table: Table, name: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[
             edges = np.unique(np.quantile(x[recorded], np.linspace(0, 1, BINS + 1)[1:-1]))
             ids[recorded] = 1 + np.searchsorted(edges, x[recorded], side="right")
         return ids, recorded
-    recorded = np.array([v is not None for v in column], dtype=bool)
-    _, inverse = np.unique(np.where(recorded, column, "").astype(str), return_inverse=True)
-    ids = np.where(recorded, inverse + 1, 0).astype(np.intp)
+    import pyarrow as pa
+
+    # Arrow's dictionary encoding numbers the values in C (sorting 200,000
+    # strings with numpy took seconds for a table of ten such columns).
+    codes = pa.array(column, type=pa.string()).dictionary_encode().indices
+    recorded = codes.is_valid().to_numpy(zero_copy_only=False)
+    ids = codes.fill_null(-1).to_numpy().astype(np.intp) + 1
     return ids, recorded
 
 
@@ -86,7 +90,21 @@ def _oof_auc(ids: npt.NDArray[np.intp], y: Labels, seed: int) -> float:
         # One pseudo-lead at the base rate: a value seen once is not a verdict.
         rate = (wins + prior) / (seen + 1.0)
         score[~train] = rate[ids[~train]]
-    return roc_auc(y, score)
+    return _tied_auc(y, score)
+
+
+def _tied_auc(y: Labels, score: npt.NDArray[np.float64]) -> float:
+    """ROC AUC of a score with few distinct values (ties count half), from
+    the outcome counts per value: the chance that a random converter scores
+    above a random non-converter. The same number as `roc_auc`, in a
+    fraction of its time on 200,000 rows (no sort of the rows themselves,
+    only of the distinct values)."""
+    _, value = np.unique(score, return_inverse=True)
+    positives = np.bincount(value, weights=y).astype(np.float64)
+    negatives = np.bincount(value).astype(np.float64) - positives
+    below = np.cumsum(negatives) - negatives  # non-converters strictly below each value
+    pairs = positives.sum() * negatives.sum()
+    return float((positives * (below + 0.5 * negatives)).sum() / pairs)
 
 
 def single_column(table: Table, name: str, y: Labels, seed: int = 0) -> Suspect:

@@ -7,7 +7,10 @@ Validation is what the report shows and what picks the learner:
   predictions. Above `HOLDOUT_ABOVE` rows, five fits would cost minutes and
   one split is already precise: a stratified 80/20 hold-out, and the models
   fitted for it are the ones kept (no refit), with boosting at twice the
-  learning rate on half the rows per tree (`LARGE_PARAMS`).
+  learning rate on half the rows per tree (`LARGE_PARAMS`), on a stratified
+  sample of at most `TREE_ROWS` of the training rows (the logistic
+  regression on at most `LINEAR_ROWS`). The hold-out itself is every
+  remaining row, so the report stays as precise as the table allows.
 - event logs and tables split in time: the rows before the split train, the
   rest test. Inside the training rows, the latest fifth (by time) early-stops
   the trees, picks the learner and fits the calibration, so the test rows
@@ -34,7 +37,16 @@ import numpy.typing as npt
 from .._errors import InputError
 from ._encode import Encoder
 from ._leaks import Suspect, suspected_leaks
-from ._learners import Learner, Logistic, Platt, Trees
+from ._learners import (
+    LARGE_STOP_AFTER,
+    LOGISTIC_C,
+    LOGISTIC_CS,
+    STOP_AFTER,
+    Learner,
+    Logistic,
+    Platt,
+    Trees,
+)
 from ._metrics import Labels, probability_report, roc_auc
 from ._table import Floats, Table
 
@@ -46,6 +58,13 @@ LARGE_PARAMS = {"learning_rate": 0.1, "bagging_fraction": 0.5}
 # The logistic regression's coefficients are settled long before this many
 # rows; above it, it trains on a random sample (the trees use every row).
 LINEAR_ROWS = 200_000
+# The trees' rows on large tables. Boosting's cost is linear in rows, and a
+# million-row table would spend a minute of two cores on it; 250,000 rows
+# (200,000 to fit, 50,000 to early-stop) cost the trees 0.002 of held-out
+# AUC on the generated million-row benchmark table and halve training's
+# CPU time (docs/benchmarks.md): a sample that size holds every pattern a
+# lead table has many times over.
+TREE_ROWS = 250_000
 _INNER_SHARE = 0.2  # the early-stopping / calibration slice of the training rows
 FORMAT = "leadscore-predictive-model"
 FORMAT_VERSION = 1
@@ -56,9 +75,21 @@ class Options:
     rounds: int | None = None  # fixed boosting rounds instead of early stopping
     folds: int = 5
     seed: int = 0
-    threads: int = 0  # LightGBM's default: every core
+    threads: int = 0  # 0: every core, one on a busy machine (default_threads)
     max_rounds: int = 1000
     large: bool = False  # set for hold-out validation of large tables: LARGE_PARAMS
+
+
+def stratified_sample(
+    rows: npt.NDArray[np.intp], y: Labels, size: int, seed: int
+) -> npt.NDArray[np.intp]:
+    """At most `size` of `rows`, keeping the share of each outcome; sorted."""
+    if rows.size <= size:
+        return rows
+    from sklearn.model_selection import train_test_split
+
+    kept, _ = train_test_split(rows, train_size=size, stratify=y[rows], random_state=seed)
+    return np.sort(kept)
 
 
 def stratified_folds(y: Labels, folds: int, seed: int) -> list[npt.NDArray[np.intp]]:
@@ -101,7 +132,9 @@ def select_features(
             continue
         if column.dtype == np.float64:
             x = column.astype(np.float64)
-            distinct = np.unique(x[~np.isnan(x)]).size
+            recorded_x = x[~np.isnan(x)]
+            # Only "constant or not" matters for numbers: min and max, not a sort.
+            distinct = 0 if recorded_x.size == 0 else 1 + int(recorded_x.min() < recorded_x.max())
         else:
             recorded = [v for v in column if v is not None]
             distinct = len(set(recorded))
@@ -132,10 +165,11 @@ def _fit_learner(
     options: Options,
     rounds: int | None = None,
     stop_rows: npt.NDArray[np.intp] | None = None,
+    c: float = LOGISTIC_C,
 ) -> tuple[Learner, int]:
     """Fit one learner on `rows`; trees early-stop on `stop_rows` unless rounds are fixed."""
-    part = table.take(rows)
     if kind == "gbm":
+        part = table.take(rows)
         fixed = rounds if rounds is not None else options.rounds
         valid = None
         if fixed is None:
@@ -151,13 +185,14 @@ def _fit_learner(
             seed=options.seed,
             max_rounds=options.max_rounds,
             params=LARGE_PARAMS if options.large else None,
+            stop_after=LARGE_STOP_AFTER if options.large else STOP_AFTER,
         )
     if rows.size > LINEAR_ROWS:
         sample = np.sort(
             np.random.default_rng(options.seed).choice(rows.size, LINEAR_ROWS, replace=False)
         )
-        part, rows = part.take(sample), rows[sample]
-    return Logistic.fit(encoder.linear(part), y[rows]), 0
+        rows = rows[sample]
+    return Logistic.fit(encoder.linear(table.take(rows)), y[rows], c=c), 0
 
 
 def _stop_split(
@@ -178,6 +213,28 @@ def _stop_split(
 KINDS = ("gbm", "logistic")
 
 
+def _choose_c(
+    table: Table,
+    names: list[str],
+    y: Labels,
+    fit_rows: npt.NDArray[np.intp],
+    stop_rows: npt.NDArray[np.intp],
+) -> float:
+    """The logistic regression's regularisation (of LOGISTIC_CS) with the best
+    ROC AUC on the early-stopping slice, fitted on the rest; ties keep the
+    weaker shrinkage."""
+    if y[stop_rows].min() == y[stop_rows].max() or y[fit_rows].min() == y[fit_rows].max():
+        return LOGISTIC_C
+    encoder = Encoder.fit(table, names, fit_rows)
+    x_fit, x_stop = encoder.linear(table.take(fit_rows)), encoder.linear(table.take(stop_rows))
+
+    def score(c: float) -> tuple[float, float]:
+        learner = Logistic.fit(x_fit, y[fit_rows], c=c)
+        return roc_auc(y[stop_rows], learner.raw(encoder, x_stop)), c
+
+    return max(LOGISTIC_CS, key=score)
+
+
 def _predict_rows(
     kind: str,
     table: Table,
@@ -190,11 +247,24 @@ def _predict_rows(
     times: Floats | None,
 ) -> tuple[Floats, int, Encoder, Learner]:
     """Raw predictions for `test` of `kind` fitted on `train` (trees early-stopped inside it)."""
+    if options.large:
+        # Sampled before anything is fitted: the encoder's percentiles and
+        # category counts on a million rows cost seconds and say no more.
+        train = stratified_sample(
+            train, y, TREE_ROWS if kind == "gbm" else LINEAR_ROWS, options.seed
+        )
     fit_rows, stop_rows = _stop_split(train, y, times, options.seed)
     encoder = Encoder.fit(table, names, fit_rows if kind == "gbm" else train)
     rows = fit_rows if kind == "gbm" and options.rounds is None else train
+    # Large tables: 200,000 rows settle the coefficients whatever the
+    # regularisation, and three more fits would cost seconds for nothing.
+    c = (
+        _choose_c(table, names, y, fit_rows, stop_rows)
+        if kind == "logistic" and not options.large
+        else LOGISTIC_C
+    )
     learner, used = _fit_learner(
-        kind, encoder, table, y, rows=rows, options=options, stop_rows=stop_rows
+        kind, encoder, table, y, rows=rows, options=options, stop_rows=stop_rows, c=c
     )
     return learner.raw(encoder, learner.matrix(encoder, table.take(test))), used, encoder, learner
 
@@ -205,6 +275,7 @@ class Validation:
     raw: dict[str, Floats]  # kind -> raw predictions of the evaluated rows
     rows: npt.NDArray[np.intp]  # the evaluated rows, in the order of `raw`
     rounds: list[int]
+    cs: list[float]  # the logistic regression's chosen regularisation, per fit
     fitted: dict[str, tuple[Encoder, Learner]] = field(default_factory=dict)  # hold-out: kept
     calibration_raw: dict[str, Floats] | None = None  # time split: the inner slice's
     calibration_rows: npt.NDArray[np.intp] | None = None
@@ -221,6 +292,7 @@ def cross_validate(table: Table, names: list[str], y: Labels, options: Options) 
     everything = np.arange(y.size)
     raw = {kind: np.zeros(y.size) for kind in KINDS}
     rounds = []
+    cs: list[float] = []
     fitted: dict[str, tuple[Encoder, Learner]] = {}
     if len(folds) == 1:
         options = replace(options, large=True)
@@ -232,6 +304,8 @@ def cross_validate(table: Table, names: list[str], y: Labels, options: Options) 
             )
             if kind == "gbm":
                 rounds.append(used)
+            if isinstance(learner, Logistic):
+                cs.append(learner.c)
             if len(folds) == 1:
                 fitted[kind] = (encoder, learner)
     evaluated = np.sort(np.concatenate(folds))
@@ -241,7 +315,7 @@ def cross_validate(table: Table, names: list[str], y: Labels, options: Options) 
         else "stratified 80/20 hold-out"
     )
     return Validation(
-        protocol, {k: v[evaluated] for k, v in raw.items()}, evaluated, rounds, fitted
+        protocol, {k: v[evaluated] for k, v in raw.items()}, evaluated, rounds, cs, fitted
     )
 
 
@@ -266,18 +340,23 @@ def time_validate(
     raw: dict[str, Floats] = {}
     inner: dict[str, Floats] = {}
     rounds = []
+    cs = []
     for kind in KINDS:
-        inner[kind], used, _, _ = _predict_rows(
+        inner[kind], used, _, inner_learner = _predict_rows(
             kind, table, names, y, train=fit_rows, test=stop_rows, options=options, times=times
         )
+        c = LOGISTIC_C
         if kind == "gbm":
             rounds.append(used)
+        if isinstance(inner_learner, Logistic):
+            c = inner_learner.c
+            cs.append(c)
         encoder = Encoder.fit(table, names, train)
         learner, _ = _fit_learner(
-            kind, encoder, table, y, rows=train, options=options, rounds=used or None
+            kind, encoder, table, y, rows=train, options=options, rounds=used or None, c=c
         )
         raw[kind] = learner.raw(encoder, learner.matrix(encoder, table.take(test)))
-    return Validation("time split", raw, test, rounds, {}, inner, stop_rows)
+    return Validation("time split", raw, test, rounds, cs, {}, inner, stop_rows)
 
 
 def _versions() -> dict[str, str]:
@@ -305,7 +384,7 @@ class TrainedModel:
         return result
 
     def probabilities(self, table: Table) -> Floats:
-        return self.platt(self.learner.raw(self.encoder, self.learner.matrix(self.encoder, table)))
+        return self.platt(self.learner.score(self.encoder, table))
 
     def contributions(self, table: Table) -> Floats:
         """rows x (features + 1), in calibrated log-odds (Platt's slope applied)."""
@@ -436,12 +515,14 @@ def fit(
     held_out = {k: round(roc_auc(y[check.rows], v), 4) for k, v in check.raw.items()}
     report = probability_report(y[check.rows], platt(check.raw[kind]))
     rounds = int(np.median(check.rounds)) if check.rounds else None
+    # The regularisation most folds chose (ties: the weaker shrinkage).
+    c = max(check.cs, key=lambda v: (check.cs.count(v), v)) if check.cs else LOGISTIC_C
     if kind in check.fitted:
         encoder, learner = check.fitted[kind]
     else:
         encoder = Encoder.fit(table, names, train_rows)
         learner, _ = _fit_learner(
-            kind, encoder, table, y, rows=train_rows, options=options, rounds=rounds
+            kind, encoder, table, y, rows=train_rows, options=options, rounds=rounds, c=c
         )
     model = TrainedModel(encoder, learner, platt, {})
     report = {
@@ -450,6 +531,7 @@ def fit(
         "candidates": held_out,
         "chosen_by": {k: round(v, 4) for k, v in choice.items()},
         "boosting_rounds": rounds,
+        "logistic_c": c,
         **report,
         "features": _importance(model, table.take(train_rows), options.seed),
         "suspected_leaks": [s.to_json() for s in selection.suspects],
