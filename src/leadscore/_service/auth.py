@@ -51,11 +51,12 @@ _NEEDED_FOR = {
 }
 
 
-def presented_key(
+async def presented_key(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     basic: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
 ) -> str | None:
-    """The key in the Authorization header, if there is one."""
+    """The key in the Authorization header, if there is one (`async`: no
+    I/O, so no hand-off to the thread pool)."""
     if bearer is not None:
         return bearer.credentials.strip() or None
     if basic is not None:

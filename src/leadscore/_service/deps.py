@@ -16,28 +16,32 @@ from .committer import Committer
 from .metrics import Metrics
 from .modelcache import ModelCache
 
+# The app's parts are read from its state in `async def` dependencies: FastAPI
+# runs a plain `def` dependency in its thread pool, a hand-off to a thread and
+# back for what is an attribute read, and a request had seven of them.
 
-def _database(request: Request) -> sa.Engine:
+
+async def _database(request: Request) -> sa.Engine:
     engine: sa.Engine = request.app.state.database
     return engine
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _committer(request: Request) -> Committer:
+async def _committer(request: Request) -> Committer:
     committer: Committer = request.app.state.committer
     return committer
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
 
-def _models(request: Request) -> ModelCache:
+async def _models(request: Request) -> ModelCache:
     models: ModelCache = request.app.state.models
     return models
 
