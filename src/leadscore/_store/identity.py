@@ -32,21 +32,22 @@ def winner(conn: sa.Connection, workspace: str, anonymous_id: str) -> Link | Non
     return None if row is None else Link(row.timestamp, row.event_id, row.contact_id)
 
 
+_WINNERS = sa.select(
+    identity_links.c.anonymous_id,
+    identity_links.c.timestamp,
+    identity_links.c.event_id,
+    identity_links.c.contact_id,
+).where(
+    identity_links.c.workspace == sa.bindparam("workspace"),
+    identity_links.c.anonymous_id.in_(sa.bindparam("anonymous_ids", expanding=True)),
+)
+
+
 def winners(conn: sa.Connection, workspace: str, anonymous_ids: list[str]) -> dict[str, Link]:
     """The links in force of these anonymous ids (those that have one)."""
     if not anonymous_ids:
         return {}
-    rows = conn.execute(
-        sa.select(
-            identity_links.c.anonymous_id,
-            identity_links.c.timestamp,
-            identity_links.c.event_id,
-            identity_links.c.contact_id,
-        ).where(
-            identity_links.c.workspace == workspace,
-            identity_links.c.anonymous_id.in_(anonymous_ids),
-        )
-    )
+    rows = conn.execute(_WINNERS, {"workspace": workspace, "anonymous_ids": anonymous_ids})
     return {row.anonymous_id: Link(row.timestamp, row.event_id, row.contact_id) for row in rows}
 
 

@@ -80,12 +80,20 @@ def insert_many(
         }
         for event, body in sorted(encoded, key=lambda pair: pair[0].id)
     ]
-    statement = insert_new(conn, events, "workspace", "id").returning(events.c.id)
+    statement = _INSERT.get(conn.dialect.name)
+    if statement is None:
+        statement = _INSERT[conn.dialect.name] = insert_new(
+            conn, events, "workspace", "id"
+        ).returning(events.c.id)
     if len(rows) == 1:  # a single row needs no executemany machinery
-        return set(conn.execute(statement.values(rows[0])).scalars())
+        return set(conn.execute(statement, rows[0]).scalars())
     if conn.dialect.name == "postgresql":
         return _insert_unnest(conn, rows)
     return set(conn.execute(statement, rows).scalars())
+
+
+# The insert of insert_many, by dialect name, built on first use.
+_INSERT: dict[str, sa.Insert] = {}
 
 
 # One short statement with a column of values per array: a VALUES list of
@@ -133,15 +141,17 @@ def stored(conn: sa.Connection, workspace: str, event_id: str) -> Event:
     return stored_many(conn, workspace, [event_id])[event_id]
 
 
+_STORED = sa.select(events.c.id, events.c.body).where(
+    events.c.workspace == sa.bindparam("workspace"),
+    events.c.id.in_(sa.bindparam("ids", expanding=True)),
+)
+
+
 def stored_many(conn: sa.Connection, workspace: str, event_ids: list[str]) -> dict[str, Event]:
     """The stored copies of these ids."""
     if not event_ids:
         return {}
-    rows = conn.execute(
-        sa.select(events.c.id, events.c.body).where(
-            events.c.workspace == workspace, events.c.id.in_(event_ids)
-        )
-    )
+    rows = conn.execute(_STORED, {"workspace": workspace, "ids": event_ids})
     return {event_id: decode(body) for event_id, body in rows}
 
 
