@@ -62,21 +62,28 @@ def offer(
     if current is not None and current.order_key <= candidate.order_key:
         return False
     values = {
+        "w_workspace": workspace,
+        "w_anonymous_id": anonymous_id,
         "timestamp": candidate.timestamp,
         "event_id": candidate.event_id,
         "contact_id": candidate.contact_id,
     }
-    if current is None:
-        conn.execute(
-            identity_links.insert().values(workspace=workspace, anonymous_id=anonymous_id, **values)
-        )
-    else:
-        conn.execute(
-            identity_links.update()
-            .where(
-                identity_links.c.workspace == workspace,
-                identity_links.c.anonymous_id == anonymous_id,
-            )
-            .values(**values)
-        )
+    conn.execute(_LINK_INSERT if current is None else _LINK_UPDATE, values)
     return True
+
+
+_LINK_INSERT = identity_links.insert().values(
+    workspace=sa.bindparam("w_workspace"), anonymous_id=sa.bindparam("w_anonymous_id")
+)
+_LINK_UPDATE = (
+    identity_links.update()
+    .where(
+        identity_links.c.workspace == sa.bindparam("w_workspace"),
+        identity_links.c.anonymous_id == sa.bindparam("w_anonymous_id"),
+    )
+    .values(
+        timestamp=sa.bindparam("timestamp"),
+        event_id=sa.bindparam("event_id"),
+        contact_id=sa.bindparam("contact_id"),
+    )
+)

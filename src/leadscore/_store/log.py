@@ -8,6 +8,7 @@ rebuild are equal by construction, whatever object the caller passed.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Set
 from typing import Any
@@ -186,6 +187,26 @@ def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = No
     of `at` is the stored winner if its link is not after `at`, else none.
     """
     identified, key = owner
+    values: dict[str, Any] = {"workspace": workspace, "key": key}
+    if at is not None:
+        values["at"] = at
+    query = _owned_query(identified, as_of=at is not None)
+    found = [decode(body) for body in conn.execute(query, values).scalars()]
+    if at is not None:
+        found = [event for event in found if event.timestamp <= at]
+    # Sorted here, not in SQL: ids compare by code point (spec 1), which a
+    # PostgreSQL collation other than "C" would not do.
+    found.sort(key=lambda event: event.order_key)
+    return found
+
+
+@functools.cache
+def _owned_query(identified: bool, *, as_of: bool) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+    """`owned`'s query for one kind of owner, with or without `at`, built once
+    (rebuilds run it often): bound parameters workspace, key and at."""
+    workspace: sa.BindParameter[str] = sa.bindparam("workspace")
+    key: sa.BindParameter[str] = sa.bindparam("key")
+    at: sa.BindParameter[int] = sa.bindparam("at")
     link = identity_links
     joined = events.join(
         link,
@@ -194,10 +215,11 @@ def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = No
         ),
         isouter=not identified,
     )
+    parts: list[sa.Select[Any]]
     if identified:
         own = events.c.contact_id == key
         # sa.true() leaves link conditions out of the current owner's query.
-        linked = sa.true() if at is None else link.c.timestamp <= at
+        linked = sa.true() if not as_of else link.c.timestamp <= at
         # The ids it won, as a list to look up in the anonymous-only index:
         # as a join, SQLite's planner walks every anonymous-only event of the
         # workspace instead (hundreds of milliseconds in a log of a million).
@@ -212,26 +234,19 @@ def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = No
         ]
     else:
         unlinked: sa.ColumnElement[bool] = link.c.contact_id.is_(None)
-        if at is not None:
+        if as_of:
             unlinked = sa.or_(unlinked, link.c.timestamp > at)
         parts = [
             sa.select(events.c.body)
             .select_from(joined)
             .where(*_anonymous_only(workspace, key), unlinked)
         ]
-    if at is not None:
+    if as_of:
         # In SQL for the first part only: on a contact's linked ids' part,
         # SQLite would range over the contact index again (contact_id IS
-        # NULL, timestamp <= at). Their few events are filtered below.
+        # NULL, timestamp <= at). Their few events are filtered in `owned`.
         parts = [parts[0].where(events.c.timestamp <= at), *parts[1:]]
-    query = parts[0] if len(parts) == 1 else sa.union_all(*parts)
-    found = [decode(body) for body in conn.execute(query).scalars()]
-    if at is not None:
-        found = [event for event in found if event.timestamp <= at]
-    # Sorted here, not in SQL: ids compare by code point (spec 1), which a
-    # PostgreSQL collation other than "C" would not do.
-    found.sort(key=lambda event: event.order_key)
-    return found
+    return parts[0] if len(parts) == 1 else sa.union_all(*parts)
 
 
 def owned_many(
@@ -308,7 +323,9 @@ def anonymous_as_of(conn: sa.Connection, workspace: str, at: int) -> list[str]:
     return [anonymous for anonymous in conn.execute(query).scalars() if anonymous is not None]
 
 
-def _anonymous_only(workspace: str, anonymous_id: str | None) -> tuple[sa.ColumnElement[bool], ...]:
+def _anonymous_only(
+    workspace: str | sa.BindParameter[Any], anonymous_id: str | sa.BindParameter[Any] | None
+) -> tuple[sa.ColumnElement[bool], ...]:
     """Events with no contact id (of one anonymous id, unless None)."""
     found = (events.c.workspace == workspace, events.c.contact_id.is_(None))
     if anonymous_id is None:
