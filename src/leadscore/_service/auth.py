@@ -25,7 +25,7 @@ from fastapi.security import (
     HTTPBearer,
 )
 
-from .._store.database import reader
+from .._store.database import reading
 from .._store.keys import Caller, Scope, authenticate
 from .problems import Problem
 
@@ -64,7 +64,7 @@ async def presented_key(
     return None
 
 
-def authorize(database: sa.Engine, key: str | None, needed: Scope) -> Caller:
+def authorize(database: sa.Engine | sa.Connection, key: str | None, needed: Scope) -> Caller:
     """The caller of a key allowed to do what needs `needed`; else a 401 or 403 problem."""
     if key is None:
         raise Problem(
@@ -74,7 +74,7 @@ def authorize(database: sa.Engine, key: str | None, needed: Scope) -> Caller:
             kind="unauthorized",
             headers=_CHALLENGE,
         )
-    with reader(database) as conn:
+    with reading(database) as conn:
         caller = authenticate(conn, key=key)
     if caller is None:
         raise Problem(

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .._errors import EventError
 from .._segment import CALL_TYPES, batch, from_segment
+from .._store.database import reader
 from .._store.keys import Scope
 from . import problems
 from .auth import authorize
@@ -41,6 +42,7 @@ from .ingestion import (
     EventResult,
     IngestAnswer,
     Refused,
+    active_model,
     answer,
     answer_one,
     check_batch_size,
@@ -126,17 +128,18 @@ def _call_route(kind: str) -> Callable[..., Awaitable[TrackingAnswer]]:
         received_at = datetime.now(UTC)
 
         def work() -> TrackingAnswer:
-            caller = authorize(database, key, Scope.WRITE)
-            try:
-                event = from_segment(body, kind=kind, received_at=received_at)
-            except EventError as error:
-                raise rejection(str(error), error) from None
+            with reader(database) as conn:  # one checkout for the key and the model
+                caller = authorize(conn, key, Scope.WRITE)
+                try:
+                    event = from_segment(body, kind=kind, received_at=received_at)
+                except EventError as error:
+                    raise rejection(str(error), error) from None
+                model = active_model(conn, models, workspace=caller.workspace)
             (result,) = store_events(
-                database=database,
-                models=models,
                 committer=committer,
                 metrics=metrics,
                 workspace=caller.workspace,
+                model=model,
                 items=[event],
             )
             return _tracking(answer_one(result))
@@ -186,19 +189,21 @@ async def post_batch(
     received_at = datetime.now(UTC)
 
     def work() -> TrackingAnswer:
-        caller = authorize(database, key, Scope.WRITE)
-        items = body.get("batch") if isinstance(body, dict) else None
-        if isinstance(items, list):
-            check_batch_size(len(items), settings)
-        try:
-            translated = batch(body, received_at=received_at)
-        except EventError as error:
-            raise Problem(
-                422,
-                f"Not a Segment batch: {error}",
-                kind="invalid-request",
-                errors=[{"path": error.field or "body", "message": error.message}],
-            ) from None
+        with reader(database) as conn:  # one checkout for the key and the model
+            caller = authorize(conn, key, Scope.WRITE)
+            items = body.get("batch") if isinstance(body, dict) else None
+            if isinstance(items, list):
+                check_batch_size(len(items), settings)
+            try:
+                translated = batch(body, received_at=received_at)
+            except EventError as error:
+                raise Problem(
+                    422,
+                    f"Not a Segment batch: {error}",
+                    kind="invalid-request",
+                    errors=[{"path": error.field or "body", "message": error.message}],
+                ) from None
+            model = active_model(conn, models, workspace=caller.workspace)
         assert isinstance(items, list)  # batch() has checked it
         calls: list[dict[str, Any] | Refused] = [
             Refused(_message_id(items[index]), str(result))
@@ -207,11 +212,10 @@ async def post_batch(
             for index, result in enumerate(translated)
         ]
         results: list[EventResult] = store_events(
-            database=database,
-            models=models,
             committer=committer,
             metrics=metrics,
             workspace=caller.workspace,
+            model=model,
             items=calls,
         )
         return _tracking(answer(results))
