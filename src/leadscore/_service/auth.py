@@ -25,7 +25,7 @@ from fastapi.security import (
     HTTPBearer,
 )
 
-from .._store.database import reader
+from .._store.database import reading
 from .._store.keys import Caller, Scope, authenticate
 from .problems import Problem
 
@@ -51,11 +51,12 @@ _NEEDED_FOR = {
 }
 
 
-def presented_key(
+async def presented_key(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     basic: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
 ) -> str | None:
-    """The key in the Authorization header, if there is one."""
+    """The key in the Authorization header, if there is one (`async`: no
+    I/O, so no hand-off to the thread pool)."""
     if bearer is not None:
         return bearer.credentials.strip() or None
     if basic is not None:
@@ -63,7 +64,7 @@ def presented_key(
     return None
 
 
-def authorize(database: sa.Engine, key: str | None, needed: Scope) -> Caller:
+def authorize(database: sa.Engine | sa.Connection, key: str | None, needed: Scope) -> Caller:
     """The caller of a key allowed to do what needs `needed`; else a 401 or 403 problem."""
     if key is None:
         raise Problem(
@@ -73,7 +74,7 @@ def authorize(database: sa.Engine, key: str | None, needed: Scope) -> Caller:
             kind="unauthorized",
             headers=_CHALLENGE,
         )
-    with reader(database) as conn:
+    with reading(database) as conn:
         caller = authenticate(conn, key=key)
     if caller is None:
         raise Problem(

@@ -16,28 +16,32 @@ from .committer import Committer
 from .metrics import Metrics
 from .modelcache import ModelCache
 
+# The app's parts are read from its state in `async def` dependencies: FastAPI
+# runs a plain `def` dependency in its thread pool, a hand-off to a thread and
+# back for what is an attribute read, and a request had seven of them.
 
-def _database(request: Request) -> sa.Engine:
+
+async def _database(request: Request) -> sa.Engine:
     engine: sa.Engine = request.app.state.database
     return engine
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _committer(request: Request) -> Committer:
+async def _committer(request: Request) -> Committer:
     committer: Committer = request.app.state.committer
     return committer
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
 
-def _models(request: Request) -> ModelCache:
+async def _models(request: Request) -> ModelCache:
     models: ModelCache = request.app.state.models
     return models
 
@@ -62,12 +66,12 @@ def _key(needed: Scope) -> Callable[[Database, PresentedKey], Caller]:
     return dependency
 
 
-def _segment_key(database: Database, key: PresentedKey, body: JsonBody) -> Caller:
+async def _segment_credentials(key: PresentedKey, body: JsonBody) -> str | None:
     # analytics.js sends no Authorization header (it would cost a CORS
     # preflight per call) but the write key in the body.
     if key is None and isinstance(body, dict) and isinstance(body.get("writeKey"), str):
         key = body["writeKey"] or None
-    return authorize(database, key, Scope.WRITE)
+    return key
 
 
 # The caller of a route, by the scope the route needs (auth.py): admin keys
@@ -75,5 +79,8 @@ def _segment_key(database: Database, key: PresentedKey, body: JsonBody) -> Calle
 WriteKey = Annotated[Caller, Depends(_key(Scope.WRITE))]
 ReadKey = Annotated[Caller, Depends(_key(Scope.READ))]
 AdminKey = Annotated[Caller, Depends(_key(Scope.ADMIN))]
-# Segment's routes: a write key in the Authorization header or the body's `writeKey`.
-SegmentKey = Annotated[Caller, Depends(_segment_key)]
+# Segment's routes: the key presented in the Authorization header or the
+# body's `writeKey`, checked (auth.authorize, for a write key) by the route in
+# the same trip to the thread pool as the rest of its work: one hand-off to a
+# thread per call, where a dependency doing its own I/O would add another.
+SegmentCredentials = Annotated[str | None, Depends(_segment_credentials)]

@@ -13,6 +13,7 @@ from .deps import AppCommitter, AppMetrics, CurrentSettings, Database, JsonBody,
 from .ingestion import (
     IngestAnswer,
     Refused,
+    active_model,
     answer,
     answer_one,
     check_batch_size,
@@ -90,11 +91,10 @@ def post_events(
     """
     if isinstance(body, dict):
         (result,) = store_events(
-            database=database,
-            models=models,
             committer=committer,
             metrics=metrics,
             workspace=caller.workspace,
+            model=active_model(database, models, workspace=caller.workspace),
             items=[body],
         )
         return answer_one(result)
@@ -108,11 +108,10 @@ def post_events(
         ]
         return answer(
             store_events(
-                database=database,
-                models=models,
                 committer=committer,
                 metrics=metrics,
                 workspace=caller.workspace,
+                model=active_model(database, models, workspace=caller.workspace),
                 items=items,
             )
         )

@@ -14,22 +14,35 @@ a 4xx); a batch gets 200 with a result per call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from .._errors import EventError
 from .._segment import CALL_TYPES, batch, from_segment
+from .._store.database import reader
+from .._store.keys import Scope
 from . import problems
+from .auth import authorize
 from .bodies import BodyFirst
-from .deps import AppCommitter, AppMetrics, CurrentSettings, Database, JsonBody, Models, SegmentKey
+from .deps import (
+    AppCommitter,
+    AppMetrics,
+    CurrentSettings,
+    Database,
+    JsonBody,
+    Models,
+    SegmentCredentials,
+)
 from .ingestion import (
     EventResult,
     IngestAnswer,
     Refused,
+    active_model,
     answer,
     answer_one,
     check_batch_size,
@@ -102,29 +115,36 @@ def _message_id(call: object) -> str | None:
     return None
 
 
-def _call_route(kind: str) -> Callable[..., TrackingAnswer]:
-    def post_call(
+def _call_route(kind: str) -> Callable[..., Awaitable[TrackingAnswer]]:
+    async def post_call(
         *,
-        caller: SegmentKey,
+        key: SegmentCredentials,
         body: JsonBody,
         database: Database,
         models: Models,
         committer: AppCommitter,
         metrics: AppMetrics,
     ) -> TrackingAnswer:
-        try:
-            event = from_segment(body, kind=kind, received_at=datetime.now(UTC))
-        except EventError as error:
-            raise rejection(str(error), error) from None
-        (result,) = store_events(
-            database=database,
-            models=models,
-            committer=committer,
-            metrics=metrics,
-            workspace=caller.workspace,
-            items=[event],
-        )
-        return _tracking(answer_one(result))
+        received_at = datetime.now(UTC)
+
+        def work() -> TrackingAnswer:
+            with reader(database) as conn:  # one checkout for the key and the model
+                caller = authorize(conn, key, Scope.WRITE)
+                try:
+                    event = from_segment(body, kind=kind, received_at=received_at)
+                except EventError as error:
+                    raise rejection(str(error), error) from None
+                model = active_model(conn, models, workspace=caller.workspace)
+            (result,) = store_events(
+                committer=committer,
+                metrics=metrics,
+                workspace=caller.workspace,
+                model=model,
+                items=[event],
+            )
+            return _tracking(answer_one(result))
+
+        return await run_in_threadpool(work)
 
     post_call.__doc__ = (
         f"A Segment `{kind}` call (a write key, or the body's `writeKey`). 200 with "
@@ -154,9 +174,9 @@ for _kind in CALL_TYPES:
         )
 
 
-def post_batch(
+async def post_batch(
     *,
-    caller: SegmentKey,
+    key: SegmentCredentials,
     body: JsonBody,
     database: Database,
     models: Models,
@@ -166,34 +186,41 @@ def post_batch(
 ) -> TrackingAnswer:
     """Segment calls in a batch (a write key, or the body's `writeKey`): 200
     with one result per call, in order."""
-    items = body.get("batch") if isinstance(body, dict) else None
-    if isinstance(items, list):
-        check_batch_size(len(items), settings)
-    try:
-        translated = batch(body, received_at=datetime.now(UTC))
-    except EventError as error:
-        raise Problem(
-            422,
-            f"Not a Segment batch: {error}",
-            kind="invalid-request",
-            errors=[{"path": error.field or "body", "message": error.message}],
-        ) from None
-    assert isinstance(items, list)  # batch() has checked it
-    calls: list[dict[str, Any] | Refused] = [
-        Refused(_message_id(items[index]), str(result))
-        if isinstance(result, EventError)
-        else result
-        for index, result in enumerate(translated)
-    ]
-    results: list[EventResult] = store_events(
-        database=database,
-        models=models,
-        committer=committer,
-        metrics=metrics,
-        workspace=caller.workspace,
-        items=calls,
-    )
-    return _tracking(answer(results))
+    received_at = datetime.now(UTC)
+
+    def work() -> TrackingAnswer:
+        with reader(database) as conn:  # one checkout for the key and the model
+            caller = authorize(conn, key, Scope.WRITE)
+            items = body.get("batch") if isinstance(body, dict) else None
+            if isinstance(items, list):
+                check_batch_size(len(items), settings)
+            try:
+                translated = batch(body, received_at=received_at)
+            except EventError as error:
+                raise Problem(
+                    422,
+                    f"Not a Segment batch: {error}",
+                    kind="invalid-request",
+                    errors=[{"path": error.field or "body", "message": error.message}],
+                ) from None
+            model = active_model(conn, models, workspace=caller.workspace)
+        assert isinstance(items, list)  # batch() has checked it
+        calls: list[dict[str, Any] | Refused] = [
+            Refused(_message_id(items[index]), str(result))
+            if isinstance(result, EventError)
+            else result
+            for index, result in enumerate(translated)
+        ]
+        results: list[EventResult] = store_events(
+            committer=committer,
+            metrics=metrics,
+            workspace=caller.workspace,
+            model=model,
+            items=calls,
+        )
+        return _tracking(answer(results))
+
+    return await run_in_threadpool(work)
 
 
 for _path, _summary in (("/v1/batch", "Segment batch"), ("/v1/b", "Segment batch (analytics.js)")):

@@ -116,6 +116,18 @@ def reader(database: sa.Engine) -> sa.Connection:
     return database.connect().execution_options(**{_READ_ONLY: True})
 
 
+@contextmanager
+def reading(source: sa.Engine | sa.Connection) -> Iterator[sa.Connection]:
+    """A reader of an engine for the block, or the connection given: a request
+    that reads several things (its key, its model) checks out one connection
+    (on PostgreSQL each checkout also pings the server)."""
+    if isinstance(source, sa.Connection):
+        yield source
+    else:
+        with reader(source) as conn:
+            yield conn
+
+
 class _Serialized(sqlite3.Connection):
     """A SQLite connection whose transactions queue on a lock of its process
     (a class attribute: one per database engine) before BEGIN IMMEDIATE.
@@ -166,6 +178,13 @@ class _Serialized(sqlite3.Connection):
 
 def _writer_lock_class() -> type[_Serialized]:
     return type("SerializedConnection", (_Serialized,), {"writers": threading.Lock()})
+
+
+# The statements of the hot paths (a request's authentication and model
+# lookup, ingestion's reads and writes) are built once, at import, with bound
+# parameters: building a SQLAlchemy statement and computing its cache key
+# costs more CPU than SQLite takes to run it, and a statement object that is
+# reused keeps its cache key.
 
 
 @contextmanager

@@ -26,16 +26,18 @@ def key_of(firing: Firing, once: Collection[str]) -> Key:
     return (firing.trigger, firing.contact_id, "" if firing.trigger in once else firing.event_id)
 
 
+_KNOWN = sa.select(firings.c.trigger, firings.c.contact_id, firings.c.event_key).where(
+    firings.c.workspace == sa.bindparam("workspace"),
+    firings.c.contact_id.in_(sa.bindparam("contacts", expanding=True)),
+)
+
+
 def known(conn: sa.Connection, workspace: str, contacts: Iterable[str]) -> set[Key]:
     """The keys of the firings recorded for these contacts (under their owner locks)."""
     wanted = sorted(set(contacts))
     if not wanted:
         return set()
-    rows = conn.execute(
-        sa.select(firings.c.trigger, firings.c.contact_id, firings.c.event_key).where(
-            firings.c.workspace == workspace, firings.c.contact_id.in_(wanted)
-        )
-    )
+    rows = conn.execute(_KNOWN, {"workspace": workspace, "contacts": wanted})
     return {(trigger, contact, event_key) for trigger, contact, event_key in rows}
 
 

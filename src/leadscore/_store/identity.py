@@ -32,21 +32,22 @@ def winner(conn: sa.Connection, workspace: str, anonymous_id: str) -> Link | Non
     return None if row is None else Link(row.timestamp, row.event_id, row.contact_id)
 
 
+_WINNERS = sa.select(
+    identity_links.c.anonymous_id,
+    identity_links.c.timestamp,
+    identity_links.c.event_id,
+    identity_links.c.contact_id,
+).where(
+    identity_links.c.workspace == sa.bindparam("workspace"),
+    identity_links.c.anonymous_id.in_(sa.bindparam("anonymous_ids", expanding=True)),
+)
+
+
 def winners(conn: sa.Connection, workspace: str, anonymous_ids: list[str]) -> dict[str, Link]:
     """The links in force of these anonymous ids (those that have one)."""
     if not anonymous_ids:
         return {}
-    rows = conn.execute(
-        sa.select(
-            identity_links.c.anonymous_id,
-            identity_links.c.timestamp,
-            identity_links.c.event_id,
-            identity_links.c.contact_id,
-        ).where(
-            identity_links.c.workspace == workspace,
-            identity_links.c.anonymous_id.in_(anonymous_ids),
-        )
-    )
+    rows = conn.execute(_WINNERS, {"workspace": workspace, "anonymous_ids": anonymous_ids})
     return {row.anonymous_id: Link(row.timestamp, row.event_id, row.contact_id) for row in rows}
 
 
@@ -61,21 +62,28 @@ def offer(
     if current is not None and current.order_key <= candidate.order_key:
         return False
     values = {
+        "w_workspace": workspace,
+        "w_anonymous_id": anonymous_id,
         "timestamp": candidate.timestamp,
         "event_id": candidate.event_id,
         "contact_id": candidate.contact_id,
     }
-    if current is None:
-        conn.execute(
-            identity_links.insert().values(workspace=workspace, anonymous_id=anonymous_id, **values)
-        )
-    else:
-        conn.execute(
-            identity_links.update()
-            .where(
-                identity_links.c.workspace == workspace,
-                identity_links.c.anonymous_id == anonymous_id,
-            )
-            .values(**values)
-        )
+    conn.execute(_LINK_INSERT if current is None else _LINK_UPDATE, values)
     return True
+
+
+_LINK_INSERT = identity_links.insert().values(
+    workspace=sa.bindparam("w_workspace"), anonymous_id=sa.bindparam("w_anonymous_id")
+)
+_LINK_UPDATE = (
+    identity_links.update()
+    .where(
+        identity_links.c.workspace == sa.bindparam("w_workspace"),
+        identity_links.c.anonymous_id == sa.bindparam("w_anonymous_id"),
+    )
+    .values(
+        timestamp=sa.bindparam("timestamp"),
+        event_id=sa.bindparam("event_id"),
+        contact_id=sa.bindparam("contact_id"),
+    )
+)

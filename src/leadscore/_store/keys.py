@@ -103,6 +103,11 @@ def create_key(conn: sa.Connection, *, workspace: str, scope: Scope) -> tuple[Ap
     return ApiKey(key_id, workspace, scope, created, None), f"{_PREFIX}{key_id}_{secret}"
 
 
+_BY_ID = sa.select(api_keys.c.workspace, api_keys.c.scope, api_keys.c.secret_hash).where(
+    api_keys.c.id == sa.bindparam("key_id"), api_keys.c.revoked_at.is_(None)
+)
+
+
 def authenticate(conn: sa.Connection, *, key: str) -> Caller | None:
     """The workspace and scope of a valid key; None when it is malformed,
     unknown or revoked."""
@@ -112,11 +117,7 @@ def authenticate(conn: sa.Connection, *, key: str) -> Caller | None:
     if not _ID.fullmatch(key_id) or not secret:
         return None
     with transaction(conn):
-        row = conn.execute(
-            sa.select(api_keys.c.workspace, api_keys.c.scope, api_keys.c.secret_hash).where(
-                api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)
-            )
-        ).first()
+        row = conn.execute(_BY_ID, {"key_id": key_id}).first()
     # Whether an id exists may show in the timing: ids are not secret. The
     # secret is compared in constant time.
     if row is None or not hmac.compare_digest(bytes(row.secret_hash), _hash(key_id, secret)):

@@ -8,6 +8,7 @@ rebuild are equal by construction, whatever object the caller passed.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Mapping, Set
 from typing import Any
@@ -80,12 +81,20 @@ def insert_many(
         }
         for event, body in sorted(encoded, key=lambda pair: pair[0].id)
     ]
-    statement = insert_new(conn, events, "workspace", "id").returning(events.c.id)
+    statement = _INSERT.get(conn.dialect.name)
+    if statement is None:
+        statement = _INSERT[conn.dialect.name] = insert_new(
+            conn, events, "workspace", "id"
+        ).returning(events.c.id)
     if len(rows) == 1:  # a single row needs no executemany machinery
-        return set(conn.execute(statement.values(rows[0])).scalars())
+        return set(conn.execute(statement, rows[0]).scalars())
     if conn.dialect.name == "postgresql":
         return _insert_unnest(conn, rows)
     return set(conn.execute(statement, rows).scalars())
+
+
+# The insert of insert_many, by dialect name, built on first use.
+_INSERT: dict[str, sa.Insert] = {}
 
 
 # One short statement with a column of values per array: a VALUES list of
@@ -133,15 +142,17 @@ def stored(conn: sa.Connection, workspace: str, event_id: str) -> Event:
     return stored_many(conn, workspace, [event_id])[event_id]
 
 
+_STORED = sa.select(events.c.id, events.c.body).where(
+    events.c.workspace == sa.bindparam("workspace"),
+    events.c.id.in_(sa.bindparam("ids", expanding=True)),
+)
+
+
 def stored_many(conn: sa.Connection, workspace: str, event_ids: list[str]) -> dict[str, Event]:
     """The stored copies of these ids."""
     if not event_ids:
         return {}
-    rows = conn.execute(
-        sa.select(events.c.id, events.c.body).where(
-            events.c.workspace == workspace, events.c.id.in_(event_ids)
-        )
-    )
+    rows = conn.execute(_STORED, {"workspace": workspace, "ids": event_ids})
     return {event_id: decode(body) for event_id, body in rows}
 
 
@@ -182,6 +193,26 @@ def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = No
     of `at` is the stored winner if its link is not after `at`, else none.
     """
     identified, key = owner
+    values: dict[str, Any] = {"workspace": workspace, "key": key}
+    if at is not None:
+        values["at"] = at
+    query = _owned_query(identified, as_of=at is not None)
+    found = [decode(body) for body in conn.execute(query, values).scalars()]
+    if at is not None:
+        found = [event for event in found if event.timestamp <= at]
+    # Sorted here, not in SQL: ids compare by code point (spec 1), which a
+    # PostgreSQL collation other than "C" would not do.
+    found.sort(key=lambda event: event.order_key)
+    return found
+
+
+@functools.cache
+def _owned_query(identified: bool, *, as_of: bool) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+    """`owned`'s query for one kind of owner, with or without `at`, built once
+    (rebuilds run it often): bound parameters workspace, key and at."""
+    workspace: sa.BindParameter[str] = sa.bindparam("workspace")
+    key: sa.BindParameter[str] = sa.bindparam("key")
+    at: sa.BindParameter[int] = sa.bindparam("at")
     link = identity_links
     joined = events.join(
         link,
@@ -190,10 +221,11 @@ def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = No
         ),
         isouter=not identified,
     )
+    parts: list[sa.Select[Any]]
     if identified:
         own = events.c.contact_id == key
         # sa.true() leaves link conditions out of the current owner's query.
-        linked = sa.true() if at is None else link.c.timestamp <= at
+        linked = sa.true() if not as_of else link.c.timestamp <= at
         # The ids it won, as a list to look up in the anonymous-only index:
         # as a join, SQLite's planner walks every anonymous-only event of the
         # workspace instead (hundreds of milliseconds in a log of a million).
@@ -208,26 +240,19 @@ def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = No
         ]
     else:
         unlinked: sa.ColumnElement[bool] = link.c.contact_id.is_(None)
-        if at is not None:
+        if as_of:
             unlinked = sa.or_(unlinked, link.c.timestamp > at)
         parts = [
             sa.select(events.c.body)
             .select_from(joined)
             .where(*_anonymous_only(workspace, key), unlinked)
         ]
-    if at is not None:
+    if as_of:
         # In SQL for the first part only: on a contact's linked ids' part,
         # SQLite would range over the contact index again (contact_id IS
-        # NULL, timestamp <= at). Their few events are filtered below.
+        # NULL, timestamp <= at). Their few events are filtered in `owned`.
         parts = [parts[0].where(events.c.timestamp <= at), *parts[1:]]
-    query = parts[0] if len(parts) == 1 else sa.union_all(*parts)
-    found = [decode(body) for body in conn.execute(query).scalars()]
-    if at is not None:
-        found = [event for event in found if event.timestamp <= at]
-    # Sorted here, not in SQL: ids compare by code point (spec 1), which a
-    # PostgreSQL collation other than "C" would not do.
-    found.sort(key=lambda event: event.order_key)
-    return found
+    return parts[0] if len(parts) == 1 else sa.union_all(*parts)
 
 
 def owned_many(
@@ -304,7 +329,9 @@ def anonymous_as_of(conn: sa.Connection, workspace: str, at: int) -> list[str]:
     return [anonymous for anonymous in conn.execute(query).scalars() if anonymous is not None]
 
 
-def _anonymous_only(workspace: str, anonymous_id: str | None) -> tuple[sa.ColumnElement[bool], ...]:
+def _anonymous_only(
+    workspace: str | sa.BindParameter[Any], anonymous_id: str | sa.BindParameter[Any] | None
+) -> tuple[sa.ColumnElement[bool], ...]:
     """Events with no contact id (of one anonymous id, unless None)."""
     found = (events.c.workspace == workspace, events.c.contact_id.is_(None))
     if anonymous_id is None:

@@ -22,6 +22,13 @@ def _where(workspace: str, owner: Owner) -> tuple[sa.ColumnElement[bool], ...]:
     return (owners.c.workspace == workspace, owners.c.identified == identified, owners.c.key == key)
 
 
+_LOAD = sa.select(owners.c.key, owners.c.state, owners.c.model_version).where(
+    owners.c.workspace == sa.bindparam("workspace"),
+    owners.c.identified == sa.bindparam("identified"),
+    owners.c.key.in_(sa.bindparam("keys", expanding=True)),
+)
+
+
 def load(conn: sa.Connection, workspace: str, wanted: Iterable[Owner]) -> dict[Owner, Stored]:
     """The stored rows of these owners (those that have one): a query per kind."""
     found: dict[Owner, Stored] = {}
@@ -30,11 +37,7 @@ def load(conn: sa.Connection, workspace: str, wanted: Iterable[Owner]) -> dict[O
         by_kind.setdefault(identified, set()).add(key)
     for identified, keys in sorted(by_kind.items()):
         rows = conn.execute(
-            sa.select(owners.c.key, owners.c.state, owners.c.model_version).where(
-                owners.c.workspace == workspace,
-                owners.c.identified == identified,
-                owners.c.key.in_(sorted(keys)),
-            )
+            _LOAD, {"workspace": workspace, "identified": identified, "keys": sorted(keys)}
         )
         for row in rows:
             found[(identified, row.key)] = Stored(
@@ -98,22 +101,15 @@ def save_many(
     for (identified, key), state in sorted(states.items()):
         values = _columns(state, engine, model_version)
         if (identified, key) in existing:
-            updates.append({"w_identified": identified, "w_key": key, **values})
+            updates.append(
+                {"w_workspace": workspace, "w_identified": identified, "w_key": key, **values}
+            )
         else:
             inserts.append({"workspace": workspace, "identified": identified, "key": key, **values})
     if updates:
-        statement = (
-            owners.update()
-            .where(
-                owners.c.workspace == workspace,
-                owners.c.identified == sa.bindparam("w_identified"),
-                owners.c.key == sa.bindparam("w_key"),
-            )
-            .values({name: sa.bindparam(name) for name in _COLUMNS})
-        )
-        conn.execute(statement, updates)
+        conn.execute(_UPDATE, updates)
     if inserts:
-        conn.execute(owners.insert(), inserts)
+        conn.execute(_INSERT, inserts)
 
 
 def delete(conn: sa.Connection, workspace: str, owner: Owner) -> None:
@@ -131,7 +127,18 @@ _COLUMNS = (
     "ref",
     "decaying",
     "flat",
+    "search",
 )
+_UPDATE = (
+    owners.update()
+    .where(
+        owners.c.workspace == sa.bindparam("w_workspace"),
+        owners.c.identified == sa.bindparam("w_identified"),
+        owners.c.key == sa.bindparam("w_key"),
+    )
+    .values({name: sa.bindparam(name) for name in _COLUMNS})
+)
+_INSERT = owners.insert()
 
 
 def _columns(state: ContactState, engine: Engine, model_version: int) -> dict[str, Any]:

@@ -152,19 +152,23 @@ def active_model(conn: sa.Connection, *, workspace: str) -> ModelVersion | None:
     return ModelVersion(row.version, row.document, Engine(parse_model(row.document)))
 
 
+_ACTIVE = sa.select(models.c.version).where(
+    models.c.workspace == sa.bindparam("workspace"), models.c.active
+)
+_WORKSPACE = sa.select(workspaces.c.id).where(workspaces.c.id == sa.bindparam("workspace"))
+
+
 def active_version(conn: sa.Connection, *, workspace: str) -> int | None:
     """The number of the workspace's active model version, without loading
     the document: the service keeps compiled versions (which never change)
     and asks only which one is active."""
     with transaction(conn):
-        version: int | None = conn.execute(
-            sa.select(models.c.version).where(models.c.workspace == workspace, models.c.active)
-        ).scalar()
+        version: int | None = conn.execute(_ACTIVE, {"workspace": workspace}).scalar()
     return version
 
 
 def require_workspace(conn: sa.Connection, workspace: str) -> None:
-    found = conn.execute(sa.select(workspaces.c.id).where(workspaces.c.id == workspace)).first()
+    found = conn.execute(_WORKSPACE, {"workspace": workspace}).first()
     if found is None:
         raise UnknownWorkspace(workspace)
 
