@@ -14,6 +14,14 @@ progress, so a runner that dies loses at most a chunk; another process takes
 the activation over once its lease has run out, and the owners done are not
 done again (their version is already the new one).
 
+The states come from the batch engine (bulk.py): before the chunks, one
+set-at-a-time computation over the workspace's whole log on DuckDB gives
+every owner's state and history firings, and each chunk then only writes
+them, under the locks, for the owners no event has touched since that read
+(the others, and the few the batch engine leaves to the pure engine, are
+replayed from their logs there, as before). With `batch=False` every owner is
+replayed (the path before issue 4, kept for comparison).
+
 Meanwhile ingest keeps working: an owner whose state is of another version is
 brought to the active one, the same way, when its next event comes
 (ingest.py), and reads compute such an owner from its events. Whichever comes
@@ -30,7 +38,7 @@ import sqlalchemy as sa
 from .._engine import ContactState, Engine, Firing
 from .._events import Event
 from .._replay import Owner
-from . import firings, locks, log, owners
+from . import bulk, firings, locks, log, owners
 from .database import now, transaction
 from .tables import activations, models
 from .tables import owners as owner_rows
@@ -40,6 +48,11 @@ from .workspaces import ModelVersion, load_model
 # are a small share of the work, small enough that a chunk's locks are held
 # for well under a second and a dead runner loses little.
 CHUNK = 500
+
+# Owners written per transaction from the batch engine's states: no scoring
+# happens under their locks, only reads and writes, so a chunk holds them for
+# about as long as CHUNK owners replayed would.
+BATCH_CHUNK = 2_000
 
 # How long a runner's claim on an activation holds without renewal (µs). Every
 # chunk renews it, and a chunk takes far less, so only a dead runner's
@@ -145,22 +158,33 @@ def rescore(
     conn: sa.Connection,
     activation: Activation,
     *,
-    chunk: int = CHUNK,
+    chunk: int | None = None,
     stopping: Callable[[], bool] = lambda: False,
+    batch: bool = True,
 ) -> Activation:
     """Rescore the activation's workspace, a chunk per transaction, until no
     owner is left under another version (done), another version was made
     active (superseded) or `stopping()` says so (left running, for a runner
-    to resume). The activation as it ends."""
+    to resume). The activation as it ends.
+
+    With `batch`, the states come from one batch-engine computation over the
+    whole log (bulk.py); chunks are of BATCH_CHUNK owners then, CHUNK
+    otherwise, unless `chunk` says."""
     if conn.in_transaction():
         raise ValueError("rescore commits each chunk: pass a connection with no transaction")
     model = load_model(conn, workspace=activation.workspace, version=activation.version)
+    computed: bulk.Computed | None = None
+    if batch and not stopping():
+        computed = bulk.compute(
+            conn, activation.workspace, model.engine, keep_alive=lambda: _renew(conn, activation)
+        )
+    size = chunk if chunk is not None else BATCH_CHUNK if computed is not None else CHUNK
     while not stopping():
         with conn.begin():
             status = _status(conn, activation)
             if status != "running":
                 break
-            done = _chunk(conn, activation.workspace, model, chunk)
+            done = _chunk(conn, activation.workspace, model, size, computed)
             if done is None:
                 _finish(conn, activation.id, "done")
                 break
@@ -178,6 +202,16 @@ def rescore(
     found = get_activation(conn, workspace=activation.workspace, activation_id=activation.id)
     assert found is not None
     return found
+
+
+def _renew(conn: sa.Connection, activation: Activation) -> None:
+    """Extend the lease while the batch engine works (it writes no progress)."""
+    with transaction(conn):
+        conn.execute(
+            activations.update()
+            .where(activations.c.id == activation.id, activations.c.status == "running")
+            .values(lease_until=now() + LEASE)
+        )
 
 
 def release(conn: sa.Connection, activation: Activation) -> None:
@@ -218,9 +252,17 @@ def _finish(conn: sa.Connection, activation_id: int, status: str, error: str | N
     )
 
 
-def _chunk(conn: sa.Connection, workspace: str, model: ModelVersion, size: int) -> int | None:
+def _chunk(
+    conn: sa.Connection,
+    workspace: str,
+    model: ModelVersion,
+    size: int,
+    computed: bulk.Computed | None,
+) -> int | None:
     """Rescore up to `size` owners still under another version; how many, or
-    None when there were none left."""
+    None when there were none left. With `computed`, owners it has a state
+    for and whose log no later event touched take that state; the others
+    are replayed from their logs."""
     rows = conn.execute(
         sa.select(owner_rows.c.identified, owner_rows.c.key)
         .where(owner_rows.c.workspace == workspace, owner_rows.c.model_version != model.version)
@@ -234,8 +276,17 @@ def _chunk(conn: sa.Connection, workspace: str, model: ModelVersion, size: int) 
     # Under the locks: what is still to do (ingest may have done some since).
     loaded = owners.load(conn, workspace, wanted)
     todo = [owner for owner, stored in loaded.items() if stored.model_version != model.version]
-    logs = log.owned_many(conn, workspace, todo)
+    ready: dict[Owner, tuple[ContactState, list[Firing]]] = {}
+    if computed is not None:
+        touched = computed.changed(conn, workspace, todo)
+        for owner in todo:
+            state = computed.states.get(owner)
+            if state is not None and owner not in touched:
+                fired = computed.firings.get(owner[1], []) if owner[0] else []
+                ready[owner] = (state, fired)
+    logs = log.owned_many(conn, workspace, [owner for owner in todo if owner not in ready])
     scored = score_history(model.engine, logs)
+    scored.update(ready)
     record_history(conn, workspace, model, [f for _, fired in scored.values() for f in fired])
     owners.save_many(
         conn,
