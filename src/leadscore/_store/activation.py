@@ -161,6 +161,7 @@ def rescore(
     chunk: int | None = None,
     stopping: Callable[[], bool] = lambda: False,
     batch: bool = True,
+    computed: bulk.Computed | None = None,
 ) -> Activation:
     """Rescore the activation's workspace, a chunk per transaction, until no
     owner is left under another version (done), another version was made
@@ -168,13 +169,13 @@ def rescore(
     to resume). The activation as it ends.
 
     With `batch`, the states come from one batch-engine computation over the
-    whole log (bulk.py); chunks are of BATCH_CHUNK owners then, CHUNK
+    whole log (bulk.py), or from `computed`, one made before (the tests
+    change the log in between); chunks are of BATCH_CHUNK owners then, CHUNK
     otherwise, unless `chunk` says."""
     if conn.in_transaction():
         raise ValueError("rescore commits each chunk: pass a connection with no transaction")
     model = load_model(conn, workspace=activation.workspace, version=activation.version)
-    computed: bulk.Computed | None = None
-    if batch and not stopping():
+    if computed is None and batch and not stopping():
         computed = bulk.compute(
             conn, activation.workspace, model.engine, keep_alive=lambda: _renew(conn, activation)
         )
