@@ -275,8 +275,24 @@ def _chunk(
     wanted: list[Owner] = [(bool(row.identified), str(row.key)) for row in rows]
     locks.lock_owners(conn, workspace, wanted)
     # Under the locks: what is still to do (ingest may have done some since).
-    loaded = owners.load(conn, workspace, wanted)
-    todo = [owner for owner, stored in loaded.items() if stored.model_version != model.version]
+    # Their versions only: the old states are not needed, and decoding them
+    # would be work for nothing.
+    kinds = [
+        sa.and_(
+            owner_rows.c.identified == identified,
+            owner_rows.c.key.in_(sorted(key for kind, key in wanted if kind == identified)),
+        )
+        for identified in (True, False)
+        if any(kind == identified for kind, _ in wanted)
+    ]
+    still = conn.execute(
+        sa.select(owner_rows.c.identified, owner_rows.c.key).where(
+            owner_rows.c.workspace == workspace,
+            sa.or_(*kinds),
+            owner_rows.c.model_version != model.version,
+        )
+    )
+    todo = sorted((bool(identified), str(key)) for identified, key in still)
     ready: dict[Owner, tuple[ContactState, list[Firing]]] = {}
     if computed is not None:
         touched = computed.changed(conn, workspace, todo)

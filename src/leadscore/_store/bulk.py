@@ -22,8 +22,8 @@ the rest, a few grouped queries more:
   the `once` triggers already fired.
 
 Traits are merged in Python, over the identify events only, with the
-engine's own merge (their insertion order is the search text's), and fit is
-the compiled model's `fit_of` of them: exactly the pure engine's.
+engine's own merge (their insertion order is the search text's); fit is the
+scorecard's (the batch engine's fit rules over the traits merged in SQL).
 
 Two kinds of owners are left to the pure engine, which the caller replays
 from their logs: those whose span is over the engine's rebase distance (64
@@ -57,6 +57,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import sqlalchemy as sa
 
 from .._batch.plan import BatchPlan, Input, period_case
@@ -355,7 +356,7 @@ def _states(
             stage_decaying=decaying,
             stage_flat=flat,
             traits=merged if merged is not None else {},
-            fit=c.fit_of(merged) if merged is not None else 0,
+            fit=cards[key].fit,
             limits=limits.get(key, {}),
             fired=fired.get(str(owner), set()) if ident else set(),
         )
@@ -417,17 +418,20 @@ def _limits(
         f"WITH x AS (SELECT owner, ident, rule, ts, {period} AS p FROM ls_awards "
         f"WHERE rule IN ({listed})), "
         "m AS (SELECT owner, ident, rule, max(p) AS p, max(ts) AS last FROM x GROUP BY ALL) "
-        "SELECT owner, ident, rule, any_value(m.last), count(*) FROM x JOIN m "
+        "SELECT owner, ident, rule, any_value(m.last), any_value(m.p), count(*) FROM x JOIN m "
         "USING (owner, ident, rule, p) GROUP BY ALL"
     )
     per = {rule.index: rule.limit_per or "ever" for rule in limited}
+    # One period_of per rule and batch period, not per owner: the instants of
+    # one period all have the same number.
+    numbers: dict[tuple[int, int], int] = {}
     found: dict[Owner, dict[int, tuple[int, int]]] = {}
-    for owner, ident, rule, last, count in con.execute(query).fetchall():
+    for owner, ident, rule, last, batch_period, count in con.execute(query).fetchall():
         index = int(rule)
-        found.setdefault((bool(ident), str(owner)), {})[index] = (
-            c.period_of(per[index], int(last)),
-            int(count),
-        )
+        number = numbers.get((index, batch_period))
+        if number is None:
+            number = numbers[(index, batch_period)] = c.period_of(per[index], int(last))
+        found.setdefault((bool(ident), str(owner)), {})[index] = (number, int(count))
     return found
 
 
@@ -441,7 +445,11 @@ def _traits(con: duckdb.DuckDBPyConnection) -> dict[Owner, dict[str, Any]]:
     ).fetchall()
     for owner, ident, body in rows:
         merged = found.setdefault((bool(ident), str(owner)), {})
-        _merge_traits(merged, json.loads(body)["traits"])
+        try:
+            decoded = orjson.loads(body)
+        except orjson.JSONDecodeError:  # an integer past 64 bits: the store's own decoder
+            decoded = json.loads(body)
+        _merge_traits(merged, decoded["traits"])
     return found
 
 
