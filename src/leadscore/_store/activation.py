@@ -5,8 +5,8 @@ version just made active, in the background, with progress in the database.
 activation (a row of `activations`, status `running`). A runner (the
 service's, `_service/activations.py`) claims it and calls `rescore`, which
 works through the owners still scored under another version a chunk at a
-time: under their owner locks (locks.py's order), it reads their logs, scores
-them with one call (`score_history`) and writes their states. Firings that
+time: under their owner locks (locks.py's order), it writes their new states
+(computed as below) and the firings of their history. Firings that
 history produces under the new model are recorded as carried out
 (`firings.history`) and queued nowhere: activating a model must not page
 sales about last year's visits. Each chunk commits with the activation's
@@ -79,8 +79,9 @@ def score_history(
     """The one scoring step of a rescore: each owner's state and the firings
     of its history, from its events in (timestamp, id) order.
 
-    Today the pure engine, owner by owner; this call is the place for a batch
-    engine (issue 4) to take over, as long as it gives the same states.
+    The pure engine, owner by owner: for the owners the batch engine's
+    states (bulk.py) do not cover, and for ingest meeting an owner of
+    another version.
     """
     scored: dict[Owner, tuple[ContactState, list[Firing]]] = {}
     for owner, history in logs.items():
@@ -180,15 +181,24 @@ def rescore(
             conn, activation.workspace, model.engine, keep_alive=lambda: _renew(conn, activation)
         )
     size = chunk if chunk is not None else BATCH_CHUNK if computed is not None else CHUNK
+    # Chunks follow the owners' key order from where the last one ended, so
+    # that none reads past the owners done; a pass that finds none left
+    # starts once more from the first (a writer on the old version may have
+    # put one back behind), and the activation is done when that finds none.
+    after: Owner | None = None
     while not stopping():
         with conn.begin():
             status = _status(conn, activation)
             if status != "running":
                 break
-            done = _chunk(conn, activation.workspace, model, size, computed)
-            if done is None:
-                _finish(conn, activation.id, "done")
-                break
+            step = _chunk(conn, activation.workspace, model, size, computed=computed, after=after)
+            if step is None:
+                if after is None:
+                    _finish(conn, activation.id, "done")
+                    break
+                after = None
+                continue
+            done, after = step
             conn.execute(
                 activations.update()
                 .where(activations.c.id == activation.id)
@@ -258,18 +268,22 @@ def _chunk(
     workspace: str,
     model: ModelVersion,
     size: int,
+    *,
     computed: bulk.Computed | None,
-) -> int | None:
-    """Rescore up to `size` owners still under another version; how many, or
-    None when there were none left. With `computed`, owners it has a state
-    for and whose log no later event touched take that state; the others
-    are replayed from their logs."""
-    rows = conn.execute(
-        sa.select(owner_rows.c.identified, owner_rows.c.key)
-        .where(owner_rows.c.workspace == workspace, owner_rows.c.model_version != model.version)
-        .order_by(owner_rows.c.identified, owner_rows.c.key)
-        .limit(size)
-    ).all()
+    after: Owner | None,
+) -> tuple[int, Owner] | None:
+    """Rescore up to `size` owners still under another version (after `after`
+    in key order); how many and the last, or None when there were none left.
+    With `computed`, owners it has a state for and whose log no later event
+    touched take that state; the others are replayed from their logs."""
+    query = sa.select(owner_rows.c.identified, owner_rows.c.key).where(
+        owner_rows.c.workspace == workspace, owner_rows.c.model_version != model.version
+    )
+    if after is not None:
+        query = query.where(
+            sa.tuple_(owner_rows.c.identified, owner_rows.c.key) > sa.tuple_(*after)
+        )
+    rows = conn.execute(query.order_by(owner_rows.c.identified, owner_rows.c.key).limit(size)).all()
     if not rows:
         return None
     wanted: list[Owner] = [(bool(row.identified), str(row.key)) for row in rows]
@@ -316,7 +330,7 @@ def _chunk(
     for owner in todo:
         if owner not in scored:  # no events left (it cannot normally happen)
             owners.delete(conn, workspace, owner)
-    return len(todo)
+    return len(todo), wanted[-1]
 
 
 def record_history(
