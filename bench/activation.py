@@ -11,9 +11,9 @@ with a generated log (`leadscore generate`'s generator: `--events` events of
 store's own ingest, under a model without rules (cheap to load; reused while
 the parameters stay the same). PostgreSQL's workspace is a copy of the
 SQLite one's rows (events, links, owners), made with COPY: the ingest itself
-is far slower on PostgreSQL and is not what this measures. Then, in the same run, it activates the B2B
-SaaS example model (limits, decay, tags, fit, stages, triggers) twice, each
-time from every owner under another version:
+is far slower on PostgreSQL and is not what this measures. Then, in the same
+run, it activates the B2B SaaS example model (limits, decay, tags, fit,
+stages, triggers) twice, each time from every owner under another version:
 
 - **replay**: the activation as it was before issue 4, every owner replayed
   by the pure engine from its log, a chunk of owners at a time
