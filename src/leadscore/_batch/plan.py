@@ -222,6 +222,25 @@ def _period_sql(per: str, offset: str) -> str:
     return f"(year({local}) * 12 + month({local}))"
 
 
+def period_case(con: duckdb.DuckDBPyConnection, compiled: CompiledModel) -> str:
+    """SQL of the calendar period of `ts` for a row of a limited rule (column `rule`),
+    over the span of ls_owned; NULL for other rules."""
+    limited = [rule for rule in compiled.rules if rule.limit_per is not None]
+    offset = "0"
+    if any(rule.limit_per in ("day", "week", "month") for rule in limited):
+        span = _one(con, "SELECT min(ts), max(ts) FROM ls_owned")
+        if span[0] is not None:
+            offset = _offset_sql(offsets(compiled, span[0], span[1]))
+    return (
+        "CASE rule "
+        + " ".join(
+            f"WHEN {rule.index} THEN {_period_sql(rule.limit_per or 'ever', offset)}"
+            for rule in limited
+        )
+        + " END"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Input:
     """Events as a DuckDB relation with the canonical columns: seq, id, type,
@@ -392,19 +411,7 @@ class BatchPlan:
         if not limited:
             con.execute("CREATE OR REPLACE TEMP TABLE ls_awards AS SELECT * FROM ls_hits")
             return
-        offset = "0"
-        if any(rule.limit_per in ("day", "week", "month") for rule in limited):
-            span = _one(con, "SELECT min(ts), max(ts) FROM ls_owned")
-            if span[0] is not None:
-                offset = _offset_sql(offsets(c, span[0], span[1]))
-        period = (
-            "CASE rule "
-            + " ".join(
-                f"WHEN {rule.index} THEN {_period_sql(rule.limit_per or 'ever', offset)}"
-                for rule in limited
-            )
-            + " END"
-        )
+        period = period_case(con, c)
         times = (
             "CASE rule "
             + " ".join(

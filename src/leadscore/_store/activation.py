@@ -5,14 +5,22 @@ version just made active, in the background, with progress in the database.
 activation (a row of `activations`, status `running`). A runner (the
 service's, `_service/activations.py`) claims it and calls `rescore`, which
 works through the owners still scored under another version a chunk at a
-time: under their owner locks (locks.py's order), it reads their logs, scores
-them with one call (`score_history`) and writes their states. Firings that
+time: under their owner locks (locks.py's order), it writes their new states
+(computed as below) and the firings of their history. Firings that
 history produces under the new model are recorded as carried out
 (`firings.history`) and queued nowhere: activating a model must not page
 sales about last year's visits. Each chunk commits with the activation's
 progress, so a runner that dies loses at most a chunk; another process takes
 the activation over once its lease has run out, and the owners done are not
 done again (their version is already the new one).
+
+The states come from the batch engine (bulk.py): before the chunks, one
+set-at-a-time computation over the workspace's whole log on DuckDB gives
+every owner's state and history firings, and each chunk then only writes
+them, under the locks, for the owners no event has touched since that read
+(the others, and the few the batch engine leaves to the pure engine, are
+replayed from their logs there, as before). With `batch=False` every owner is
+replayed (the path before issue 4, kept for comparison).
 
 Meanwhile ingest keeps working: an owner whose state is of another version is
 brought to the active one, the same way, when its next event comes
@@ -30,7 +38,7 @@ import sqlalchemy as sa
 from .._engine import ContactState, Engine, Firing
 from .._events import Event
 from .._replay import Owner
-from . import firings, locks, log, owners
+from . import bulk, firings, locks, log, owners
 from .database import now, transaction
 from .tables import activations, models
 from .tables import owners as owner_rows
@@ -40,6 +48,11 @@ from .workspaces import ModelVersion, load_model
 # are a small share of the work, small enough that a chunk's locks are held
 # for well under a second and a dead runner loses little.
 CHUNK = 500
+
+# Owners written per transaction from the batch engine's states: no scoring
+# happens under their locks, only reads and writes, so a chunk holds them for
+# about as long as CHUNK owners replayed would.
+BATCH_CHUNK = 2_000
 
 # How long a runner's claim on an activation holds without renewal (µs). Every
 # chunk renews it, and a chunk takes far less, so only a dead runner's
@@ -66,8 +79,9 @@ def score_history(
     """The one scoring step of a rescore: each owner's state and the firings
     of its history, from its events in (timestamp, id) order.
 
-    Today the pure engine, owner by owner; this call is the place for a batch
-    engine (issue 4) to take over, as long as it gives the same states.
+    The pure engine, owner by owner: for the owners the batch engine's
+    states (bulk.py) do not cover, and for ingest meeting an owner of
+    another version.
     """
     scored: dict[Owner, tuple[ContactState, list[Firing]]] = {}
     for owner, history in logs.items():
@@ -145,25 +159,46 @@ def rescore(
     conn: sa.Connection,
     activation: Activation,
     *,
-    chunk: int = CHUNK,
+    chunk: int | None = None,
     stopping: Callable[[], bool] = lambda: False,
+    batch: bool = True,
+    computed: bulk.Computed | None = None,
 ) -> Activation:
     """Rescore the activation's workspace, a chunk per transaction, until no
     owner is left under another version (done), another version was made
     active (superseded) or `stopping()` says so (left running, for a runner
-    to resume). The activation as it ends."""
+    to resume). The activation as it ends.
+
+    With `batch`, the states come from one batch-engine computation over the
+    whole log (bulk.py), or from `computed`, one made before (the tests
+    change the log in between); chunks are of BATCH_CHUNK owners then, CHUNK
+    otherwise, unless `chunk` says."""
     if conn.in_transaction():
         raise ValueError("rescore commits each chunk: pass a connection with no transaction")
     model = load_model(conn, workspace=activation.workspace, version=activation.version)
+    if computed is None and batch and not stopping():
+        computed = bulk.compute(
+            conn, activation.workspace, model.engine, keep_alive=lambda: _renew(conn, activation)
+        )
+    size = chunk if chunk is not None else BATCH_CHUNK if computed is not None else CHUNK
+    # Chunks follow the owners' key order from where the last one ended, so
+    # that none reads past the owners done; a pass that finds none left
+    # starts once more from the first (a writer on the old version may have
+    # put one back behind), and the activation is done when that finds none.
+    after: Owner | None = None
     while not stopping():
         with conn.begin():
             status = _status(conn, activation)
             if status != "running":
                 break
-            done = _chunk(conn, activation.workspace, model, chunk)
-            if done is None:
-                _finish(conn, activation.id, "done")
-                break
+            step = _chunk(conn, activation.workspace, model, size, computed=computed, after=after)
+            if step is None:
+                if after is None:
+                    _finish(conn, activation.id, "done")
+                    break
+                after = None
+                continue
+            done, after = step
             conn.execute(
                 activations.update()
                 .where(activations.c.id == activation.id)
@@ -178,6 +213,16 @@ def rescore(
     found = get_activation(conn, workspace=activation.workspace, activation_id=activation.id)
     assert found is not None
     return found
+
+
+def _renew(conn: sa.Connection, activation: Activation) -> None:
+    """Extend the lease while the batch engine works (it writes no progress)."""
+    with transaction(conn):
+        conn.execute(
+            activations.update()
+            .where(activations.c.id == activation.id, activations.c.status == "running")
+            .values(lease_until=now() + LEASE)
+        )
 
 
 def release(conn: sa.Connection, activation: Activation) -> None:
@@ -218,24 +263,61 @@ def _finish(conn: sa.Connection, activation_id: int, status: str, error: str | N
     )
 
 
-def _chunk(conn: sa.Connection, workspace: str, model: ModelVersion, size: int) -> int | None:
-    """Rescore up to `size` owners still under another version; how many, or
-    None when there were none left."""
-    rows = conn.execute(
-        sa.select(owner_rows.c.identified, owner_rows.c.key)
-        .where(owner_rows.c.workspace == workspace, owner_rows.c.model_version != model.version)
-        .order_by(owner_rows.c.identified, owner_rows.c.key)
-        .limit(size)
-    ).all()
+def _chunk(
+    conn: sa.Connection,
+    workspace: str,
+    model: ModelVersion,
+    size: int,
+    *,
+    computed: bulk.Computed | None,
+    after: Owner | None,
+) -> tuple[int, Owner] | None:
+    """Rescore up to `size` owners still under another version (after `after`
+    in key order); how many and the last, or None when there were none left.
+    With `computed`, owners it has a state for and whose log no later event
+    touched take that state; the others are replayed from their logs."""
+    query = sa.select(owner_rows.c.identified, owner_rows.c.key).where(
+        owner_rows.c.workspace == workspace, owner_rows.c.model_version != model.version
+    )
+    if after is not None:
+        query = query.where(
+            sa.tuple_(owner_rows.c.identified, owner_rows.c.key) > sa.tuple_(*after)
+        )
+    rows = conn.execute(query.order_by(owner_rows.c.identified, owner_rows.c.key).limit(size)).all()
     if not rows:
         return None
     wanted: list[Owner] = [(bool(row.identified), str(row.key)) for row in rows]
     locks.lock_owners(conn, workspace, wanted)
     # Under the locks: what is still to do (ingest may have done some since).
-    loaded = owners.load(conn, workspace, wanted)
-    todo = [owner for owner, stored in loaded.items() if stored.model_version != model.version]
-    logs = log.owned_many(conn, workspace, todo)
+    # Their versions only: the old states are not needed, and decoding them
+    # would be work for nothing.
+    kinds = [
+        sa.and_(
+            owner_rows.c.identified == identified,
+            owner_rows.c.key.in_(sorted(key for kind, key in wanted if kind == identified)),
+        )
+        for identified in (True, False)
+        if any(kind == identified for kind, _ in wanted)
+    ]
+    still = conn.execute(
+        sa.select(owner_rows.c.identified, owner_rows.c.key).where(
+            owner_rows.c.workspace == workspace,
+            sa.or_(*kinds),
+            owner_rows.c.model_version != model.version,
+        )
+    )
+    todo = sorted((bool(identified), str(key)) for identified, key in still)
+    ready: dict[Owner, tuple[ContactState, list[Firing]]] = {}
+    if computed is not None:
+        touched = computed.changed(conn, workspace, todo)
+        for owner in todo:
+            state = computed.states.get(owner)
+            if state is not None and owner not in touched:
+                fired = computed.firings.get(owner[1], []) if owner[0] else []
+                ready[owner] = (state, fired)
+    logs = log.owned_many(conn, workspace, [owner for owner in todo if owner not in ready])
     scored = score_history(model.engine, logs)
+    scored.update(ready)
     record_history(conn, workspace, model, [f for _, fired in scored.values() for f in fired])
     owners.save_many(
         conn,
@@ -248,7 +330,7 @@ def _chunk(conn: sa.Connection, workspace: str, model: ModelVersion, size: int) 
     for owner in todo:
         if owner not in scored:  # no events left (it cannot normally happen)
             owners.delete(conn, workspace, owner)
-    return len(todo)
+    return len(todo), wanted[-1]
 
 
 def record_history(
