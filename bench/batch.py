@@ -328,7 +328,9 @@ def measure(what: str, kind: str, events: Path, output: Path) -> dict[str, Any]:
 
 def log(contacts: int, events: int) -> tuple[Path, int]:
     """The generated log (made once) and its number of events."""
-    path = OUT / f"events-c{contacts}-e{events}-s{SEED}.parquet"
+    # "typed": the generator's typed Parquet (properties a struct, timestamps
+    # timestamps); logs of the earlier JSON-text layout are not reused.
+    path = OUT / f"events-c{contacts}-e{events}-s{SEED}-typed.parquet"
     if not path.exists():
         OUT.mkdir(parents=True, exist_ok=True)
         subprocess.run(

@@ -58,7 +58,7 @@ from .._engine import (
 from .._events import Event
 from .._model import Model, StageCondition
 from .._replay import Result
-from .sql import ConditionCompiler, Probe, literal, tag_text
+from .sql import ConditionCompiler, Probe, Shape, literal, tag_text
 from .walk import SPAN_HALF_LIVES, Walk, walkable
 
 if TYPE_CHECKING:
@@ -229,10 +229,13 @@ class Input:
 
     `traits_nulls_absent`: a null trait is an absent key, not a removal (how
     struct-typed traits columns read, as in the pure engine's Parquet reader).
+    `properties_shape`: properties are a typed struct of this shape rather
+    than JSON; conditions read its fields directly.
     """
 
     relation: str
     traits_nulls_absent: bool = False
+    properties_shape: Shape | None = None
 
 
 class BatchPlan:
@@ -271,6 +274,7 @@ class BatchPlan:
         ]
         self.passive = passive_events_matter(m) if c.has_stages else Passive.NEVER
         self._nulls_absent = False
+        self._shape: Shape | None = None
 
     # -- running -------------------------------------------------------------
 
@@ -285,6 +289,7 @@ class BatchPlan:
         """Score the events of `source` as of `at` (µs) on `con`; the replay's result."""
         step = progress or (lambda _: None)
         self._nulls_absent = source.traits_nulls_absent
+        self._shape = source.properties_shape
         sql = con.execute
         step("duplicates")
         # The first copy of each id, in arrival order (spec 1).
@@ -364,7 +369,7 @@ class BatchPlan:
                 "0 AS rule, CAST(NULL AS VARCHAR) AS tagf FROM ls_owned WHERE FALSE"
             )
             return
-        first, second = self.rules.select_items()
+        first, second = self.rules.select_items(self._shape)
         tag_case = (
             "CASE rule "
             + " ".join(f"WHEN {i} THEN {name}_tag" for i, name in self.tag_texts.items())
@@ -551,7 +556,7 @@ class BatchPlan:
         c = self.compiled
         leaves = "0"
         if self.leaf_sql:
-            first, second = self.leaf_conditions.select_items()
+            first, second = self.leaf_conditions.select_items(self._shape)
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE ls_leaves AS "
                 f"WITH q1 AS (SELECT id, type{_items(first)} FROM ls_owned "
@@ -594,9 +599,10 @@ class BatchPlan:
             )
             unsafe = "LEFT JOIN ls_unsafe un USING (owner, ident) "
             active.append("un.owner IS NOT NULL")
+        props = "o.properties" if self._shape is None else "to_json(o.properties)"
         stage_name = (
-            "CASE WHEN o.type = 'stage_set' AND json_type(o.properties, '$.stage') = 'VARCHAR' "
-            "THEN o.properties ->> '$.stage' END"
+            f"CASE WHEN o.type = 'stage_set' AND json_type({props}, '$.stage') = 'VARCHAR' "
+            f"THEN {props} ->> '$.stage' END"
             if c.has_stages
             else "NULL"
         )
