@@ -191,9 +191,17 @@ def typed_items(draw: st.DrawFn) -> tuple[Any, list[dict[str, Any]]]:
     return pa.struct(fields), rows
 
 
+@functools.cache
+def _typed_connection() -> duckdb.DuckDBPyConnection:
+    # Its own: a fetchone() elsewhere leaves a result open, which register refuses.
+    con = duckdb.connect()
+    con.execute("SET threads = 1")
+    return con
+
+
 def _typed_rows(kind: Any, rows: list[dict[str, Any]]) -> Any:
     table = pa.table({"i": list(range(len(rows))), "j": pa.array(rows, type=kind)})
-    con = _connection()
+    con = _typed_connection()
     con.register("typed_arrow", table)
     con.execute("CREATE OR REPLACE TEMP VIEW vals AS SELECT i, j FROM typed_arrow")
     described = con.sql("SELECT j FROM vals LIMIT 0")
@@ -213,7 +221,7 @@ def test_where_on_a_typed_struct_equals_the_pure_predicate(
     sql = compiler.where(where, None)
     first, second = compiler.select_items(shape)
     got = (
-        _connection()
+        _typed_connection()
         .execute(
             f"WITH a AS (SELECT i{''.join(', ' + x for x in first)} FROM vals), "
             f"b AS (SELECT *{''.join(', ' + x for x in second)} FROM a) "
@@ -240,7 +248,7 @@ def test_tag_from_text_on_a_typed_struct_equals_the_pure_text(
     first, second = compiler.select_items(shape)
     texts = ", ".join(tag_text(Probe(probe.name)) for probe in probes)
     got = (
-        _connection()
+        _typed_connection()
         .execute(
             f"WITH a AS (SELECT i{''.join(', ' + x for x in first)} FROM vals), "
             f"b AS (SELECT *{''.join(', ' + x for x in second)} FROM a) "
