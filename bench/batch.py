@@ -80,11 +80,11 @@ MEMORY_LIMIT = "1GB"
 
 # The hand-written query for the B2B SaaS rules: each rule's test written
 # directly (a glob `*/pricing*` on a lower-cased url is LIKE '%/pricing%'),
+# over the typed columns of the generated Parquet (struct fields, timestamps),
 # calendar periods from ICU's Europe/Warsaw, and nothing generic.
 CEILING = """
 WITH e AS (
-    SELECT id, type, contact_id, anonymous_id,
-           epoch_us(CAST("timestamp" AS TIMESTAMPTZ)) AS ts, properties
+    SELECT id, type, contact_id, anonymous_id, epoch_us("timestamp") AS ts, properties
     FROM read_parquet({path})
 ),
 links AS (
@@ -95,14 +95,10 @@ links AS (
 o AS (
     SELECT coalesce(e.contact_id, l.linked, e.anonymous_id) AS owner,
            (e.contact_id IS NOT NULL OR l.linked IS NOT NULL) AS ident, e.ts, e.id, e.type,
-           CASE WHEN e.type = 'page_view' THEN lower(json_extract_string(e.properties, '$.url'))
-           END AS url,
-           CASE WHEN e.type = 'page_view'
-                THEN json_extract(e.properties, '$.utm.source') END AS utm,
-           CASE WHEN e.type = 'form_submit'
-                THEN lower(json_extract_string(e.properties, '$.form')) END AS form,
-           CASE WHEN e.type = 'trial_started'
-                THEN lower(json_extract_string(e.properties, '$.plan')) END AS plan
+           CASE WHEN e.type = 'page_view' THEN lower(e.properties.url) END AS url,
+           CASE WHEN e.type = 'page_view' THEN e.properties.utm.source END AS utm,
+           CASE WHEN e.type = 'form_submit' THEN lower(e.properties.form) END AS form,
+           CASE WHEN e.type = 'trial_started' THEN lower(e.properties.plan) END AS plan
     FROM e LEFT JOIN links l ON e.contact_id IS NULL AND e.anonymous_id = l.anonymous_id
     WHERE e.ts <= {at}
 ),
@@ -119,7 +115,7 @@ hits AS (
     UNION ALL SELECT owner, ident, ts, id, 7 FROM o WHERE url LIKE '%/docs/%'
     UNION ALL SELECT owner, ident, ts, id, 8 FROM o WHERE url LIKE '%/blog/%'
     UNION ALL SELECT owner, ident, ts, id, 9 FROM o WHERE type = 'page_view'
-        AND utm IS NOT NULL AND json_type(utm) <> 'NULL'
+        AND utm IS NOT NULL
     UNION ALL SELECT owner, ident, ts, id, 10 FROM o WHERE type = 'webinar_attended'
     UNION ALL SELECT owner, ident, ts, id, 11 FROM o WHERE type = 'download'
     UNION ALL SELECT owner, ident, ts, id, 12 FROM o WHERE type = 'form_submit'
