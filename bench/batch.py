@@ -4,7 +4,8 @@
     .venv/bin/python bench/batch.py --quick          # 1,000,000 events, 50,000 contacts
     .venv/bin/python bench/batch.py --spark          # Spark vs DuckDB vs pure, 1,000,000 events
 
-Generates the logs once with `leadscore generate` as Parquet into `bench/out/`
+Generates the logs once with `leadscore generate` as typed Parquet (properties a
+struct, timestamps as timestamps) into `bench/out/`
 (git-ignored, reused while the parameters stay the same): the big one and a
 tenth of it (same events per contact), for how the time grows. Then, for two
 models,
