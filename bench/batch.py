@@ -4,7 +4,8 @@
     .venv/bin/python bench/batch.py --quick          # 1,000,000 events, 50,000 contacts
     .venv/bin/python bench/batch.py --spark          # Spark vs DuckDB vs pure, 1,000,000 events
 
-Generates the logs once with `leadscore generate` as Parquet into `bench/out/`
+Generates the logs once with `leadscore generate` as typed Parquet (properties a
+struct, timestamps as timestamps) into `bench/out/`
 (git-ignored, reused while the parameters stay the same): the big one and a
 tenth of it (same events per contact), for how the time grows. Then, for two
 models,
@@ -80,11 +81,11 @@ MEMORY_LIMIT = "1GB"
 
 # The hand-written query for the B2B SaaS rules: each rule's test written
 # directly (a glob `*/pricing*` on a lower-cased url is LIKE '%/pricing%'),
+# over the typed columns of the generated Parquet (struct fields, timestamps),
 # calendar periods from ICU's Europe/Warsaw, and nothing generic.
 CEILING = """
 WITH e AS (
-    SELECT id, type, contact_id, anonymous_id,
-           epoch_us(CAST("timestamp" AS TIMESTAMPTZ)) AS ts, properties
+    SELECT id, type, contact_id, anonymous_id, epoch_us("timestamp") AS ts, properties
     FROM read_parquet({path})
 ),
 links AS (
@@ -95,14 +96,10 @@ links AS (
 o AS (
     SELECT coalesce(e.contact_id, l.linked, e.anonymous_id) AS owner,
            (e.contact_id IS NOT NULL OR l.linked IS NOT NULL) AS ident, e.ts, e.id, e.type,
-           CASE WHEN e.type = 'page_view' THEN lower(json_extract_string(e.properties, '$.url'))
-           END AS url,
-           CASE WHEN e.type = 'page_view'
-                THEN json_extract(e.properties, '$.utm.source') END AS utm,
-           CASE WHEN e.type = 'form_submit'
-                THEN lower(json_extract_string(e.properties, '$.form')) END AS form,
-           CASE WHEN e.type = 'trial_started'
-                THEN lower(json_extract_string(e.properties, '$.plan')) END AS plan
+           CASE WHEN e.type = 'page_view' THEN lower(e.properties.url) END AS url,
+           CASE WHEN e.type = 'page_view' THEN e.properties.utm.source END AS utm,
+           CASE WHEN e.type = 'form_submit' THEN lower(e.properties.form) END AS form,
+           CASE WHEN e.type = 'trial_started' THEN lower(e.properties.plan) END AS plan
     FROM e LEFT JOIN links l ON e.contact_id IS NULL AND e.anonymous_id = l.anonymous_id
     WHERE e.ts <= {at}
 ),
@@ -119,7 +116,7 @@ hits AS (
     UNION ALL SELECT owner, ident, ts, id, 7 FROM o WHERE url LIKE '%/docs/%'
     UNION ALL SELECT owner, ident, ts, id, 8 FROM o WHERE url LIKE '%/blog/%'
     UNION ALL SELECT owner, ident, ts, id, 9 FROM o WHERE type = 'page_view'
-        AND utm IS NOT NULL AND json_type(utm) <> 'NULL'
+        AND utm IS NOT NULL
     UNION ALL SELECT owner, ident, ts, id, 10 FROM o WHERE type = 'webinar_attended'
     UNION ALL SELECT owner, ident, ts, id, 11 FROM o WHERE type = 'download'
     UNION ALL SELECT owner, ident, ts, id, 12 FROM o WHERE type = 'form_submit'
@@ -328,7 +325,9 @@ def measure(what: str, kind: str, events: Path, output: Path) -> dict[str, Any]:
 
 def log(contacts: int, events: int) -> tuple[Path, int]:
     """The generated log (made once) and its number of events."""
-    path = OUT / f"events-c{contacts}-e{events}-s{SEED}.parquet"
+    # "typed": the generator's typed Parquet (properties a struct, timestamps
+    # timestamps); logs of the earlier JSON-text layout are not reused.
+    path = OUT / f"events-c{contacts}-e{events}-s{SEED}-typed.parquet"
     if not path.exists():
         OUT.mkdir(parents=True, exist_ok=True)
         subprocess.run(

@@ -371,6 +371,25 @@ def _from_rows(rows: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
         yield event
 
 
+def test_typed_parquet(log: Log, tmp_path: Path) -> None:
+    path = tmp_path / "events.parquet"
+    assert write_events(iter(log), path, typed=True) == len(log)
+    table = pq.read_table(path)
+    types = {field.name: field.type for field in table.schema}
+    assert types["timestamp"] == pa.timestamp("us", tz="UTC")
+    assert pa.types.is_struct(types["properties"])
+    assert all(types[name] == pa.string() for name in ("id", "type", "contact_id", "traits"))
+
+    # Read back as the pure engine reads it: the same events as the JSON text gives.
+    def fail(bad: BadRecord) -> None:
+        raise AssertionError(str(bad))
+
+    assert list(read_events([str(path)], on_bad=fail)) == [parse_event(e) for e in log]
+    odd = {**log[0], "properties": {"unheard_of": 1}}
+    with pytest.raises(ValueError, match="unheard_of"):
+        write_events([odd], tmp_path / "odd.parquet", typed=True)
+
+
 def test_the_event_readers_take_both_files(log: Log, tmp_path: Path) -> None:
     def fail(bad: BadRecord) -> None:
         raise AssertionError(str(bad))

@@ -430,7 +430,9 @@ def generate(*, output: str, contacts: int, count: int, seed: int, days: int, st
     """Write a realistic example event log (OUTPUT.jsonl or OUTPUT.parquet)."""
     begin = _start_day(start)
     written = write_events(
-        generate_events(contacts=contacts, events=count, seed=seed, start=begin, days=days), output
+        generate_events(contacts=contacts, events=count, seed=seed, start=begin, days=days),
+        output,
+        typed=True,
     )
     _err.print(f"wrote {written:,} events for {contacts:,} contacts to {output}", highlight=False)
 

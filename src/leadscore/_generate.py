@@ -45,7 +45,7 @@ from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar
 
 import orjson
 
-from ._time import MICROS, from_datetime, to_datetime
+from ._time import MICROS, from_datetime, parse_timestamp, to_datetime
 
 __all__ = ["generate_events", "write_events"]
 
@@ -372,21 +372,31 @@ def write_events(
     path: str | Path,
     *,
     format: Literal["jsonl", "parquet"] | None = None,
+    typed: bool = False,
 ) -> int:
     """Write `events` to `path` as JSON Lines or Parquet; return how many were written.
 
     The format comes from the name (`.jsonl`, `.ndjson`, `.parquet`) unless
-    given. Parquet has the string columns id, type, contact_id, anonymous_id,
-    timestamp, properties and traits, the last two as JSON text, null where
-    an event lacks the field; it is written in row groups, so memory stays
-    small whatever the number of events.
+    given. Parquet has the string columns id, type, contact_id,
+    anonymous_id, timestamp, properties and traits, the last two as JSON
+    text, null where an event lacks the field; it is written in row groups,
+    so memory stays small whatever the number of events.
+
+    `typed` (Parquet, for the generator's own events, as `leadscore generate`
+    writes them): typed columns, as a warehouse export would have them:
+    timestamp a timestamp in UTC (µs); properties a struct of every property
+    key the generator uses (`PROPERTIES`; a key an event lacks is null, `utm`
+    a struct of its own), which readers take field by field instead of
+    parsing JSON; traits still JSON text, because a trait set to null removes
+    it (spec section 1), which a struct's null (an absent key) cannot say.
+    An event with a property not in `PROPERTIES` is a ValueError.
     """
     target = Path(path)
     chosen = format or _format_of(target)
     if chosen == "jsonl":
         return _write_jsonl(events, target)
     if chosen == "parquet":
-        return _write_parquet(events, target)
+        return _write_parquet(events, target, typed=typed)
     raise ValueError(f"unknown format {chosen!r}; expected 'jsonl' or 'parquet'")
 
 
@@ -1518,7 +1528,27 @@ def _hour_table(offset: int) -> _Weighted[int]:
 
 _SUFFIXES: Final = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 _COLUMNS: Final = ("id", "type", "contact_id", "anonymous_id", "timestamp", "properties", "traits")
-_JSON_COLUMNS: Final = frozenset({"properties", "traits"})
+# The property keys the generator writes and their Parquet types (nested:
+# a dict). A number the generator writes as an int where the type is double
+# reads back as a float of the same value, which every condition treats alike.
+PROPERTIES: Final[dict[str, Any]] = {
+    "asset": "string",
+    "campaign": "string",
+    "category": "string",
+    "form": "string",
+    "items": "int64",
+    "plan": "string",
+    "price": "double",
+    "referrer": "string",
+    "sku": "string",
+    "source": "string",
+    "stage": "string",
+    "url": "string",
+    "utm": {"source": "string", "medium": "string", "campaign": "string"},
+    "value": "double",
+    "webinar": "string",
+}
+_PROPERTY_KEYS: Final = frozenset(PROPERTIES)
 # Events held as Python objects at once while writing: small, because many
 # live objects make the garbage collector slow (a 64k batch cost 30% more
 # time on ten million events).
@@ -1553,17 +1583,39 @@ def _write_jsonl(events: Iterable[dict[str, Any]], path: Path) -> int:
     return written
 
 
-def _write_parquet(events: Iterable[dict[str, Any]], path: Path) -> int:
+def _parquet_schema(*, typed: bool) -> Any:
+    import pyarrow as pa
+
+    kinds = {"string": pa.string(), "double": pa.float64(), "int64": pa.int64()}
+
+    def struct(fields: dict[str, Any]) -> Any:
+        return pa.struct(
+            [
+                pa.field(key, struct(kind) if isinstance(kind, dict) else kinds[kind])
+                for key, kind in fields.items()
+            ]
+        )
+
+    columns = {name: pa.string() for name in _COLUMNS}
+    if typed:
+        columns["timestamp"] = pa.timestamp("us", tz="UTC")
+        columns["properties"] = struct(PROPERTIES)
+    return pa.schema(
+        [pa.field(name, kind, nullable=name != "id") for name, kind in columns.items()]
+    )
+
+
+def _write_parquet(events: Iterable[dict[str, Any]], path: Path, *, typed: bool) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([pa.field(name, pa.string(), nullable=name != "id") for name in _COLUMNS])
+    schema = _parquet_schema(typed=typed)
     written = 0
     group: list[Any] = []  # record batches of the row group being filled
     # zstd: smaller files than snappy at similar speed, read by every Parquet engine in use.
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         for chunk in _batches(events, _CHUNK):
-            group.append(pa.RecordBatch.from_pydict(_columns(chunk), schema=schema))
+            group.append(pa.RecordBatch.from_pydict(_columns(chunk, typed=typed), schema=schema))
             written += len(chunk)
             if sum(batch.num_rows for batch in group) >= _ROW_GROUP:
                 # Whole row groups out; the rest starts the next one (slices copy nothing).
@@ -1576,14 +1628,26 @@ def _write_parquet(events: Iterable[dict[str, Any]], path: Path) -> int:
     return written
 
 
-def _columns(chunk: Sequence[dict[str, Any]]) -> dict[str, list[str | None]]:
-    columns: dict[str, list[str | None]] = {name: [] for name in _COLUMNS}
+def _columns(chunk: Sequence[dict[str, Any]], *, typed: bool) -> dict[str, list[Any]]:
+    columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
     for name, cells in columns.items():
-        if name in _JSON_COLUMNS:
+        if typed and name == "timestamp":
+            cells.extend(parse_timestamp(event["timestamp"]) for event in chunk)
+        elif typed and name == "properties":
+            cells.extend(_struct_cell(event.get(name)) for event in chunk)
+        elif name in ("properties", "traits"):
             cells.extend(_json_text(event.get(name)) for event in chunk)
         else:
             cells.extend(event.get(name) for event in chunk)
     return columns
+
+
+def _struct_cell(properties: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Properties for the struct column, which would drop a key it has no field for."""
+    if properties is not None and not properties.keys() <= _PROPERTY_KEYS:
+        unknown = sorted(properties.keys() - _PROPERTY_KEYS)
+        raise ValueError(f"properties {unknown} have no field in PROPERTIES; add them there")
+    return properties
 
 
 def _json_text(value: object) -> str | None:

@@ -34,7 +34,7 @@ from .._events import FIELDS, Event
 from .._model import Model
 from .._replay import Result
 from .plan import BatchPlan, Input, events_table
-from .sql import literal
+from .sql import Shape, literal, shape_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -81,15 +81,15 @@ def load(
     columns, or an iterable of Event (already valid).
     """
     if isinstance(events, EventTable):
-        select, unit, nulls_absent = _table(con, events, stack)
+        select, unit, shape = _table(con, events, stack)
     elif isinstance(events, str | os.PathLike) or (
         isinstance(events, Sequence) and events and all(isinstance(e, str) for e in events)
     ):
         paths = [os.fspath(events)] if isinstance(events, str | os.PathLike) else list(events)
-        select, unit, nulls_absent = _files(con, paths, format)
+        select, unit, shape = _files(con, paths, format)
     elif hasattr(events, "__arrow_c_stream__") or hasattr(events, "schema"):
         con.register("ls_arrow", events)
-        select, nulls_absent = _columns(con, "ls_arrow", "<arrow>")
+        select, shape = _columns(con, "ls_arrow", "<arrow>")
         unit = "row"
     else:
         table = events_table(events)  # type: ignore[arg-type]  # Events are valid already
@@ -100,15 +100,29 @@ def load(
             "CAST(traits AS JSON) AS traits FROM ls_arrow"
         )
         return Input("ls_checked")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
-    csv_header = isinstance(events, str | os.PathLike | Sequence) and _kind_of(events) == "csv"
-    _report(con, unit, on_bad, strict, header=1 if csv_header else 0)
-    # A view, not another copy of every event: the good records in arrival order.
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW ls_checked AS SELECT rowid AS seq, id, type, "
-        "contact_id, anonymous_id, ts, properties, traits FROM ls_raw WHERE fault IS NULL"
+    if shape.seq:
+        # Parquet has its row numbers: no copy of the events. The checks run
+        # once here, for the report; the plan reads the file (only the
+        # columns each step needs) and checks again only if a record was bad.
+        con.execute(f"CREATE OR REPLACE TEMP VIEW ls_raw AS {select}")
+        bad = _report(con, unit, on_bad, strict, header=0, seq="seq")
+        good = "WHERE fault IS NULL" if bad else ""
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW ls_checked AS SELECT seq, id, type, contact_id, "
+            f"anonymous_id, ts, properties, traits FROM ls_raw {good}"
+        )
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
+        csv_header = isinstance(events, str | os.PathLike | Sequence) and _kind_of(events) == "csv"
+        _report(con, unit, on_bad, strict, header=1 if csv_header else 0, seq="rowid")
+        # A view, not another copy of every event: the good records in arrival order.
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW ls_checked AS SELECT rowid AS seq, id, type, "
+            "contact_id, anonymous_id, ts, properties, traits FROM ls_raw WHERE fault IS NULL"
+        )
+    return Input(
+        "ls_checked", traits_nulls_absent=shape.nulls_absent, properties_shape=shape.properties
     )
-    return Input("ls_checked", traits_nulls_absent=nulls_absent)
 
 
 def _kind_of(events: Any) -> str | None:
@@ -126,15 +140,19 @@ def _report(
     strict: bool,
     *,
     header: int,
-) -> None:
-    """Report the bad records; `header` lines come before the first record (CSV: 1)."""
+    seq: str,
+) -> int:
+    """Report the bad records; `header` lines come before the first record (CSV: 1).
+
+    `seq` orders the records of ls_raw (arrival order). Returns how many were bad.
+    """
     bad = con.execute("SELECT count(*) FROM ls_raw WHERE fault IS NOT NULL").fetchone()
     if not bad or not bad[0]:
-        return
+        return 0
     rows = con.execute(
         "SELECT source, line + ?, fault.field, fault.message FROM ("
-        "SELECT source, fault, row_number() OVER (PARTITION BY source ORDER BY rowid) AS line, "
-        "rowid FROM ls_raw) WHERE fault IS NOT NULL ORDER BY rowid",
+        f"SELECT source, fault, row_number() OVER (PARTITION BY source ORDER BY {seq}) AS line, "
+        f"{seq} AS o FROM ls_raw) WHERE fault IS NOT NULL ORDER BY o",
         [header],
     ).fetchall()
     for source, line, field, message in rows:
@@ -143,6 +161,7 @@ def _report(
             on_bad(record)  # may raise: that is how the CLI stops under --strict
         if strict:
             raise InputError(f"{record} (strict: stopping at the first bad record)")
+    return int(bad[0])
 
 
 def expand(paths: Sequence[str]) -> list[str]:
@@ -165,9 +184,18 @@ def expand(paths: Sequence[str]) -> list[str]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Typed:
+    """What the plan needs to know of a source's column types."""
+
+    nulls_absent: bool = False  # traits are a struct: a null trait is an absent key
+    properties: Shape | None = None  # properties are a struct of this shape (not JSON)
+    seq: bool = False  # the select has `seq`, the arrival order, and can be read as a view
+
+
 def _files(
     con: duckdb.DuckDBPyConnection, paths: Sequence[str], format: str | None
-) -> tuple[str, Unit, bool]:
+) -> tuple[str, Unit, _Typed]:
     files = expand(paths)
     if format is not None and format not in FORMATS:
         raise InputError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
@@ -180,9 +208,9 @@ def _files(
     named = ", filename=true" if len(files) > 1 else ""
     origin = "filename" if len(files) > 1 else literal(files[0])
     if kind in ("jsonl", "json"):
-        shape = "newline_delimited" if kind == "jsonl" else "array"
-        reader = f"read_json_objects({listed}, format={literal(shape)}{named})"
-        return _json_records(reader, origin), _UNITS[kind], False
+        layout = "newline_delimited" if kind == "jsonl" else "array"
+        reader = f"read_json_objects({listed}, format={literal(layout)}{named})"
+        return _json_records(reader, origin), _UNITS[kind], _Typed()
     if kind == "csv":
         for path in files:
             header = con.execute(
@@ -194,15 +222,22 @@ def _files(
             "quote='\"', escape='\"', union_by_name=true, strict_mode=false)"
         )
         con.execute(f"CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM {reader}")
-        select, nulls_absent = _columns(con, "ls_file", files[0], origin=origin)
-        return select, "line", nulls_absent
+        select, shape = _columns(con, "ls_file", files[0], origin=origin)
+        return select, "line", shape
     for path in files:
         names = con.execute(f"SELECT * FROM read_parquet({literal(path)}) LIMIT 0").description
         _check_columns([column[0] for column in names or ()], path)
     reader = f"read_parquet({listed}, union_by_name=true{named})"
     con.execute(f"CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM {reader}")
-    select, nulls_absent = _columns(con, "ls_file", files[0], origin=origin)
-    return select, "row", nulls_absent
+    # Arrival order: the files in the order given, the rows of each in order.
+    row = f"read_parquet({listed}, union_by_name=true{named}, file_row_number=true)"
+    seq = (
+        "file_row_number"
+        if len(files) == 1
+        else f"(list_position({listed}, filename) - 1) * {1 << 40} + file_row_number"
+    )
+    select, shape = _columns(con, "ls_file", files[0], origin=origin, frm=row, seq=seq)
+    return select, "row", replace(shape, seq=True)
 
 
 def _sniff(path: str) -> str:
@@ -298,22 +333,40 @@ def _json_records(reader: str, origin: str) -> str:
 
 
 def _columns(
-    con: duckdb.DuckDBPyConnection, relation: str, source: str | None, *, origin: str | None = None
-) -> tuple[str, bool]:
-    """Checked records from a relation with event columns (Parquet, CSV, a table, Arrow)."""
-    described = con.execute(f"SELECT * FROM {relation} LIMIT 0").description or ()
-    types = {column[0]: str(column[1]).upper() for column in described}
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    source: str | None,
+    *,
+    origin: str | None = None,
+    frm: str | None = None,
+    seq: str | None = None,
+) -> tuple[str, _Typed]:
+    """Checked records from a relation with event columns (Parquet, CSV, a table, Arrow).
+
+    `frm` is what to read (default `relation`, whose columns are described),
+    and `seq` the arrival order in it, selected as `seq` when given.
+    """
+    described = con.sql(f"SELECT * FROM {relation} LIMIT 0")
+    kinds = dict(zip(described.columns, described.types, strict=True))
+    described.fetchall()  # done with it: the connection takes other work
+    types = {name: str(kind).upper() for name, kind in kinds.items()}
     where = source or relation
     _check_columns([name for name in types if name != "filename"], where)
     fields: dict[str, _Field] = {}
     items: dict[str, str] = {}
     nulls_absent = False
+    properties_shape: Shape | None = None
     for name in FIELDS:
         kind_of = types.get(name)
         column = f'"{name}"'
         if kind_of is None or kind_of == '"NULL"':
             items[name] = "NULL::VARCHAR"
             fields[name] = _text_field(name)
+        elif name == "properties" and kinds[name].id == "struct":
+            # Kept as the struct: the plan reads its fields directly (sql.typed_probe).
+            items[name] = column
+            fields[name] = _struct_field(name)
+            properties_shape = shape_of(kinds[name])
         elif name in ("properties", "traits") and kind_of.startswith(("STRUCT", "MAP")):
             # A struct field is null wherever a row lacks it: for traits, an
             # absent key, not a removal (as the pure engine's Parquet reader).
@@ -334,16 +387,38 @@ def _columns(
                     f"{where}: column timestamp has no time zone; the spec needs "
                     "an offset (store it as timestamp with tz='UTC')"
                 )
-            items[name] = f"strftime({column}, '%Y-%m-%dT%H:%M:%S.%fZ')"
+            items[name] = column
             items["instant"] = f"epoch_us({column})"
-            fields[name] = replace(_text_field(name), instant="ls_instant")
+            fields[name] = _Field(
+                missing=f"(ls_{name} IS NULL)",
+                string="TRUE",
+                text=f"strftime(ls_{name}, '%Y-%m-%dT%H:%M:%S.%fZ')",
+                shown=f"strftime(ls_{name}, '%Y-%m-%dT%H:%M:%S.%fZ')",
+                value=f"ls_{name}",
+                instant="ls_instant",
+            )
         elif kind_of == "VARCHAR":
             items[name] = column
             fields[name] = _text_field(name)
         else:
             raise InputError(f"{where}: column {name} is {kind_of}; expected strings")
     source_sql = origin or literal(where)
-    return _checked(fields, items, source=source_sql, frm=relation, prelude=[]), nulls_absent
+    if seq is not None:
+        items["seq"] = seq
+    select = _checked(fields, items, source=source_sql, frm=frm or relation, prelude=[])
+    return select, _Typed(nulls_absent, properties_shape)
+
+
+def _struct_field(name: str) -> _Field:
+    """A struct column: always an object when present."""
+    column = f"ls_{name}"
+    return _Field(
+        missing=f"({column} IS NULL)",
+        string="FALSE",
+        text=f"CAST({column} AS VARCHAR)",
+        shown=f"left(to_json({column})::VARCHAR, 60)",
+        value=column,
+    )
 
 
 def _checked(
@@ -410,14 +485,19 @@ def _checked(
             "'timestamp'",
             f"'expected an RFC 3339 string, got ' || {stamp.shown}",
         ),
-        (
-            f"ls_ts IS NULL AND NOT regexp_full_match({stamp.text}, {literal(_RFC3339)})",
-            "'timestamp'",
-            "'expected an RFC 3339 timestamp with offset, such as 2026-05-04T10:00:00Z, got ' || "
-            f"{stamp.shown}",
-        ),
-        ("ls_ts IS NULL", "'timestamp'", f"'not a valid date or time: ' || {stamp.shown}"),
     ]
+    if stamp.instant is None:  # text: its shape first (a typed timestamp has none to check)
+        checks.append(
+            (
+                f"ls_ts IS NULL AND NOT regexp_full_match({stamp.text}, {literal(_RFC3339)})",
+                "'timestamp'",
+                "'expected an RFC 3339 timestamp with offset, such as 2026-05-04T10:00:00Z, "
+                f"got ' || {stamp.shown}",
+            )
+        )
+    checks.append(
+        ("ls_ts IS NULL", "'timestamp'", f"'not a valid date or time: ' || {stamp.shown}")
+    )
     for name in ("properties", "traits"):
         field = f[name]
         checks.append(
@@ -448,8 +528,9 @@ def _checked(
     )
     inner = ", ".join(f"{expression} AS ls_{name}" for name, expression in items.items())
     props, traits = f["properties"], f["traits"]
+    seq = ", ls_seq AS seq" if "seq" in items else ""
     return (
-        f"SELECT source, fault, {f['id'].text} AS id, {f['type'].text} AS type, "
+        f"SELECT source, fault{seq}, {f['id'].text} AS id, {f['type'].text} AS type, "
         f"CASE WHEN NOT {f['contact_id'].missing} THEN {f['contact_id'].text} END AS contact_id, "
         f"CASE WHEN NOT {f['anonymous_id'].missing} THEN {f['anonymous_id'].text} END "
         "AS anonymous_id, ls_ts AS ts, "
@@ -463,7 +544,7 @@ def _checked(
 
 def _table(
     con: duckdb.DuckDBPyConnection, table: EventTable, stack: ExitStack
-) -> tuple[str, Unit, bool]:
+) -> tuple[str, Unit, _Typed]:
     database = table.database
     if database is not None and database.startswith(("postgresql://", "postgres://")):
         return _postgresql(con, table, stack)
@@ -475,17 +556,17 @@ def _table(
         stack.callback(con.execute, "DETACH ls_source")
         relation = f"ls_source.{relation}"
     try:
-        select, nulls_absent = _columns(con, relation, table.name)
+        select, shape = _columns(con, relation, table.name)
     except InputError:
         raise
     except Exception as exc:  # duckdb.CatalogException and friends: no such table
         raise InputError(f"{table.name}: cannot read the table: {exc}") from None
-    return select, "row", nulls_absent
+    return select, "row", shape
 
 
 def _postgresql(
     con: duckdb.DuckDBPyConnection, table: EventTable, stack: ExitStack
-) -> tuple[str, Unit, bool]:
+) -> tuple[str, Unit, _Typed]:
     """Copy a PostgreSQL table out as CSV (psycopg) and read it with DuckDB's CSV reader."""
     import psycopg
     from psycopg import sql
@@ -519,8 +600,8 @@ def _postgresql(
         "CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM "
         f"read_csv({literal(path)}, all_varchar=true, header=true, quote='\"', escape='\"')"
     )
-    select, nulls_absent = _columns(con, "ls_file", table.name)
-    return select, "row", nulls_absent
+    select, shape = _columns(con, "ls_file", table.name)
+    return select, "row", shape
 
 
 def _pg_column(name: str) -> str:

@@ -58,7 +58,7 @@ from .._engine import (
 from .._events import Event
 from .._model import Model, StageCondition
 from .._replay import Result
-from .sql import ConditionCompiler, Probe, literal, tag_text
+from .sql import ConditionCompiler, Probe, Shape, literal, tag_text
 from .walk import SPAN_HALF_LIVES, Walk, walkable
 
 if TYPE_CHECKING:
@@ -248,10 +248,13 @@ class Input:
 
     `traits_nulls_absent`: a null trait is an absent key, not a removal (how
     struct-typed traits columns read, as in the pure engine's Parquet reader).
+    `properties_shape`: properties are a typed struct of this shape rather
+    than JSON; conditions read its fields directly.
     """
 
     relation: str
     traits_nulls_absent: bool = False
+    properties_shape: Shape | None = None
 
 
 class BatchPlan:
@@ -290,6 +293,7 @@ class BatchPlan:
         ]
         self.passive = passive_events_matter(m) if c.has_stages else Passive.NEVER
         self._nulls_absent = False
+        self._shape: Shape | None = None
 
     # -- running -------------------------------------------------------------
 
@@ -304,6 +308,7 @@ class BatchPlan:
         """Score the events of `source` as of `at` (µs) on `con`; the replay's result."""
         step = progress or (lambda _: None)
         self._nulls_absent = source.traits_nulls_absent
+        self._shape = source.properties_shape
         sql = con.execute
         step("duplicates")
         # The first copy of each id, in arrival order (spec 1).
@@ -346,12 +351,23 @@ class BatchPlan:
             f"FROM {unique} WHERE ts <= {at} AND anonymous_id IS NOT NULL "
             "AND contact_id IS NOT NULL GROUP BY anonymous_id"
         )
-        # A view: each reader needs other columns, and the join with the links is cheap.
+        # One narrow table that every later step reads: each event's owner and
+        # the property values the model's conditions probe (not the whole
+        # properties), so the events are read and joined with the links once.
+        probes = [*self.rules.select_items(self._shape)[0]]
+        if self.leaf_sql:
+            probes += self.leaf_conditions.select_items(self._shape)[0]
+        if self.compiled.has_stages:
+            props = "e.properties" if self._shape is None else "to_json(e.properties)"
+            probes.append(
+                f"CASE WHEN e.type = 'stage_set' AND json_type({props}, '$.stage') = 'VARCHAR' "
+                f"THEN {props} ->> '$.stage' END AS stage_name"
+            )
         sql(
-            "CREATE OR REPLACE TEMP VIEW ls_owned AS SELECT "
+            "CREATE OR REPLACE TEMP TABLE ls_owned AS SELECT "
             "coalesce(e.contact_id, l.linked, e.anonymous_id) AS owner, "
             "(e.contact_id IS NOT NULL OR l.linked IS NOT NULL) AS ident, "
-            "e.ts, e.id, e.type, e.properties, e.traits "
+            f"e.ts, e.id, e.type, e.traits{_items(probes)} "
             f"FROM {unique} e LEFT JOIN ls_links l "
             "ON e.contact_id IS NULL AND e.anonymous_id = l.anonymous_id "
             f"WHERE e.ts <= {at}"
@@ -383,7 +399,7 @@ class BatchPlan:
                 "0 AS rule, CAST(NULL AS VARCHAR) AS tagf FROM ls_owned WHERE FALSE"
             )
             return
-        first, second = self.rules.select_items()
+        first, second = self.rules.select_items(self._shape)
         tag_case = (
             "CASE rule "
             + " ".join(f"WHEN {i} THEN {name}_tag" for i, name in self.tag_texts.items())
@@ -398,7 +414,7 @@ class BatchPlan:
         # rules; materialising every match first was a copy for nothing.
         con.execute(
             "CREATE OR REPLACE TEMP VIEW ls_hits AS "
-            f"WITH p1 AS (SELECT owner, ident, ts, id, type{_items(first)} FROM ls_owned "
+            f"WITH p1 AS (SELECT owner, ident, ts, id, type{_items(_names(first))} FROM ls_owned "
             f"WHERE {_in(self.rule_types)}), "
             f"p2 AS (SELECT *{_items(second)} FROM p1), "
             f"p3 AS (SELECT owner, ident, ts, id{_items(tag_items)}, "
@@ -558,10 +574,10 @@ class BatchPlan:
         c = self.compiled
         leaves = "0"
         if self.leaf_sql:
-            first, second = self.leaf_conditions.select_items()
+            first, second = self.leaf_conditions.select_items(self._shape)
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE ls_leaves AS "
-                f"WITH q1 AS (SELECT id, type{_items(first)} FROM ls_owned "
+                f"WITH q1 AS (SELECT id, type{_items(_names(first))} FROM ls_owned "
                 f"WHERE {_in(set().union(*(leaf.types for leaf in self.leaves)))}), "
                 f"q2 AS (SELECT *{_items(second)} FROM q1), "
                 f"q3 AS (SELECT id, {' + '.join(self.leaf_sql)} AS leaves FROM q2) "
@@ -601,12 +617,7 @@ class BatchPlan:
             )
             unsafe = "LEFT JOIN ls_unsafe un USING (owner, ident) "
             active.append("un.owner IS NOT NULL")
-        stage_name = (
-            "CASE WHEN o.type = 'stage_set' AND json_type(o.properties, '$.stage') = 'VARCHAR' "
-            "THEN o.properties ->> '$.stage' END"
-            if c.has_stages
-            else "NULL"
-        )
+        stage_name = "o.stage_name" if c.has_stages else "NULL"
         # The events that can change a stage or fire a trigger, and what they carry.
         con.execute(
             "CREATE OR REPLACE TEMP TABLE ls_active AS "
@@ -751,6 +762,11 @@ def _rows(con: duckdb.DuckDBPyConnection, query: str) -> Iterator[tuple[Any, ...
 
 def _tag_text_of(name: str) -> str:
     return tag_text(Probe(name))
+
+
+def _names(items: Sequence[str]) -> list[str]:
+    """The names of SELECT items (`expression AS name`)."""
+    return [item.rsplit(" AS ", 1)[1] for item in items]
 
 
 def _items(items: Sequence[str]) -> str:

@@ -16,6 +16,13 @@ semantics (:mod:`leadscore._conditions`), so that the two engines agree:
   be used as it is; bracket classes are still translated by fnmatch itself,
   one at a time, so that their corner cases are Python's.
 
+When the events' properties are a typed struct (a Parquet struct column),
+a probe reads its field directly rather than through JSON: a field of text,
+integer, floating-point or boolean type gives the same probe columns as its
+JSON value would (:func:`typed_probe`); a path the struct has no field for
+is missing; anything else (a list, a map, a struct at the end of the path)
+goes through `to_json` of the field, as before.
+
 Known differences, documented in docs/batch.md: numbers compare as doubles
 (integers beyond 2^53 may compare equal when Python says they differ), and
 `lower` is DuckDB's Unicode lower-casing, which differs from Python's
@@ -121,6 +128,102 @@ def probe_derived(probe: Probe) -> list[str]:
         f"CASE WHEN {t} = 'VARCHAR' THEN lower({v}) END AS {probe.lower}",
         f"{numeric} AS {probe.n}",
     ]
+
+
+# The shape of a typed struct column: field name to a nested shape (a
+# struct) or the DuckDB type id of the field (`varchar`, `bigint`, ...).
+Shape = dict[str, "Shape | str"]
+
+_INTEGERS = frozenset(
+    ["tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint", "uinteger", "ubigint"]
+)
+_FLOATS = frozenset(["float", "double"])
+
+
+def shape_of(kind: Any) -> Shape:
+    """The Shape of a DuckDB struct type (a DuckDBPyType with id `struct`)."""
+    out: Shape = {}
+    for name, child in kind.children:
+        # JSON's type id is varchar's: told apart by its name.
+        kind = "json" if str(child).upper() == "JSON" else str(child.id)
+        out[name] = shape_of(child) if child.id == "struct" else kind
+    return out
+
+
+def _field(column: str, key: str) -> str:
+    return f"struct_extract({column}, {literal(key)})"
+
+
+def typed_probe(
+    probe: Probe, column: str, shape: Shape, keys: tuple[str, ...], guard: str | None
+) -> tuple[list[str], list[str]]:
+    """The probe's SELECT items over a typed struct: (from the column, derived).
+
+    Struct fields are found by their exact name (JSON keys are case-sensitive;
+    DuckDB's own field lookup is not).
+    """
+    x = f"{probe.name}_x"
+
+    def guarded(expression: str) -> str:
+        return f"CASE WHEN {guard} THEN {expression} END" if guard is not None else expression
+
+    expression = column
+    kind: Shape | str = shape
+    for depth, key in enumerate(keys):
+        if not isinstance(kind, dict) or key not in kind:
+            if isinstance(kind, str) and kind not in _SCALARS:
+                # A map, a list, JSON: what is further down is in its JSON value.
+                rest = literal(json_path(keys[depth:]))
+                j = f"json_extract(to_json({expression}), {rest})"
+                return [f"{guarded(j)} AS {probe.name}_j"], probe_derived(probe)
+            # No such field, or a scalar with keys asked below it: missing.
+            return [f"NULL::VARCHAR AS {x}"], [
+                f"NULL::VARCHAR AS {probe.t}",
+                f"NULL::VARCHAR AS {probe.v}",
+                f"NULL::VARCHAR AS {probe.lower}",
+                f"NULL::DOUBLE AS {probe.n}",
+            ]
+        expression, kind = _field(expression, key), kind[key]
+    if isinstance(kind, dict):  # a struct: its JSON value
+        return [f"{guarded(f'to_json({expression})')} AS {probe.name}_j"], probe_derived(probe)
+    if kind == "varchar":
+        numeric = (
+            f"CASE WHEN regexp_full_match({x}, {literal(_NUMERIC)}) "
+            f"THEN TRY_CAST(regexp_replace({x}, {literal(_TRIM)}, '', 'g') AS DOUBLE) END"
+        )
+        return [f"{guarded(expression)} AS {x}"], [
+            f"CASE WHEN {x} IS NOT NULL THEN 'VARCHAR' END AS {probe.t}",
+            f"{x} AS {probe.v}",
+            f"lower({x}) AS {probe.lower}",
+            f"{numeric} AS {probe.n}",
+        ]
+    if kind in _INTEGERS or kind in _FLOATS:
+        label = "'BIGINT'" if kind in _INTEGERS else "'DOUBLE'"
+        # NaN compares false with everything in Python, but above every
+        # number in DuckDB: no number, as a JSON NaN reads.
+        n = (
+            f"CAST({x} AS DOUBLE)"
+            if kind in _INTEGERS
+            else f"CASE WHEN NOT isnan({x}) THEN CAST({x} AS DOUBLE) END"
+        )
+        return [f"{guarded(expression)} AS {x}"], [
+            f"CASE WHEN {x} IS NOT NULL THEN {label} END AS {probe.t}",
+            f"CAST({x} AS VARCHAR) AS {probe.v}",
+            f"NULL::VARCHAR AS {probe.lower}",
+            f"{n} AS {probe.n}",
+        ]
+    if kind == "boolean":
+        return [f"{guarded(expression)} AS {x}"], [
+            f"CASE WHEN {x} IS NOT NULL THEN 'BOOLEAN' END AS {probe.t}",
+            f"CASE WHEN {x} THEN 'true' WHEN NOT {x} THEN 'false' END AS {probe.v}",
+            f"NULL::VARCHAR AS {probe.lower}",
+            f"NULL::DOUBLE AS {probe.n}",
+        ]
+    # A type without a plain JSON form (a list, a map, JSON): its JSON value.
+    return [f"{guarded(f'to_json({expression})')} AS {probe.name}_j"], probe_derived(probe)
+
+
+_SCALARS = frozenset([*_INTEGERS, *_FLOATS, "varchar", "boolean"])
 
 
 def tag_text(probe: Probe) -> str:
@@ -258,15 +361,23 @@ class ConditionCompiler:
             f"(CASE WHEN {p.missing} THEN {'TRUE' if when_missing else 'FALSE'} ELSE {holds} END)"
         )
 
-    def select_items(self) -> tuple[list[str], list[str]]:
-        """SELECT items of every probe: (extraction, derived)."""
+    def select_items(self, shape: Shape | None = None) -> tuple[list[str], list[str]]:
+        """SELECT items of every probe: (extraction, derived).
+
+        `shape`: the column is a typed struct of that shape, not JSON.
+        """
         first: list[str] = []
         second: list[str] = []
         for keys, probe in self.probes.items():
             types = self.guards[keys]
             guard = None if types is None else f"type IN ({', '.join(map(literal, sorted(types)))})"
-            first += probe_columns(probe, self.column, keys, guard)
-            second += probe_derived(probe)
+            if shape is not None:
+                items, derived = typed_probe(probe, self.column, shape, keys, guard)
+                first += items
+                second += derived
+            else:
+                first += probe_columns(probe, self.column, keys, guard)
+                second += probe_derived(probe)
         return first, second
 
 
