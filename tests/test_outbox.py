@@ -178,11 +178,8 @@ def test_each_firing_is_delivered_once_signed_with_its_scorecard(fresh: sa.Engin
             event("v0", "page_view", "2026-05-01T08:00:00Z", contact_id="c1"),
         ]
         send(fresh, name, model, log)
-        worker = OutboxWorker(fresh, quick())
-        try:
+        with OutboxWorker(fresh, quick()) as worker:
             worker.drain()
-        finally:
-            worker.close()
     rows = hook_rows(fresh, name)
     assert len(rows) == 3
     assert sorted(item.key for item in receiver.received) == sorted(str(row.seq) for row in rows)
@@ -223,11 +220,8 @@ def test_the_docs_verify_example_accepts_real_deliveries_only(fresh: sa.Engine) 
             model,
             [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
         )
-        worker = OutboxWorker(fresh, quick())
-        try:
+        with OutboxWorker(fresh, quick()) as worker:
             worker.drain()
-        finally:
-            worker.close()
     (got,) = receiver.received
     assert got.headers["idempotency-key"] == got.key
     assert verify_as_documented("s3cret", got.headers, got.body)
@@ -248,8 +242,7 @@ def test_retries_back_off_then_dead_letter_then_redelivery(fresh: sa.Engine) -> 
             [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
         )
         (row,) = hook_rows(fresh, name)
-        worker = OutboxWorker(fresh, quick())
-        try:
+        with OutboxWorker(fresh, quick()) as worker:
             worker.run_once()
             with fresh.connect() as conn:
                 assert store.outbox_stats(conn, workspace=name) == store.OutboxStats(0, 1, 0)
@@ -279,8 +272,6 @@ def test_retries_back_off_then_dead_letter_then_redelivery(fresh: sa.Engine) -> 
                 assert not store.redeliver(conn, workspace="elsewhere", seq=row.seq, now=0)
             healthy.set()
             worker.drain()
-        finally:
-            worker.close()
     tries = receiver.of(str(row.seq))
     assert [t.attempt for t in tries] == [1, 2, 3, 1]  # a fresh budget
     assert len({t.body for t in tries}) == 1
@@ -304,11 +295,8 @@ def test_a_receiver_that_recovers_gets_it_once_done(fresh: sa.Engine) -> None:
             model,
             [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
         )
-        worker = OutboxWorker(fresh, quick(webhook_max_attempts=5))
-        try:
+        with OutboxWorker(fresh, quick(webhook_max_attempts=5)) as worker:
             until(lambda: hook_rows(fresh, name)[0].status == "done", worker)
-        finally:
-            worker.close()
     assert [t.attempt for t in receiver.received] == [1, 2, 3]
 
 
@@ -330,13 +318,12 @@ def test_timeouts_and_refused_connections_are_failed_attempts(fresh: sa.Engine) 
             model,
             [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
         )
-        worker = OutboxWorker(fresh, quick(webhook_timeout_seconds=0.3, webhook_max_attempts=1))
-        try:
+        with OutboxWorker(
+            fresh, quick(webhook_timeout_seconds=0.3, webhook_max_attempts=1)
+        ) as worker:
             started = time.monotonic()
             worker.drain()
             assert time.monotonic() - started < 1.9  # the timeout cut the hanging call
-        finally:
-            worker.close()
         assert len(receiver.received) == 1
     ((timed_out,), (no_answer,)) = hook_rows(fresh, slow), hook_rows(fresh, refused)
     assert timed_out.status == "dead"
@@ -357,8 +344,7 @@ def test_the_workspace_secret_signs_webhooks_without_their_own(fresh: sa.Engine)
             model,
             [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
         )
-        worker = OutboxWorker(fresh, quick())
-        try:
+        with OutboxWorker(fresh, quick()) as worker:
             worker.drain()
             with fresh.connect() as conn:
                 rotated = store.signing_secret(conn, workspace=name, now=0, rotate=True).secret
@@ -366,8 +352,6 @@ def test_the_workspace_secret_signs_webhooks_without_their_own(fresh: sa.Engine)
                 (row,) = hook_rows(fresh, name)
                 store.redeliver(conn, workspace=name, seq=row.seq, now=time.time_ns() // 1000)
             worker.drain()
-        finally:
-            worker.close()
     first, second = receiver.received
     assert first.verified
     assert not second.verified  # signed with the new secret, not the old one
@@ -418,11 +402,8 @@ def test_a_dead_workers_lease_runs_out_and_its_late_answer_decides_nothing(
             (claimed,) = store.claim(conn, worker="gone", now=stamp, lease=200_000, limit=5)
             assert store.claim(conn, worker="other", now=stamp, lease=200_000, limit=5) == []
         time.sleep(0.25)
-        worker = OutboxWorker(fresh, quick())
-        try:
+        with OutboxWorker(fresh, quick()) as worker:
             worker.drain()  # ...so another worker takes it over once the lease runs out
-        finally:
-            worker.close()
         assert receiver.keys() == {str(claimed.seq)}
         with fresh.connect() as conn:
             # The first worker comes back with a failure: logged, but it stays done.
@@ -451,11 +432,8 @@ def test_a_webhook_shows_what_its_firings_local_actions_did(fresh: sa.Engine) ->
             model,
             [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
         )
-        worker = OutboxWorker(fresh, quick())
-        try:
+        with OutboxWorker(fresh, quick()) as worker:
             worker.drain()
-        finally:
-            worker.close()
     (got,) = receiver.received
     assert got.json()["contact"] == {"tags": ["demo"], "owner": "anna@example.com"}
 
@@ -474,11 +452,8 @@ def test_a_webhook_whose_payload_cannot_be_made_fails_and_ends(fresh: sa.Engine)
         )
         with fresh.begin() as conn:
             conn.execute(sa.update(firing_rows).values(model_version=99))
-        worker = OutboxWorker(fresh, quick(webhook_max_attempts=2))
-        try:
+        with OutboxWorker(fresh, quick(webhook_max_attempts=2)) as worker:
             until(lambda: hook_rows(fresh, name)[0].status == "dead", worker)
-        finally:
-            worker.close()
     assert receiver.received == []
     (row,) = hook_rows(fresh, name)
     assert row.last_error.startswith("no payload: UnknownModelVersion")
@@ -568,11 +543,8 @@ def test_round_robin_continues_across_workers_and_a_restart(fresh: sa.Engine) ->
         for n in range(30, 34)
     ])  # fmt: skip
     restarted = open_database(fresh.url)
-    worker = OutboxWorker(restarted, quick())
-    try:
+    with OutboxWorker(restarted, quick()) as worker:
         worker.drain()
-    finally:
-        worker.close()
         restarted.dispose()
     owners = _owners(fresh, name)
     assert [owners[f"n{n}"] for n in range(30, 34)] == [OWNERS[0], OWNERS[1], OWNERS[2], OWNERS[0]]

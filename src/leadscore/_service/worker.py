@@ -263,3 +263,9 @@ class OutboxWorker:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self._client.close()
+
+    def __enter__(self) -> OutboxWorker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
