@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +30,7 @@ from .._store.keys import Scope
 from . import problems
 from .auth import authorize
 from .bodies import BodyFirst
+from .committer import Committer
 from .deps import (
     AppCommitter,
     AppMetrics,
@@ -49,6 +51,8 @@ from .ingestion import (
     rejection,
     store_events,
 )
+from .metrics import Metrics
+from .modelcache import ModelCache
 from .problems import Problem
 
 router = APIRouter(tags=["segment"], route_class=BodyFirst)
@@ -115,6 +119,32 @@ def _message_id(call: object) -> str | None:
     return None
 
 
+def _store(
+    *,
+    key: str | None,
+    translate: Callable[[], list[dict[str, Any] | Refused]],
+    database: sa.Engine,
+    models: ModelCache,
+    committer: Committer,
+    metrics: Metrics,
+) -> list[EventResult]:
+    """A Segment route's work, in its one trip to the thread pool: the key
+    checked, the calls translated, the active model found (in that order, so
+    a bad key is a 401 before a bad body is a 422, and a workspace without a
+    model a 409 after both), on one connection; then the events stored."""
+    with reader(database) as conn:
+        caller = authorize(conn, key, Scope.WRITE)
+        calls = translate()
+        model = active_model(conn, models, workspace=caller.workspace)
+    return store_events(
+        committer=committer,
+        metrics=metrics,
+        workspace=caller.workspace,
+        model=model,
+        items=calls,
+    )
+
+
 def _call_route(kind: str) -> Callable[..., Awaitable[TrackingAnswer]]:
     async def post_call(
         *,
@@ -127,20 +157,20 @@ def _call_route(kind: str) -> Callable[..., Awaitable[TrackingAnswer]]:
     ) -> TrackingAnswer:
         received_at = datetime.now(UTC)
 
+        def translate() -> list[dict[str, Any] | Refused]:
+            try:
+                return [from_segment(body, kind=kind, received_at=received_at)]
+            except EventError as error:
+                raise rejection(str(error), error) from None
+
         def work() -> TrackingAnswer:
-            with reader(database) as conn:  # one checkout for the key and the model
-                caller = authorize(conn, key, Scope.WRITE)
-                try:
-                    event = from_segment(body, kind=kind, received_at=received_at)
-                except EventError as error:
-                    raise rejection(str(error), error) from None
-                model = active_model(conn, models, workspace=caller.workspace)
-            (result,) = store_events(
+            (result,) = _store(
+                key=key,
+                translate=translate,
+                database=database,
+                models=models,
                 committer=committer,
                 metrics=metrics,
-                workspace=caller.workspace,
-                model=model,
-                items=[event],
             )
             return _tracking(answer_one(result))
 
@@ -188,37 +218,40 @@ async def post_batch(
     with one result per call, in order."""
     received_at = datetime.now(UTC)
 
-    def work() -> TrackingAnswer:
-        with reader(database) as conn:  # one checkout for the key and the model
-            caller = authorize(conn, key, Scope.WRITE)
-            items = body.get("batch") if isinstance(body, dict) else None
-            if isinstance(items, list):
-                check_batch_size(len(items), settings)
-            try:
-                translated = batch(body, received_at=received_at)
-            except EventError as error:
-                raise Problem(
-                    422,
-                    f"Not a Segment batch: {error}",
-                    kind="invalid-request",
-                    errors=[{"path": error.field or "body", "message": error.message}],
-                ) from None
-            model = active_model(conn, models, workspace=caller.workspace)
+    def translate() -> list[dict[str, Any] | Refused]:
+        items = body.get("batch") if isinstance(body, dict) else None
+        if isinstance(items, list):
+            check_batch_size(len(items), settings)
+        try:
+            translated = batch(body, received_at=received_at)
+        except EventError as error:
+            raise Problem(
+                422,
+                f"Not a Segment batch: {error}",
+                kind="invalid-request",
+                errors=[{"path": error.field or "body", "message": error.message}],
+            ) from None
         assert isinstance(items, list)  # batch() has checked it
-        calls: list[dict[str, Any] | Refused] = [
+        return [
             Refused(_message_id(items[index]), str(result))
             if isinstance(result, EventError)
             else result
             for index, result in enumerate(translated)
         ]
-        results: list[EventResult] = store_events(
-            committer=committer,
-            metrics=metrics,
-            workspace=caller.workspace,
-            model=model,
-            items=calls,
+
+    def work() -> TrackingAnswer:
+        return _tracking(
+            answer(
+                _store(
+                    key=key,
+                    translate=translate,
+                    database=database,
+                    models=models,
+                    committer=committer,
+                    metrics=metrics,
+                )
+            )
         )
-        return _tracking(answer(results))
 
     return await run_in_threadpool(work)
 
