@@ -11,12 +11,19 @@ stored scorecards equal a replay of the stored log.
 - keys: API keys (hashed, scoped, revocable)
 - ingest: storing events and updating states, a batch per transaction;
   locks: how writers serialize
-- activation: rescoring a workspace under a newly activated model version
+- activation: rescoring a workspace under a newly activated model version;
+  bulk: every owner's state for it, computed by the batch engine at once
 - log, identity, owners, firings: the rows ingest reads and writes
 - reads: scorecards back, and a replay of the stored log to check them
 - outbox, actions: triggers' actions carried out (claims, webhook attempts,
   deliveries, tags, owners, round-robin rotations); outbox_stats and
   delivery_failures for /metrics
+
+The statements of the hot paths (a request's authentication and model
+lookup, ingestion's reads and writes) are built once, at import, with bound
+parameters: building a SQLAlchemy statement and computing its cache key
+costs more CPU than SQLite takes to run it, and a reused statement object
+keeps its cache key.
 """
 
 from .database import open_database

@@ -180,13 +180,6 @@ def _writer_lock_class() -> type[_Serialized]:
     return type("SerializedConnection", (_Serialized,), {"writers": threading.Lock()})
 
 
-# The statements of the hot paths (a request's authentication and model
-# lookup, ingestion's reads and writes) are built once, at import, with bound
-# parameters: building a SQLAlchemy statement and computing its cache key
-# costs more CPU than SQLite takes to run it, and a statement object that is
-# reused keeps its cache key.
-
-
 @contextmanager
 def transaction(conn: sa.Connection) -> Iterator[sa.Connection]:
     """Run in the caller's transaction when one is open, else in a new one
