@@ -4,8 +4,9 @@ the pure engine: no I/O, no clock (every instant is an argument).
 - `score_series`: a contact's score over time, from its awards' decayed values.
 - `report`: score distribution, conversion by band, grade and stage, the
   funnel by stage, the Pareto curve and score ageing of a set of scorecards.
-- `histogram`: contacts by score bin (the reports' bins), for the model
-  editor's preview, whose comparison of two models is the backtests'
+- `histogram`: contacts by score bin (the reports' bins), and `band_rows`:
+  conversion by band now and with a draft, for the model editor's preview,
+  whose comparison of two models is the backtests'
   (`leadscore._predict._backtest.compare`).
 """
 
@@ -13,10 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .._engine import Award, Engine, Scored
 from .._store.ranking import Group
+
+if TYPE_CHECKING:
+    from .._predict._backtest import Comparison
 
 MICROS_PER_DAY = 86_400_000_000
 # Score histogram: bins of this many points from 0; scores past the last bin
@@ -247,3 +251,33 @@ def histogram(scores: Iterable[float]) -> list[tuple[str, int]]:
     for score in scores:
         counts[_bin_of(score_point(score))] += 1
     return [(_bin_name(i), count) for i, count in enumerate(counts)]
+
+
+class BandRow(NamedTuple):
+    """A band's line of the model editor's preview: its conversion now and
+    with the draft."""
+
+    name: str
+    now: dict[str, Any] | None  # leads, conversions, rate (rule_report's by_band)
+    draft: dict[str, Any] | None
+    lift: float | None  # the draft's rate in the band over its overall rate
+
+
+def band_rows(result: Comparison, draft_bands: Sequence[str]) -> list[BandRow]:
+    """The preview's band lines: the draft's bands in its order, then any
+    band only the current model has."""
+    names = list(draft_bands)
+    for report in (result.candidate, result.current):
+        names += [name for name in report["by_band"] if name not in names]
+    base = result.candidate["base_rate"]
+    return [
+        BandRow(
+            name,
+            result.current["by_band"].get(name),
+            result.candidate["by_band"].get(name),
+            (result.candidate["by_band"][name]["rate"] / base)
+            if base and name in result.candidate["by_band"]
+            else None,
+        )
+        for name in names
+    ]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import difflib
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
@@ -25,11 +26,14 @@ from .._store import log
 from .._store.database import now
 from .._store.ranking import ranked, with_bands
 from .._store.reports import contacts_with, event_types
-from .._store.workspaces import store_model
+from .._store.workspaces import ModelVersion, store_model
 from .activation import activate, progress
-from .analysis import histogram
+from .analysis import band_rows, histogram
 from .common import Marketer, Page, Refused, active
 from .outcomes import default_outcome
+
+if TYPE_CHECKING:
+    from .._predict._backtest import Comparison
 
 router = APIRouter(include_in_schema=False)
 
@@ -139,14 +143,45 @@ def preview(
     models: Models,
 ) -> HTMLResponse:
     """The backtest preview, as an HTML fragment the editor shows."""
+    workspace = session.user.workspace
+    candidate = _engine(wanted.document)
+    outcome = wanted.outcome or None
+    result, events = _compare_draft(
+        database,
+        workspace=workspace,
+        model=active(database, models, workspace),
+        candidate=candidate,
+        outcome=outcome,
+        at=now(),
+    )
+    return Page(request, session).render(
+        "_preview.html",
+        result=result,
+        outcome=outcome,
+        events=events,
+        bands=band_rows(result, [name for name, _ in candidate.compiled.bands]),
+        histograms=zip(
+            histogram(card.score for card in result.before),
+            histogram(card.score for card in result.after),
+            strict=True,
+        ),
+    )
+
+
+def _compare_draft(
+    database: sa.Engine,
+    *,
+    workspace: str,
+    model: ModelVersion | None,
+    candidate: Engine,
+    outcome: str | None,
+    at: int,
+) -> tuple[Comparison, int]:
+    """The draft against the active model over the workspace's stored log as
+    of `at`, and how many events the log has."""
     # Here, not at the top: numpy and the batch engine load on the first preview.
     from .._predict._backtest import compare
 
-    workspace = session.user.workspace
-    candidate = _engine(wanted.document)
-    model = active(database, models, workspace)
-    outcome = wanted.outcome or None
-    at = now()
     with tempfile.TemporaryDirectory(prefix="leadscore-preview-") as folder:
         # The stored texts are event JSON already: the batch engine reads
         # them as a JSON Lines file, with no Python per event.
@@ -169,42 +204,7 @@ def preview(
                 else contacts_with(conn, workspace=workspace, event_type=outcome)
             )
         result = compare(current, candidate, str(path) if events else [], at=at, converted=won)
-    names = [name for name, _ in candidate.compiled.bands]
-    for report in (result.candidate, result.current):
-        names += [name for name in report["by_band"] if name not in names]
-    base = result.candidate["base_rate"]
-    bands = [
-        BandRow(
-            name,
-            result.current["by_band"].get(name),
-            result.candidate["by_band"].get(name),
-            (result.candidate["by_band"][name]["rate"] / base)
-            if base and name in result.candidate["by_band"]
-            else None,
-        )
-        for name in names
-    ]
-    return Page(request, session).render(
-        "_preview.html",
-        result=result,
-        outcome=outcome,
-        events=events,
-        bands=bands,
-        histograms=zip(
-            histogram(card.score for card in result.before),
-            histogram(card.score for card in result.after),
-            strict=True,
-        ),
-    )
-
-
-class BandRow(NamedTuple):
-    """A band's line of the preview: its conversion now and with the draft."""
-
-    name: str
-    now: dict[str, Any] | None  # leads, conversions, rate (rule_report's by_band)
-    draft: dict[str, Any] | None
-    lift: float | None  # the draft's rate in the band over its overall rate
+    return result, events
 
 
 @router.post("/models/activate")
