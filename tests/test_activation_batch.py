@@ -23,6 +23,7 @@ from leadscore._store import activate_model, ingest, store_model
 from leadscore._store import owners as owner_rows
 from leadscore._store.activation import claim, rescore, score_history
 from leadscore._store.bulk import compute
+from leadscore._store.contacts import erase
 from leadscore._store.log import all_events, owned_many
 from leadscore._store.tables import firings as firing_rows
 from leadscore._store.tables import outbox as outbox_rows
@@ -237,6 +238,41 @@ def test_owners_whose_log_changed_after_the_read_are_replayed(database: sa.Engin
         ended = rescore(conn, found, computed=computed, chunk=7)
         assert ended.status == "done"
         assert_states_are_replays(conn, name, model)
+
+
+def test_a_contact_erased_and_back_during_an_activation_is_replayed(
+    database: sa.Engine,
+) -> None:
+    """The contact that sent the newest events is erased after the batch
+    engine's read, then sends again: its new event is above the read mark
+    (SQLite would have handed it the erased event's `seq`), so the state
+    computed from its erased events is not written back."""
+    t = BASE + 20 * MINUTE
+    last = parse_event(
+        {"id": "last", "type": "form_submit", "contact_id": "erased", "timestamp": _stamp(t),
+         "properties": {"form": "demo"}}
+    )  # fmt: skip
+    name, model = loaded(database, [*generated(40, 800), last])
+    with database.connect() as conn:
+        computed = compute(conn, name, model.engine)
+        assert (True, "erased") in computed.states
+        assert erase(conn, workspace=name, contact_id="erased")
+        back = parse_event(
+            {"id": "back", "type": "page_view", "contact_id": "erased", "timestamp": _stamp(t)}
+        )
+        with conn.begin():
+            first = load_model(conn, workspace=name, version=model.version - 1)
+        ingest(conn, workspace=name, model=first, events=[back])
+        with conn.begin():
+            assert computed.changed(conn, name, [(True, "erased")]) == {(True, "erased")}
+        found = claim(conn)
+        assert found is not None
+        assert rescore(conn, found, computed=computed).status == "done"
+        assert_states_are_replays(conn, name, model)
+        with conn.begin():
+            assert [e.id for e in owned_many(conn, name, [(True, "erased")])[(True, "erased")]] == [
+                "back"
+            ]
 
 
 @settings(

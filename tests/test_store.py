@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
@@ -46,6 +47,7 @@ from leadscore._store import (
 from leadscore._store import owners as owner_rows
 from leadscore._store.log import MAX_ID_BYTES
 from leadscore._store.log import stored as stored_event
+from leadscore._store.migrate import _config
 from leadscore._store.tables import events as event_rows
 from leadscore._store.tables import firings as firing_rows
 from leadscore._store.tables import metadata
@@ -136,6 +138,44 @@ def test_migrations_build_the_schema_on_an_empty_database(database_url: str) -> 
         with opened.connect() as conn:
             # The migrations create exactly what tables.py declares.
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        opened.dispose()
+
+
+def test_the_log_keeps_its_rows_through_0006_and_never_gives_a_seq_twice(
+    database_url: str,
+) -> None:
+    def insert(conn: sa.Connection, *ids: str) -> None:
+        for id in ids:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO events (workspace, id, type, contact_id, timestamp, body,"
+                    " received_at) VALUES ('w', :id, 'view', 'c', 0, '{}', 0)"
+                ),
+                {"id": id},
+            )
+
+    def log(conn: sa.Connection) -> list[tuple[int, str]]:
+        rows = conn.execute(sa.text("SELECT seq, id FROM events ORDER BY seq"))
+        return [(int(seq), str(id)) for seq, id in rows]
+
+    opened = open_database(database_url)
+    try:
+        with opened.begin() as conn:
+            command.upgrade(_config(conn), "0005")
+            conn.execute(sa.text("INSERT INTO workspaces (id, created_at) VALUES ('w', 0)"))
+            insert(conn, "e1", "e2", "e3")
+            before = log(conn)
+        upgrade(database_url)
+        with opened.begin() as conn:
+            assert log(conn) == before
+            # Erasing the newest event, then logging another: a new seq.
+            conn.execute(sa.text("DELETE FROM events WHERE id = 'e3'"))
+            insert(conn, "e4")
+            assert log(conn)[-1][0] > before[-1][0]
+            command.downgrade(_config(conn), "0005")
+            command.upgrade(_config(conn), "head")
+            assert [id for _, id in log(conn)] == ["e1", "e2", "e4"]
     finally:
         opened.dispose()
 

@@ -85,6 +85,10 @@ events = sa.Table(
         postgresql_where=sa.text("contact_id IS NULL"),
         sqlite_where=sa.text("contact_id IS NULL"),
     ),
+    # A `seq` is never given twice, even after the newest events were erased
+    # (SQLite would otherwise reuse the largest rowid): readers that marked
+    # the log at a `seq` count on every later event being above it (bulk.py).
+    sqlite_autoincrement=True,
 )
 
 # The winning link of each anonymous id: the first event in (timestamp, id)
