@@ -35,6 +35,7 @@ from leadscore._predict._backtest import (
 )
 from leadscore._predict._baselines import baseline_aucs
 from leadscore._predict._history import DAY, Setup
+from leadscore._predict._learners import available_cpus
 from leadscore._predict._suggest import suggest
 from leadscore._predict._table import read_table, target_labels
 from leadscore._predict._train import (
@@ -177,7 +178,9 @@ def suggest_olist(options: Options) -> SuggestRow:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=0, help="LightGBM threads (0: all cores)")
+    parser.add_argument(
+        "--threads", type=int, default=available_cpus(), help="LightGBM threads (default: all CPUs)"
+    )
     args = parser.parse_args()
     if not datasets.SHARED.is_dir():
         sys.exit(f"no shared data at {datasets.SHARED}")

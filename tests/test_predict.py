@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -524,3 +526,51 @@ def test_numeric_targets_are_compared_as_numbers(tmp_path: Path) -> None:
     assert target_labels(table, "won", "0")[0][known].tolist() == [0, 1, 0, 1]
     with pytest.raises(InputError, match=r"only one class.*values seen: '0', '1'"):
         target_labels(table, "won", "yes")
+
+
+def _interaction_table(path: Path, rows: int = 1200) -> Path:
+    """Leads whose outcome is an interaction (either of two traits, not both):
+    a signal only the trees find, so the kept model is the trees (or the blend)."""
+    rng = np.random.default_rng(5)
+    a, b = rng.random(rows) < 0.5, rng.random(rows) < 0.5
+    won = rng.random(rows) < np.where(a ^ b, 0.7, 0.1)
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["a", "b", "converted"])
+        for row in zip(np.where(a, "x", "y"), np.where(b, "u", "v"), won.astype(int), strict=True):
+            out.writerow(row)
+    return path
+
+
+def test_threads_reach_lightgbm(tmp_path: Path) -> None:
+    """`--threads N` is the number LightGBM trained with (its text model
+    records it); without the option, every CPU the process may use."""
+    path = _interaction_table(tmp_path / "leads.csv")
+
+    def threads(*option: str) -> int:
+        out = tmp_path / f"model{'-'.join(option)}"
+        done = invoke(
+            "train", "--table", str(path), "--target", "converted", "-o", str(out), *option, *FAST
+        )
+        assert done.exit_code == 0, done.output
+        found = re.search(r"^\[num_threads: (\d+)\]$", (out / "trees.txt").read_text(), re.M)
+        assert found is not None
+        return int(found.group(1))
+
+    assert threads("--threads", "1") == 1
+    assert threads("--threads", "3") == 3
+    assert threads() == len(os.sched_getaffinity(0))
+    assert (
+        invoke(
+            "train",
+            "--table",
+            str(path),
+            "--target",
+            "converted",
+            "-o",
+            str(tmp_path / "z"),
+            "--threads",
+            "0",
+        ).exit_code
+        == 2
+    )

@@ -194,6 +194,11 @@ def _one_source(table: str | None, event_paths: Sequence[str]) -> None:
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of the folds and the subsampling."
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="LightGBM's threads (default: every CPU available to the process).",
+)
 def train(
     *,
     table: str | None,
@@ -215,15 +220,17 @@ def train(
     output_format: str,
     rounds: int | None,
     seed: int,
+    threads: int | None,
 ) -> None:
     """Learn conversion probability from a table or an event log, report it, save the model."""
     from ._api import train_events, train_table
     from ._history import DAY, Setup
+    from ._learners import available_cpus
     from ._report import print_train_report
     from ._train import Options
 
     _one_source(table, event_paths)
-    options = Options(rounds=rounds, seed=seed)
+    options = Options(rounds=rounds, seed=seed, threads=threads or available_cpus())
     at = _instant(split_at, "--split-at")
     with _bad_input():
         if table is not None:

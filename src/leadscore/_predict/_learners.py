@@ -71,18 +71,20 @@ LOGISTIC_CS = (0.1, 0.3, 1.0)
 _EPS = 1e-7
 
 
-def default_threads() -> int:
-    """LightGBM's threads when not given: every core, unless the machine is
-    already busy. An OpenMP team waits at every histogram for its slowest
-    member; with other processes on every core, two threads took twice the
-    wall time of one (and three times its CPU, spinning) in our measurements
-    (docs/benchmarks.md), so a loaded machine gets one."""
-    cores = os.cpu_count() or 1
+def available_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask where the platform
+    has one (a container or `taskset` limits it below the machine's count),
+    else every core. The default of `--threads`.
+
+    No guess from the load average: on a machine shared with other work, one
+    thread can beat two (an OpenMP team waits at every histogram for its
+    slowest member; docs/benchmarks.md), but whoever runs the training knows
+    that and says `--threads 1`; a default that changes with the load makes
+    the same command's speed unpredictable."""
     try:
-        load = os.getloadavg()[0]
-    except OSError:  # no load average on this platform
-        return cores
-    return cores if load < cores - 0.5 else 1
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity on this platform (macOS, Windows)
+        return os.cpu_count() or 1
 
 
 def logit(p: Floats) -> Floats:
@@ -145,19 +147,20 @@ class Trees(Learner):
         *,
         rounds: int | None = None,
         valid: tuple[Floats, npt.NDArray[np.int8]] | None = None,
-        threads: int = 0,
+        threads: int | None = None,
         seed: int = 0,
         max_rounds: int = MAX_ROUNDS,
         params: dict[str, Any] | None = None,
         stop_after: int = STOP_AFTER,
     ) -> tuple[Trees, int]:
-        """Fit with `rounds` rounds, or early-stop on `valid`; returns the rounds used."""
+        """Fit with `rounds` rounds, or early-stop on `valid`; returns the rounds
+        used. `threads`: LightGBM's, every available CPU when None."""
         import lightgbm as lgb
 
         params = {
             **GBM_PARAMS,
             **(params or {}),
-            "num_threads": threads or default_threads(),
+            "num_threads": threads or available_cpus(),
             "seed": seed,
         }
         train = lgb.Dataset(x, y, categorical_feature=encoder.categorical, free_raw_data=True)

@@ -46,6 +46,7 @@ from ._learners import (
     Logistic,
     Platt,
     Trees,
+    available_cpus,
 )
 from ._metrics import Labels, probability_report, roc_auc
 from ._table import Floats, Table
@@ -75,7 +76,8 @@ class Options:
     rounds: int | None = None  # fixed boosting rounds instead of early stopping
     folds: int = 5
     seed: int = 0
-    threads: int = 0  # 0: every core, one on a busy machine (default_threads)
+    # LightGBM's threads (`--threads`): by default every CPU the process may use.
+    threads: int = field(default_factory=available_cpus)
     max_rounds: int = 1000
     large: bool = False  # set for hold-out validation of large tables: LARGE_PARAMS
 
