@@ -18,20 +18,31 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, Any
 
 import click
 import orjson
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from ._cli_common import (
+    BadRecords,
+    current_database,
+    err,
+    events_or_fail,
+    fail,
+    model_or_fail,
+    prepare_storage,
+    redacted,
+    service_settings,
+    storage_options,
+    store_connection,
+)
 from ._engine import Engine, Scorecard
-from ._errors import InputError, LeadscoreError, ModelError
-from ._eventfiles import FORMATS, BadRecord, read_events
+from ._errors import InputError, LeadscoreError
+from ._eventfiles import FORMATS
 from ._events import Event
 from ._generate import generate_events, write_events
-from ._loader import load_model
 from ._model import Model, json_schema
 from ._output import (
     console_for,
@@ -43,39 +54,10 @@ from ._output import (
 )
 from ._replay import Result, explain
 from ._runner import StreamScorer
-from ._settings import Settings
 from ._time import format_timestamp, from_datetime, parse_instant
-
-if TYPE_CHECKING:  # the service's libraries load only when a command needs them
-    import sqlalchemy as sa
 
 _PROGRESS_EVERY = 10_000
 _WARNINGS_SHOWN = 20
-_err = Console(stderr=True)
-
-
-class _BadInput(click.ClickException):
-    """Bad input: exit code 1 (click's own usage errors exit 2)."""
-
-    exit_code = 1
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        _err.print(f"[red]error:[/red] {self.message}", highlight=False, soft_wrap=True)
-
-
-def _fail(message: str) -> NoReturn:
-    raise _BadInput(message)
-
-
-def _model(path: str) -> Model:
-    try:
-        return load_model(path)
-    except ModelError as exc:
-        count = len(exc.issues)
-        details = "\n".join(f"  {issue}" for issue in exc.issues)
-        _fail(f"{path}: {count} problem{'s' if count != 1 else ''}\n{details}")
-    except LeadscoreError as exc:
-        _fail(str(exc))
 
 
 def _as_of(text: str | None) -> int:
@@ -88,39 +70,9 @@ def _as_of(text: str | None) -> int:
         raise click.BadParameter(str(exc), param_hint="--at") from None
 
 
-class _BadRecords:
-    """Reports bad records as they come (the first 20), or stops at one with --strict."""
-
-    def __init__(self, strict: bool) -> None:
-        self.strict = strict
-        self.count = 0
-
-    def __call__(self, record: BadRecord) -> None:
-        if self.strict:
-            _fail(f"{record} (--strict: stopping at the first bad record)")
-        self.count += 1
-        if self.count <= 20:
-            _err.print(f"[yellow]skipped[/yellow] {record}", highlight=False, soft_wrap=True)
-
-    def summary(self) -> None:
-        bad = self.count
-        if bad:
-            _err.print(f"[yellow]{bad} bad record{'s' if bad != 1 else ''} skipped[/yellow]")
-
-
-def _events(paths: Sequence[str], input_format: str | None, strict: bool) -> Iterator[Event]:
-    """Good events of the inputs; bad records are reported (or, with --strict, fatal)."""
-    on_bad = _BadRecords(strict)
-    try:
-        yield from read_events(paths, format=input_format, on_bad=on_bad)
-    except InputError as exc:
-        _fail(str(exc))
-    on_bad.summary()
-
-
 def _with_progress(events: Iterator[Event], stack: ExitStack) -> Iterator[Event]:
     """A live count on a terminal; nothing when standard error is not one."""
-    if not _err.is_terminal:
+    if not err.is_terminal:
         yield from events
         return
     progress = stack.enter_context(
@@ -128,7 +80,7 @@ def _with_progress(events: Iterator[Event], stack: ExitStack) -> Iterator[Event]
             SpinnerColumn(),
             TextColumn("reading events: {task.completed:,}"),
             TimeElapsedColumn(),
-            console=_err,
+            console=err,
             transient=True,
         )
     )
@@ -176,7 +128,7 @@ def _score(
     else:
         scorer = StreamScorer(engine, at)
         with _few_collections(), ExitStack() as stack:
-            scorer.add_all(_with_progress(_events(paths, input_format, strict), stack))
+            scorer.add_all(_with_progress(events_or_fail(paths, input_format, strict), stack))
             result = scorer.finish()
     if not quiet:
         _report_warnings(result, shown=_WARNINGS_SHOWN)
@@ -193,7 +145,7 @@ def _score_on_batch(
     strict: bool,
 ) -> Result:
     """Score on DuckDB or Spark; bad records are reported as they come, then summed up."""
-    on_bad = _BadRecords(strict)
+    on_bad = BadRecords(strict)
     try:
         if engine_name == "spark":
             from ._batch.spark import score_spark
@@ -206,20 +158,20 @@ def _score_on_batch(
 
             result = score_with_duckdb(
                 model, paths, at, input_format=input_format, strict=strict, on_bad=on_bad,
-                console=_err,
+                console=err,
             )  # fmt: skip
     except (InputError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     on_bad.summary()
     return result
 
 
 def _report_warnings(result: Result, *, shown: int) -> None:
     for warning in result.warnings[:shown]:
-        _err.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
+        err.print(f"[yellow]warning[/yellow] {warning}", highlight=False)
     if len(result.warnings) > shown:
         count = len(result.warnings)
-        _err.print(
+        err.print(
             f"[yellow]{count:,} warning{'s' if count != 1 else ''} in all[/yellow]"
             + (f" (the first {shown} are above)" if shown else ""),
             highlight=False,
@@ -243,7 +195,7 @@ def cli() -> None:
 @click.argument("model", type=click.Path(dir_okay=False))
 def validate(model: str) -> None:
     """Check a scoring model and report every problem, with its path and line."""
-    checked = _model(model)
+    checked = model_or_fail(model)
     click.echo(
         f"{model}: valid — {len(checked.rules)} rules, {len(checked.fit)} fit rules, "
         f"{len(checked.stages)} stages, {len(checked.triggers)} triggers"
@@ -294,7 +246,7 @@ def score(
     engine_name: str,
 ) -> None:
     """Score every contact in EVENTS (files, or - for standard input) with MODEL."""
-    checked = _model(model)
+    checked = model_or_fail(model)
     at = _as_of(at_text)
     if output_format == "parquet" and output is None:
         raise click.UsageError("--format parquet needs --output FILE")
@@ -316,7 +268,7 @@ def score(
     elif firings:
         with open(firings, "wb") as out:
             _firings_writer(firings)(result.firings, out)
-    _err.print(
+    err.print(
         f"{len(result.scorecards):,} contacts"
         + (f", {len(result.anonymous):,} anonymous profiles" if result.anonymous else "")
         + f", {len(result.firings):,} firings",
@@ -397,12 +349,12 @@ def explain_command(
     input_format: str | None,
 ) -> None:
     """Why a contact has its scores: every award, stage entry and firing."""
-    engine = Engine(_model(model))
+    engine = Engine(model_or_fail(model))
     at = _as_of(at_text)
     try:
-        why = explain(engine, _events(events, input_format, strict), contact_id, at)
+        why = explain(engine, events_or_fail(events, input_format, strict), contact_id, at)
     except KeyError:
-        _fail(f"no events for contact {contact_id!r} up to {format_timestamp(at)}")
+        fail(f"no events for contact {contact_id!r} up to {format_timestamp(at)}")
     if output_format == "json":
         sys.stdout.buffer.write(
             orjson.dumps(explanation_json(why, engine), option=orjson.OPT_INDENT_2) + b"\n"
@@ -434,7 +386,7 @@ def generate(*, output: str, contacts: int, count: int, seed: int, days: int, st
         output,
         typed=True,
     )
-    _err.print(f"wrote {written:,} events for {contacts:,} contacts to {output}", highlight=False)
+    err.print(f"wrote {written:,} events for {contacts:,} contacts to {output}", highlight=False)
 
 
 def _start_day(text: str) -> datetime:
@@ -489,7 +441,7 @@ def _service_demo(folder: Path, *, contacts: int, count: int, port: int) -> None
     # A demo starts afresh: its database is the demo's own, made here each time.
     for leftover in data.glob("leadscore.db*"):
         leftover.unlink()
-    settings = _service_settings(None, str(data)).model_copy(
+    settings = service_settings(None, str(data)).model_copy(
         update={"database_url": None, "data_dir": data, "port": port, "host": "127.0.0.1"}
     )
     console = console_for()
@@ -536,7 +488,7 @@ def _scoring_demo(folder: Path, *, contacts: int, count: int, top: int) -> None:
         events_path,
     )
     at = from_datetime(begin + timedelta(days=days))
-    model = _model(str(model_path))
+    model = model_or_fail(str(model_path))
     # The generated log has a few stage_set events naming stages of the other
     # example models: counted, not listed, in a first look at the product.
     _, result = _score(model, [str(events_path)], at, None, strict=False, quiet=True)
@@ -599,44 +551,20 @@ def _summary(console: Console, result: Result) -> None:
         )
 
 
-def _service_settings(database_url: str | None, data_dir: str | None) -> Settings:
-    """Settings from the environment, with the command's options on top."""
-    given: dict[str, Any] = {}
-    if database_url is not None:
-        given["database_url"] = database_url
-    if data_dir is not None:
-        given["data_dir"] = Path(data_dir)
-    try:
-        return Settings(**given)
-    except ValidationError as exc:
-        _fail(f"invalid settings: {exc}")
-
-
-def _prepare_storage(settings: Settings) -> str:
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return settings.database()
-
-
-_DATABASE_HELP = "Database URL (default: LEADSCORE_DATABASE_URL, else SQLite in the data dir)."
-_DATA_DIR_HELP = "Directory of the embedded SQLite database (default: LEADSCORE_DATA_DIR)."
-
-
 @cli.group()
 def db() -> None:
     """The service's database: schema migrations."""
 
 
 @db.command(name="upgrade")
-@click.option("--database-url", help=_DATABASE_HELP)
-@click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
+@storage_options
 def db_upgrade(*, database_url: str | None, data_dir: str | None) -> None:
     """Create the database schema, or bring it up to date."""
     from ._store.migrate import upgrade  # the service's libraries load only when used
 
-    url = _prepare_storage(_service_settings(database_url, data_dir))
+    url = prepare_storage(service_settings(database_url, data_dir))
     upgrade(url)
-    _err.print(f"database schema is current: {_redacted(url)}", highlight=False)
+    err.print(f"database schema is current: {redacted(url)}", highlight=False)
 
 
 @cli.command()
@@ -647,8 +575,7 @@ def db_upgrade(*, database_url: str | None, data_dir: str | None) -> None:
     type=click.IntRange(1, 64),
     help="Server processes on the port (default: LEADSCORE_WORKERS, else 1).",
 )
-@click.option("--database-url", help=_DATABASE_HELP)
-@click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
+@storage_options
 def serve(
     *,
     host: str | None,
@@ -660,46 +587,11 @@ def serve(
     """Run the HTTP service. The database schema must be current (`leadscore db upgrade`)."""
     from ._service.server import run
 
-    settings = _service_settings(database_url, data_dir)
+    settings = service_settings(database_url, data_dir)
     given = {"host": host, "port": port, "workers": workers}
     settings = settings.model_copy(update={k: v for k, v in given.items() if v is not None})
-    url = _prepare_storage(settings)
-    if not _schema_current(url):
-        _fail(f"the database schema is not current: run `leadscore db upgrade` ({_redacted(url)})")
+    current_database(settings)
     run(settings)
-
-
-def _schema_current(url: str) -> bool:
-    from ._store.migrate import check_current
-
-    return check_current(url)
-
-
-def _redacted(url: str) -> str:
-    """A database URL fit to print: without its password."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # a URL SQLAlchemy cannot parse is shown as the user gave it
-        return url
-
-
-@contextmanager
-def _store_connection(database_url: str | None, data_dir: str | None) -> Iterator[sa.Connection]:
-    """A connection to the service's database, whose schema must be current."""
-    from ._store.database import open_database
-    from ._store.migrate import check_current
-
-    url = _prepare_storage(_service_settings(database_url, data_dir))
-    if not check_current(url):
-        _fail(f"the database schema is not current: run `leadscore db upgrade` ({_redacted(url)})")
-    database = open_database(url)
-    try:
-        with database.connect() as conn:
-            yield conn
-    finally:
-        database.dispose()
 
 
 _SCOPES = ["write", "read", "admin"]
@@ -712,18 +604,17 @@ def workspaces() -> None:
 
 @workspaces.command(name="create")
 @click.argument("name")
-@click.option("--database-url", help=_DATABASE_HELP)
-@click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
+@storage_options
 def workspaces_create(*, name: str, database_url: str | None, data_dir: str | None) -> None:
     """Create the workspace NAME (nothing happens when it exists)."""
     from ._store.workspaces import create_workspace
 
-    with _store_connection(database_url, data_dir) as conn:
+    with store_connection(database_url, data_dir) as conn:
         try:
             created = create_workspace(conn, workspace=name)
         except ValueError as error:
-            _fail(str(error))
-    _err.print(
+            fail(str(error))
+    err.print(
         f"created workspace {name!r}" if created else f"workspace {name!r} exists already",
         highlight=False,
     )
@@ -745,8 +636,7 @@ _WORKSPACE_HELP = "The workspace's name."
     required=True,
     help="write: only send events (safe in a web page). read: only read. admin: everything.",
 )
-@click.option("--database-url", help=_DATABASE_HELP)
-@click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
+@storage_options
 def keys_create(
     *, workspace: str, scope: str, database_url: str | None, data_dir: str | None
 ) -> None:
@@ -754,16 +644,16 @@ def keys_create(
     from ._store.keys import Scope, create_key
     from ._store.workspaces import create_workspace
 
-    with _store_connection(database_url, data_dir) as conn:
+    with store_connection(database_url, data_dir) as conn:
         try:
             # Created here too, so that a first key is one command away; the
             # message says so, which shows a mistyped name at once.
             if create_workspace(conn, workspace=workspace):
-                _err.print(f"created workspace {workspace!r}", highlight=False)
+                err.print(f"created workspace {workspace!r}", highlight=False)
         except ValueError as error:
-            _fail(str(error))
+            fail(str(error))
         created, key = create_key(conn, workspace=workspace, scope=Scope(scope))
-    _err.print(
+    err.print(
         f"{scope} key {created.key_id} for workspace {workspace!r}; it is shown only now "
         "(leadscore stores a hash of it):",
         highlight=False,
@@ -774,19 +664,18 @@ def keys_create(
 
 @keys.command(name="list")
 @click.option("--workspace", required=True, help=_WORKSPACE_HELP)
-@click.option("--database-url", help=_DATABASE_HELP)
-@click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
+@storage_options
 def keys_list(*, workspace: str, database_url: str | None, data_dir: str | None) -> None:
     """List the workspace's keys (id, scope, created, revoked), without secrets."""
     from ._store.keys import list_keys
     from ._store.workspaces import require_workspace
 
-    with _store_connection(database_url, data_dir) as conn:
+    with store_connection(database_url, data_dir) as conn:
         with conn.begin():
             try:
                 require_workspace(conn, workspace)
             except LeadscoreError as error:
-                _fail(str(error))
+                fail(str(error))
         found = list_keys(conn, workspace=workspace)
     for key in found:
         revoked = "-" if key.revoked_at is None else format_timestamp(key.revoked_at)
@@ -796,18 +685,17 @@ def keys_list(*, workspace: str, database_url: str | None, data_dir: str | None)
 @keys.command(name="revoke")
 @click.argument("key_id")
 @click.option("--workspace", required=True, help=_WORKSPACE_HELP)
-@click.option("--database-url", help=_DATABASE_HELP)
-@click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
+@storage_options
 def keys_revoke(
     *, key_id: str, workspace: str, database_url: str | None, data_dir: str | None
 ) -> None:
     """Revoke the key KEY_ID (as `keys list` shows it) of a workspace."""
     from ._store.keys import revoke_key
 
-    with _store_connection(database_url, data_dir) as conn:
+    with store_connection(database_url, data_dir) as conn:
         if not revoke_key(conn, workspace=workspace, key_id=key_id.removeprefix("lsk_")[:16]):
-            _fail(f"workspace {workspace!r} has no key {key_id!r}")
-    _err.print(f"revoked key {key_id[:20]}", highlight=False)
+            fail(f"workspace {workspace!r} has no key {key_id!r}")
+    err.print(f"revoked key {key_id[:20]}", highlight=False)
 
 
 # Commands that live in modules of their own, one line each.

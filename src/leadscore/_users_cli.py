@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ._cli import _DATA_DIR_HELP, _DATABASE_HELP, _err, _fail, _store_connection
+from ._cli_common import err, fail, storage_options, store_connection
 
 _ROLES = ["admin", "marketer", "sales"]
 
@@ -31,8 +31,7 @@ def users() -> None:
     is_flag=True,
     help="Read the password from the first line of standard input instead of a prompt.",
 )
-@click.option("--database-url", help=_DATABASE_HELP)
-@click.option("--data-dir", type=click.Path(file_okay=False), help=_DATA_DIR_HELP)
+@storage_options
 def users_create(
     *,
     email: str,
@@ -55,16 +54,14 @@ def users_create(
     try:
         check_password(password)
     except ValueError as error:
-        _fail(str(error))
-    with _store_connection(database_url, data_dir) as conn:
+        fail(str(error))
+    with store_connection(database_url, data_dir) as conn:
         try:
             if create_workspace(conn, workspace=workspace):
-                _err.print(f"created workspace {workspace!r}", highlight=False)
+                err.print(f"created workspace {workspace!r}", highlight=False)
             created = create_user(
                 conn, workspace=workspace, email=email, role=Role(role), password=password
             )
         except ValueError as error:
-            _fail(str(error))
-    _err.print(
-        f"created {created.role} {created.email} in workspace {workspace!r}", highlight=False
-    )
+            fail(str(error))
+    err.print(f"created {created.role} {created.email} in workspace {workspace!r}", highlight=False)

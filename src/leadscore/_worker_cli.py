@@ -9,17 +9,11 @@ from types import FrameType
 
 import click
 
+from ._cli_common import current_database, redacted, service_settings, storage_options
+
 
 @click.command()
-@click.option(
-    "--database-url",
-    help="Database URL (default: LEADSCORE_DATABASE_URL, else SQLite in the data dir).",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Directory of the embedded SQLite database (default: LEADSCORE_DATA_DIR).",
-)
+@storage_options
 @click.option(
     "--drain",
     is_flag=True,
@@ -38,16 +32,11 @@ def worker(*, database_url: str | None, data_dir: str | None, drain: bool) -> No
     if not drain:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-    # The command line's helpers, imported when run: _cli imports this module.
-    from ._cli import _fail, _prepare_storage, _redacted, _service_settings
     from ._service.worker import OutboxWorker
     from ._store.database import open_database
-    from ._store.migrate import check_current
 
-    settings = _service_settings(database_url, data_dir)
-    url = _prepare_storage(settings)
-    if not check_current(url):
-        _fail(f"the database schema is not current: run `leadscore db upgrade` ({_redacted(url)})")
+    settings = service_settings(database_url, data_dir)
+    url = current_database(settings)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -60,7 +49,7 @@ def worker(*, database_url: str | None, data_dir: str | None, drain: bool) -> No
             return
         running.start()
         logging.getLogger("leadscore.outbox").info(
-            "worker %s carrying out actions from %s", running.name, _redacted(url)
+            "worker %s carrying out actions from %s", running.name, redacted(url)
         )
         stopped.wait()
         running.stop()

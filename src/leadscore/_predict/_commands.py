@@ -11,11 +11,12 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
 
+from .._cli_common import err, events_or_fail, fail, model_or_fail
 from .._errors import LeadscoreError
 
 if TYPE_CHECKING:
@@ -25,33 +26,23 @@ if TYPE_CHECKING:
     from ._train import TrainedModel
 
 
-def _fail(message: str) -> NoReturn:
-    from .._cli import _fail as fail
-
-    fail(message)
-
-
 @contextmanager
 def _bad_input() -> Iterator[None]:
     """Our own errors become exit 1 with their message (which names the column or path)."""
     try:
         yield
     except LeadscoreError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _read_events(paths: Sequence[str], input_format: str | None, strict: bool) -> list[Event]:
-    from .._cli import _events
-
-    return list(_events(paths, input_format, strict))
+    return list(events_or_fail(paths, input_format, strict))
 
 
 def _rules(path: str | None) -> Model | None:
     if path is None:
         return None
-    from .._cli import _model
-
-    return _model(path)
+    return model_or_fail(path)
 
 
 def _table(path: str) -> Table:
@@ -308,7 +299,7 @@ def scored_rows(
             ids = [str(i) for i in range(1, data.rows + 1)]
         return ids, data
     if model.meta.get("source", {}).get("kind") != "events":
-        _fail("this model was trained on a table: predict with --table")
+        fail("this model was trained on a table: predict with --table")
     with _bad_input():
         return event_features(
             model, _read_events(event_paths, input_format, strict), at=at, rules=_model_rules(model)
@@ -466,9 +457,7 @@ def suggest(
     else:
         Path(output).write_text(text)
     kept = len(suggestion.document["rules"]) + len(suggestion.document.get("fit", []))
-    from .._cli import _err
-
-    _err.print(f"suggested {kept} rules from {y.size:,} leads", highlight=False)
+    err.print(f"suggested {kept} rules from {y.size:,} leads", highlight=False)
 
 
 @click.command()
