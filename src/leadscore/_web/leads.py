@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .._service.contacts import _csv
+from .._service.contacts import csv_lines
 from .._service.deps import CurrentSettings, Database, Models
 from .._store import actions, outbox, ranking
 from .._store import contacts as store
@@ -199,7 +199,7 @@ def leads_csv(session: Sales, query: Filters, database: Database, models: Models
                 contact_ids=[item.contact_id for item in listed],
             )
     return StreamingResponse(
-        _csv(found),
+        csv_lines(found),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="leads.csv"'},
     )
