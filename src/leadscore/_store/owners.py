@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Set
 from typing import Any, NamedTuple
 
+import orjson
 import sqlalchemy as sa
 
 from .._engine import ContactState, Engine
 from .._replay import Owner
+from .database import _dumps
 from .tables import owners
 
 
@@ -100,16 +103,18 @@ def save_many(
     inserts: list[dict[str, Any]] = []
     for (identified, key), state in sorted(states.items()):
         values = _columns(state, engine, model_version)
+        values["state"] = _json_text(values["state"])
         if (identified, key) in existing:
             updates.append(
                 {"w_workspace": workspace, "w_identified": identified, "w_key": key, **values}
             )
         else:
             inserts.append({"workspace": workspace, "identified": identified, "key": key, **values})
+    update, insert = _writes(conn.dialect.name)
     if updates:
-        conn.execute(_UPDATE, updates)
+        conn.execute(update, updates)
     if inserts:
-        conn.execute(_INSERT, inserts)
+        conn.execute(insert, inserts)
 
 
 def delete(conn: sa.Connection, workspace: str, owner: Owner) -> None:
@@ -129,16 +134,44 @@ _COLUMNS = (
     "flat",
     "search",
 )
-_UPDATE = (
-    owners.update()
-    .where(
-        owners.c.workspace == sa.bindparam("w_workspace"),
-        owners.c.identified == sa.bindparam("w_identified"),
-        owners.c.key == sa.bindparam("w_key"),
+
+
+@functools.cache
+def _writes(dialect: str) -> tuple[sa.Update, sa.Insert]:
+    """save_many's statements, the state bound as its JSON text (_json_text):
+    SQLAlchemy's JSON type would write each state again, with the standard
+    library's slower writer, and process every row's values on the way
+    (a rescore writes tens of thousands). PostgreSQL casts the text to the
+    column's type; SQLite stores JSON as that text."""
+    text = sa.bindparam("state", type_=sa.Text)
+    values: dict[str, Any] = {name: sa.bindparam(name) for name in _COLUMNS}
+    values["state"] = text if dialect == "sqlite" else sa.cast(text, owners.c.state.type)
+    update = (
+        owners.update()
+        .where(
+            owners.c.workspace == sa.bindparam("w_workspace"),
+            owners.c.identified == sa.bindparam("w_identified"),
+            owners.c.key == sa.bindparam("w_key"),
+        )
+        .values(values)
     )
-    .values({name: sa.bindparam(name) for name in _COLUMNS})
-)
-_INSERT = owners.insert()
+    insert = owners.insert().values(
+        {"workspace": sa.bindparam("workspace"), "identified": sa.bindparam("identified"),
+         "key": sa.bindparam("key"), **values}
+    )  # fmt: skip
+    return update, insert
+
+
+def _json_text(value: dict[str, Any]) -> str:
+    """A state's JSON text, as the JSON columns' writer (database._dumps) gives
+    it up to spacing and the spelling of floats (orjson's shortest repr reads
+    back to the same float too). NaN and infinities, which orjson would write
+    as null, are not in a state: its traits come from stored event bodies
+    (written without them) and its sums stay bounded (the engine's rebase)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # an integer past 64 bits, in the traits
+        return _dumps(value)
 
 
 def _columns(state: ContactState, engine: Engine, model_version: int) -> dict[str, Any]:
