@@ -113,7 +113,9 @@ def save_many(
         else:
             inserts.append({"workspace": workspace, "identified": identified, "key": key, **values})
     update, insert = _writes(conn.dialect.name)
-    if updates:
+    if conn.dialect.name == "postgresql" and len(updates) >= _COPY_ROWS:
+        _update_by_copy(conn, updates)
+    elif updates:
         conn.exec_driver_sql(update, updates)
     if inserts:
         conn.exec_driver_sql(insert, inserts)
@@ -168,6 +170,36 @@ def _writes(backend: str) -> tuple[str, str]:
         sqlite.dialect(paramstyle="named") if backend == "sqlite" else psycopg.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy's, unannotated
     )
     return str(update.compile(dialect=dialect)), str(insert.compile(dialect=dialect))
+
+
+# From this many updates on, PostgreSQL's are copied into a temporary table
+# and applied by one UPDATE ... FROM (one statement planned and run instead of
+# one per row). Measured on a loaded 2-core machine: 125 µs a row instead of
+# 155 in chunks of 2,000 (a rescore's), 87 instead of 126 in chunks of 500;
+# in chunks of 100 the table's creation made it slower (194 against 153).
+_COPY_ROWS = 500
+
+
+def _update_by_copy(conn: sa.Connection, updates: list[dict[str, Any]]) -> None:
+    """save_many's updates on PostgreSQL, through COPY (psycopg's, on the
+    transaction's own connection). The table is dropped at once: save_many
+    may run again in the same transaction."""
+    keys = ("w_workspace", "w_identified", "w_key")
+    names = ", ".join(["workspace", "identified", '"key"', *_COLUMNS])
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE ls_owner_rows (LIKE owners)")
+        with cursor.copy(f"COPY ls_owner_rows ({names}) FROM STDIN") as copy:
+            for row in updates:
+                copy.write_row([row[name] for name in (*keys, *_COLUMNS)])
+        cursor.execute(
+            "UPDATE owners o SET "
+            + ", ".join(f"{name} = r.{name}" for name in _COLUMNS)
+            + " FROM ls_owner_rows r WHERE o.workspace = r.workspace "
+            'AND o.identified = r.identified AND o."key" = r."key"'
+        )
+        cursor.execute("DROP TABLE ls_owner_rows")
 
 
 def _json_text(value: dict[str, Any]) -> str:
