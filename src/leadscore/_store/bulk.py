@@ -221,9 +221,9 @@ def _read_postgresql(
 ) -> None:
     """The events as Arrow columns from ADBC's PostgreSQL driver (libpq, binary
     COPY): no Python object per value, where psycopg's COPY in CSV and DuckDB's
-    CSV reader took four times as long. DuckDB's postgres extension would be
-    downloaded at run time. A connection of its own: every event up to the mark
-    is committed (see _mark), so any transaction sees them all."""
+    CSV reader took three times as long or more. DuckDB's postgres extension
+    would be downloaded at run time. A connection of its own: every event up
+    to the mark is committed (see _mark), so any transaction sees them all."""
     import adbc_driver_postgresql.dbapi as adbc
 
     # libpq's URI: the same server, user and options (search_path in the tests).
