@@ -105,15 +105,18 @@ class Computed:
         for contact in contacts:
             for anonymous in self.linked.get(contact, ()):
                 linked_to[anonymous] = contact
-        # Every event above the mark, by the primary key's range alone, and
-        # the owners picked out here: those are the events that arrived during
-        # the activation, few. With the workspace or the ids in the condition
-        # SQLite's planner walks an index of the workspace's whole log instead.
-        rows = conn.execute(
-            sa.select(events.c.workspace, events.c.contact_id, events.c.anonymous_id).where(
-                events.c.seq > self.mark
-            )
+        # The events above the mark (those that arrived during the activation)
+        # by the primary key's range, and the owners picked out here. With the
+        # workspace or the ids in the condition SQLite's planner walks an index
+        # of the workspace's whole log instead, so on SQLite (one machine's
+        # few workspaces) every workspace's are read; PostgreSQL's planner
+        # takes the range with the workspace's condition too.
+        query = sa.select(events.c.workspace, events.c.contact_id, events.c.anonymous_id).where(
+            events.c.seq > self.mark
         )
+        if conn.dialect.name == "postgresql":
+            query = query.where(events.c.workspace == workspace)
+        rows = conn.execute(query)
         found: set[Owner] = set()
         for at, contact, anonymous in rows:
             if at != workspace:
