@@ -275,6 +275,20 @@ def test_a_contact_erased_and_back_during_an_activation_is_replayed(
             ]
 
 
+def test_a_chunk_of_many_owners_is_written_as_the_replay_gives_it(database: sa.Engine) -> None:
+    """A chunk of more owners than save_many writes one by one (on PostgreSQL
+    they go through COPY and one UPDATE): every state reads back as the
+    replay's."""
+    name, model = loaded(database, generated(600, 5000))
+    with database.connect() as conn:
+        assert len(stored_every(conn, name)) >= owner_rows._COPY_ROWS
+        found = claim(conn)
+        assert found is not None
+        ended = rescore(conn, found)
+        assert (ended.status, ended.rescored) == ("done", ended.total)
+        assert_states_are_replays(conn, name, model)
+
+
 @settings(
     max_examples=20,
     deadline=None,

@@ -290,23 +290,25 @@ def _chunk(
     locks.lock_owners(conn, workspace, wanted)
     # Under the locks: what is still to do (ingest may have done some since).
     # Their versions only: the old states are not needed, and decoding them
-    # would be work for nothing.
-    kinds = [
-        sa.and_(
-            owner_rows.c.identified == identified,
-            owner_rows.c.key.in_(sorted(key for kind, key in wanted if kind == identified)),
-        )
-        for identified in (True, False)
-        if any(kind == identified for kind, _ in wanted)
-    ]
+    # would be work for nothing. By the key range the chunk spans (in the
+    # database's order, as `rows` were found), the primary key's: with the
+    # keys listed, SQLite scanned the workspace's whole index each chunk.
+    # An owner put in that range since is not locked: it is left out here.
+    span = sa.tuple_(owner_rows.c.identified, owner_rows.c.key)
     still = conn.execute(
         sa.select(owner_rows.c.identified, owner_rows.c.key).where(
             owner_rows.c.workspace == workspace,
-            sa.or_(*kinds),
+            span >= sa.tuple_(*wanted[0]),
+            span <= sa.tuple_(*wanted[-1]),
             owner_rows.c.model_version != model.version,
         )
     )
-    todo = sorted((bool(identified), str(key)) for identified, key in still)
+    locked = set(wanted)
+    todo = sorted(
+        owner
+        for owner in ((bool(identified), str(key)) for identified, key in still)
+        if owner in locked
+    )
     ready: dict[Owner, tuple[ContactState, list[Firing]]] = {}
     if computed is not None:
         touched = computed.changed(conn, workspace, todo)

@@ -50,7 +50,6 @@ grew since is replayed from its log instead.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
@@ -67,12 +66,13 @@ from .._replay import Owner
 from .database import reader
 from .tables import events
 
-if TYPE_CHECKING:
-    import duckdb
-
 # Rows fetched from SQLite per Arrow batch: enough that the per-batch work is
 # negligible, small enough that a batch of event bodies stays a few MB.
 _FETCH = 50_000
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
 
 
 @dataclass(slots=True)
@@ -97,27 +97,30 @@ class Computed:
         them to (the event's own contact).
         """
         owners = set(wanted)
+        if not owners:
+            return set()
         contacts = {key for identified, key in owners if identified}
         profiles = {key for identified, key in owners if not identified}
         linked_to: dict[str, str] = {}
         for contact in contacts:
             for anonymous in self.linked.get(contact, ()):
                 linked_to[anonymous] = contact
-        anonymous_ids = profiles | set(linked_to)
-        conditions = []
-        if contacts:
-            conditions.append(events.c.contact_id.in_(sorted(contacts)))
-        if anonymous_ids:
-            conditions.append(events.c.anonymous_id.in_(sorted(anonymous_ids)))
-        if not conditions:
-            return set()
-        rows = conn.execute(
-            sa.select(events.c.contact_id, events.c.anonymous_id).where(
-                events.c.workspace == workspace, events.c.seq > self.mark, sa.or_(*conditions)
-            )
+        # The events above the mark (those that arrived during the activation)
+        # by the primary key's range, and the owners picked out here. With the
+        # workspace or the ids in the condition SQLite's planner walks an index
+        # of the workspace's whole log instead, so on SQLite (one machine's
+        # few workspaces) every workspace's are read; PostgreSQL's planner
+        # takes the range with the workspace's condition too.
+        query = sa.select(events.c.workspace, events.c.contact_id, events.c.anonymous_id).where(
+            events.c.seq > self.mark
         )
+        if conn.dialect.name == "postgresql":
+            query = query.where(events.c.workspace == workspace)
+        rows = conn.execute(query)
         found: set[Owner] = set()
-        for contact, anonymous in rows:
+        for at, contact, anonymous in rows:
+            if at != workspace:
+                continue
             if contact in contacts:
                 found.add((True, contact))
             if anonymous is not None:
@@ -152,10 +155,10 @@ def compute(
         # so ingestion goes on while the log is read.
         with reader(conn.engine) as source:
             mark = _mark(source, workspace)
-            with source.begin():
-                if source.dialect.name == "postgresql":
-                    _read_postgresql(source, con, workspace, mark, spill)
-                else:
+            if source.dialect.name == "postgresql":
+                _read_postgresql(source.engine, con, workspace, mark)
+            else:
+                with source.begin():
                     _read_sqlite(source, con, workspace, mark)
         keep_alive()
         return _states(con, engine, mark, keep_alive)
@@ -179,92 +182,89 @@ def _mark(conn: sa.Connection, workspace: str) -> int:
     return 0 if found is None else int(found)
 
 
-_COLUMNS = "seq, id, type, contact_id, anonymous_id, timestamp, body"
-
-
 def _read_sqlite(
     conn: sa.Connection, con: duckdb.DuckDBPyConnection, workspace: str, mark: int
 ) -> None:
     """The events through the driver's cursor, into Arrow batches: only each event's
-    timestamp and body (DuckDB takes the other fields out of the body), as every
-    value fetched is a Python object on the way."""
+    seq, timestamp and body (DuckDB takes the other fields out of the body), as every
+    value fetched is a Python object on the way.
+
+    Not through ADBC's SQLite driver, which would make no Python objects: it
+    links a SQLite library of its own, and two copies of SQLite in one process
+    break each other's POSIX locks on the file (closing one's descriptor
+    drops the other's locks; sqlite.org's "How To Corrupt An SQLite Database
+    File", 2.2.1); in a test it read a workspace's log as empty.
+    """
     import pyarrow as pa
 
-    schema = pa.schema([("timestamp", pa.int64()), ("body", pa.string())])
+    schema = pa.schema([("seq", pa.int64()), ("timestamp", pa.int64()), ("body", pa.string())])
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
+        # NOT INDEXED: the rowid's range, in the file's order. With the
+        # workspace's condition SQLite walks ix_events_type instead and fetches
+        # each row from wherever it lies, three times slower. Another
+        # workspace's rows in the range are read and dropped: a SQLite file
+        # serves one machine, with few workspaces.
         cursor.execute(
-            "SELECT timestamp, body FROM events WHERE workspace = ? AND seq <= ?",
+            "SELECT seq, timestamp, body FROM events NOT INDEXED WHERE workspace = ? AND seq <= ?",
             (workspace, mark),
         )
         batches = []
         while rows := cursor.fetchmany(_FETCH):
-            stamps, bodies = zip(*rows, strict=True)
-            batches.append(
-                pa.record_batch(
-                    [pa.array(stamps, pa.int64()), pa.array(bodies, pa.string())], schema=schema
-                )
-            )
+            columns = zip(*rows, strict=True)
+            arrays = [pa.array(values, f.type) for values, f in zip(columns, schema, strict=True)]
+            batches.append(pa.record_batch(arrays, schema=schema))
     finally:
         cursor.close()
-    con.register("ls_store_arrow", pa.Table.from_batches(batches, schema=schema))
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW ls_store_rows AS SELECT row_number() OVER () AS seq, "
-        "body ->> '$.id' AS id, body ->> '$.type' AS type, "
-        "body ->> '$.contact_id' AS contact_id, body ->> '$.anonymous_id' AS anonymous_id, "
-        "timestamp, body FROM ls_store_arrow"
-    )
-    _canonical(con, "ls_store_rows")
-    con.unregister("ls_store_arrow")
+    _canonical(con, pa.Table.from_batches(batches, schema=schema))
 
 
 def _read_postgresql(
-    conn: sa.Connection, con: duckdb.DuckDBPyConnection, workspace: str, mark: int, folder: str
+    database: sa.Engine, con: duckdb.DuckDBPyConnection, workspace: str, mark: int
 ) -> None:
-    """The events as CSV through COPY (psycopg, the transaction's own connection) into a
-    temporary file that DuckDB's CSV reader reads: as _batch/io.py reads a PostgreSQL table,
-    without DuckDB's postgres extension (downloaded at run time)."""
-    import psycopg
-    from psycopg import sql
+    """The events as Arrow columns from ADBC's PostgreSQL driver (libpq, binary
+    COPY): no Python object per value, where psycopg's COPY in CSV and DuckDB's
+    CSV reader took three times as long or more. DuckDB's postgres extension
+    would be downloaded at run time. A connection of its own: every event up
+    to the mark is committed (see _mark), so any transaction sees them all."""
+    import adbc_driver_postgresql.dbapi as adbc
 
-    driver = conn.connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)
-    path = os.path.join(folder, "events.csv")
-    query = sql.SQL(
-        "COPY (SELECT " + _COLUMNS + " FROM events WHERE workspace = {} AND seq <= {} "
-        "ORDER BY seq) TO STDOUT (FORMAT csv)"
-    ).format(sql.Literal(workspace), sql.Literal(mark))
-    with open(path, "wb") as out, driver.cursor().copy(query) as copy:
-        for chunk in copy:
-            out.write(chunk)
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW ls_store_csv AS SELECT * FROM read_csv("
-        f"{literal(path)}, header=false, quote='\"', escape='\"', "
-        "columns={'seq': 'BIGINT', 'id': 'VARCHAR', 'type': 'VARCHAR', "
-        "'contact_id': 'VARCHAR', 'anonymous_id': 'VARCHAR', 'timestamp': 'BIGINT', "
-        "'body': 'VARCHAR'})"
-    )
-    _canonical(con, "ls_store_csv")
+    # libpq's URI: the same server, user and options (search_path in the tests).
+    uri = database.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with adbc.connect(uri) as source, source.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq, timestamp, body FROM events WHERE workspace = $1 AND seq <= $2",
+            (workspace, mark),
+        )
+        table = cursor.fetch_arrow_table()
+    _canonical(con, table)
 
 
-def _canonical(con: duckdb.DuckDBPyConnection, relation: str) -> None:
-    """ls_store, the batch engine's canonical columns (plan.Input), from the stored rows;
-    ls_identify, the bodies of identify events with traits, for the merge in Python.
+def _canonical(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+    """ls_store, the batch engine's canonical columns (plan.Input), from the stored rows
+    (seq, timestamp, body); ls_identify, the bodies of identify events with traits, for
+    the merge in Python.
 
     A body is the canonical JSON of a valid event (log.encode): properties are
     left out when empty, traits are kept on identify events only.
     """
+    con.register("ls_store_arrow", rows)
+    # Each body parsed once: the fields taken out of it in two lists (the
+    # operators ->> and json_extract on the text would parse it once each).
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE ls_store AS SELECT seq, id, type, contact_id, "
-        "anonymous_id, timestamp AS ts, "
-        "coalesce(json_extract(body, '$.properties'), '{}'::JSON) AS properties, "
-        "CASE WHEN type = 'identify' THEN json_extract(body, '$.traits') END AS traits "
-        f"FROM {relation}"
+        "CREATE OR REPLACE TEMP TABLE ls_store AS SELECT seq, f[1] AS id, f[2] AS type, "
+        "f[3] AS contact_id, f[4] AS anonymous_id, timestamp AS ts, "
+        "coalesce(j[1], '{}'::JSON) AS properties, "
+        "CASE WHEN f[2] = 'identify' THEN j[2] END AS traits FROM (SELECT seq, timestamp, "
+        "json_extract_string(body, ['$.id', '$.type', '$.contact_id', '$.anonymous_id']) AS f, "
+        "json_extract(body, ['$.properties', '$.traits']) AS j FROM ls_store_arrow)"
     )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE ls_identify AS SELECT id, body FROM "
-        f"{relation} WHERE type = 'identify' AND json_type(body, '$.traits') = 'OBJECT'"
+        "CREATE OR REPLACE TEMP TABLE ls_identify AS SELECT s.id, a.body FROM ls_store s "
+        "JOIN ls_store_arrow a USING (seq) "
+        "WHERE s.type = 'identify' AND json_type(s.traits) = 'OBJECT'"
     )
+    con.unregister("ls_store_arrow")
 
 
 def _states(

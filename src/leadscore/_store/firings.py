@@ -70,12 +70,16 @@ def write(
         }
         for firing in new
     ]
+    if history:
+        # Nothing to queue, so no seqs to read back: a plain executemany, which
+        # SQLAlchemy sends as a few multi-row INSERTs (RETURNING in parameter
+        # order costs PostgreSQL far more for the thousands of a rescore's chunk).
+        conn.execute(firings.insert(), rows)
+        return
     inserted = conn.execute(
         firings.insert().returning(firings.c.seq, sort_by_parameter_order=True), rows
     )
     seqs = list(inserted.scalars())
-    if history:
-        return
     actions = {trigger.id: trigger.actions for trigger in model.engine.model.triggers}
     queued = [
         {

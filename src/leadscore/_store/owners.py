@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Set
 from typing import Any, NamedTuple
 
+import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import psycopg
+from sqlalchemy.dialects.sqlite import pysqlite as sqlite
 
 from .._engine import ContactState, Engine
 from .._replay import Owner
+from .database import _dumps
 from .tables import owners
 
 
@@ -100,16 +105,20 @@ def save_many(
     inserts: list[dict[str, Any]] = []
     for (identified, key), state in sorted(states.items()):
         values = _columns(state, engine, model_version)
+        values["state"] = _json_text(values["state"])
         if (identified, key) in existing:
             updates.append(
                 {"w_workspace": workspace, "w_identified": identified, "w_key": key, **values}
             )
         else:
             inserts.append({"workspace": workspace, "identified": identified, "key": key, **values})
-    if updates:
-        conn.execute(_UPDATE, updates)
+    update, insert = _writes(conn.dialect.name)
+    if conn.dialect.name == "postgresql" and len(updates) >= _COPY_ROWS:
+        _update_by_copy(conn, updates)
+    elif updates:
+        conn.exec_driver_sql(update, updates)
     if inserts:
-        conn.execute(_INSERT, inserts)
+        conn.exec_driver_sql(insert, inserts)
 
 
 def delete(conn: sa.Connection, workspace: str, owner: Owner) -> None:
@@ -129,16 +138,80 @@ _COLUMNS = (
     "flat",
     "search",
 )
-_UPDATE = (
-    owners.update()
-    .where(
-        owners.c.workspace == sa.bindparam("w_workspace"),
-        owners.c.identified == sa.bindparam("w_identified"),
-        owners.c.key == sa.bindparam("w_key"),
+
+
+@functools.cache
+def _writes(backend: str) -> tuple[str, str]:
+    """save_many's statements as the driver's SQL, run with exec_driver_sql:
+    SQLAlchemy would process every row's values on their way to the driver,
+    several times the cost of the writes themselves for the tens of
+    thousands of rows of a rescore. So the values go as they are: the state
+    as its JSON text (_json_text; PostgreSQL casts it to the column's type,
+    SQLite stores JSON as that text), the others as the driver binds them.
+    Named parameters on both backends (psycopg's pyformat; SQLite's named
+    style, which its driver takes from dicts), so the rows are the same."""
+    text = sa.bindparam("state", type_=sa.Text)
+    values: dict[str, Any] = {name: sa.bindparam(name) for name in _COLUMNS}
+    values["state"] = text if backend == "sqlite" else sa.cast(text, owners.c.state.type)
+    update = (
+        owners.update()
+        .where(
+            owners.c.workspace == sa.bindparam("w_workspace"),
+            owners.c.identified == sa.bindparam("w_identified"),
+            owners.c.key == sa.bindparam("w_key"),
+        )
+        .values(values)
     )
-    .values({name: sa.bindparam(name) for name in _COLUMNS})
-)
-_INSERT = owners.insert()
+    insert = owners.insert().values(
+        {"workspace": sa.bindparam("workspace"), "identified": sa.bindparam("identified"),
+         "key": sa.bindparam("key"), **values}
+    )  # fmt: skip
+    dialect: sa.Dialect = (
+        sqlite.dialect(paramstyle="named") if backend == "sqlite" else psycopg.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy's, unannotated
+    )
+    return str(update.compile(dialect=dialect)), str(insert.compile(dialect=dialect))
+
+
+# From this many updates on, PostgreSQL's are copied into a temporary table
+# and applied by one UPDATE ... FROM (one statement planned and run instead of
+# one per row). Measured on a loaded 2-core machine: 125 µs a row instead of
+# 155 in chunks of 2,000 (a rescore's), 87 instead of 126 in chunks of 500;
+# in chunks of 100 the table's creation made it slower (194 against 153).
+_COPY_ROWS = 500
+
+
+def _update_by_copy(conn: sa.Connection, updates: list[dict[str, Any]]) -> None:
+    """save_many's updates on PostgreSQL, through COPY (psycopg's, on the
+    transaction's own connection). The table is dropped at once: save_many
+    may run again in the same transaction."""
+    keys = ("w_workspace", "w_identified", "w_key")
+    names = ", ".join(["workspace", "identified", '"key"', *_COLUMNS])
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE ls_owner_rows (LIKE owners)")
+        with cursor.copy(f"COPY ls_owner_rows ({names}) FROM STDIN") as copy:
+            for row in updates:
+                copy.write_row([row[name] for name in (*keys, *_COLUMNS)])
+        cursor.execute(
+            "UPDATE owners o SET "
+            + ", ".join(f"{name} = r.{name}" for name in _COLUMNS)
+            + " FROM ls_owner_rows r WHERE o.workspace = r.workspace "
+            'AND o.identified = r.identified AND o."key" = r."key"'
+        )
+        cursor.execute("DROP TABLE ls_owner_rows")
+
+
+def _json_text(value: dict[str, Any]) -> str:
+    """A state's JSON text, as the JSON columns' writer (database._dumps) gives
+    it up to spacing and the spelling of floats (orjson's shortest repr reads
+    back to the same float too). NaN and infinities, which orjson would write
+    as null, are not in a state: its traits come from stored event bodies
+    (written without them) and its sums stay bounded (the engine's rebase)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # an integer past 64 bits, in the traits
+        return _dumps(value)
 
 
 def _columns(state: ContactState, engine: Engine, model_version: int) -> dict[str, Any]:
