@@ -669,4 +669,11 @@ def score_batch(
         if progress is not None:
             progress("reading events")
         source = load(con, events, format=format, on_bad=on_bad, strict=strict, stack=stack)
+        if connection is None:
+            # Arrival order is fixed by now (the `seq` column), and every
+            # result the plan reads back has its ORDER BY: its tables need
+            # not keep their rows in insertion order, which lets DuckDB's
+            # threads write them as they come, with less memory (some 15%
+            # less CPU at 10M events). A caller's connection keeps its setting.
+            con.execute("SET preserve_insertion_order = false")
         return plan.run(con, source, at, progress=progress)
