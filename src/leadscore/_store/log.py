@@ -19,6 +19,7 @@ from .._errors import EventError
 from .._events import Event, parse_event
 from .._replay import Owner
 from .database import insert_new
+from .prepared import Prepared
 from .tables import events, identity_links
 
 # Ids are indexed, and a PostgreSQL index entry has a size limit (about 2.7 kB);
@@ -83,18 +84,24 @@ def insert_many(
     ]
     statement = _INSERT.get(conn.dialect.name)
     if statement is None:
-        statement = _INSERT[conn.dialect.name] = insert_new(
-            conn, events, "workspace", "id"
-        ).returning(events.c.id)
+        statement = _INSERT[conn.dialect.name] = Prepared(
+            insert_new(conn, events, "workspace", "id")
+            .values({name: sa.bindparam(name) for name in _COLUMNS})
+            .returning(events.c.id)
+        )
     if len(rows) == 1:  # a single row needs no executemany machinery
-        return set(conn.execute(statement, rows[0]).scalars())
+        return {found for (found,) in statement.rows(conn, rows[0])}
     if conn.dialect.name == "postgresql":
         return _insert_unnest(conn, rows)
-    return set(conn.execute(statement, rows).scalars())
+    return set(conn.execute(statement.statement, rows).scalars())
 
 
 # The insert of insert_many, by dialect name, built on first use.
-_INSERT: dict[str, sa.Insert] = {}
+_INSERT: dict[str, Prepared] = {}
+_COLUMNS = (
+    *("workspace", "id", "type", "contact_id", "anonymous_id", "timestamp", "body"),
+    "received_at",
+)
 
 
 # One short statement with a column of values per array: a VALUES list of
@@ -142,9 +149,11 @@ def stored(conn: sa.Connection, workspace: str, event_id: str) -> Event:
     return stored_many(conn, workspace, [event_id])[event_id]
 
 
-_STORED = sa.select(events.c.id, events.c.body).where(
-    events.c.workspace == sa.bindparam("workspace"),
-    events.c.id.in_(sa.bindparam("ids", expanding=True)),
+_STORED = Prepared(
+    sa.select(events.c.id, events.c.body).where(
+        events.c.workspace == sa.bindparam("workspace"),
+        events.c.id.in_(sa.bindparam("ids", expanding=True)),
+    )
 )
 
 
@@ -152,7 +161,7 @@ def stored_many(conn: sa.Connection, workspace: str, event_ids: list[str]) -> di
     """The stored copies of these ids."""
     if not event_ids:
         return {}
-    rows = conn.execute(_STORED, {"workspace": workspace, "ids": event_ids})
+    rows = _STORED.rows(conn, {"workspace": workspace, "ids": event_ids})
     return {event_id: decode(body) for event_id, body in rows}
 
 
@@ -197,7 +206,7 @@ def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = No
     if at is not None:
         values["at"] = at
     query = _owned_query(identified, as_of=at is not None)
-    found = [decode(body) for body in conn.execute(query, values).scalars()]
+    found = [decode(body) for (body,) in query.rows(conn, values)]
     if at is not None:
         found = [event for event in found if event.timestamp <= at]
     # Sorted here, not in SQL: ids compare by code point (spec 1), which a
@@ -207,7 +216,7 @@ def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = No
 
 
 @functools.cache
-def _owned_query(identified: bool, *, as_of: bool) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+def _owned_query(identified: bool, *, as_of: bool) -> Prepared:
     """`owned`'s query for one kind of owner, with or without `at`, built once
     (rebuilds run it often): bound parameters workspace, key and at."""
     workspace: sa.BindParameter[str] = sa.bindparam("workspace")
@@ -252,7 +261,7 @@ def _owned_query(identified: bool, *, as_of: bool) -> sa.Select[Any] | sa.Compou
         # SQLite would range over the contact index again (contact_id IS
         # NULL, timestamp <= at). Their few events are filtered in `owned`.
         parts = [parts[0].where(events.c.timestamp <= at), *parts[1:]]
-    return parts[0] if len(parts) == 1 else sa.union_all(*parts)
+    return Prepared(parts[0] if len(parts) == 1 else sa.union_all(*parts))
 
 
 def owned_many(

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from .._engine import ContactState, Engine
 from .._replay import Owner
+from .prepared import Prepared
 from .tables import owners
 
 
@@ -22,10 +23,14 @@ def _where(workspace: str, owner: Owner) -> tuple[sa.ColumnElement[bool], ...]:
     return (owners.c.workspace == workspace, owners.c.identified == identified, owners.c.key == key)
 
 
-_LOAD = sa.select(owners.c.key, owners.c.state, owners.c.model_version).where(
-    owners.c.workspace == sa.bindparam("workspace"),
-    owners.c.identified == sa.bindparam("identified"),
-    owners.c.key.in_(sa.bindparam("keys", expanding=True)),
+# Ingestion reads and writes owners for every event: its statements run on
+# the driver's cursor (prepared.py).
+_LOAD = Prepared(
+    sa.select(owners.c.key, owners.c.state, owners.c.model_version).where(
+        owners.c.workspace == sa.bindparam("workspace"),
+        owners.c.identified == sa.bindparam("identified"),
+        owners.c.key.in_(sa.bindparam("keys", expanding=True)),
+    )
 )
 
 
@@ -36,13 +41,11 @@ def load(conn: sa.Connection, workspace: str, wanted: Iterable[Owner]) -> dict[O
     for identified, key in wanted:
         by_kind.setdefault(identified, set()).add(key)
     for identified, keys in sorted(by_kind.items()):
-        rows = conn.execute(
-            _LOAD, {"workspace": workspace, "identified": identified, "keys": sorted(keys)}
+        rows = _LOAD.rows(
+            conn, {"workspace": workspace, "identified": identified, "keys": sorted(keys)}
         )
-        for row in rows:
-            found[(identified, row.key)] = Stored(
-                ContactState.from_json(row.state), row.model_version
-            )
+        for key, state, model_version in rows:
+            found[(identified, key)] = Stored(ContactState.from_json(state), model_version)
     return found
 
 
@@ -106,10 +109,8 @@ def save_many(
             )
         else:
             inserts.append({"workspace": workspace, "identified": identified, "key": key, **values})
-    if updates:
-        conn.execute(_UPDATE, updates)
-    if inserts:
-        conn.execute(_INSERT, inserts)
+    _UPDATE.run_many(conn, updates)
+    _INSERT.run_many(conn, inserts)
 
 
 def delete(conn: sa.Connection, workspace: str, owner: Owner) -> None:
@@ -129,7 +130,7 @@ _COLUMNS = (
     "flat",
     "search",
 )
-_UPDATE = (
+_UPDATE = Prepared(
     owners.update()
     .where(
         owners.c.workspace == sa.bindparam("w_workspace"),
@@ -138,7 +139,11 @@ _UPDATE = (
     )
     .values({name: sa.bindparam(name) for name in _COLUMNS})
 )
-_INSERT = owners.insert()
+_INSERT = Prepared(
+    owners.insert().values(
+        {name: sa.bindparam(name) for name in ("workspace", "identified", "key", *_COLUMNS)}
+    )
+)
 
 
 def _columns(state: ContactState, engine: Engine, model_version: int) -> dict[str, Any]:
