@@ -35,6 +35,7 @@ def encode(raw: Event | Mapping[str, Any]) -> tuple[Event, str]:
     a database cannot hold: U+0000 in an id, an id over MAX_ID_BYTES, text that
     is not Unicode (a lone surrogate), a number that is not finite.
     """
+    given = isinstance(raw, Event)
     event = raw if isinstance(raw, Event) else parse_event(raw)
     try:
         form = event.to_json()
@@ -55,7 +56,26 @@ def encode(raw: Event | Mapping[str, Any]) -> tuple[Event, str]:
     except ValueError as error:  # NaN or Infinity; UnicodeEncodeError is a ValueError too
         reason = "not Unicode text" if isinstance(error, UnicodeEncodeError) else str(error)
         raise EventError("", f"cannot be stored: {reason}") from None
-    return decode(body), body
+    if given:  # an Event built by the caller: validated here, as the text is read back
+        return decode(body), body
+    return _parsed(json.loads(body), event.timestamp), body
+
+
+def _parsed(form: dict[str, Any], timestamp: int) -> Event:
+    """What parse_event makes of a form parse_event has validated and encode
+    written: the same fields, without a second validation. (The timestamp is
+    the one parsed, which its canonical text gives back: format_timestamp
+    writes every digit.) From the text read back, so that its dicts are the
+    stored ones, keys in stored order."""
+    return Event(
+        id=form["id"],
+        type=form["type"],
+        timestamp=timestamp,
+        contact_id=form.get("contact_id"),
+        anonymous_id=form.get("anonymous_id"),
+        properties=form.get("properties", {}),
+        traits=form.get("traits"),
+    )
 
 
 def decode(body: str) -> Event:
