@@ -16,9 +16,8 @@ still decided as if it came alone (ingest decides the events of a batch one
 by one, in order).
 
 The leader is a request's own thread, not a thread of the committer's: a
-hand-off to another thread and back cost each single call more CPU than its
-SQL (futexes, the GIL changing hands twice), and at 200 calls a second that
-was a tenth of a core.
+request alone is stored without a hand-off to another thread and back (a
+queue, a future, and the GIL changing hands twice per call).
 """
 
 from __future__ import annotations

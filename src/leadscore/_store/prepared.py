@@ -41,7 +41,7 @@ class _Expanded(NamedTuple):
     sql: str
     names: tuple[str, ...]
     expansion: dict[str, list[str]]  # an IN list's name: the names of its items
-    binds: Mapping[str, _Processor]
+    processed: tuple[tuple[str, Callable[[Any], Any]], ...]
 
 
 class _Form:
@@ -59,11 +59,12 @@ class _Form:
         # SQLAlchemy's own public step, once per combination of lengths.
         self.expanding = tuple(compiled.bind_names[bind] for bind in compiled.post_compile_params)
         self.expanded: dict[tuple[int, ...], _Expanded] = {}
-        self.binds: dict[str, _Processor] = {
+        binds = {
             name: bind.type.dialect_impl(dialect).bind_processor(dialect)
             for name, bind in compiled.binds.items()
         }
-        self.has_bind_processors = any(self.binds.values())
+        # Only the parameters whose type converts them (JSON, SQLite's booleans...).
+        self.processed = _processed(binds)
         columns = getattr(statement, "exported_columns", ())
         self.results: list[_Processor] = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
@@ -73,20 +74,22 @@ class _Form:
 
     def parameters(self, values: Mapping[str, Any]) -> tuple[str, Any]:
         """The SQL and the driver's parameters for one set of values."""
-        sql, names = self.sql, self.names
-        binds: Mapping[str, _Processor] = self.binds
+        sql, names, processed = self.sql, self.names, self.processed
         if self.expanding:
             lengths = tuple(len(values[name]) for name in self.expanding)
             expanded = self.expanded.get(lengths)
             if expanded is None:
                 expanded = self._expand(lengths, values)
-            sql, names, binds = expanded.sql, expanded.names, expanded.binds
+            sql, names, processed = expanded.sql, expanded.names, expanded.processed
             flat = dict(values)
             for name, each in expanded.expansion.items():
                 flat.update(zip(each, flat.pop(name), strict=True))
             values = flat
-        if self.has_bind_processors:
-            values = {name: _process(binds.get(name), value) for name, value in values.items()}
+        if processed:
+            values = dict(values)
+            for name, processor in processed:
+                if name in values:
+                    values[name] = processor(values[name])
         if self.positional:
             return sql, tuple(values[name] for name in names)
         return sql, values
@@ -97,7 +100,7 @@ class _Form:
             state.statement,
             tuple(state.positiontup or ()),
             {name: list(each) for name, each in state.parameter_expansion.items()},
-            {**self.binds, **state.processors},
+            (*self.processed, *_processed(state.processors)),
         )
         if len(self.expanded) >= _MOST_EXPANDED:  # bounded: lengths vary with batches
             self.expanded.clear()
@@ -117,8 +120,8 @@ class _Form:
         ]
 
 
-def _process(processor: _Processor, value: Any) -> Any:
-    return value if processor is None else processor(value)
+def _processed(binds: Mapping[str, _Processor]) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    return tuple((name, processor) for name, processor in binds.items() if processor is not None)
 
 
 class Prepared:
