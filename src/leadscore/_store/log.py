@@ -26,6 +26,11 @@ from .tables import events, identity_links
 # this bound keeps every id well inside it on both backends.
 MAX_ID_BYTES = 512
 _ID_FIELDS = ("id", "contact_id", "anonymous_id")
+# The stored text's form: sorted keys, no spaces, UTF-8 as is, no NaN. One
+# encoder for every event (json.dumps with options builds one per call).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+)
 
 
 def encode(raw: Event | Mapping[str, Any]) -> tuple[Event, str]:
@@ -49,9 +54,7 @@ def encode(raw: Event | Mapping[str, Any]) -> tuple[Event, str]:
             if len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
                 raise EventError(name, f"longer than {MAX_ID_BYTES} bytes of UTF-8")
     try:
-        body = json.dumps(
-            form, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        )
+        body = _CANONICAL.encode(form)
         body.encode("utf-8")
     except ValueError as error:  # NaN or Infinity; UnicodeEncodeError is a ValueError too
         reason = "not Unicode text" if isinstance(error, UnicodeEncodeError) else str(error)

@@ -66,10 +66,13 @@ class _Form:
         # Only the parameters whose type converts them (JSON, SQLite's booleans...).
         self.processed = _processed(binds)
         columns = getattr(statement, "exported_columns", ())
-        self.results: list[_Processor] = [
+        results = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
-        self.has_result_processors = any(self.results)
+        # Only the columns whose type converts them (JSON on SQLite, booleans...).
+        self.results = tuple(
+            (index, processor) for index, processor in enumerate(results) if processor is not None
+        )
         self.error = dialect.loaded_dbapi.Error
 
     def parameters(self, values: Mapping[str, Any]) -> tuple[str, Any]:
@@ -108,16 +111,15 @@ class _Form:
         return expanded
 
     def rows(self, raw: list[Any]) -> list[tuple[Any, ...]]:
-        if not self.has_result_processors:
+        if not self.results:
             return [tuple(row) for row in raw]
-        processors = self.results
-        return [
-            tuple(
-                value if processor is None else processor(value)
-                for processor, value in zip(processors, row, strict=True)
-            )
-            for row in raw
-        ]
+        found = []
+        for row in raw:
+            values = list(row)
+            for index, processor in self.results:
+                values[index] = processor(values[index])
+            found.append(tuple(values))
+        return found
 
 
 def _processed(binds: Mapping[str, _Processor]) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
