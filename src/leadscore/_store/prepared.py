@@ -2,12 +2,12 @@
 
 SQLAlchemy's execution layer costs far more than the databases take to run
 the short statements ingestion is made of: a select by primary key took
-36 µs through `Connection.execute` against 4 µs on the sqlite3 cursor
-(measured on the development machine, quiet), and 64 µs with an expanding
-`IN`. A single tracked event runs about ten such statements (the key check,
-the active model, the event's insert, its owners' states read and written,
-its identity link...), so that layer was the largest part of the server's
-CPU per call (docs/benchmarks.md, issue 3).
+36-38 µs through `Connection.execute` against 4 µs on the sqlite3 cursor
+(in one process on the development machine), and 64-71 µs with an
+expanding `IN`. A single tracked event runs about ten such statements (the
+key check, the active model, the event's insert, its owners' states read
+and written, its identity link...), so that layer was most of the CPU a
+call spent outside the HTTP stack (docs/benchmarks.md, issue 3).
 
 A `Prepared` statement is still written in SQLAlchemy Core and compiled by
 SQLAlchemy, once per dialect; its parameters and rows go through the bind
