@@ -29,7 +29,7 @@ from .._store.keys import Scope
 from . import problems
 from .auth import authorize
 from .bodies import BodyFirst
-from .deps import AppIngestion, Ingestion, JsonBody, SegmentCredentials
+from .deps import Ingestion, Segment
 from .ingestion import (
     EventResult,
     IngestAnswer,
@@ -132,10 +132,9 @@ def _store(
 
 
 def _call_route(kind: str) -> Callable[..., Awaitable[TrackingAnswer]]:
-    async def post_call(
-        *, key: SegmentCredentials, body: JsonBody, app: AppIngestion
-    ) -> TrackingAnswer:
+    async def post_call(*, call: Segment) -> TrackingAnswer:
         received_at = datetime.now(UTC)
+        body = call.body
 
         def translate() -> list[dict[str, Any] | Refused]:
             try:
@@ -144,7 +143,7 @@ def _call_route(kind: str) -> Callable[..., Awaitable[TrackingAnswer]]:
                 raise rejection(str(error), error) from None
 
         def work() -> TrackingAnswer:
-            (result,) = _store(key=key, translate=translate, app=app)
+            (result,) = _store(key=call.key, translate=translate, app=call.app)
             return answer_one(result, TrackingAnswer)
 
         return await run_in_threadpool(work)
@@ -173,12 +172,11 @@ for _kind in CALL_TYPES:
         )
 
 
-async def post_batch(
-    *, key: SegmentCredentials, body: JsonBody, app: AppIngestion
-) -> TrackingAnswer:
+async def post_batch(*, call: Segment) -> TrackingAnswer:
     """Segment calls in a batch (a write key, or the body's `writeKey`): 200
     with one result per call, in order."""
     received_at = datetime.now(UTC)
+    body, app = call.body, call.app
 
     def translate() -> list[dict[str, Any] | Refused]:
         items = body.get("batch") if isinstance(body, dict) else None
@@ -202,7 +200,7 @@ async def post_batch(
         ]
 
     def work() -> TrackingAnswer:
-        return answer(_store(key=key, translate=translate, app=app), TrackingAnswer)
+        return answer(_store(key=call.key, translate=translate, app=app), TrackingAnswer)
 
     return await run_in_threadpool(work)
 
