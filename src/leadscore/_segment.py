@@ -418,12 +418,15 @@ def _instant(call: Mapping[str, Any], received_at: datetime) -> int:
     return received
 
 
+# The instants a datetime can hold (years 1 to 9999 in UTC), which are those
+# format_timestamp can write: compared as numbers rather than by formatting
+# each instant parsed.
+_FIRST = from_datetime(datetime.min.replace(tzinfo=UTC))
+_LAST = from_datetime(datetime.max.replace(tzinfo=UTC))
+
+
 def _representable(micros: int) -> bool:
-    try:
-        format_timestamp(micros)
-    except OverflowError:
-        return False
-    return True
+    return _FIRST <= micros <= _LAST
 
 
 def _parse_iso(value: object, field: str) -> int:

@@ -51,12 +51,22 @@ _NEEDED_FOR = {
 }
 
 
-async def presented_key(
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    basic: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
-) -> str | None:
+# The Authorization header as the two schemes read it (and the OpenAPI
+# document shows them).
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+Basic = Annotated[HTTPBasicCredentials | None, Depends(_basic)]
+
+
+async def presented_key(bearer: Bearer, basic: Basic) -> str | None:
     """The key in the Authorization header, if there is one (`async`: no
     I/O, so no hand-off to the thread pool)."""
+    return key_in(bearer, basic)
+
+
+def key_in(
+    bearer: HTTPAuthorizationCredentials | None, basic: HTTPBasicCredentials | None
+) -> str | None:
+    """The key of a Bearer or Basic Authorization header, if there is one."""
     if bearer is not None:
         return bearer.credentials.strip() or None
     if basic is not None:

@@ -5,21 +5,26 @@ Each commit waits for the disk (an fsync on SQLite, the WAL flush on
 PostgreSQL), a few milliseconds that one event at a time would pay again and
 again: at a couple of hundred requests a second the commits alone would keep
 the database's write lock busy, and requests would queue behind each other.
-So ingestion routes hand their events to the process's `Committer`, whose
-thread takes everything waiting, stores it with one `ingest` call per
-workspace (one transaction), and answers each request with its own
-outcomes. A request alone is stored at once, with no delay added; requests
-that arrive while a commit runs share the next one. An answer is still sent
-only after its events are committed, and each event is still decided as if
-it came alone (ingest decides the events of a batch one by one, in order).
+So ingestion routes hand their events to the process's `Committer`. A
+request that finds nobody committing commits at once, in its own thread,
+with no delay added; requests that arrive while a commit runs wait, and when
+it ends the first of them (the leader) takes everything waiting, stores it
+with one `ingest` call per workspace (one transaction), answers each request
+with its own outcomes, and hands the lead to whoever arrived meanwhile. An
+answer is still sent only after its events are committed, and each event is
+still decided as if it came alone (ingest decides the events of a batch one
+by one, in order).
+
+The leader is a request's own thread, not a thread of the committer's: a
+request alone is stored without a hand-off to another thread and back (a
+queue, a future, and the GIL changing hands twice per call).
 """
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,59 +44,73 @@ class _Job:
     workspace: str
     model: ModelVersion
     events: Sequence[Event | Mapping[str, Any]]
-    done: Future[list[EventOutcome]] = field(default_factory=Future)
+    # Set with an answer (outcomes or error), or without one to take the lead.
+    woken: threading.Event = field(default_factory=threading.Event)
+    outcomes: list[EventOutcome] | None = None
+    error: BaseException | None = None
 
 
 class Committer:
     def __init__(self, database: sa.Engine, *, max_events: int = MAX_EVENTS) -> None:
         self._database = database
         self._max_events = max_events
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="leadscore-committer", daemon=True)
+        self._lock = threading.Lock()
+        self._waiting: deque[_Job] = deque()
+        self._leading = False  # a request is committing
+        self._running = False
 
     def start(self) -> None:
-        self._thread.start()
+        self._running = True
 
     def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=60)
+        self._running = False
 
     def ingest(
         self, *, workspace: str, model: ModelVersion, events: Sequence[Event | Mapping[str, Any]]
     ) -> list[EventOutcome]:
         """As the store's `ingest`: committed when it returns."""
-        if not self._thread.is_alive():
+        if not self._running:
             raise RuntimeError("the committer is not running")
         job = _Job(workspace, model, events)
-        self._queue.put(job)
-        return job.done.result()
+        with self._lock:
+            self._waiting.append(job)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            job.woken.wait()
+        if job.outcomes is None and job.error is None:  # not answered: woken to lead
+            self._lead()
+        if job.error is not None:
+            raise job.error
+        assert job.outcomes is not None
+        return job.outcomes
 
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                return
-            jobs, count = [first], len(first.events)
-            while count < self._max_events:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stopping = True
-                    break
-                jobs.append(more)
-                count += len(more.events)
+    def _lead(self) -> None:
+        """Commit what is waiting (this request's job first), answer it, and
+        pass the lead on to the first request still waiting, if any."""
+        jobs: list[_Job] = []
+        try:
+            with self._lock:
+                count = 0
+                while self._waiting and (not jobs or count < self._max_events):
+                    jobs.append(self._waiting.popleft())
+                    count += len(jobs[-1].events)
             groups: dict[tuple[str, int], list[_Job]] = {}
             for job in jobs:
                 groups.setdefault((job.workspace, job.model.version), []).append(job)
             for group in groups.values():
                 self._commit(group)
+        finally:
             # A waiting request must never wait forever, whatever went wrong above.
             for job in jobs:
-                if not job.done.done():
-                    job.done.set_exception(RuntimeError("the committer lost this request"))
+                if job.outcomes is None and job.error is None:
+                    job.error = RuntimeError("the committer lost this request")
+                job.woken.set()
+            with self._lock:
+                if self._waiting:
+                    self._waiting[0].woken.set()
+                else:
+                    self._leading = False
 
     def _commit(self, group: list[_Job]) -> None:
         try:
@@ -104,9 +123,9 @@ class Committer:
                 )
         except BaseException as error:  # each request answers it (a 500, or the store's error)
             for job in group:
-                job.done.set_exception(error)
+                job.error = error
             return
         start = 0
         for job in group:
-            job.done.set_result(outcomes[start : start + len(job.events)])
+            job.outcomes = outcomes[start : start + len(job.events)]
             start += len(job.events)

@@ -97,7 +97,7 @@ def post_events(
             model=active_model(database, models, workspace=caller.workspace),
             items=[body],
         )
-        return answer_one(result)
+        return answer_one(result, IngestAnswer)
     if isinstance(body, list):
         check_batch_size(len(body), settings)
         items = [
@@ -113,7 +113,8 @@ def post_events(
                 workspace=caller.workspace,
                 model=active_model(database, models, workspace=caller.workspace),
                 items=items,
-            )
+            ),
+            IngestAnswer,
         )
     raise Problem(
         422,

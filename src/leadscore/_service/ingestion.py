@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
@@ -58,6 +58,9 @@ class IngestAnswer(BaseModel):
     duplicates: int
     rejected: int
     results: list[EventResult]
+
+
+A = TypeVar("A", bound=IngestAnswer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +143,10 @@ def _result(outcome: EventOutcome) -> EventResult:
     )
 
 
-def answer(results: list[EventResult]) -> IngestAnswer:
+def answer(results: list[EventResult], kind: type[A]) -> A:
+    """The answer to a request's events, as `kind` (IngestAnswer or a subclass, a route's own)."""
     statuses = [result.status for result in results]
-    return IngestAnswer(
+    return kind(
         accepted=statuses.count("accepted"),
         duplicates=statuses.count("duplicate"),
         rejected=statuses.count("rejected"),
@@ -150,11 +154,11 @@ def answer(results: list[EventResult]) -> IngestAnswer:
     )
 
 
-def answer_one(result: EventResult) -> IngestAnswer:
+def answer_one(result: EventResult, kind: type[A]) -> A:
     """The answer to a request of one event: a 422 problem when it was rejected."""
     if result.status == "rejected":
         raise rejection(str(result.reason))
-    return answer([result])
+    return answer([result], kind)
 
 
 def rejection(reason: str, error: EventError | None = None) -> Problem:

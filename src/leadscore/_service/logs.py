@@ -44,7 +44,11 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return _ENCODER.encode(line)
+
+
+# One encoder for every line (json.dumps with options builds one per call).
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 JsonFormatter.converter = time.gmtime  # the times are UTC, hence the Z
@@ -74,6 +78,9 @@ class AccessLog:
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled children by (route, method, status): looking one up
+        # through `labels` (keyword checks, a lock) cost more than counting.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -100,13 +107,21 @@ class AccessLog:
         finally:
             duration = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.requests.labels(route=route, method=scope["method"], status=status).inc()
-            self.metrics.latency.labels(route=route).observe(duration)
+            method = scope["method"]
+            children = self._children.get((route, method, status))
+            if children is None:
+                # As many as the registry keeps children for anyway.
+                children = self._children[(route, method, status)] = (
+                    self.metrics.requests.labels(route=route, method=method, status=status),
+                    self.metrics.latency.labels(route=route),
+                )
+            children[0].inc()
+            children[1].observe(duration)
             _log.info(
                 "request",
                 extra={
                     "request_id": request_id,
-                    "method": scope["method"],
+                    "method": method,
                     "route": route,
                     "status": status,
                     "duration_ms": round(duration * 1000, 3),

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -30,16 +29,7 @@ from .._store.keys import Scope
 from . import problems
 from .auth import authorize
 from .bodies import BodyFirst
-from .committer import Committer
-from .deps import (
-    AppCommitter,
-    AppMetrics,
-    CurrentSettings,
-    Database,
-    JsonBody,
-    Models,
-    SegmentCredentials,
-)
+from .deps import Ingestion, Segment
 from .ingestion import (
     EventResult,
     IngestAnswer,
@@ -51,8 +41,6 @@ from .ingestion import (
     rejection,
     store_events,
 )
-from .metrics import Metrics
-from .modelcache import ModelCache
 from .problems import Problem
 
 router = APIRouter(tags=["segment"], route_class=BodyFirst)
@@ -123,22 +111,20 @@ def _store(
     *,
     key: str | None,
     translate: Callable[[], list[dict[str, Any] | Refused]],
-    database: sa.Engine,
-    models: ModelCache,
-    committer: Committer,
-    metrics: Metrics,
+    app: Ingestion,
 ) -> list[EventResult]:
     """A Segment route's work, in its one trip to the thread pool: the key
     checked, the calls translated, the active model found (in that order, so
     a bad key is a 401 before a bad body is a 422, and a workspace without a
-    model a 409 after both), on one connection; then the events stored."""
-    with reader(database) as conn:
+    model a 409 after both), on one connection and in one read transaction;
+    then the events stored."""
+    with reader(app.database) as conn, conn.begin():
         caller = authorize(conn, key, Scope.WRITE)
         calls = translate()
-        model = active_model(conn, models, workspace=caller.workspace)
+        model = active_model(conn, app.models, workspace=caller.workspace)
     return store_events(
-        committer=committer,
-        metrics=metrics,
+        committer=app.committer,
+        metrics=app.metrics,
         workspace=caller.workspace,
         model=model,
         items=calls,
@@ -146,16 +132,9 @@ def _store(
 
 
 def _call_route(kind: str) -> Callable[..., Awaitable[TrackingAnswer]]:
-    async def post_call(
-        *,
-        key: SegmentCredentials,
-        body: JsonBody,
-        database: Database,
-        models: Models,
-        committer: AppCommitter,
-        metrics: AppMetrics,
-    ) -> TrackingAnswer:
+    async def post_call(*, call: Segment) -> TrackingAnswer:
         received_at = datetime.now(UTC)
+        body = call.body
 
         def translate() -> list[dict[str, Any] | Refused]:
             try:
@@ -164,15 +143,8 @@ def _call_route(kind: str) -> Callable[..., Awaitable[TrackingAnswer]]:
                 raise rejection(str(error), error) from None
 
         def work() -> TrackingAnswer:
-            (result,) = _store(
-                key=key,
-                translate=translate,
-                database=database,
-                models=models,
-                committer=committer,
-                metrics=metrics,
-            )
-            return _tracking(answer_one(result))
+            (result,) = _store(key=call.key, translate=translate, app=call.app)
+            return answer_one(result, TrackingAnswer)
 
         return await run_in_threadpool(work)
 
@@ -181,10 +153,6 @@ def _call_route(kind: str) -> Callable[..., Awaitable[TrackingAnswer]]:
         "`success` when stored or a duplicate; a 422 problem when rejected."
     )
     return post_call
-
-
-def _tracking(plain: IngestAnswer) -> TrackingAnswer:
-    return TrackingAnswer(**plain.model_dump(), success=True)
 
 
 for _kind in CALL_TYPES:
@@ -204,24 +172,16 @@ for _kind in CALL_TYPES:
         )
 
 
-async def post_batch(
-    *,
-    key: SegmentCredentials,
-    body: JsonBody,
-    database: Database,
-    models: Models,
-    committer: AppCommitter,
-    metrics: AppMetrics,
-    settings: CurrentSettings,
-) -> TrackingAnswer:
+async def post_batch(*, call: Segment) -> TrackingAnswer:
     """Segment calls in a batch (a write key, or the body's `writeKey`): 200
     with one result per call, in order."""
     received_at = datetime.now(UTC)
+    body, app = call.body, call.app
 
     def translate() -> list[dict[str, Any] | Refused]:
         items = body.get("batch") if isinstance(body, dict) else None
         if isinstance(items, list):
-            check_batch_size(len(items), settings)
+            check_batch_size(len(items), app.settings)
         try:
             translated = batch(body, received_at=received_at)
         except EventError as error:
@@ -240,18 +200,7 @@ async def post_batch(
         ]
 
     def work() -> TrackingAnswer:
-        return _tracking(
-            answer(
-                _store(
-                    key=key,
-                    translate=translate,
-                    database=database,
-                    models=models,
-                    committer=committer,
-                    metrics=metrics,
-                )
-            )
-        )
+        return answer(_store(key=call.key, translate=translate, app=app), TrackingAnswer)
 
     return await run_in_threadpool(work)
 

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 # Every JSON column goes through this. Python's json writes a float as its
 # shortest repr, which reads back to the same float: stored engine states
-# continue bit for bit (see ContactState.to_json).
-_dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+# continue bit for bit (see ContactState.to_json). One encoder for every
+# call: json.dumps with options builds a new one each time, which cost more
+# than encoding a state.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 # Connections a process may open: as many as requests it runs at once (the

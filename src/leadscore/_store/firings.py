@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from .._engine import Firing
+from .prepared import Prepared
 from .tables import firings, outbox
 from .workspaces import ModelVersion
 
@@ -26,9 +27,12 @@ def key_of(firing: Firing, once: Collection[str]) -> Key:
     return (firing.trigger, firing.contact_id, "" if firing.trigger in once else firing.event_id)
 
 
-_KNOWN = sa.select(firings.c.trigger, firings.c.contact_id, firings.c.event_key).where(
-    firings.c.workspace == sa.bindparam("workspace"),
-    firings.c.contact_id.in_(sa.bindparam("contacts", expanding=True)),
+# On the driver's cursor (prepared.py): ingestion asks for every batch that fires.
+_KNOWN = Prepared(
+    sa.select(firings.c.trigger, firings.c.contact_id, firings.c.event_key).where(
+        firings.c.workspace == sa.bindparam("workspace"),
+        firings.c.contact_id.in_(sa.bindparam("contacts", expanding=True)),
+    )
 )
 
 
@@ -37,7 +41,7 @@ def known(conn: sa.Connection, workspace: str, contacts: Iterable[str]) -> set[K
     wanted = sorted(set(contacts))
     if not wanted:
         return set()
-    rows = conn.execute(_KNOWN, {"workspace": workspace, "contacts": wanted})
+    rows = _KNOWN.rows(conn, {"workspace": workspace, "contacts": wanted})
     return {(trigger, contact, event_key) for trigger, contact, event_key in rows}
 
 

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
+from .prepared import Prepared
 from .tables import identity_links
 
 
@@ -32,14 +33,18 @@ def winner(conn: sa.Connection, workspace: str, anonymous_id: str) -> Link | Non
     return None if row is None else Link(row.timestamp, row.event_id, row.contact_id)
 
 
-_WINNERS = sa.select(
-    identity_links.c.anonymous_id,
-    identity_links.c.timestamp,
-    identity_links.c.event_id,
-    identity_links.c.contact_id,
-).where(
-    identity_links.c.workspace == sa.bindparam("workspace"),
-    identity_links.c.anonymous_id.in_(sa.bindparam("anonymous_ids", expanding=True)),
+# Ingestion reads and writes links for every event with an anonymous id: on
+# the driver's cursor (prepared.py).
+_WINNERS = Prepared(
+    sa.select(
+        identity_links.c.anonymous_id,
+        identity_links.c.timestamp,
+        identity_links.c.event_id,
+        identity_links.c.contact_id,
+    ).where(
+        identity_links.c.workspace == sa.bindparam("workspace"),
+        identity_links.c.anonymous_id.in_(sa.bindparam("anonymous_ids", expanding=True)),
+    )
 )
 
 
@@ -47,8 +52,8 @@ def winners(conn: sa.Connection, workspace: str, anonymous_ids: list[str]) -> di
     """The links in force of these anonymous ids (those that have one)."""
     if not anonymous_ids:
         return {}
-    rows = conn.execute(_WINNERS, {"workspace": workspace, "anonymous_ids": anonymous_ids})
-    return {row.anonymous_id: Link(row.timestamp, row.event_id, row.contact_id) for row in rows}
+    rows = _WINNERS.rows(conn, {"workspace": workspace, "anonymous_ids": anonymous_ids})
+    return {anonymous: Link(stamp, event, contact) for anonymous, stamp, event, contact in rows}
 
 
 def offer(
@@ -68,14 +73,20 @@ def offer(
         "event_id": candidate.event_id,
         "contact_id": candidate.contact_id,
     }
-    conn.execute(_LINK_INSERT if current is None else _LINK_UPDATE, values)
+    (_LINK_INSERT if current is None else _LINK_UPDATE).rows(conn, values)
     return True
 
 
-_LINK_INSERT = identity_links.insert().values(
-    workspace=sa.bindparam("w_workspace"), anonymous_id=sa.bindparam("w_anonymous_id")
+_LINK_INSERT = Prepared(
+    identity_links.insert().values(
+        workspace=sa.bindparam("w_workspace"),
+        anonymous_id=sa.bindparam("w_anonymous_id"),
+        timestamp=sa.bindparam("timestamp"),
+        event_id=sa.bindparam("event_id"),
+        contact_id=sa.bindparam("contact_id"),
+    )
 )
-_LINK_UPDATE = (
+_LINK_UPDATE = Prepared(
     identity_links.update()
     .where(
         identity_links.c.workspace == sa.bindparam("w_workspace"),

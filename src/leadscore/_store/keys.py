@@ -33,6 +33,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 
 from .database import now, transaction
+from .prepared import Prepared
 from .tables import api_keys
 from .workspaces import require_workspace
 
@@ -103,8 +104,11 @@ def create_key(conn: sa.Connection, *, workspace: str, scope: Scope) -> tuple[Ap
     return ApiKey(key_id, workspace, scope, created, None), f"{_PREFIX}{key_id}_{secret}"
 
 
-_BY_ID = sa.select(api_keys.c.workspace, api_keys.c.scope, api_keys.c.secret_hash).where(
-    api_keys.c.id == sa.bindparam("key_id"), api_keys.c.revoked_at.is_(None)
+# Every request checks a key: on the driver's cursor (prepared.py).
+_BY_ID = Prepared(
+    sa.select(api_keys.c.workspace, api_keys.c.scope, api_keys.c.secret_hash).where(
+        api_keys.c.id == sa.bindparam("key_id"), api_keys.c.revoked_at.is_(None)
+    )
 )
 
 
@@ -117,12 +121,15 @@ def authenticate(conn: sa.Connection, *, key: str) -> Caller | None:
     if not _ID.fullmatch(key_id) or not secret:
         return None
     with transaction(conn):
-        row = conn.execute(_BY_ID, {"key_id": key_id}).first()
+        found = _BY_ID.rows(conn, {"key_id": key_id})
     # Whether an id exists may show in the timing: ids are not secret. The
     # secret is compared in constant time.
-    if row is None or not hmac.compare_digest(bytes(row.secret_hash), _hash(key_id, secret)):
+    if not found:
         return None
-    return Caller(row.workspace, Scope(row.scope), key_id)
+    ((workspace, scope, secret_hash),) = found
+    if not hmac.compare_digest(bytes(secret_hash), _hash(key_id, secret)):
+        return None
+    return Caller(workspace, Scope(scope), key_id)
 
 
 def revoke_key(conn: sa.Connection, *, workspace: str, key_id: str) -> bool:

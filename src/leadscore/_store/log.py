@@ -19,12 +19,18 @@ from .._errors import EventError
 from .._events import Event, parse_event
 from .._replay import Owner
 from .database import insert_new
+from .prepared import Prepared
 from .tables import events, identity_links
 
 # Ids are indexed, and a PostgreSQL index entry has a size limit (about 2.7 kB);
 # this bound keeps every id well inside it on both backends.
 MAX_ID_BYTES = 512
 _ID_FIELDS = ("id", "contact_id", "anonymous_id")
+# The stored text's form: sorted keys, no spaces, UTF-8 as is, no NaN. One
+# encoder for every event (json.dumps with options builds one per call).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+)
 
 
 def encode(raw: Event | Mapping[str, Any]) -> tuple[Event, str]:
@@ -34,6 +40,7 @@ def encode(raw: Event | Mapping[str, Any]) -> tuple[Event, str]:
     a database cannot hold: U+0000 in an id, an id over MAX_ID_BYTES, text that
     is not Unicode (a lone surrogate), a number that is not finite.
     """
+    given = isinstance(raw, Event)
     event = raw if isinstance(raw, Event) else parse_event(raw)
     try:
         form = event.to_json()
@@ -47,14 +54,31 @@ def encode(raw: Event | Mapping[str, Any]) -> tuple[Event, str]:
             if len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
                 raise EventError(name, f"longer than {MAX_ID_BYTES} bytes of UTF-8")
     try:
-        body = json.dumps(
-            form, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        )
+        body = _CANONICAL.encode(form)
         body.encode("utf-8")
     except ValueError as error:  # NaN or Infinity; UnicodeEncodeError is a ValueError too
         reason = "not Unicode text" if isinstance(error, UnicodeEncodeError) else str(error)
         raise EventError("", f"cannot be stored: {reason}") from None
-    return decode(body), body
+    if given:  # an Event built by the caller: validated here, as the text is read back
+        return decode(body), body
+    return _parsed(json.loads(body), event.timestamp), body
+
+
+def _parsed(form: dict[str, Any], timestamp: int) -> Event:
+    """What parse_event makes of a form parse_event has validated and encode
+    written: the same fields, without a second validation. (The timestamp is
+    the one parsed, which its canonical text gives back: format_timestamp
+    writes every digit.) From the text read back, so that its dicts are the
+    stored ones, keys in stored order."""
+    return Event(
+        id=form["id"],
+        type=form["type"],
+        timestamp=timestamp,
+        contact_id=form.get("contact_id"),
+        anonymous_id=form.get("anonymous_id"),
+        properties=form.get("properties", {}),
+        traits=form.get("traits"),
+    )
 
 
 def decode(body: str) -> Event:
@@ -83,18 +107,24 @@ def insert_many(
     ]
     statement = _INSERT.get(conn.dialect.name)
     if statement is None:
-        statement = _INSERT[conn.dialect.name] = insert_new(
-            conn, events, "workspace", "id"
-        ).returning(events.c.id)
+        statement = _INSERT[conn.dialect.name] = Prepared(
+            insert_new(conn, events, "workspace", "id")
+            .values({name: sa.bindparam(name) for name in _COLUMNS})
+            .returning(events.c.id)
+        )
     if len(rows) == 1:  # a single row needs no executemany machinery
-        return set(conn.execute(statement, rows[0]).scalars())
+        return {found for (found,) in statement.rows(conn, rows[0])}
     if conn.dialect.name == "postgresql":
         return _insert_unnest(conn, rows)
-    return set(conn.execute(statement, rows).scalars())
+    return set(conn.execute(statement.statement, rows).scalars())
 
 
 # The insert of insert_many, by dialect name, built on first use.
-_INSERT: dict[str, sa.Insert] = {}
+_INSERT: dict[str, Prepared] = {}
+_COLUMNS = (
+    *("workspace", "id", "type", "contact_id", "anonymous_id", "timestamp", "body"),
+    "received_at",
+)
 
 
 # One short statement with a column of values per array: a VALUES list of
@@ -142,9 +172,11 @@ def stored(conn: sa.Connection, workspace: str, event_id: str) -> Event:
     return stored_many(conn, workspace, [event_id])[event_id]
 
 
-_STORED = sa.select(events.c.id, events.c.body).where(
-    events.c.workspace == sa.bindparam("workspace"),
-    events.c.id.in_(sa.bindparam("ids", expanding=True)),
+_STORED = Prepared(
+    sa.select(events.c.id, events.c.body).where(
+        events.c.workspace == sa.bindparam("workspace"),
+        events.c.id.in_(sa.bindparam("ids", expanding=True)),
+    )
 )
 
 
@@ -152,7 +184,7 @@ def stored_many(conn: sa.Connection, workspace: str, event_ids: list[str]) -> di
     """The stored copies of these ids."""
     if not event_ids:
         return {}
-    rows = conn.execute(_STORED, {"workspace": workspace, "ids": event_ids})
+    rows = _STORED.rows(conn, {"workspace": workspace, "ids": event_ids})
     return {event_id: decode(body) for event_id, body in rows}
 
 
@@ -197,7 +229,7 @@ def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = No
     if at is not None:
         values["at"] = at
     query = _owned_query(identified, as_of=at is not None)
-    found = [decode(body) for body in conn.execute(query, values).scalars()]
+    found = [decode(body) for (body,) in query.rows(conn, values)]
     if at is not None:
         found = [event for event in found if event.timestamp <= at]
     # Sorted here, not in SQL: ids compare by code point (spec 1), which a
@@ -207,7 +239,7 @@ def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = No
 
 
 @functools.cache
-def _owned_query(identified: bool, *, as_of: bool) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+def _owned_query(identified: bool, *, as_of: bool) -> Prepared:
     """`owned`'s query for one kind of owner, with or without `at`, built once
     (rebuilds run it often): bound parameters workspace, key and at."""
     workspace: sa.BindParameter[str] = sa.bindparam("workspace")
@@ -252,7 +284,7 @@ def _owned_query(identified: bool, *, as_of: bool) -> sa.Select[Any] | sa.Compou
         # SQLite would range over the contact index again (contact_id IS
         # NULL, timestamp <= at). Their few events are filtered in `owned`.
         parts = [parts[0].where(events.c.timestamp <= at), *parts[1:]]
-    return parts[0] if len(parts) == 1 else sa.union_all(*parts)
+    return Prepared(parts[0] if len(parts) == 1 else sa.union_all(*parts))
 
 
 def owned_many(

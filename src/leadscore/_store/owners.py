@@ -8,12 +8,11 @@ from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import psycopg
-from sqlalchemy.dialects.sqlite import pysqlite as sqlite
 
 from .._engine import ContactState, Engine
 from .._replay import Owner
 from .database import _dumps
+from .prepared import Prepared
 from .tables import owners
 
 
@@ -27,10 +26,14 @@ def _where(workspace: str, owner: Owner) -> tuple[sa.ColumnElement[bool], ...]:
     return (owners.c.workspace == workspace, owners.c.identified == identified, owners.c.key == key)
 
 
-_LOAD = sa.select(owners.c.key, owners.c.state, owners.c.model_version).where(
-    owners.c.workspace == sa.bindparam("workspace"),
-    owners.c.identified == sa.bindparam("identified"),
-    owners.c.key.in_(sa.bindparam("keys", expanding=True)),
+# Ingestion reads and writes owners for every event: its statements run on
+# the driver's cursor (prepared.py).
+_LOAD = Prepared(
+    sa.select(owners.c.key, owners.c.state, owners.c.model_version).where(
+        owners.c.workspace == sa.bindparam("workspace"),
+        owners.c.identified == sa.bindparam("identified"),
+        owners.c.key.in_(sa.bindparam("keys", expanding=True)),
+    )
 )
 
 
@@ -41,13 +44,11 @@ def load(conn: sa.Connection, workspace: str, wanted: Iterable[Owner]) -> dict[O
     for identified, key in wanted:
         by_kind.setdefault(identified, set()).add(key)
     for identified, keys in sorted(by_kind.items()):
-        rows = conn.execute(
-            _LOAD, {"workspace": workspace, "identified": identified, "keys": sorted(keys)}
+        rows = _LOAD.rows(
+            conn, {"workspace": workspace, "identified": identified, "keys": sorted(keys)}
         )
-        for row in rows:
-            found[(identified, row.key)] = Stored(
-                ContactState.from_json(row.state), row.model_version
-            )
+        for key, state, model_version in rows:
+            found[(identified, key)] = Stored(ContactState.from_json(state), model_version)
     return found
 
 
@@ -115,10 +116,9 @@ def save_many(
     update, insert = _writes(conn.dialect.name)
     if conn.dialect.name == "postgresql" and len(updates) >= _COPY_ROWS:
         _update_by_copy(conn, updates)
-    elif updates:
-        conn.exec_driver_sql(update, updates)
-    if inserts:
-        conn.exec_driver_sql(insert, inserts)
+    else:
+        update.run_many(conn, updates)
+    insert.run_many(conn, inserts)
 
 
 def delete(conn: sa.Connection, workspace: str, owner: Owner) -> None:
@@ -141,15 +141,13 @@ _COLUMNS = (
 
 
 @functools.cache
-def _writes(backend: str) -> tuple[str, str]:
-    """save_many's statements as the driver's SQL, run with exec_driver_sql:
-    SQLAlchemy would process every row's values on their way to the driver,
-    several times the cost of the writes themselves for the tens of
-    thousands of rows of a rescore. So the values go as they are: the state
-    as its JSON text (_json_text; PostgreSQL casts it to the column's type,
-    SQLite stores JSON as that text), the others as the driver binds them.
-    Named parameters on both backends (psycopg's pyformat; SQLite's named
-    style, which its driver takes from dicts), so the rows are the same."""
+def _writes(backend: str) -> tuple[Prepared, Prepared]:
+    """save_many's update and insert, on the driver's cursor (prepared.py).
+    The state is bound as its JSON text, made by _json_text: orjson, several
+    times faster than the JSON type's serializer for the tens of thousands of
+    rows of a rescore. PostgreSQL casts the text to the column's type; SQLite
+    stores JSON as that text, and must not be given a CAST (to a type named
+    JSON it would apply numeric affinity)."""
     text = sa.bindparam("state", type_=sa.Text)
     values: dict[str, Any] = {name: sa.bindparam(name) for name in _COLUMNS}
     values["state"] = text if backend == "sqlite" else sa.cast(text, owners.c.state.type)
@@ -166,10 +164,7 @@ def _writes(backend: str) -> tuple[str, str]:
         {"workspace": sa.bindparam("workspace"), "identified": sa.bindparam("identified"),
          "key": sa.bindparam("key"), **values}
     )  # fmt: skip
-    dialect: sa.Dialect = (
-        sqlite.dialect(paramstyle="named") if backend == "sqlite" else psycopg.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy's, unannotated
-    )
-    return str(update.compile(dialect=dialect)), str(insert.compile(dialect=dialect))
+    return Prepared(update), Prepared(insert)
 
 
 # From this many updates on, PostgreSQL's are copied into a temporary table

@@ -11,6 +11,7 @@ from .._engine import Engine
 from .._loader import parse_model
 from .database import insert_new, now, transaction
 from .errors import UnknownModelVersion, UnknownWorkspace
+from .prepared import Prepared
 from .tables import activations, models, owners, workspaces
 
 # Workspace names appear in URLs and lock keys: a plain, bounded vocabulary.
@@ -152,10 +153,15 @@ def active_model(conn: sa.Connection, *, workspace: str) -> ModelVersion | None:
     return ModelVersion(row.version, row.document, Engine(parse_model(row.document)))
 
 
-_ACTIVE = sa.select(models.c.version).where(
-    models.c.workspace == sa.bindparam("workspace"), models.c.active
+# Run for every ingestion request: on the driver's cursor (prepared.py).
+_ACTIVE = Prepared(
+    sa.select(models.c.version).where(
+        models.c.workspace == sa.bindparam("workspace"), models.c.active
+    )
 )
-_WORKSPACE = sa.select(workspaces.c.id).where(workspaces.c.id == sa.bindparam("workspace"))
+_WORKSPACE = Prepared(
+    sa.select(workspaces.c.id).where(workspaces.c.id == sa.bindparam("workspace"))
+)
 
 
 def active_version(conn: sa.Connection, *, workspace: str) -> int | None:
@@ -163,13 +169,13 @@ def active_version(conn: sa.Connection, *, workspace: str) -> int | None:
     the document: the service keeps compiled versions (which never change)
     and asks only which one is active."""
     with transaction(conn):
-        version: int | None = conn.execute(_ACTIVE, {"workspace": workspace}).scalar()
-    return version
+        found = _ACTIVE.rows(conn, {"workspace": workspace})
+    return int(found[0][0]) if found else None
 
 
 def require_workspace(conn: sa.Connection, workspace: str) -> None:
-    found = conn.execute(_WORKSPACE, {"workspace": workspace}).first()
-    if found is None:
+    found = _WORKSPACE.rows(conn, {"workspace": workspace})
+    if not found:
         raise UnknownWorkspace(workspace)
 
 
