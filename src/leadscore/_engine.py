@@ -13,7 +13,7 @@ Decay. An award of p points at t counts p·2^(-(T-t)/H) as of T. Rather than
 multiplying every running sum by a decay factor at each event, each contact
 keeps its decaying sums scaled to a reference instant `ref`: an award adds
 p·2^((t-ref)/H), and the value as of T is sum·2^(-(T-ref)/H). The scaled terms
-grow with time, so when an event is more than `_REBASE_HALF_LIVES` half-lives
+grow with time, so when an event is more than `REBASE_HALF_LIVES` half-lives
 after `ref` the sums are rescaled to that event (2^64 leaves ample headroom
 below the float limit of 2^1023, and rebasing is rare). Replay and
 incremental application run the same steps in the same order, so they agree
@@ -34,7 +34,7 @@ from ._events import Event
 from ._model import Model
 from ._time import format_timestamp
 
-_REBASE_HALF_LIVES = 64.0
+REBASE_HALF_LIVES = 64.0
 NOT_STAGE_SET = -1
 _NO_TAGS: Mapping[str, float] = MappingProxyType({})
 UNKNOWN_STAGE = -2
@@ -327,7 +327,7 @@ class Engine:
         first = key is None
         if first:
             state.ref = t
-        elif c.half_life_micros is not None and t - state.ref > _REBASE_HALF_LIVES * (
+        elif c.half_life_micros is not None and t - state.ref > REBASE_HALF_LIVES * (
             c.half_life_micros
         ):
             _rebase(state, t, c.half_life_micros)
@@ -336,7 +336,7 @@ class Engine:
         before = self._values(state, t, 0, first=first) if judge else None
 
         if event.traits is not None:
-            _merge_traits(state.traits, event.traits)
+            merge_traits(state.traits, event.traits)
             state.fit = c.fit_of(state.traits)
         self._award(state, event, step, record)
 
@@ -529,7 +529,7 @@ def _enter(
         step.entries.append(StageEntry(names[index], event.timestamp, event.id, manual))
 
 
-def _merge_traits(traits: dict[str, Any], update: Mapping[str, Any]) -> None:
+def merge_traits(traits: dict[str, Any], update: Mapping[str, Any]) -> None:
     """Top-level keys merge in event order; a key set to null is removed (spec 1)."""
     for key, value in update.items():
         if value is None:

@@ -154,10 +154,10 @@ def _plan(path: str, format: str | None) -> _Source:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     if stat.S_ISDIR(info.st_mode):
         raise InputError(f"{path}: is a directory, not an event file")
-    return _Source(path, path, format or _format_from_name(path))
+    return _Source(path, path, format or format_from_name(path))
 
 
-def _format_from_name(path: str) -> str | None:
+def format_from_name(path: str) -> str | None:
     name = path.lower()
     found = _EXTENSIONS.get(os.path.splitext(name.removesuffix(".gz"))[1])
     if found == "parquet" and name.endswith(".gz"):
@@ -315,10 +315,10 @@ def _read_jsonl(
     stream: io.BufferedReader, first: bytes, source: str, on_bad: Callable[[BadRecord], None]
 ) -> Iterator[Event]:
     # Binary lines split only at \n, as JSON Lines says; \r before it is JSON whitespace.
-    return _convert(enumerate(stream, 1), _jsonl_event, source, "line", on_bad)
+    return _convert(enumerate(stream, 1), jsonl_event, source, "line", on_bad)
 
 
-def _jsonl_event(line: bytes) -> Event | None:
+def jsonl_event(line: bytes) -> Event | None:
     try:
         raw = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -399,8 +399,8 @@ def _read_csv(
         raise InputError(f"{source}: not UTF-8 text: {exc.reason}") from None
     if header is None:
         return
-    _check_columns(header, source)
-    convert = partial(_row_event, header, json_text=_JSON_COLUMNS)
+    check_columns(header, source)
+    convert = partial(row_event, header, json_text=_JSON_COLUMNS)
     yield from _convert(_csv_rows(reader, source, on_bad), convert, source, "line", on_bad)
 
 
@@ -428,7 +428,7 @@ def _csv_rows(
             yield start, cells
 
 
-def _check_columns(names: Sequence[str], source: str) -> None:
+def check_columns(names: Sequence[str], source: str) -> None:
     """Columns are spec section 1's fields, any order, each once; properties and traits optional."""
     missing = [name for name in _REQUIRED_COLUMNS if name not in names]
     if not any(name in names for name in _IDENTITY_COLUMNS):
@@ -455,9 +455,7 @@ def _list(names: Sequence[str], most: int = 5) -> str:
     return ", ".join(shown) + more
 
 
-def _row_event(
-    names: Sequence[str], cells: Sequence[object], *, json_text: frozenset[str]
-) -> Event:
+def row_event(names: Sequence[str], cells: Sequence[object], *, json_text: frozenset[str]) -> Event:
     """The event of one CSV or Parquet row; cells in `json_text` columns are JSON text.
 
     Empty and null cells are absent fields. A cell may be an EventError that
@@ -496,13 +494,13 @@ def _read_parquet(file: Any, source: str, on_bad: Callable[[BadRecord], None]) -
     except pa.ArrowException as exc:
         raise InputError(f"{source}: not a readable Parquet file: {exc}") from None
     schema = parquet.schema_arrow
-    _check_columns(schema.names, source)
+    check_columns(schema.names, source)
     converters = [_column_converter(field, source) for field in schema]
     json_text = frozenset(
         field.name for field in schema if field.name in _JSON_COLUMNS and _is_text(field.type)
     )
     rows = _parquet_rows(parquet, converters, source)
-    convert = partial(_row_event, schema.names, json_text=json_text)
+    convert = partial(row_event, schema.names, json_text=json_text)
     yield from _convert(enumerate(rows, 1), convert, source, "row", on_bad)
 
 
@@ -585,12 +583,12 @@ def _timestamp_texts(column: Any) -> list[object]:
 
     multiply, divide = _TO_MICROS[column.type.unit]
     return [
-        None if value is None else _instant_text(value * multiply, divide)
+        None if value is None else instant_text(value * multiply, divide)
         for value in column.cast(pa.int64()).to_pylist()
     ]
 
 
-def _instant_text(value: int, divide: int) -> str | EventError:
+def instant_text(value: int, divide: int) -> str | EventError:
     micros, rest = divmod(value, divide)
     if rest:
         return EventError("timestamp", f"{value} ns is finer than the microseconds the spec allows")

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._engine import Engine
 from .._errors import InputError
-from .._eventfiles import FORMATS, BadRecord, Unit, _check_columns, _format_from_name
+from .._eventfiles import FORMATS, BadRecord, Unit, check_columns, format_from_name
 from .._events import FIELDS, Event
 from .._model import Model
 from .._replay import Result
@@ -128,7 +128,7 @@ def load(
 def _kind_of(events: Any) -> str | None:
     paths = [os.fspath(events)] if isinstance(events, str | os.PathLike) else list(events)
     try:
-        return _format_from_name(expand(paths)[0])
+        return format_from_name(expand(paths)[0])
     except (InputError, IndexError):
         return None
 
@@ -199,7 +199,7 @@ def _files(
     files = expand(paths)
     if format is not None and format not in FORMATS:
         raise InputError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
-    kinds = {format or _format_from_name(path) or _sniff(path) for path in files}
+    kinds = {format or format_from_name(path) or _sniff(path) for path in files}
     if len(kinds) > 1:
         raise InputError(f"the DuckDB engine reads one format at a time, got {sorted(kinds)}")
     (kind,) = kinds
@@ -216,7 +216,7 @@ def _files(
             header = con.execute(
                 f"SELECT * FROM read_csv({literal(path)}, all_varchar=true, header=true) LIMIT 0"
             ).description
-            _check_columns([column[0] for column in header or ()], path)
+            check_columns([column[0] for column in header or ()], path)
         reader = (
             f"read_csv({listed}, all_varchar=true, header=true{named}, "
             "quote='\"', escape='\"', union_by_name=true, strict_mode=false)"
@@ -226,7 +226,7 @@ def _files(
         return select, "line", shape
     for path in files:
         names = con.execute(f"SELECT * FROM read_parquet({literal(path)}) LIMIT 0").description
-        _check_columns([column[0] for column in names or ()], path)
+        check_columns([column[0] for column in names or ()], path)
     reader = f"read_parquet({listed}, union_by_name=true{named})"
     con.execute(f"CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM {reader}")
     # Arrival order: the files in the order given, the rows of each in order.
@@ -351,7 +351,7 @@ def _columns(
     described.fetchall()  # done with it: the connection takes other work
     types = {name: str(kind).upper() for name, kind in kinds.items()}
     where = source or relation
-    _check_columns([name for name in types if name != "filename"], where)
+    check_columns([name for name in types if name != "filename"], where)
     fields: dict[str, _Field] = {}
     items: dict[str, str] = {}
     nulls_absent = False
@@ -592,7 +592,7 @@ def _postgresql(
                 ).description
                 or ()
             ]
-            _check_columns(names, table.name)
+            check_columns(names, table.name)
             columns = sql.SQL(", ").join(
                 sql.SQL(_pg_column(name)).format(sql.Identifier(name)) for name in names
             )

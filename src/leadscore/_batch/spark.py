@@ -40,7 +40,7 @@ import orjson
 
 from .._engine import Engine, Firing, RunWarning, Scorecard
 from .._errors import EventError, InputError
-from .._eventfiles import BadRecord, Unit, _instant_text, _jsonl_event, _row_event
+from .._eventfiles import BadRecord, Unit, instant_text, jsonl_event, row_event
 from .._events import FIELDS, Event
 from .._model import Model
 from .._replay import Result
@@ -268,7 +268,7 @@ def _check_rows(frame: DataFrame, spark: SparkSession) -> DataFrame:
         for row in rows:
             cells: list[object] = [row[name] for name in FIELDS]
             if row["micros"] and cells[4] is not None:
-                cells[4] = _instant_text(int(str(cells[4])), 1)
+                cells[4] = instant_text(int(str(cells[4])), 1)
             yield _outcome(row, _row_event_of, cells)
 
     return spark.createDataFrame(frame.rdd.mapPartitions(check), _CHECKED, verifySchema=False)
@@ -277,13 +277,13 @@ def _check_rows(frame: DataFrame, spark: SparkSession) -> DataFrame:
 def _check_lines(frame: DataFrame, spark: SparkSession) -> DataFrame:
     def check(rows: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
         for row in rows:
-            yield _outcome(row, _jsonl_event, row["line"].encode())
+            yield _outcome(row, jsonl_event, row["line"].encode())
 
     return spark.createDataFrame(frame.rdd.mapPartitions(check), _CHECKED, verifySchema=False)
 
 
 def _row_event_of(cells: list[object]) -> Event:
-    return _row_event(FIELDS, cells, json_text=_JSON_TEXT)
+    return row_event(FIELDS, cells, json_text=_JSON_TEXT)
 
 
 def _outcome(row: Any, convert: Callable[[_T], Event | None], record: _T) -> tuple[Any, ...]:

@@ -61,7 +61,7 @@ import sqlalchemy as sa
 
 from .._batch.plan import BatchPlan, Input, period_case
 from .._batch.sql import literal
-from .._engine import _REBASE_HALF_LIVES, ContactState, Engine, Firing, _merge_traits
+from .._engine import REBASE_HALF_LIVES, ContactState, Engine, Firing, merge_traits
 from .._replay import Owner
 from .database import reader
 from .tables import events
@@ -334,7 +334,7 @@ def _states(
         if firing.trigger in once:
             fired.setdefault(firing.contact_id, set()).add(once[firing.trigger])
 
-    rebase = _REBASE_HALF_LIVES * half_life if half_life is not None else None
+    rebase = REBASE_HALF_LIVES * half_life if half_life is not None else None
     for owner, ident, ref, last_ts, last_id in con.execute("SELECT * FROM ls_heads").fetchall():
         key: Owner = (bool(ident), str(owner))
         if key in computed.replay:
@@ -447,7 +447,7 @@ def _traits(con: duckdb.DuckDBPyConnection) -> dict[Owner, dict[str, Any]]:
             decoded = orjson.loads(body)
         except orjson.JSONDecodeError:  # an integer past 64 bits: the store's own decoder
             decoded = json.loads(body)
-        _merge_traits(merged, decoded["traits"])
+        merge_traits(merged, decoded["traits"])
     return found
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 # continue bit for bit (see ContactState.to_json). One encoder for every
 # call: json.dumps with options builds a new one each time, which cost more
 # than encoding a state.
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+column_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 # Connections a process may open: as many as requests it runs at once (the
@@ -50,7 +50,7 @@ def open_database(url: str | sa.URL) -> sa.Engine:
         return sa.create_engine(
             parsed,
             isolation_level="READ COMMITTED",
-            json_serializer=_dumps,
+            json_serializer=column_json,
             pool_pre_ping=True,
             **_POOL,
         )
@@ -61,7 +61,7 @@ def open_database(url: str | sa.URL) -> sa.Engine:
         in_memory = not parsed.database or parsed.database == ":memory:"
         database = sa.create_engine(
             parsed,
-            json_serializer=_dumps,
+            json_serializer=column_json,
             # An in-memory database lives in one connection: no pool to size.
             **({} if in_memory else _POOL),
             # A writer waits this long (seconds) for another one's BEGIN IMMEDIATE to end;

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from .._engine import ContactState, Engine
 from .._replay import Owner
-from .database import _dumps
+from .database import column_json
 from .prepared import Prepared
 from .tables import owners
 
@@ -198,7 +198,7 @@ def _update_by_copy(conn: sa.Connection, updates: list[dict[str, Any]]) -> None:
 
 
 def _json_text(value: dict[str, Any]) -> str:
-    """A state's JSON text, as the JSON columns' writer (database._dumps) gives
+    """A state's JSON text, as the JSON columns' writer (database.column_json) gives
     it up to spacing and the spelling of floats (orjson's shortest repr reads
     back to the same float too). NaN and infinities, which orjson would write
     as null, are not in a state: its traits come from stored event bodies
@@ -206,7 +206,7 @@ def _json_text(value: dict[str, Any]) -> str:
     try:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:  # an integer past 64 bits, in the traits
-        return _dumps(value)
+        return column_json(value)
 
 
 def _columns(state: ContactState, engine: Engine, model_version: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from .._engine import Award, Engine, Scored
+from .._engine import REBASE_HALF_LIVES, Award, Engine, Scored
 from .._store.ranking import Group
 
 if TYPE_CHECKING:
@@ -38,9 +38,6 @@ AGE_BUCKETS: tuple[tuple[str, int | None], ...] = (
 # Points of the score chart between a contact's first event and now, besides
 # the event instants themselves: enough for a smooth decay curve.
 SERIES_POINTS = 60
-# Rescale the chart's decaying sum past this many half-lives: 2^64 is far
-# below the float limit of 2^1023, as in the engine.
-REBASE_HALF_LIVES = 64.0
 
 
 def score_series(
