@@ -25,12 +25,12 @@ from click.testing import CliRunner, Result
 
 from leadscore import Event, InputError, load_model, replay
 from leadscore._cli import cli
-from leadscore._predict._api import train_events, train_table
+from leadscore._predict._api import event_features, train_events, train_table
 from leadscore._predict._backtest import backtest
-from leadscore._predict._history import Setup, contacts
+from leadscore._predict._history import DAY, Setup, contacts
 from leadscore._predict._metrics import roc_auc
 from leadscore._predict._table import read_table
-from leadscore._predict._train import Options, TrainedModel
+from leadscore._predict._train import Options, TrainedModel, _time_folds
 from leadscore._time import from_datetime
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -574,3 +574,46 @@ def test_threads_reach_lightgbm(tmp_path: Path) -> None:
         ).exit_code
         == 2
     )
+
+
+def test_time_folds_roll_back_from_the_end_of_the_training_period() -> None:
+    rng = np.random.default_rng(3)
+    times = rng.permutation(100).astype(np.float64)
+    y = (rng.random(100) < 0.3).astype(np.int8)
+    train = np.arange(100)
+    folds = _time_folds(train, y, times)
+    assert [valid.size for _, valid in folds] == [20, 20, 20]
+    ends = []
+    for fit_rows, valid in folds:
+        # Fitted on everything before the slice, and nothing after it.
+        assert times[fit_rows].max() < times[valid].min()
+        assert fit_rows.size + valid.size == times[valid].max() + 1
+        ends.append(times[valid].max())
+    assert ends == [99.0, 79.0, 59.0]  # the latest slice first
+
+
+def test_the_test_periods_outcomes_choose_nothing() -> None:
+    """Which learner, which C, which rounds and which calibration are chosen
+    on the training period alone: turning the test period's outcomes
+    around changes the held-out scores and nothing of the model."""
+    events = make_events()
+    split = from_datetime(START + timedelta(days=90))
+    history = contacts(events, Setup("deal_won"))
+    late = {c.contact_id for c in history.contacts if c.cutoff >= split}
+    won = {e.contact_id for e in events if e.type == "deal_won"}
+    flipped = [e for e in events if not (e.type == "deal_won" and e.contact_id in late)]
+    for e in events:
+        if e.type == "first_contact" and e.contact_id in late and e.contact_id not in won:
+            flipped.append(
+                Event(f"{e.contact_id}-won", "deal_won", e.timestamp + DAY, e.contact_id)
+            )
+    options = Options(threads=1)
+    first = train_events(events, setup=Setup("deal_won"), split_at=split, options=options)
+    second = train_events(flipped, setup=Setup("deal_won"), split_at=split, options=options)
+    assert first.report["roc_auc"] != second.report["roc_auc"]
+    for key in ("model", "chosen_by", "logistic_c", "boosting_rounds"):
+        assert first.report[key] == second.report[key]
+    assert first.encoder.to_json() == second.encoder.to_json()
+    assert (first.platt.a, first.platt.b) == (second.platt.a, second.platt.b)
+    _, rows = event_features(first, make_events(50, seed=9))
+    assert np.array_equal(first.probabilities(rows), second.probabilities(rows))

@@ -12,9 +12,12 @@ Validation is what the report shows and what picks the learner:
   regression on at most `LINEAR_ROWS`). The hold-out itself is every
   remaining row, so the report stays as precise as the table allows.
 - event logs and tables split in time: the rows before the split train, the
-  rest test. Inside the training rows, the latest fifth (by time) early-stops
-  the trees, picks the learner and fits the calibration, so the test rows
-  are used for nothing but the report.
+  rest test. Inside the training rows, rolling-origin folds in time (fit on
+  what came before a slice, validate on the slice: the latest fifth, the
+  fifth before it and the one before that) choose the logistic
+  regression's C and the learner by their mean ROC AUC; the latest fold
+  early-stops the trees and fits the calibration. The test rows are used
+  for nothing but the report.
 
 The learner with the higher validation ROC AUC wins and is refitted on all
 training rows (the trees with the number of rounds early stopping chose).
@@ -67,6 +70,9 @@ LINEAR_ROWS = 200_000
 # lead table has many times over.
 TREE_ROWS = 250_000
 _INNER_SHARE = 0.2  # the early-stopping / calibration slice of the training rows
+# Splits in time: rolling-origin folds inside the training period (each
+# validating on the next fifth), which choose the learner and C.
+TIME_FOLDS = 3
 FORMAT = "leadscore-predictive-model"
 FORMAT_VERSION = 1
 
@@ -279,8 +285,9 @@ class Validation:
     rounds: list[int]
     cs: list[float]  # the logistic regression's chosen regularisation, per fit
     fitted: dict[str, tuple[Encoder, Learner]] = field(default_factory=dict)  # hold-out: kept
-    calibration_raw: dict[str, Floats] | None = None  # time split: the inner slice's
+    calibration_raw: dict[str, Floats] | None = None  # time split: the latest fold's
     calibration_rows: npt.NDArray[np.intp] | None = None
+    choice: dict[str, float] | None = None  # time split: kind -> the folds' mean ROC AUC
 
 
 def cross_validate(table: Table, names: list[str], y: Labels, options: Options) -> Validation:
@@ -321,6 +328,30 @@ def cross_validate(table: Table, names: list[str], y: Labels, options: Options) 
     )
 
 
+def _time_folds(
+    train: npt.NDArray[np.intp], y: Labels, times: Floats
+) -> list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
+    """Rolling-origin folds inside the training rows, latest first: fit on
+    every row before a slice of `_INNER_SHARE` of them, validate on the
+    slice; slices end at the training period's end, then one share earlier,
+    and so on (`TIME_FOLDS` of them). Folds that leave one side without both
+    outcomes are skipped; the latest is kept unless it is one of those."""
+    order = train[np.argsort(times[train], kind="stable")]
+    width = round(order.size * _INNER_SHARE)
+    folds = []
+    for k in range(TIME_FOLDS):
+        end = order.size - k * width
+        start = end - width
+        if start <= 0:
+            break
+        fit_rows, valid = np.sort(order[:start]), np.sort(order[start:end])
+        if y[fit_rows].min() != y[fit_rows].max() and y[valid].min() != y[valid].max():
+            folds.append((fit_rows, valid))
+        elif k == 0:
+            break
+    return folds
+
+
 def time_validate(
     table: Table,
     names: list[str],
@@ -330,6 +361,19 @@ def time_validate(
     split_at: float,
     options: Options,
 ) -> Validation:
+    """Both learners chosen and tuned on rolling-origin folds of the training
+    period only (`_time_folds`), refitted on all of it, scored on the test
+    period.
+
+    The folds' mean ROC AUC chooses the logistic regression's C (of
+    LOGISTIC_CS) and then the learner: one slice of a few hundred leads has
+    a standard error of 0.02-0.03 in AUC, as large as the differences it is
+    asked to judge, and three slices cut it by up to the square root of 3.
+    The mean of per-fold AUCs, not the AUC of the pooled predictions: the
+    base rate may drift between slices, and pooling would reward a learner
+    for ranking the slices, not the leads within one. The latest fold alone
+    early-stops the trees (the rounds of the fit closest in size to the
+    final one) and fits the calibration (the base rate nearest the future)."""
     train = np.flatnonzero(times < split_at)
     test = np.flatnonzero(times >= split_at)
     for part, label in ((train, "before"), (test, "from")):
@@ -338,27 +382,52 @@ def time_validate(
                 f"the time split leaves no rows of both outcomes {label} the split point; "
                 "choose another --split-at"
             )
-    fit_rows, stop_rows = _stop_split(train, y, times, options.seed)
-    raw: dict[str, Floats] = {}
-    inner: dict[str, Floats] = {}
-    rounds = []
-    cs = []
-    for kind in KINDS:
-        inner[kind], used, _, inner_learner = _predict_rows(
-            kind, table, names, y, train=fit_rows, test=stop_rows, options=options, times=times
+    folds = _time_folds(train, y, times)
+    if not folds:
+        raise InputError(
+            "the latest fifth of the training period, or the rows before it, "
+            "hold one outcome only: nothing to validate on; choose another --split-at"
         )
-        c = LOGISTIC_C
-        if kind == "gbm":
-            rounds.append(used)
-        if isinstance(inner_learner, Logistic):
-            c = inner_learner.c
-            cs.append(c)
+    inner: dict[str, list[Floats]] = {kind: [] for kind in KINDS}
+    rounds = []
+    for fit_rows, valid in folds:
+        raw_fold, used, _, _ = _predict_rows(
+            "gbm", table, names, y, train=fit_rows, test=valid, options=options, times=times
+        )
+        inner["gbm"].append(raw_fold)
+        rounds.append(used)
+    by_c: dict[float, list[Floats]] = {c: [] for c in LOGISTIC_CS}
+    for fit_rows, valid in folds:
+        encoder = Encoder.fit(table, names, fit_rows)
+        x_fit, x_valid = encoder.linear(table.take(fit_rows)), encoder.linear(table.take(valid))
+        for c in LOGISTIC_CS:
+            logistic = Logistic.fit(x_fit, y[fit_rows], c=c)
+            by_c[c].append(logistic.raw(encoder, x_valid))
+
+    def mean_auc(raws: list[Floats]) -> float:
+        return float(np.mean([roc_auc(y[v], r) for (_, v), r in zip(folds, raws, strict=True)]))
+
+    # Ties keep the weaker shrinkage.
+    c = max(LOGISTIC_CS, key=lambda v: (mean_auc(by_c[v]), v))
+    inner["logistic"] = by_c[c]
+    raw: dict[str, Floats] = {}
+    for kind in KINDS:
         encoder = Encoder.fit(table, names, train)
         learner, _ = _fit_learner(
-            kind, encoder, table, y, rows=train, options=options, rounds=used or None, c=c
+            kind, encoder, table, y, rows=train, options=options, rounds=rounds[0] or None, c=c
         )
         raw[kind] = learner.raw(encoder, learner.matrix(encoder, table.take(test)))
-    return Validation("time split", raw, test, rounds, cs, {}, inner, stop_rows)
+    return Validation(
+        "time split",
+        raw,
+        test,
+        rounds[:1],
+        [c],
+        {},
+        {kind: inner[kind][0] for kind in KINDS},
+        folds[0][1],
+        {kind: mean_auc(inner[kind]) for kind in KINDS},
+    )
 
 
 def _versions() -> dict[str, str]:
@@ -500,11 +569,8 @@ def fit(
     if times is not None and split_at is not None:
         check = time_validate(table, names, y, times=times, split_at=split_at, options=options)
         train_rows = np.flatnonzero(times < split_at)
-        assert check.calibration_raw is not None
-        assert check.calibration_rows is not None
-        choice = {
-            k: roc_auc(y[check.calibration_rows], v) for k, v in check.calibration_raw.items()
-        }
+        assert check.choice is not None
+        choice = check.choice
     else:
         check = cross_validate(table, names, y, options)
         train_rows = np.arange(y.size)
