@@ -5,11 +5,11 @@
 
 For SQLite (a file in `bench/out/`, durable commits, as the service runs it)
 and PostgreSQL (`LEADSCORE_TEST_DATABASE_URL`'s server; the bench makes a
-database of its own, `leadscore_bench`, beside it), it loads a workspace once
-with a generated log (`leadscore generate`'s generator: `--events` events of
-`--contacts` contacts, anonymous visitors, identify events) through the
-store's own ingest, under a model without rules (cheap to load; reused while
-the parameters stay the same). PostgreSQL's workspace is a copy of the
+database of its own beside it, `--pg-database`, `leadscore_bench` by default),
+it loads a workspace once with a generated log (`leadscore generate`'s
+generator: `--events` events of `--contacts` contacts, anonymous visitors,
+identify events) through the store's own ingest, under a model without rules
+(cheap to load; reused while the parameters stay the same). PostgreSQL's workspace is a copy of the
 SQLite one's rows (events, links, owners), made with COPY: the ingest itself
 is far slower on PostgreSQL and is not what this measures. Then, in the same
 run, it activates the B2B SaaS example model (limits, decay, tags, fit,
@@ -27,7 +27,9 @@ stages, triggers) twice, each time from every owner under another version:
 Both runs end with the same states (compared owner by owner within 1e-9;
 the bench fails otherwise) and record the same history firings. It prints a
 table with the time of each, events per second and the ratio, and the load
-average. This is a benchmark, not a test: pytest does not collect it.
+average. With `--reference PATH` the replay's states are saved the first
+time and compared with in later runs, which skip the replay (for iterating
+on the batch path). This is a benchmark, not a test: pytest does not collect it.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ LOAD_BATCH = 5_000
 PHASES: dict[str, float] = {}
 
 
-def database_url(backend: str, events: int, contacts: int) -> str:
+def database_url(backend: str, events: int, contacts: int, pg_database: str) -> str:
     if backend == "sqlite":
         OUT.mkdir(exist_ok=True)
         return f"sqlite:///{OUT / f'activation-{events}-{contacts}.db'}"
@@ -78,12 +80,12 @@ def database_url(backend: str, events: int, contacts: int) -> str:
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         found = conn.execute(
-            sa.text("SELECT 1 FROM pg_database WHERE datname = 'leadscore_bench'")
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": pg_database}
         ).scalar()
         if not found:
-            conn.execute(sa.text("CREATE DATABASE leadscore_bench"))
+            conn.execute(sa.text(f'CREATE DATABASE "{pg_database}"'))
     admin.dispose()
-    return url.set(database="leadscore_bench").render_as_string(hide_password=False)
+    return url.set(database=pg_database).render_as_string(hide_password=False)
 
 
 def stored_events(database: sa.Engine, workspace: str) -> int:
@@ -254,14 +256,28 @@ def differences(a: dict[Any, ContactState], b: dict[Any, ContactState]) -> int:
     return missing + sum(differ(a[o], b[o]) for o in a.keys() & b.keys())
 
 
+def save_reference(
+    path: Path, reference: dict[Any, ContactState], seconds: float, owners: int
+) -> None:
+    rows = [[identified, key, state.to_json()] for (identified, key), state in reference.items()]
+    path.write_text(json.dumps({"seconds": seconds, "owners": owners, "states": rows}))
+
+
+def load_reference(path: Path) -> tuple[dict[Any, ContactState], float, int]:
+    """A replay's states saved by an earlier run (`--reference`), its time and owners."""
+    data = json.loads(path.read_text())
+    found = {(bool(i), str(k)): ContactState.from_json(state) for i, k, state in data["states"]}
+    return found, float(data["seconds"]), int(data["owners"])
+
+
 def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    url = database_url(backend, args.events, args.contacts)
+    url = database_url(backend, args.events, args.contacts, args.pg_database)
     upgrade(url)
     database = open_database(url)
     workspace = f"bench-{args.events}-{args.contacts}"
     try:
         if backend == "postgresql" and not stored_events(database, workspace):
-            sqlite = database_url("sqlite", args.events, args.contacts)
+            sqlite = database_url("sqlite", args.events, args.contacts, args.pg_database)
             upgrade(sqlite)
             source = open_database(sqlite)
             load(source, workspace, args.events, args.contacts)
@@ -270,11 +286,17 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         events = load(database, workspace, args.events, args.contacts)
         if args.load_only:
             return {}
-        # The replay first: its states are the reference.
-        replay_s, replay_owners = activate(
-            database, workspace, batch=False, owners=args.baseline_owners
-        )
-        reference, _ = states(database, workspace) if args.baseline_owners is None else ({}, 0)
+        # The replay first: its states are the reference (or those it saved).
+        saved = args.reference and args.reference.with_suffix(f".{backend}.json")
+        if saved and saved.exists():
+            reference, replay_s, replay_owners = load_reference(saved)
+        else:
+            replay_s, replay_owners = activate(
+                database, workspace, batch=False, owners=args.baseline_owners
+            )
+            reference, _ = states(database, workspace) if args.baseline_owners is None else ({}, 0)
+            if saved and reference:
+                save_reference(saved, reference, replay_s, replay_owners)
         load_replay = os.getloadavg()
         batch_s, owners = activate(database, workspace, batch=True, owners=None)
         load_batch = os.getloadavg()
@@ -308,6 +330,18 @@ def main() -> int:
         type=int,
         default=None,
         help="replay only about this many owners and extrapolate (default: all)",
+    )
+    parser.add_argument(
+        "--pg-database",
+        default="leadscore_bench",
+        help="PostgreSQL: the database made beside LEADSCORE_TEST_DATABASE_URL's (one each)",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="save the replay's states to PATH.<backend>.json, or if there, compare with them "
+        "instead of replaying (the replay time printed is the saved one)",
     )
     parser.add_argument(
         "--load-only", action="store_true", help="load the workspaces (if needed) and stop"
