@@ -5,11 +5,11 @@
 
 For SQLite (a file in `bench/out/`, durable commits, as the service runs it)
 and PostgreSQL (`LEADSCORE_TEST_DATABASE_URL`'s server; the bench makes a
-database of its own, `leadscore_bench`, beside it), it loads a workspace once
-with a generated log (`leadscore generate`'s generator: `--events` events of
-`--contacts` contacts, anonymous visitors, identify events) through the
-store's own ingest, under a model without rules (cheap to load; reused while
-the parameters stay the same). PostgreSQL's workspace is a copy of the
+database of its own beside it, `--pg-database`, `leadscore_bench` by default),
+it loads a workspace once with a generated log (`leadscore generate`'s
+generator: `--events` events of `--contacts` contacts, anonymous visitors,
+identify events) through the store's own ingest, under a model without rules
+(cheap to load; reused while the parameters stay the same). PostgreSQL's workspace is a copy of the
 SQLite one's rows (events, links, owners), made with COPY: the ingest itself
 is far slower on PostgreSQL and is not what this measures. Then, in the same
 run, it activates the B2B SaaS example model (limits, decay, tags, fit,
@@ -20,14 +20,16 @@ stages, triggers) twice, each time from every owner under another version:
   (`rescore(batch=False)`); with `--baseline-owners N` only the first N
   chunks' owners are rescored this way and the time is extrapolated to all
   owners (printed as such);
-- **batch**: the activation as the service runs it now (`rescore`): the
-  batch engine over the whole log on DuckDB, then the states written a chunk
-  at a time under the owner locks.
+- **batch**: the activation as the service runs it now (`rescore`, under
+  the runner's `rare_collections`): the batch engine over the whole log on
+  DuckDB, then the states written a chunk at a time under the owner locks.
 
 Both runs end with the same states (compared owner by owner within 1e-9;
 the bench fails otherwise) and record the same history firings. It prints a
 table with the time of each, events per second and the ratio, and the load
-average. This is a benchmark, not a test: pytest does not collect it.
+average. With `--reference PATH` the replay's states are saved the first
+time and compared with in later runs, which skip the replay (for iterating
+on the batch path). This is a benchmark, not a test: pytest does not collect it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import math
 import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,11 @@ from leadscore._store.activation import claim, release, rescore
 from leadscore._store.tables import events as event_rows
 from leadscore._store.tables import firings as firing_rows
 
+try:  # the runner's collector settings (absent from a checkout before them)
+    from leadscore._service.activations import rare_collections
+except ImportError:  # pragma: no cover
+    rare_collections = nullcontext  # type: ignore[assignment]
+
 OUT = Path(__file__).parent / "out"
 MODEL = Path(__file__).parent.parent / "src" / "leadscore" / "examples" / "b2b-saas.yaml"
 LOADER = "version: 1\nname: loading\nrules: []\n"
@@ -67,7 +75,7 @@ LOAD_BATCH = 5_000
 PHASES: dict[str, float] = {}
 
 
-def database_url(backend: str, events: int, contacts: int) -> str:
+def database_url(backend: str, events: int, contacts: int, pg_database: str) -> str:
     if backend == "sqlite":
         OUT.mkdir(exist_ok=True)
         return f"sqlite:///{OUT / f'activation-{events}-{contacts}.db'}"
@@ -78,12 +86,12 @@ def database_url(backend: str, events: int, contacts: int) -> str:
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         found = conn.execute(
-            sa.text("SELECT 1 FROM pg_database WHERE datname = 'leadscore_bench'")
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": pg_database}
         ).scalar()
         if not found:
-            conn.execute(sa.text("CREATE DATABASE leadscore_bench"))
+            conn.execute(sa.text(f'CREATE DATABASE "{pg_database}"'))
     admin.dispose()
-    return url.set(database="leadscore_bench").render_as_string(hide_password=False)
+    return url.set(database=pg_database).render_as_string(hide_password=False)
 
 
 def stored_events(database: sa.Engine, workspace: str) -> int:
@@ -186,6 +194,7 @@ def activate(
         assert found is not None
         assert found.workspace == workspace
         started = time.perf_counter()
+        cpu = time.process_time()
         if batch:
             computing = bulk.compute
 
@@ -198,7 +207,9 @@ def activate(
 
             bulk.compute = timed
         if owners is None:
-            ended = rescore(conn, found, batch=batch)
+            # The batch run as the service's runner runs it (its collector settings).
+            with rare_collections() if batch else nullcontext():
+                ended = rescore(conn, found, batch=batch)
             assert ended.status == "done", ended
         else:
             chunk = 500
@@ -212,6 +223,7 @@ def activate(
             release(conn, ended)
         if batch:
             bulk.compute = computing
+            PHASES["cpu"] = time.process_time() - cpu
         return time.perf_counter() - started, ended.rescored
 
 
@@ -254,14 +266,28 @@ def differences(a: dict[Any, ContactState], b: dict[Any, ContactState]) -> int:
     return missing + sum(differ(a[o], b[o]) for o in a.keys() & b.keys())
 
 
+def save_reference(
+    path: Path, reference: dict[Any, ContactState], seconds: float, owners: int
+) -> None:
+    rows = [[identified, key, state.to_json()] for (identified, key), state in reference.items()]
+    path.write_text(json.dumps({"seconds": seconds, "owners": owners, "states": rows}))
+
+
+def load_reference(path: Path) -> tuple[dict[Any, ContactState], float, int]:
+    """A replay's states saved by an earlier run (`--reference`), its time and owners."""
+    data = json.loads(path.read_text())
+    found = {(bool(i), str(k)): ContactState.from_json(state) for i, k, state in data["states"]}
+    return found, float(data["seconds"]), int(data["owners"])
+
+
 def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    url = database_url(backend, args.events, args.contacts)
+    url = database_url(backend, args.events, args.contacts, args.pg_database)
     upgrade(url)
     database = open_database(url)
     workspace = f"bench-{args.events}-{args.contacts}"
     try:
         if backend == "postgresql" and not stored_events(database, workspace):
-            sqlite = database_url("sqlite", args.events, args.contacts)
+            sqlite = database_url("sqlite", args.events, args.contacts, args.pg_database)
             upgrade(sqlite)
             source = open_database(sqlite)
             load(source, workspace, args.events, args.contacts)
@@ -270,11 +296,17 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         events = load(database, workspace, args.events, args.contacts)
         if args.load_only:
             return {}
-        # The replay first: its states are the reference.
-        replay_s, replay_owners = activate(
-            database, workspace, batch=False, owners=args.baseline_owners
-        )
-        reference, _ = states(database, workspace) if args.baseline_owners is None else ({}, 0)
+        # The replay first: its states are the reference (or those it saved).
+        saved = args.reference and args.reference.with_suffix(f".{backend}.json")
+        if saved and saved.exists():
+            reference, replay_s, replay_owners = load_reference(saved)
+        else:
+            replay_s, replay_owners = activate(
+                database, workspace, batch=False, owners=args.baseline_owners
+            )
+            reference, _ = states(database, workspace) if args.baseline_owners is None else ({}, 0)
+            if saved and reference:
+                save_reference(saved, reference, replay_s, replay_owners)
         load_replay = os.getloadavg()
         batch_s, owners = activate(database, workspace, batch=True, owners=None)
         load_batch = os.getloadavg()
@@ -292,6 +324,7 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         "extrapolated": f" (from {replay_owners:,} owners)" if extrapolated else "",
         "batch_s": batch_s,
         "compute_s": PHASES.get("compute", 0.0),
+        "cpu_s": PHASES.get("cpu", 0.0),
         "fired": fired,
         "diff": diff,
         "load": (load_replay, load_batch),
@@ -308,6 +341,18 @@ def main() -> int:
         type=int,
         default=None,
         help="replay only about this many owners and extrapolate (default: all)",
+    )
+    parser.add_argument(
+        "--pg-database",
+        default="leadscore_bench",
+        help="PostgreSQL: the database made beside LEADSCORE_TEST_DATABASE_URL's (one each)",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="save the replay's states to PATH.<backend>.json, or if there, compare with them "
+        "instead of replaying (the replay time printed is the saved one)",
     )
     parser.add_argument(
         "--load-only", action="store_true", help="load the workspaces (if needed) and stop"
@@ -337,7 +382,8 @@ def main() -> int:
         )
         print(
             f"{'':<11} batch: {r['compute_s']:.1f} s reading the log and computing on DuckDB, "
-            f"{r['batch_s'] - r['compute_s']:.1f} s writing the states a chunk at a time"
+            f"{r['batch_s'] - r['compute_s']:.1f} s writing the states a chunk at a time; "
+            f"{r['cpu_s']:.1f} s of CPU (the process's threads, DuckDB's included)"
         )
     return 1 if failed else 0
 

@@ -190,3 +190,20 @@ def _rescore_after_an_event(database: sa.Engine) -> None:
         everything = [*log, *_views("c0", 1, first=3)]
         at = BASE + 60 * MINUTE
         assert stored(conn, name, second, at) == replayed(replay(second.engine, everything, at))
+
+
+def test_the_runner_asks_for_rare_collections_only_while_it_rescores() -> None:
+    """The collector's thresholds are the process's: set while an activation
+    runs, given back after it, whether it ends or fails."""
+    import gc
+
+    from leadscore._service.activations import RARE_THRESHOLDS, rare_collections
+
+    before = gc.get_threshold()
+    assert before != RARE_THRESHOLDS
+    with rare_collections():
+        assert gc.get_threshold() == RARE_THRESHOLDS
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), rare_collections():
+        raise RuntimeError("the activation failed")
+    assert gc.get_threshold() == before

@@ -188,13 +188,21 @@ def _update_by_copy(conn: sa.Connection, updates: list[dict[str, Any]]) -> None:
         with cursor.copy(f"COPY ls_owner_rows ({names}) FROM STDIN") as copy:
             for row in updates:
                 copy.write_row([row[name] for name in (*keys, *_COLUMNS)])
+        # Each row found by the primary key: the planner, which knows nothing of
+        # the new table, hashed it and scanned every owner of the table for
+        # each chunk instead (a chunk of 2,000 among 54,000 owners: 73 ms
+        # against 39; the scan grows with the table, the probes do not).
+        cursor.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
         cursor.execute(
             "UPDATE owners o SET "
             + ", ".join(f"{name} = r.{name}" for name in _COLUMNS)
             + " FROM ls_owner_rows r WHERE o.workspace = r.workspace "
             'AND o.identified = r.identified AND o."key" = r."key"'
         )
-        cursor.execute("DROP TABLE ls_owner_rows")
+        cursor.execute(
+            "SET LOCAL enable_hashjoin TO DEFAULT; SET LOCAL enable_mergejoin TO DEFAULT; "
+            "DROP TABLE ls_owner_rows"
+        )
 
 
 def _json_text(value: dict[str, Any]) -> str:

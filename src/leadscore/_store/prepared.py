@@ -65,6 +65,13 @@ class _Form:
         }
         # Only the parameters whose type converts them (JSON, SQLite's booleans...).
         self.processed = _processed(binds)
+        # The values written into the statement (a LIMIT, SQLite's OFFSET 0 beside
+        # it), which SQLAlchemy binds as parameters of their own.
+        self.fixed = {
+            compiled.bind_names[bind]: bind.effective_value
+            for bind in compiled.binds.values()
+            if not bind.required and bind.callable is None
+        }
         columns = getattr(statement, "exported_columns", ())
         results = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
@@ -78,6 +85,8 @@ class _Form:
     def parameters(self, values: Mapping[str, Any]) -> tuple[str, Any]:
         """The SQL and the driver's parameters for one set of values."""
         sql, names, processed = self.sql, self.names, self.processed
+        if self.fixed:
+            values = {**self.fixed, **values}
         if self.expanding:
             lengths = tuple(len(values[name]) for name in self.expanding)
             expanded = self.expanded.get(lengths)
