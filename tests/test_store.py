@@ -34,6 +34,7 @@ from leadscore._store import (
     UnknownWorkspace,
     activate_model,
     active_model,
+    active_version,
     check_current,
     create_workspace,
     ingest,
@@ -45,6 +46,7 @@ from leadscore._store import (
     upgrade,
 )
 from leadscore._store import owners as owner_rows
+from leadscore._store.database import lookup_reader
 from leadscore._store.log import MAX_ID_BYTES
 from leadscore._store.log import decode as log_decode
 from leadscore._store.log import encode as log_encode
@@ -215,6 +217,29 @@ def test_an_embedded_database_gets_its_directory(tmp_path: Path) -> None:
     assert not check_current(url)
     upgrade(url)
     assert check_current(url)
+
+
+def test_a_lookup_reader_leaves_its_connection_as_it_found_it(database: sa.Engine) -> None:
+    # On PostgreSQL lookups run in autocommit (no BEGIN and COMMIT round
+    # trips); the pool must hand that connection to the next writer back in
+    # transactions, or a batch would no longer commit whole or not at all.
+    name = f"w-{uuid.uuid4().hex[:16]}"
+    postgresql = database.dialect.name == "postgresql"
+    with lookup_reader(database) as conn, conn.begin():
+        assert active_version(conn, workspace=name) is None
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        assert not postgresql or raw.autocommit
+    assert not postgresql or not raw.autocommit  # back in the pool as it was
+    with database.connect() as conn:
+        try:
+            with conn.begin():
+                assert create_workspace(conn, workspace=name)
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            pass
+        with conn.begin():
+            assert create_workspace(conn, workspace=name)  # the first one was rolled back
 
 
 # -- workspaces and models -------------------------------------------------------

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .._errors import EventError
 from .._segment import CALL_TYPES, batch, from_segment
-from .._store.database import reader
+from .._store.database import lookup_reader
 from .._store.keys import Scope
 from . import problems
 from .auth import authorize
@@ -116,9 +116,9 @@ def _store(
     """A Segment route's work, in its one trip to the thread pool: the key
     checked, the calls translated, the active model found (in that order, so
     a bad key is a 401 before a bad body is a 422, and a workspace without a
-    model a 409 after both), on one connection and in one read transaction;
-    then the events stored."""
-    with reader(app.database) as conn, conn.begin():
+    model a 409 after both), on one connection (see `lookup_reader`); then
+    the events stored."""
+    with lookup_reader(app.database) as conn, conn.begin():
         caller = authorize(conn, key, Scope.WRITE)
         calls = translate()
         model = active_model(conn, app.models, workspace=caller.workspace)

@@ -117,6 +117,21 @@ def reader(database: sa.Engine) -> sa.Connection:
     return database.connect().execution_options(**{_READ_ONLY: True})
 
 
+def lookup_reader(database: sa.Engine) -> sa.Connection:
+    """A reader for lookups that need no snapshot in common (each is right on
+    its own when it runs: a key's check, a workspace's active model).
+
+    On PostgreSQL it is in autocommit: no BEGIN and COMMIT, two of the round
+    trips of a request's reads, for the same answers (in READ COMMITTED
+    every statement of a transaction takes a snapshot of its own anyway, and
+    these take no locks). On SQLite it is a `reader`: a deferred BEGIN there
+    costs no I/O, and its snapshot keeps the lookups from waiting for the
+    writer."""
+    if database.dialect.name == "postgresql":
+        return database.connect().execution_options(isolation_level="AUTOCOMMIT")
+    return reader(database)
+
+
 @contextmanager
 def reading(source: sa.Engine | sa.Connection) -> Iterator[sa.Connection]:
     """A reader of an engine for the block, or the connection given: a request

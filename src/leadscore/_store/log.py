@@ -228,7 +228,8 @@ def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = No
     values: dict[str, Any] = {"workspace": workspace, "key": key}
     if at is not None:
         values["at"] = at
-    query = _owned_query(identified, as_of=at is not None)
+    lateral = conn.dialect.name == "postgresql"
+    query = _owned_query(identified, as_of=at is not None, lateral=lateral)
     found = [decode(body) for (body,) in query.rows(conn, values)]
     if at is not None:
         found = [event for event in found if event.timestamp <= at]
@@ -239,9 +240,11 @@ def owned(conn: sa.Connection, workspace: str, owner: Owner, at: int | None = No
 
 
 @functools.cache
-def _owned_query(identified: bool, *, as_of: bool) -> Prepared:
+def _owned_query(identified: bool, *, as_of: bool, lateral: bool) -> Prepared:
     """`owned`'s query for one kind of owner, with or without `at`, built once
-    (rebuilds run it often): bound parameters workspace, key and at."""
+    (rebuilds run it often): bound parameters workspace, key and at. With
+    `lateral` (PostgreSQL), a contact's linked ids' events are a LATERAL
+    subquery of its links."""
     workspace: sa.BindParameter[str] = sa.bindparam("workspace")
     key: sa.BindParameter[str] = sa.bindparam("key")
     at: sa.BindParameter[int] = sa.bindparam("at")
@@ -264,12 +267,34 @@ def _owned_query(identified: bool, *, as_of: bool) -> Prepared:
         won = sa.select(link.c.anonymous_id).where(
             link.c.workspace == workspace, link.c.contact_id == key, linked
         )
-        parts = [
-            sa.select(events.c.body).where(events.c.workspace == workspace, own),
-            sa.select(events.c.body).where(
-                *_anonymous_only(workspace, None), events.c.anonymous_id.in_(won)
-            ),
-        ]
+        theirs = sa.select(events.c.body).where(
+            *_anonymous_only(workspace, None), events.c.anonymous_id.in_(won)
+        )
+        if lateral:
+            # PostgreSQL without statistics on these tables (a new database,
+            # or autovacuum off, as on the development machine) plans the IN
+            # above as a join that walks every anonymous-only event of the
+            # workspace, as SQLite's planner did: 4.8 ms against 0.1 ms with
+            # 3,600 of them, and growing with the log. So each link's events
+            # are looked up in the anonymous-only index, in a LATERAL
+            # subquery whatever the planner knows: OFFSET 0 keeps PostgreSQL
+            # from flattening it back into the same join.
+            per_link = (
+                sa.select(events.c.body)
+                .where(
+                    events.c.workspace == link.c.workspace,
+                    events.c.contact_id.is_(None),
+                    events.c.anonymous_id == link.c.anonymous_id,
+                )
+                .offset(sa.literal_column("0", sa.Integer))
+                .lateral()
+            )
+            theirs = (
+                sa.select(per_link.c.body)
+                .select_from(link.join(per_link, sa.true()))
+                .where(link.c.workspace == workspace, link.c.contact_id == key, linked)
+            )
+        parts = [sa.select(events.c.body).where(events.c.workspace == workspace, own), theirs]
     else:
         unlinked: sa.ColumnElement[bool] = link.c.contact_id.is_(None)
         if as_of:
