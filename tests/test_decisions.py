@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from leadscore import EventError, ModelError, model_from_data, parse_event, parse_timestamp, replay
-from leadscore._conditions import as_number, compile_where, text_of
+from leadscore._conditions import as_number, compile_where, glob_test, text_of
 
 
 @pytest.mark.parametrize(
@@ -35,6 +39,29 @@ def test_booleans_are_not_numbers() -> None:
 )  # fmt: skip
 def test_tag_from_text(value: object, tag: str | None) -> None:
     assert text_of(value) == tag
+
+
+@given(
+    st.text(alphabet="ab*/?[]!\n", max_size=8),
+    st.lists(st.text(alphabet="ab/*?[]\n", max_size=10), max_size=20),
+)
+def test_globs_match_what_fnmatch_matches(pattern: str, texts: list[str]) -> None:
+    """glob_test runs `*`-only patterns as string operations: the same answers."""
+    matches = glob_test(pattern)
+    assert [matches(text) for text in texts] == [
+        fnmatch.fnmatchcase(text, pattern) for text in texts
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "holds"),
+    [("*/pricing*", "https://a.example/pricing?x=1", True), ("*/pricing*", "/pric", False),
+     ("a*b*a", "aba", True), ("a*b*a", "aa", False), ("a*a", "a", False), ("*", "", True),
+     ("a**b", "ab", True), ("ab", "ab", True), ("ab", "abc", False), ("*b*b*", "bb", True),
+     ("*b*b*", "b", False), ("*x\ny*", "x\ny", True)],
+)  # fmt: skip
+def test_star_globs(pattern: str, text: str, holds: bool) -> None:
+    assert glob_test(pattern)(text) is holds is fnmatch.fnmatchcase(text, pattern)
 
 
 def test_a_null_property_is_missing_for_every_test() -> None:

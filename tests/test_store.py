@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leadscore._engine import Engine
-from leadscore._errors import ModelError
-from leadscore._events import Event
+from leadscore._errors import EventError, ModelError
+from leadscore._events import Event, parse_event
 from leadscore._ledger import Ingested, Ledger
 from leadscore._model import Model
 from leadscore._replay import Result, replay
@@ -157,6 +157,68 @@ def test_encode_gives_the_event_its_stored_text_reads_back_as(record: dict[str, 
     again = log_decode(body)
     assert event == again
     assert json.dumps(event.to_json()) == json.dumps(again.to_json())
+
+
+# JSON values with what orjson and json may spell differently: floats in
+# exponent form (1e-05, 1e+16), integers around and past 64 bits, NaN and
+# infinities, characters json escapes, astral and private-use characters in
+# keys (their sort order), deep nesting; tuples and subclasses, which json
+# writes and orjson would too, but not necessarily alike.
+_KEYS = st.text(st.characters(codec="utf-8"), max_size=4)
+
+
+class _Text(str):
+    pass
+
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(2**63 - 3, 2**64 + 3).map(lambda n: n * (-1) ** n)
+    | st.floats()
+    | st.sampled_from([1e-05, 1e16, 1e22, -0.0, 5e-324, 0.1, 1e-7, 123456789012345678.0])
+    | st.text(st.characters(codec="utf-8"))
+    | st.sampled_from(["\x00\x1f\x7f\u2028\ufffe", "\U0010ffff", "\ue000"])
+    | st.builds(_Text, st.text(max_size=3))
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(_KEYS, inner, max_size=4)
+        | st.lists(inner, max_size=2).map(tuple)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(_KEYS, _VALUES, max_size=5), st.integers(0, 300))
+def test_encode_writes_the_text_json_would_byte_for_byte(
+    properties: dict[str, Any], depth: int
+) -> None:
+    """The stored text is json's canonical spelling whoever writes it (encode
+    takes orjson's when it is the same): ids and duplicates compare texts."""
+    nested: Any = properties
+    if depth > 250:  # deeper than orjson goes
+        for _ in range(depth):
+            nested = {"n": nested}
+    record = {"id": "e1", "type": "view", "contact_id": "c1",
+              "timestamp": "2026-05-04T10:00:00Z", "properties": nested}  # fmt: skip
+    canonical = json.JSONEncoder(
+        sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    )
+    try:
+        expected = canonical.encode(parse_event(record).to_json())
+    except ValueError:  # NaN or an infinity
+        expected = None
+    if expected is None:
+        with pytest.raises(EventError):
+            log_encode(record)
+        return
+    event, body = log_encode(record)
+    assert body == expected
+    assert event == log_decode(body)
 
 
 def test_migrations_build_the_schema_on_an_empty_database(database_url: str) -> None:

@@ -133,6 +133,12 @@ class CompiledModel:
         ]
         self.has_stages = bool(self.stage_names)
         self.reads_stage_score = any(_reads_stage_score(stage.enter) for stage in model.stages)
+        # Each event type's leaves (bit, where), so that preparing an event
+        # visits only the leaves that name its type.
+        self.leaves_by_type: dict[str, list[tuple[int, Predicate | None]]] = {}
+        for bit, leaf in enumerate(self.leaves):
+            for event_type in sorted(leaf.types):
+                self.leaves_by_type.setdefault(event_type, []).append((1 << bit, leaf.where))
         self.empty = self.clamp(0.0)  # the score of an empty sum
         self._offsets: dict[int, int] = {}
         self._months: dict[int, int] = {}

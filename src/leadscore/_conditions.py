@@ -123,12 +123,49 @@ def _value_test(name: str, operand: Any) -> tuple[Callable[[object], bool], bool
         return (lambda value: isinstance(value, str) and search(value) is not None), False
     if name == "glob":
         # The most common test in real models (URLs): one closure, no layers.
-        match = re.compile(fnmatch.translate(operand.lower())).match
-        return (lambda value: isinstance(value, str) and match(value.lower()) is not None), False
+        matches = glob_test(operand.lower())
+        return (lambda value: isinstance(value, str) and matches(value.lower())), False
     if name in ("contains", "starts_with", "ends_with"):
         string_test = _string_test(name, operand)
         return (lambda value: isinstance(value, str) and string_test(value)), False
     return _numeric_test(name, operand), False
+
+
+def glob_test(pattern: str) -> Callable[[str], bool]:
+    """Whether a whole string matches a shell pattern, as fnmatch.fnmatchcase.
+
+    A pattern whose only wildcard is `*` (every glob of the examples, such as
+    `*/pricing*`) is tested with string operations, several times faster than
+    the regular expression fnmatch makes of it: the text starts with the
+    part before the first `*`, ends with the part after the last, and holds
+    the parts between in order, each found leftmost after the one before (a
+    `*` matches any run of characters, so the leftmost place never loses a
+    match a later one would give). `?` and `[...]` go to fnmatch's expression.
+    """
+    if "?" in pattern or "[" in pattern:
+        match = re.compile(fnmatch.translate(pattern)).match
+        return lambda text: match(text) is not None
+    if "*" not in pattern:
+        return lambda text: text == pattern
+    head, *middle, tail = pattern.split("*")
+    inner = [part for part in middle if part]  # "**" is one star
+    if not head and not tail and len(inner) == 1:  # *part*
+        (part,) = inner
+        return lambda text: part in text
+    least = len(head) + len(tail)
+
+    def matches(text: str) -> bool:
+        if len(text) < least or not text.startswith(head) or not text.endswith(tail):
+            return False
+        at, end = len(head), len(text) - len(tail)
+        for part in inner:
+            found = text.find(part, at, end)
+            if found < 0:
+                return False
+            at = found + len(part)
+        return True
+
+    return matches
 
 
 def _path_predicate(path: str, spec: Any) -> Predicate:

@@ -277,9 +277,9 @@ class Engine:
                 tag = text_of(lookup(properties, rule.tag_from)) if rule.tag_from else None
                 hits.append((rule.index, tag))
         leaves = 0
-        for bit, leaf in enumerate(c.leaves):
-            if event.type in leaf.types and (leaf.where is None or leaf.where(properties)):
-                leaves |= 1 << bit
+        for bit, where in c.leaves_by_type.get(event.type, ()):
+            if where is None or where(properties):
+                leaves |= bit
         stage_to, stage_name = NOT_STAGE_SET, None
         if event.type == "stage_set" and c.has_stages:
             name = properties.get("stage")

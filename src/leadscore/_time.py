@@ -68,11 +68,18 @@ def to_datetime(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
+# Naive, for format_timestamp: isoformat() of an aware datetime appends its
+# offset, which a naive one has none of to strip again.
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
 def format_timestamp(micros: int) -> str:
     """UTC with `Z`; a fraction only when non-zero, without trailing zeros (spec section 3)."""
-    moment = to_datetime(micros)
+    moment = _NAIVE_EPOCH + timedelta(microseconds=micros)
     # Not strftime: on Linux it writes year 999 as "999", which is not RFC 3339.
-    text = moment.replace(microsecond=0, tzinfo=None).isoformat()
+    # isoformat() writes the six fraction digits only when there is a fraction,
+    # so the zeros stripped are the fraction's (a nonzero digit stops them).
+    text = moment.isoformat()
     if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
+        text = text.rstrip("0")
     return text + "Z"

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from .._engine import ContactState, Engine
 from .._replay import Owner
 from .database import column_json
+from .log import loads
 from .prepared import Prepared
 from .tables import owners
 
@@ -28,8 +29,11 @@ def _where(workspace: str, owner: Owner) -> tuple[sa.ColumnElement[bool], ...]:
 
 # Ingestion reads and writes owners for every event: its statements run on
 # the driver's cursor (prepared.py).
+# The state as its text, read by log.loads (orjson) rather than by the JSON
+# type's json.loads: a state holds the owner's traits, and this ran for every
+# owner of a batch.
 _LOAD = Prepared(
-    sa.select(owners.c.key, owners.c.state, owners.c.model_version).where(
+    sa.select(owners.c.key, sa.cast(owners.c.state, sa.Text), owners.c.model_version).where(
         owners.c.workspace == sa.bindparam("workspace"),
         owners.c.identified == sa.bindparam("identified"),
         owners.c.key.in_(sa.bindparam("keys", expanding=True)),
@@ -48,7 +52,7 @@ def load(conn: sa.Connection, workspace: str, wanted: Iterable[Owner]) -> dict[O
             conn, {"workspace": workspace, "identified": identified, "keys": sorted(keys)}
         )
         for key, state, model_version in rows:
-            found[(identified, key)] = Stored(ContactState.from_json(state), model_version)
+            found[(identified, key)] = Stored(ContactState.from_json(loads(state)), model_version)
     return found
 
 
