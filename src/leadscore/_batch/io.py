@@ -676,4 +676,4 @@ def score_batch(
             # threads write them as they come, with less memory (some 15%
             # less CPU at 10M events). A caller's connection keeps its setting.
             con.execute("SET preserve_insertion_order = false")
-        return plan.run(con, source, at, progress=progress)
+        return plan.run(con, source, at, progress=progress, tables=False)
