@@ -643,7 +643,7 @@ class BatchPlan:
         clamp, band_of = c.clamp, c.band_of
         grade = c.grade_of(0)
         names = list(enumerate(self._tag_rules(), start=4))
-        cards = []
+        cards: list[Scorecard] = []
         append = cards.append
         for row in rows:
             owner, ident, last, raw = row[:4]
