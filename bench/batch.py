@@ -200,7 +200,7 @@ _MASK_RULES = {
 
 def _masks() -> str:
     """The VALUES of (mask, rule): every mask an event can have, one row per rule in it."""
-    rows = set()
+    rows: set[tuple[int, int]] = set()
     for always, maybe in _MASK_RULES.values():
         for chosen in range(1 << len(maybe)):
             rules = [*always, *(r for k, r in enumerate(maybe) if chosen >> k & 1)]
@@ -220,6 +220,7 @@ def _warsaw() -> tuple[str, str]:
     last = None
     while hour.year < 2031:
         offset = hour.astimezone(zone).utcoffset()
+        assert offset is not None
         if offset != last:
             changes.append(
                 (int(hour.timestamp()) * 1_000_000, int(offset.total_seconds()) * 1_000_000)
