@@ -97,22 +97,51 @@ BAD_LINES = [
 ]
 
 
-def test_bad_records_are_the_pure_readers_and_the_good_ones_are_scored(tmp_path: Path) -> None:
-    path = tmp_path / "events.jsonl"
-    path.write_bytes(b"\n".join(BAD_LINES) + b"\n")
+def _both_report(path: Path) -> tuple[list[BadRecord], list[BadRecord]]:
+    """The bad records of `path` as the pure reader and the batch engine report
+    them, once the good ones are scored alike."""
     model = load_case(CASES[0]).model
     at = 1_900_000_000 * 1_000_000
     pure_bad: list[BadRecord] = []
     batch_bad: list[BadRecord] = []
     expected = replay(model, read_events([str(path)], on_bad=pure_bad.append), at)
-    got = score_batch(model, str(path), at=at, on_bad=batch_bad.append)
+    assert_same(score_batch(model, str(path), at=at, on_bad=batch_bad.append), expected)
+    return pure_bad, batch_bad
+
+
+def test_bad_records_are_the_pure_readers_and_the_good_ones_are_scored(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(BAD_LINES) + b"\n")
+    pure_bad, batch_bad = _both_report(path)
     assert [(r.source, r.line, r.field) for r in batch_bad] == [
         (r.source, r.line, r.field) for r in pure_bad
     ]
     assert len(batch_bad) == 10
-    assert_same(got, expected)
     with pytest.raises(InputError, match=r"events.jsonl:2: timestamp: expected an RFC 3339"):
-        score_batch(model, str(path), at=at, strict=True)
+        score_batch(load_case(CASES[0]).model, str(path), at=1, strict=True)
+
+
+def test_bad_records_in_parquet_are_the_pure_readers(tmp_path: Path) -> None:
+    # Parquet is checked as a view (ls_raw), the bad records counted by `ok` alone.
+    types = ["view", "bad type", "", None, "x" * 64, "y" * 65, "ok.type:1-2_A", "é", "view\n"]
+    path = tmp_path / "events.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "id": [f"e{i}" for i in range(len(types))],
+                "type": types,
+                "contact_id": ["c1"] * len(types),
+                "timestamp": ["2026-05-04T10:00:00Z"] * len(types),
+            }
+        ),
+        path,
+    )
+    pure_bad, batch_bad = _both_report(path)
+    # The same records and fields (the message shows the value as JSON, see docs/batch.md).
+    assert [(r.line, r.field, r.message[:9]) for r in batch_bad] == [
+        (r.line, r.field, r.message[:9]) for r in pure_bad
+    ]
+    assert [r.line for r in batch_bad] == [2, 3, 4, 6, 8, 9]
 
 
 def test_globs_many_files_and_arrival_order(tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ def load(
         # columns each step needs) and checks again only if a record was bad.
         con.execute(f"CREATE OR REPLACE TEMP VIEW ls_raw AS {select}")
         bad = _report(con, unit, on_bad, strict, header=0, seq="seq")
-        good = "WHERE fault IS NULL" if bad else ""
+        good = "WHERE ok" if bad else ""
         con.execute(
             "CREATE OR REPLACE TEMP VIEW ls_checked AS SELECT seq, id, type, contact_id, "
             f"anonymous_id, ts, properties, traits FROM ls_raw {good}"
@@ -118,7 +118,7 @@ def load(
         # A view, not another copy of every event: the good records in arrival order.
         con.execute(
             "CREATE OR REPLACE TEMP VIEW ls_checked AS SELECT rowid AS seq, id, type, "
-            "contact_id, anonymous_id, ts, properties, traits FROM ls_raw WHERE fault IS NULL"
+            "contact_id, anonymous_id, ts, properties, traits FROM ls_raw WHERE ok"
         )
     return Input(
         "ls_checked", traits_nulls_absent=shape.nulls_absent, properties_shape=shape.properties
@@ -146,13 +146,13 @@ def _report(
 
     `seq` orders the records of ls_raw (arrival order). Returns how many were bad.
     """
-    bad = con.execute("SELECT count(*) FROM ls_raw WHERE fault IS NOT NULL").fetchone()
+    bad = con.execute("SELECT count(*) FROM ls_raw WHERE NOT ok").fetchone()
     if not bad or not bad[0]:
         return 0
     rows = con.execute(
         "SELECT source, line + ?, fault.field, fault.message FROM ("
-        f"SELECT source, fault, row_number() OVER (PARTITION BY source ORDER BY {seq}) AS line, "
-        f"{seq} AS o FROM ls_raw) WHERE fault IS NOT NULL ORDER BY o",
+        f"SELECT source, ok, fault, row_number() OVER (PARTITION BY source ORDER BY {seq}) "
+        f"AS line, {seq} AS o FROM ls_raw) WHERE NOT ok ORDER BY o",
         [header],
     ).fetchall()
     for source, line, field, message in rows:
@@ -515,11 +515,13 @@ def _checked(
             )
         )
     # The usual record passes every check: a CASE that finds none evaluates
-    # them all, so a record is first tested at once, cheaply, and only a
-    # record that fails it goes through the checks in order.
+    # them all, so a record is first tested at once, cheaply (`ok`), and only
+    # a record that fails it goes through the checks in order. Counting the
+    # bad records tests `ok` alone: `fault IS NOT NULL` cost three times as
+    # much (the CASE evaluated for every record, 10M of them).
     good = " AND ".join(f"NOT coalesce({test}, FALSE)" for test, _, _ in checks)
     fault = (
-        f"CASE WHEN {good} THEN NULL "
+        "CASE WHEN ls_ok THEN NULL "
         + " ".join(
             f"WHEN {test} THEN {{'field': {field}, 'message': {message}}}"
             for test, field, message in checks
@@ -538,15 +540,15 @@ def _checked(
     )
     seq = ", ls_seq AS seq" if "seq" in items else ""
     return (
-        f"SELECT source, fault{seq}, {f['id'].text} AS id, {f['type'].text} AS type, "
+        f"SELECT source, ls_ok AS ok, fault{seq}, {f['id'].text} AS id, {f['type'].text} AS type, "
         f"CASE WHEN NOT {f['contact_id'].missing} THEN {f['contact_id'].text} END AS contact_id, "
         f"CASE WHEN NOT {f['anonymous_id'].missing} THEN {f['anonymous_id'].text} END "
         "AS anonymous_id, ls_ts AS ts, "
         f"{properties} AS properties, "
         f"CASE WHEN {f['type'].text} = 'identify' AND NOT {traits.missing} "
         f"THEN CAST({traits.value} AS JSON) END AS traits "
-        f"FROM (SELECT *, {fault} AS fault FROM (SELECT *, {instant} AS ls_ts FROM ("
-        f"SELECT {source} AS source, {inner} FROM {frm})))"
+        f"FROM (SELECT *, {fault} AS fault FROM (SELECT *, {good} AS ls_ok FROM ("
+        f"SELECT *, {instant} AS ls_ts FROM (SELECT {source} AS source, {inner} FROM {frm}))))"
     )
 
 
@@ -676,4 +678,4 @@ def score_batch(
             # threads write them as they come, with less memory (some 15%
             # less CPU at 10M events). A caller's connection keeps its setting.
             con.execute("SET preserve_insertion_order = false")
-        return plan.run(con, source, at, progress=progress)
+        return plan.run(con, source, at, progress=progress, tables=False)

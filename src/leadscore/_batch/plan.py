@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .._compiled import MICROS_PER_DAY, CompiledModel
+from .._compiled import MICROS_PER_DAY, CompiledModel, CompiledRule
 from .._engine import (
     NOT_STAGE_SET,
     UNKNOWN_STAGE,
@@ -213,7 +213,16 @@ def _period_sql(per: str, offset: str) -> str:
     """The calendar period holding `ts` (spec 2.1), as a number that only grows with time."""
     if per == "ever":
         return "0"
-    day = f"floor((ts + {offset}) / {MICROS_PER_DAY})"
+    return _period_of_day(per, _day_sql(offset))
+
+
+def _day_sql(offset: str) -> str:
+    """The local calendar day of `ts` (days since 1970-01-01 in the model's zone)."""
+    return f"floor((ts + {offset}) / {MICROS_PER_DAY})"
+
+
+def _period_of_day(per: str, day: str) -> str:
+    """The period (day, week or month) holding the local day `day`."""
     if per == "day":
         return day
     if per == "week":
@@ -222,15 +231,22 @@ def _period_sql(per: str, offset: str) -> str:
     return f"(year({local}) * 12 + month({local}))"
 
 
+def _zone_offset(con: duckdb.DuckDBPyConnection, compiled: CompiledModel, span: str) -> str:
+    """SQL of the model zone's UTC offset at `ts` (µs), over the instants of `span`
+    (a query of min(ts), max(ts)); "0" when no limit needs the calendar."""
+    if not any(rule.limit_per in ("day", "week", "month") for rule in compiled.rules):
+        return "0"
+    low, high = _one(con, span)
+    if low is None:
+        return "0"
+    return _offset_sql(offsets(compiled, low, high))
+
+
 def period_case(con: duckdb.DuckDBPyConnection, compiled: CompiledModel) -> str:
     """SQL of the calendar period of `ts` for a row of a limited rule (column `rule`),
     over the span of ls_owned; NULL for other rules."""
     limited = [rule for rule in compiled.rules if rule.limit_per is not None]
-    offset = "0"
-    if any(rule.limit_per in ("day", "week", "month") for rule in limited):
-        span = _one(con, "SELECT min(ts), max(ts) FROM ls_owned")
-        if span[0] is not None:
-            offset = _offset_sql(offsets(compiled, span[0], span[1]))
+    offset = _zone_offset(con, compiled, "SELECT min(ts), max(ts) FROM ls_owned")
     return (
         "CASE rule "
         + " ".join(
@@ -267,10 +283,12 @@ class BatchPlan:
         # Rule matching, with the tag_from text of each rule that has one.
         self.rules = ConditionCompiler("properties", "p")
         self.matches: list[str] = []
+        self.holds: list[str] = []
         self.tag_texts: dict[int, str] = {}
         for index, rule in enumerate(m.rules):
             types = frozenset(rule.event_types)
             holds = self.rules.where(rule.where, types)
+            self.holds.append(holds)
             self.matches.append(f"CASE WHEN {_in(types)} AND {holds} THEN {index} END")
             if rule.tag_from:
                 keys = tuple(rule.tag_from.split("."))
@@ -292,6 +310,7 @@ class BatchPlan:
             for rule in m.fit
         ]
         self.passive = passive_events_matter(m) if c.has_stages else Passive.NEVER
+        self.masks = _rule_masks(m, self.holds)
         self._nulls_absent = False
         self._shape: Shape | None = None
 
@@ -304,8 +323,16 @@ class BatchPlan:
         at: int,
         *,
         progress: Callable[[str], None] | None = None,
+        tables: bool = True,
     ) -> Result:
-        """Score the events of `source` as of `at` (µs) on `con`; the replay's result."""
+        """Score the events of `source` as of `at` (µs) on `con`; the replay's result.
+
+        `tables`: leave ls_owned, ls_awards and ls_links on `con` for the caller
+        (model activation reads them). Without them, a model of rules, limits,
+        decay and tags only (no fit, stages, triggers or `tag_from`) is scored
+        in one aggregation over the events (:meth:`_sums`), without storing
+        each event or each award.
+        """
         step = progress or (lambda _: None)
         self._nulls_absent = source.traits_nulls_absent
         self._shape = source.properties_shape
@@ -351,6 +378,17 @@ class BatchPlan:
             f"FROM {unique} WHERE ts <= {at} AND anonymous_id IS NOT NULL "
             "AND contact_id IS NOT NULL GROUP BY anonymous_id"
         )
+        if not tables and self.masks is not None:
+            step("rules")
+            rows = self._sums(con, unique, at)
+            step("scores")
+            cards = self._scorecards_of_sums(rows)
+            return Result(
+                scorecards=[card for card in cards if card.contact_id is not None],
+                anonymous=[card for card in cards if card.contact_id is None],
+                firings=[],
+                warnings=warnings,
+            )
         # One narrow table that every later step reads: each event's owner,
         # the rules it matches (`matched`, their indices) and the values that
         # later steps still read (tag_from texts, the probes of stage and
@@ -454,6 +492,179 @@ class BatchPlan:
             "QUALIFY row_number() OVER (PARTITION BY owner, ident, rule, "
             f"coalesce({period}, 0) ORDER BY ts, id) <= coalesce({times}, 9223372036854775807)"
         )
+
+    def _sums(self, con: duckdb.DuckDBPyConnection, unique: str, at: int) -> list[tuple[Any, ...]]:
+        """Per owner, from one pass over the events: key, identified, last event, raw
+        score, then each tag's raw sum and whether it has an award (tags by name).
+
+        Each event's matched rules are a bit mask (cheaper than a list: one
+        integer per event, no list built and filtered); a join on a small table
+        of the masks that can occur turns it into one row per matched rule, and
+        an event that matches none into one row without a rule, which still
+        counts for its owner's last event. Limits are then a hash aggregate per
+        (owner, rule, period) rather than a window's sort: awards are the first
+        `times` matches of a period in (timestamp, id) order, and an award's
+        amount depends on its timestamp only, so a period with at most `times`
+        matches awards them all (their sum), a period of a `times: 1` rule
+        awards its earliest match (`min`), and otherwise the `times` earliest
+        timestamps (`min(ts, times)`) are the awards.
+        """
+        assert self.masks is not None
+        c = self.compiled
+        rules = c.rules
+        # Unguarded: the mask tests each probe under its event type already.
+        first, second = self.rules.select_items(self._shape, guarded=False)
+        offset = _zone_offset(con, c, f"SELECT min(ts), max(ts) FROM {unique} WHERE ts <= {at}")
+        decay = (
+            f"pow(2.0::DOUBLE, ({{}} - {at}) / {c.half_life_micros!r})"
+            if c.half_life_micros is not None
+            else "1.0::DOUBLE"
+        )
+
+        def amount(rule: CompiledRule, ts: str) -> str:
+            weight = decay.format(ts) if rule.decays else "1.0::DOUBLE"
+            return f"{rule.points} * {weight}"
+
+        kinds = {None: 0, "ever": 0, "day": 1, "week": 2, "month": 3}
+        table = (
+            "SELECT * FROM (VALUES "
+            + ", ".join(
+                f"({mask}, {index}, {kinds[rules[index].limit_per]})"
+                for mask, indices in self.masks
+                for index in indices
+            )
+            + ") r(mask, rule, kind)"
+            if self.masks
+            else "SELECT 0::BIGINT AS mask, 0 AS rule, 0 AS kind WHERE FALSE"
+        )
+        day = _day_sql(offset)
+        period = (
+            "CASE kind WHEN 0 THEN 0 "
+            + " ".join(
+                f"WHEN {kinds[per]} THEN {_period_of_day(per, 'day')}"
+                for per in ("day", "week", "month")
+            )
+            + " END"
+        )
+        # The earliest timestamps of each period, as many as the most `times`
+        # of the rules limited to more than one (one aggregate for them all:
+        # each min(ts, n) costs a heap per group); a period with more matches
+        # than its rule's `times` awards the first `times` of them, summed
+        # term by term (a lambda over the list cost more than the heaps).
+        several = [rule for rule in rules if (rule.limit_times or 1) > 1]
+        most = max((rule.limit_times or 1 for rule in several), default=1)
+        earliest = (
+            f", min(ts, {most}) FILTER (WHERE rule IN "
+            f"({', '.join(str(rule.index) for rule in several)})) AS earliest"
+            if several
+            else ""
+        )
+
+        def awards(rule: CompiledRule) -> str:
+            if rule.limit_times is None:
+                return "total"
+            if rule.limit_times == 1:
+                return f"({amount(rule, 'first')})"
+            terms = " + ".join(
+                amount(rule, f"earliest[{k}]") for k in range(1, rule.limit_times + 1)
+            )
+            return f"CASE WHEN n <= {rule.limit_times} THEN total ELSE {terms} END"
+
+        awarded = " ".join(f"WHEN {rule.index} THEN {awards(rule)}" for rule in rules)
+        hit_amount = " ".join(f"WHEN {rule.index} THEN {amount(rule, 'ts')}" for rule in rules)
+        # Each tag's sum over its rules' awards; NULL when it has none (every
+        # period with a match awards something, so its rows make the tag).
+        tag_items = "".join(
+            ", sum("
+            + ("amount" if set(weights.values()) == {1} else self._times_named(weights))
+            + f") FILTER (WHERE rule IN ({', '.join(map(str, weights))}))"
+            for weights in self._tag_rules().values()
+        )
+        return con.execute(
+            # The mask before the owner's join: one integer through it, not the probes.
+            f"WITH e0 AS (SELECT contact_id, anonymous_id, ts, type{_items(first)} FROM {unique} "
+            f"WHERE ts <= {at}), "
+            f"e1 AS (SELECT *{_items(second)} FROM e0), "
+            "e2 AS (SELECT contact_id, anonymous_id, ts, "
+            f"{day} AS day, {self._mask_sql()} AS mask FROM e1), "
+            "e3 AS (SELECT coalesce(e.contact_id, l.linked, e.anonymous_id) AS owner, "
+            "(e.contact_id IS NOT NULL OR l.linked IS NOT NULL) AS ident, e.ts, e.day, e.mask "
+            "FROM e2 e LEFT JOIN ls_links l "
+            "ON e.contact_id IS NULL AND e.anonymous_id = l.anonymous_id), "
+            f"r AS ({table}), "
+            f"h AS (SELECT owner, ident, ts, rule, {period} AS period, "
+            f"CASE rule {hit_amount} END AS amount FROM e3 LEFT JOIN r USING (mask)), "
+            "g AS (SELECT owner, ident, rule, count(*) AS n, min(ts) AS first, max(ts) AS last, "
+            f"sum(amount) AS total{earliest} FROM h GROUP BY owner, ident, rule, period), "
+            f"a AS (SELECT owner, ident, last, rule, CASE rule {awarded} END AS amount FROM g) "
+            f"SELECT owner, ident, max(last), coalesce(sum(amount), 0.0::DOUBLE){tag_items} "
+            "FROM a GROUP BY owner, ident ORDER BY ident DESC, owner"
+        ).fetchall()
+
+    def _mask_sql(self) -> str:
+        """SQL of the bit mask of the rules an event matches (bit i: rule i)."""
+        by_type: dict[str, list[int]] = {}
+        for index, rule in enumerate(self.model.rules):
+            for event_type in sorted(set(rule.event_types)):
+                by_type.setdefault(event_type, []).append(index)
+        if not by_type:
+            return "0::BIGINT"
+        branches = []
+        for event_type, indices in sorted(by_type.items()):
+            always = sum(1 << i for i in indices if self.holds[i] == "TRUE")
+            parts = [str(always)] if always else []
+            parts += [
+                f"(CASE WHEN {self.holds[i]} THEN {1 << i} ELSE 0 END)"
+                for i in indices
+                if self.holds[i] != "TRUE"
+            ]
+            branches.append(f"WHEN {literal(event_type)} THEN {' | '.join(parts)}")
+        return f"CAST(CASE type {' '.join(branches)} ELSE 0 END AS BIGINT)"
+
+    @staticmethod
+    def _times_named(weights: dict[int, int]) -> str:
+        """An award counted as often as its rule names the tag."""
+        cases = " ".join(f"WHEN {index} THEN {count}" for index, count in weights.items())
+        return f"(CASE rule {cases} END) * amount"
+
+    def _tag_rules(self) -> dict[str, dict[int, int]]:
+        """Each tag (by name) and its rules, with how many times each names it."""
+        tags: dict[str, dict[int, int]] = {}
+        for rule in self.compiled.rules:
+            for tag in rule.tags:
+                weights = tags.setdefault(tag, {})
+                weights[rule.index] = weights.get(rule.index, 0) + 1
+        return dict(sorted(tags.items()))
+
+    def _scorecards_of_sums(self, rows: list[tuple[Any, ...]]) -> list[Scorecard]:
+        """Scorecards from the rows of :meth:`_sums`, with the pure engine's clamp,
+        rounding and bands (no fit, stages or triggers on this path)."""
+        c = self.compiled
+        clamp, band_of = c.clamp, c.band_of
+        grade = c.grade_of(0)
+        names = list(enumerate(self._tag_rules(), start=4))
+        cards: list[Scorecard] = []
+        append = cards.append
+        for row in rows:
+            owner, ident, last, raw = row[:4]
+            score = clamp(raw)
+            tag_scores = {tag: report(clamp(row[k])) for k, tag in names if row[k] is not None}
+            append(
+                Scorecard(
+                    owner if ident else None,
+                    None if ident else owner,
+                    report(score),
+                    0,
+                    grade,
+                    band_of(score),
+                    None,
+                    None,
+                    None,
+                    tag_scores,
+                    last,
+                )
+            )
+        return cards
 
     def _owners(
         self, con: duckdb.DuckDBPyConnection, at: int, source: Input
@@ -742,6 +953,45 @@ class BatchPlan:
             f"f2 AS (SELECT *{_items(second)} FROM f1) "
             f"SELECT id, {total} AS fit FROM f2"
         )
+
+
+# The most rows the table of rule masks (:func:`_rule_masks`) may have.
+_MASKS = 4_096
+# The most `times` of a limit on the rules-only path: its awards are summed
+# term by term (see BatchPlan._sums).
+_TIMES = 64
+
+
+def _rule_masks(model: Model, holds: list[str]) -> list[tuple[int, list[int]]] | None:
+    """Every bit mask of matched rules an event can have (not 0), with its rules;
+    None when the rules-only path does not apply to the model.
+
+    An event of type t matches every rule of t without a condition and any
+    subset of those with one. The path applies to models with no fit, stages,
+    triggers or `tag_from` (those need each award or event), at most 62 rules
+    (a BIGINT mask) and a small table of masks.
+    """
+    if model.fit or model.stages or model.triggers or len(model.rules) > 62:
+        return None
+    if any(rule.limit and rule.limit.times > _TIMES for rule in model.rules):
+        return None
+    if any(rule.tag_from for rule in model.rules):
+        return None
+    by_type: dict[str, list[int]] = {}
+    for index, rule in enumerate(model.rules):
+        for event_type in set(rule.event_types):
+            by_type.setdefault(event_type, []).append(index)
+    found: dict[int, list[int]] = {}
+    for indices in by_type.values():
+        always = [i for i in indices if holds[i] == "TRUE"]
+        maybe = [i for i in indices if holds[i] != "TRUE"]
+        if len(found) + (1 << len(maybe)) > _MASKS:
+            return None
+        for chosen in range(1 << len(maybe)):
+            matched = sorted(always + [i for k, i in enumerate(maybe) if chosen >> k & 1])
+            if matched:
+                found[sum(1 << i for i in matched)] = matched
+    return sorted(found.items())
 
 
 def _prepared(row: tuple[Any, ...], stage_index: dict[str, int] | None) -> Prepared:
