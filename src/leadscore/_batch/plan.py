@@ -597,81 +597,37 @@ class BatchPlan:
     def _sequential(
         self, con: duckdb.DuckDBPyConnection, stages: dict[tuple[bool, str], _StageFields], at: int
     ) -> tuple[list[Firing], list[RunWarning]]:
-        """Stages and firings: the pure engine over each owner's active events."""
+        """Stages and firings: the window walk, and the pure engine for the owners left."""
         c = self.compiled
-        leaves = "0"
-        if self.leaf_sql:
-            first, second = self.leaf_conditions.select_items(self._shape)
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE ls_leaves AS "
-                f"WITH q1 AS (SELECT id, type{_items(_names(first))} FROM ls_owned "
-                f"WHERE {_in(set().union(*(leaf.types for leaf in self.leaves)))}), "
-                f"q2 AS (SELECT *{_items(second)} FROM q1), "
-                f"q3 AS (SELECT id, {' + '.join(self.leaf_sql)} AS leaves FROM q2) "
-                "SELECT * FROM q3 WHERE leaves <> 0"
-            )
-            leaves = "coalesce(lv.leaves, 0)"
-        who = "TRUE" if c.has_stages else "o.ident"
-        active = [
-            "h.id IS NOT NULL",
-            "(o.type = 'identify' AND o.traits IS NOT NULL)",
-            "o.id = first.id",
-        ]
-        if self.leaf_sql:
-            active.append("lv.leaves IS NOT NULL")
-        if c.has_stages:
-            active.append("o.type = 'stage_set'")
-        # Owners whose passive events may move a stage: after a stage_set (which
-        # never moves by itself, so the next event may), and with a negative
-        # award when the conditions need values that only fall.
-        unsafe_sources = []
-        if c.has_stages:
-            unsafe_sources.append("SELECT owner, ident FROM ls_owned WHERE type = 'stage_set'")
-        if self.passive == Passive.ALWAYS:
-            active = ["TRUE"]
-        elif self.passive == Passive.IF_NEGATIVE:
-            negative = [str(rule.index) for rule in c.rules if rule.points < 0]
-            if negative:
-                unsafe_sources.append(
-                    f"SELECT owner, ident FROM ls_awards WHERE rule IN ({', '.join(negative)})"
-                )
-        unsafe = ""
-        if unsafe_sources and active != ["TRUE"]:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE ls_unsafe AS SELECT DISTINCT owner, ident FROM ("
-                + " UNION ALL ".join(unsafe_sources)
-                + ")"
-            )
-            unsafe = "LEFT JOIN ls_unsafe un USING (owner, ident) "
-            active.append("un.owner IS NOT NULL")
-        stage_name = "o.stage_name" if c.has_stages else "NULL"
-        # The events that can change a stage or fire a trigger, and what they carry.
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE ls_active AS "
-            "WITH h AS (SELECT DISTINCT id FROM ls_awards), "
-            "first AS (SELECT arg_min(id, {'ts': ts, 'id': id}) AS id FROM ls_owned GROUP BY "
-            "owner, ident) "
-            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, {leaves} AS leaves, "
-            f"{stage_name} AS stage_name, "
-            "CASE WHEN o.type = 'identify' THEN o.traits END AS traits "
-            "FROM ls_owned o LEFT JOIN h ON o.id = h.id "
-            + ("LEFT JOIN ls_leaves lv ON o.id = lv.id " if self.leaf_sql else "")
-            + unsafe
-            + "LEFT JOIN first ON o.id = first.id "
-            f"WHERE {who} AND ({' OR '.join(active)})"
-        )
         firings: list[Firing] = []
-        python_owners = ""
         if walkable(self.model):
+            fallback = []
+            if c.has_stages:
+                fallback.append("type = 'stage_set'")
+            if c.half_life_micros is not None:
+                oldest = at - SPAN_HALF_LIVES * c.half_life_micros
+                fallback.append(f"ts < {int(oldest)}")
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE ls_fallback AS SELECT DISTINCT owner, ident "
+                f"FROM ls_owned WHERE {' OR '.join(fallback) if fallback else 'FALSE'}"
+            )
             firings = self._walk(con, stages, at)
-            python_owners = "SEMI JOIN ls_fallback USING (owner, ident) "
+            # The owners the walk leaves: all their events, through the pure engine.
+            mine = " SEMI JOIN ls_fallback USING (owner, ident)"
+            joins, active = "", "TRUE"
+        else:
+            mine = ""
+            joins, active = self._active(con, "h")
+        who = "TRUE" if c.has_stages else "o.ident"
+        stage_name = "o.stage_name" if c.has_stages else "NULL"
         query = (
-            "WITH h AS (SELECT id, list({'rule': rule, 'tag': tagf} ORDER BY rule) AS hits "
-            "FROM ls_awards GROUP BY id) "
-            "SELECT o.owner, o.ident, o.ts, o.id, o.type, h.hits, o.leaves, o.stage_name, "
-            "CAST(o.traits AS VARCHAR) FROM ls_active o LEFT JOIN h USING (id) "
-            + python_owners
-            + "ORDER BY o.ident, o.owner, o.ts, o.id"
+            f"WITH {self._with_leaves('ls_owned' + mine)}, "
+            "h AS (SELECT id, list({'rule': rule, 'tag': tagf} ORDER BY rule) AS hits "
+            f"FROM ls_awards{mine} GROUP BY id) "
+            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, h.hits, o.leaves, {stage_name}, "
+            "CASE WHEN o.type = 'identify' THEN CAST(o.traits AS VARCHAR) END "
+            f"FROM o LEFT JOIN h ON o.id = h.id {joins}"
+            f"WHERE {who} AND ({active}) ORDER BY o.ident, o.owner, o.ts, o.id"
         )
         warnings: list[RunWarning] = []
         engine = self.engine
@@ -688,38 +644,87 @@ class BatchPlan:
                 stages[(ident, owner)] = (full.stage, full.stage_entered_at, full.stage_score)
         return firings, warnings
 
+    def _with_leaves(self, events: str) -> str:
+        """CTEs ending in `o`: the rows of `events` (with ls_owned's columns) and their
+        `leaves`, the bits of the stage and trigger event conditions that hold for them."""
+        if not self.leaf_sql:
+            return f"o AS (SELECT *, 0 AS leaves FROM {events})"
+        second = self.leaf_conditions.select_items(self._shape)[1]
+        return (
+            f"o1 AS (SELECT *{_items(second)} FROM {events}), "
+            f"o AS (SELECT *, {' + '.join(self.leaf_sql)} AS leaves FROM o1)"
+        )
+
+    def _active(self, con: duckdb.DuckDBPyConnection, awards: str) -> tuple[str, str]:
+        """The events of `o` (see _with_leaves) that can change a stage or fire a trigger:
+        (joins, condition). `awards` names a relation joined on the event id, whose
+        `id` is NULL for an event without awards."""
+        c = self.compiled
+        if self.passive == Passive.ALWAYS:
+            return "", "TRUE"
+        active = [
+            f"{awards}.id IS NOT NULL",
+            "(o.type = 'identify' AND o.traits IS NOT NULL)",
+            "o.id = first.id",
+            "o.leaves <> 0",
+        ]
+        if c.has_stages:
+            active.append("o.type = 'stage_set'")
+        # Tables rather than CTEs: each hash table built alone, before the joins' own,
+        # stays in memory (at 10M events, built in one statement, they spilled).
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_first AS SELECT arg_min(id, {'ts': ts, 'id': id}) "
+            "AS id FROM ls_owned GROUP BY owner, ident"
+        )
+        joins = "LEFT JOIN ls_first first ON o.id = first.id "
+        # Owners whose passive events may move a stage: after a stage_set (which
+        # never moves by itself, so the next event may), and with a negative
+        # award when the conditions need values that only fall.
+        unsafe = []
+        if c.has_stages:
+            unsafe.append("SELECT owner, ident FROM ls_owned WHERE type = 'stage_set'")
+        if self.passive == Passive.IF_NEGATIVE:
+            negative = [str(rule.index) for rule in c.rules if rule.points < 0]
+            if negative:
+                unsafe.append(
+                    f"SELECT owner, ident FROM ls_awards WHERE rule IN ({', '.join(negative)})"
+                )
+        if unsafe:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE ls_unsafe AS SELECT DISTINCT owner, ident FROM ("
+                + " UNION ALL ".join(unsafe)
+                + ")"
+            )
+            joins += "LEFT JOIN ls_unsafe un USING (owner, ident) "
+            active.append("un.owner IS NOT NULL")
+        return joins, " OR ".join(active)
+
     def _walk(
         self,
         con: duckdb.DuckDBPyConnection,
         stages: dict[tuple[bool, str], _StageFields],
         at: int,
     ) -> list[Firing]:
-        """Stages and firings of the owners the window functions can walk (see walk)."""
+        """Stages and firings of the owners the window functions can walk (see walk):
+        those not in ls_fallback, over their active events."""
         c = self.compiled
         walk = Walk(c, [1 << bit for bit in range(len(self.leaves))])
-        fallback = []
-        if c.has_stages:
-            fallback.append("SELECT owner, ident FROM ls_active WHERE type = 'stage_set'")
-        if c.half_life_micros is not None:
-            oldest = at - SPAN_HALF_LIVES * c.half_life_micros
-            fallback.append(f"SELECT owner, ident FROM ls_active WHERE ts < {int(oldest)}")
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE ls_fallback AS SELECT DISTINCT owner, ident FROM ("
-            + (" UNION ALL ".join(fallback) if fallback else "SELECT owner, ident FROM ls_active")
-            + ")"
-            + ("" if fallback else " WHERE FALSE")
-        )
         zero = ", ".join(
             f"coalesce(s.{name}, 0.0::DOUBLE) AS {name}"
             for name in ["dec", "flat"]
             + [f"{g}_{kind}" for g in walk.tag_column.values() for kind in ("dec", "flat")]
         )
+        # The events, their leaves and their award sums (by id; none: zeros).
+        joins, active = self._active(con, "s")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ls_sums AS {walk.award_sums(at)}")
+        events = self._with_leaves("ls_owned ANTI JOIN ls_fallback USING (owner, ident)")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE ls_walk_in AS "
-            f"WITH sums AS ({walk.award_sums(at)}) "
+            f"WITH {events} "
             f"SELECT o.owner, o.ident, o.ts, o.id, o.type, o.leaves, {zero} "
-            "FROM ls_active o ANTI JOIN ls_fallback USING (owner, ident) "
-            "LEFT JOIN sums s ON o.id = s.id"
+            f"FROM o LEFT JOIN ls_sums s ON o.id = s.id {joins}"
+            # Without stages, only contacts' events matter: anonymous owners fire nothing.
+            f"WHERE {'TRUE' if c.has_stages else 'o.ident'} AND ({active})"
         )
         rows, walked = walk.run(con, at, self._identify_fits())
         firings = [Firing(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
