@@ -600,7 +600,8 @@ class BatchPlan:
         """Stages and firings: the window walk, and the pure engine for the owners left."""
         c = self.compiled
         firings: list[Firing] = []
-        if walkable(self.model):
+        walks = walkable(self.model)
+        if walks:
             fallback = []
             if c.has_stages:
                 fallback.append("type = 'stage_set'")
@@ -611,13 +612,15 @@ class BatchPlan:
                 "CREATE OR REPLACE TEMP TABLE ls_fallback AS SELECT DISTINCT owner, ident "
                 f"FROM ls_owned WHERE {' OR '.join(fallback) if fallback else 'FALSE'}"
             )
+        if self.passive != Passive.ALWAYS:
+            self._active_tables(con)
+        if walks:
             firings = self._walk(con, stages, at)
-            # The owners the walk leaves: all their events, through the pure engine.
+            # The owners the walk leaves go through the pure engine.
             mine = " SEMI JOIN ls_fallback USING (owner, ident)"
-            joins, active = "", "TRUE"
         else:
             mine = ""
-            joins, active = self._active(con, "h")
+        joins, active = self._active("h")
         who = "TRUE" if c.has_stages else "o.ident"
         stage_name = "o.stage_name" if c.has_stages else "NULL"
         query = (
@@ -655,11 +658,40 @@ class BatchPlan:
             f"o AS (SELECT *, {' + '.join(self.leaf_sql)} AS leaves FROM o1)"
         )
 
-    def _active(self, con: duckdb.DuckDBPyConnection, awards: str) -> tuple[str, str]:
-        """The events of `o` (see _with_leaves) that can change a stage or fire a trigger:
-        (joins, condition). `awards` names a relation joined on the event id, whose
-        `id` is NULL for an event without awards."""
+    def _active_tables(self, con: duckdb.DuckDBPyConnection) -> None:
+        """ls_first, each owner's first event, and ls_unsafe, the owners whose passive
+        events may move a stage from some instant on (`since`): their first stage_set
+        (which never moves by itself, so the next event may; the pure engine's move is
+        not a running maximum after it) and, when the conditions need values that only
+        fall, their first negative award. Before it, the owner's values only fell
+        between events. Tables rather than CTEs: each hash table built alone, before
+        the joins' own, stays in memory (built in one statement at 10M events, they
+        spilled)."""
         c = self.compiled
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_first AS SELECT arg_min(id, {'ts': ts, 'id': id}) "
+            "AS id FROM ls_owned GROUP BY owner, ident"
+        )
+        unsafe = []
+        if c.has_stages:
+            unsafe.append("SELECT owner, ident, ts FROM ls_owned WHERE type = 'stage_set'")
+        if self.passive == Passive.IF_NEGATIVE:
+            negative = [str(rule.index) for rule in c.rules if rule.points < 0]
+            if negative:
+                unsafe.append(
+                    f"SELECT owner, ident, ts FROM ls_awards WHERE rule IN ({', '.join(negative)})"
+                )
+        if not unsafe:
+            unsafe.append("SELECT owner, ident, ts FROM ls_owned WHERE FALSE")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_unsafe AS SELECT owner, ident, min(ts) AS since "
+            f"FROM ({' UNION ALL '.join(unsafe)}) GROUP BY ALL"
+        )
+
+    def _active(self, awards: str) -> tuple[str, str]:
+        """The events of `o` (see _with_leaves) that can change a stage or fire a trigger:
+        (joins, condition), over the tables of _active_tables. `awards` names a relation
+        joined on the event id, whose `id` is NULL for an event without awards."""
         if self.passive == Passive.ALWAYS:
             return "", "TRUE"
         active = [
@@ -667,36 +699,14 @@ class BatchPlan:
             "(o.type = 'identify' AND o.traits IS NOT NULL)",
             "o.id = first.id",
             "o.leaves <> 0",
+            "coalesce(o.ts >= un.since, FALSE)",
         ]
-        if c.has_stages:
+        if self.compiled.has_stages:
             active.append("o.type = 'stage_set'")
-        # Tables rather than CTEs: each hash table built alone, before the joins' own,
-        # stays in memory (at 10M events, built in one statement, they spilled).
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE ls_first AS SELECT arg_min(id, {'ts': ts, 'id': id}) "
-            "AS id FROM ls_owned GROUP BY owner, ident"
+        joins = (
+            "LEFT JOIN ls_first first ON o.id = first.id "
+            "LEFT JOIN ls_unsafe un USING (owner, ident) "
         )
-        joins = "LEFT JOIN ls_first first ON o.id = first.id "
-        # Owners whose passive events may move a stage: after a stage_set (which
-        # never moves by itself, so the next event may), and with a negative
-        # award when the conditions need values that only fall.
-        unsafe = []
-        if c.has_stages:
-            unsafe.append("SELECT owner, ident FROM ls_owned WHERE type = 'stage_set'")
-        if self.passive == Passive.IF_NEGATIVE:
-            negative = [str(rule.index) for rule in c.rules if rule.points < 0]
-            if negative:
-                unsafe.append(
-                    f"SELECT owner, ident FROM ls_awards WHERE rule IN ({', '.join(negative)})"
-                )
-        if unsafe:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE ls_unsafe AS SELECT DISTINCT owner, ident FROM ("
-                + " UNION ALL ".join(unsafe)
-                + ")"
-            )
-            joins += "LEFT JOIN ls_unsafe un USING (owner, ident) "
-            active.append("un.owner IS NOT NULL")
         return joins, " OR ".join(active)
 
     def _walk(
@@ -715,7 +725,7 @@ class BatchPlan:
             + [f"{g}_{kind}" for g in walk.tag_column.values() for kind in ("dec", "flat")]
         )
         # The events, their leaves and their award sums (by id; none: zeros).
-        joins, active = self._active(con, "s")
+        joins, active = self._active("s")
         con.execute(f"CREATE OR REPLACE TEMP TABLE ls_sums AS {walk.award_sums(at)}")
         events = self._with_leaves("ls_owned ANTI JOIN ls_fallback USING (owner, ident)")
         con.execute(
