@@ -599,6 +599,9 @@ class BatchPlan:
     ) -> tuple[list[Firing], list[RunWarning]]:
         """Stages and firings: the window walk, and the pure engine for the owners left."""
         c = self.compiled
+        # Temporary tables count against DuckDB's memory limit: what no later step
+        # reads is dropped, so that the walk's joins and sorts need not spill.
+        con.execute("DROP TABLE IF EXISTS ls_amounts")  # the owners' sums are done
         firings: list[Firing] = []
         walks = walkable(self.model)
         if walks:
@@ -736,6 +739,7 @@ class BatchPlan:
             # Without stages, only contacts' events matter: anonymous owners fire nothing.
             f"WHERE {'TRUE' if c.has_stages else 'o.ident'} AND ({active})"
         )
+        con.execute("DROP TABLE ls_sums")
         rows, walked = walk.run(con, at, self._identify_fits())
         firings = [Firing(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
         clamp, names = c.clamp, c.stage_names

@@ -204,6 +204,7 @@ class Walk:
             "FROM v) "
             f"SELECT *, {target} AS target FROM b"
         )
+        con.execute("DROP TABLE ls_walk_in")
         # The stage after an event is the running maximum of the targets (automatic
         # moves only go forwards), so what is asked of it is per owner, without a
         # second window: the final stage is the largest target, entered at the first
@@ -275,6 +276,7 @@ class Walk:
                 "(a.ts > e.entered.ts OR (a.ts = e.entered.ts AND a.id > e.entered.id)) "
                 "GROUP BY ALL"
             ).fetchall()
+        con.execute("DROP TABLE ls_walk")
         return firings, stages
 
     def award_sums(self, at: int) -> str:
