@@ -18,17 +18,20 @@ at a time on DuckDB rather than an event at a time in Python:
 5. Decay and sums: each award counts p·2^((t-T)/H); the engagement score and
    each tag score are sums, clamped (in Python, with the pure engine's own
    clamp, rounding, grades and bands).
-6. Fit: the traits as of T are the last value of each key over the identify
-   events; fit rules are SQL over those merged traits.
+6. Fit: the traits after each identify event are, per top-level key a fit
+   rule reads, the last value over the identify events up to it; fit rules
+   are SQL over those values, and the owner's fit is its last one.
 7. Stages and triggers are sequential by nature. Only when the model has
    them, each owner's *active* events — those with awards, traits, a
    `stage_set`, an `event:` condition that holds, and its first event — are
-   pulled from DuckDB and run through the pure engine's own `Engine.run`,
-   which gives the stage fields and the firings. Events with none of these
-   cannot change a stage or fire a trigger when every stage condition only
-   grows true with higher values and the owner's values can only fall
-   between events (no negative award): see :func:`passive_events_matter`.
-   Otherwise all of that owner's events go through the pure engine.
+   walked with window functions (:mod:`leadscore._batch.walk`), or, for the
+   owners the walk cannot take, pulled from DuckDB and run through the pure
+   engine's own `Engine.run`, which gives the stage fields and the firings.
+   Events with none of these cannot change a stage or fire a trigger when
+   every stage condition only grows true with higher values and the owner's
+   values can only fall between events (no negative award): see
+   :func:`passive_events_matter`. Otherwise all of that owner's events from
+   its first negative award or `stage_set` on take part.
 
 Numbers agree with the replay within floating-point rounding of the sums
 (the spec's 1e-9 "reaches" tolerance absorbs it).
