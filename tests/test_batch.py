@@ -3,6 +3,7 @@ several arrival orders, and random models and logs (hypothesis)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 from pathlib import Path
@@ -133,5 +134,40 @@ def test_duckdb_equals_replay(
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model=walkable_models(), log=logs(), later=st.integers(-60 * 24 * 7, 60 * 24 * 30))
 def test_duckdb_walk_of_stages_equals_replay(model: Model, log: list[Event], later: int) -> None:
+    at = max(event.timestamp for event in log) + later * MINUTE
+    assert_same(_batch(model, log, at), replay(model, log, at))
+
+
+# Fit reads the traits merged key by key up to each identify event (the batch
+# engine reads only the top-level keys the fit rules use, each its last value):
+# traits that set, replace, null out and nest keys, and fit rules on nested
+# paths and on absent keys, before and after a stage's condition reads the fit.
+TRAIT_VALUES = st.sampled_from(["ceo", "Dev", 10, 60, "80", None, {"size": 70}, {"size": "x"}])
+
+
+@st.composite
+def trait_logs(draw: st.DrawFn) -> list[Event]:
+    log = draw(logs())
+    for index, event in enumerate(log):
+        if event.type == "identify":
+            keys = draw(st.lists(st.sampled_from(["role", "size", "org", "other"]), unique=True))
+            traits = {key: draw(TRAIT_VALUES) for key in keys}
+            log[index] = dataclasses.replace(event, traits=traits)
+    return log
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=walkable_models(), log=trait_logs(), later=st.integers(-60 * 24 * 7, 60 * 24 * 30))
+def test_duckdb_fit_of_merged_traits_equals_replay(
+    model: Model, log: list[Event], later: int
+) -> None:
+    data = model.model_dump(by_alias=True, exclude_none=True)
+    data["fit"] = [
+        {"id": "role", "where": {"role": {"in": ["ceo", "dev"]}}, "points": 20},
+        {"id": "size", "where": {"org.size": {"gte": 50}}, "points": 15},
+        {"id": "flat", "where": {"size": {"gte": 50}}, "points": 5},
+        {"id": "none", "where": {"role": {"exists": False}}, "points": -5},
+    ]
+    model = Model.model_validate(data)
     at = max(event.timestamp for event in log) + later * MINUTE
     assert_same(_batch(model, log, at), replay(model, log, at))

@@ -18,17 +18,20 @@ at a time on DuckDB rather than an event at a time in Python:
 5. Decay and sums: each award counts p·2^((t-T)/H); the engagement score and
    each tag score are sums, clamped (in Python, with the pure engine's own
    clamp, rounding, grades and bands).
-6. Fit: the traits as of T are the last value of each key over the identify
-   events; fit rules are SQL over those merged traits.
+6. Fit: the traits after each identify event are, per top-level key a fit
+   rule reads, the last value over the identify events up to it; fit rules
+   are SQL over those values, and the owner's fit is its last one.
 7. Stages and triggers are sequential by nature. Only when the model has
    them, each owner's *active* events — those with awards, traits, a
    `stage_set`, an `event:` condition that holds, and its first event — are
-   pulled from DuckDB and run through the pure engine's own `Engine.run`,
-   which gives the stage fields and the firings. Events with none of these
-   cannot change a stage or fire a trigger when every stage condition only
-   grows true with higher values and the owner's values can only fall
-   between events (no negative award): see :func:`passive_events_matter`.
-   Otherwise all of that owner's events go through the pure engine.
+   walked with window functions (:mod:`leadscore._batch.walk`), or, for the
+   owners the walk cannot take, pulled from DuckDB and run through the pure
+   engine's own `Engine.run`, which gives the stage fields and the firings.
+   Events with none of these cannot change a stage or fire a trigger when
+   every stage condition only grows true with higher values and the owner's
+   values can only fall between events (no negative award): see
+   :func:`passive_events_matter`. Otherwise all of that owner's events from
+   its first negative award or `stage_set` on take part.
 
 Numbers agree with the replay within floating-point rounding of the sums
 (the spec's 1e-9 "reaches" tolerance absorbs it).
@@ -58,7 +61,7 @@ from .._engine import (
 from .._events import Event
 from .._model import Model, StageCondition
 from .._replay import Result
-from .sql import ConditionCompiler, Probe, Shape, literal, tag_text
+from .sql import ConditionCompiler, Probe, Shape, json_path, literal, probe_derived, tag_text
 from .walk import SPAN_HALF_LIVES, Walk, walkable
 
 if TYPE_CHECKING:
@@ -334,7 +337,6 @@ class BatchPlan:
         each event or each award.
         """
         step = progress or (lambda _: None)
-        self._nulls_absent = source.traits_nulls_absent
         self._shape = source.properties_shape
         sql = con.execute
         step("duplicates")
@@ -718,14 +720,8 @@ class BatchPlan:
         )
         fit = "SELECT NULL::VARCHAR AS owner, NULL::BOOLEAN AS ident, 0 AS fit WHERE FALSE"
         if m.fit:
-            self._traits(con, source)
-            first, second = self.fit.select_items()
-            total = " + ".join(self.fit_sql)
-            fit = (
-                f"WITH f1 AS (SELECT owner, ident{_items(first)} FROM ls_traits), "
-                f"f2 AS (SELECT *{_items(second)} FROM f1) "
-                f"SELECT owner, ident, {total} AS fit FROM f2"
-            )
+            self._fits(con, source)
+            fit = "SELECT owner, ident, fit FROM ls_fits WHERE last"
         return con.execute(
             "WITH o AS (SELECT owner, ident, max(ts) AS last FROM ls_owned GROUP BY ALL), "
             "s AS (SELECT owner, ident, sum(amount) AS raw FROM ls_amounts GROUP BY ALL), "
@@ -736,22 +732,47 @@ class BatchPlan:
             "ORDER BY o.ident DESC, o.owner"
         ).fetchall()
 
-    def _traits(self, con: duckdb.DuckDBPyConnection, source: Input) -> None:
-        """ls_traits: each owner with an identify event, and its traits as of the end."""
-        keep = "AND json_type(value) <> 'NULL'" if source.traits_nulls_absent else ""
+    def _fits(self, con: duckdb.DuckDBPyConnection, source: Input) -> None:
+        """ls_fits: each identify event with traits, and the fit of the owner's traits merged
+        up to it (`last`: the owner's last such event, whose fit is the owner's as of T).
+
+        Traits merge key by key (spec 1: a later value replaces an earlier one, a null
+        removes the key), so the value of a top-level key after an event is its value in
+        the last identify event up to it that has the key (a JSON null: missing). Only
+        the top-level keys the fit rules' paths start with are read, each a window's
+        last value: no merged object is built (a grid of events and keys merged with
+        json_group_object took 11 s of 93 at 10M events).
+        """
+        tops = list(dict.fromkeys(keys[0] for keys in self.fit.probes))
+        column = {top: f"k{i}" for i, top in enumerate(tops)}
+        values = []
+        for top in tops:
+            value = f"traits -> {literal(json_path((top,)))}"
+            if source.traits_nulls_absent:  # a null there is an absent key, not a removal
+                value = f"CASE WHEN json_type({value}) <> 'NULL' THEN {value} END"
+            values.append(f"{value} AS {column[top]}")
+        window = (
+            "WINDOW w AS (PARTITION BY owner, ident ORDER BY ts, id "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+        )
+        merged = [f"last_value({column[top]} IGNORE NULLS) OVER w AS {column[top]}" for top in tops]
+        first = []
+        for keys, probe in self.fit.probes.items():
+            value = column[keys[0]]
+            if len(keys) > 1:
+                value = f"json_extract({value}, {literal(json_path(keys[1:]))})"
+            first.append(f"{value} AS {probe.name}_j")
+        second = [item for probe in self.fit.probes.values() for item in probe_derived(probe)]
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE ls_traits AS "
-            "WITH rows AS (SELECT owner, ident, ts, id, k AS key, traits -> k AS value "
-            "FROM ls_owned, unnest(json_keys(traits)) AS u(k) "
-            f"WHERE type = 'identify' AND traits IS NOT NULL), "
-            f"latest AS (SELECT owner, ident, key, arg_max(value, {{'ts': ts, 'id': id}}) AS value "
-            f"FROM rows WHERE TRUE {keep} GROUP BY ALL), "
-            "merged AS (SELECT owner, ident, json_group_object(key, value) AS traits FROM latest "
-            "WHERE json_type(value) <> 'NULL' GROUP BY ALL), "
-            "who AS (SELECT DISTINCT owner, ident FROM ls_owned "
-            "WHERE type = 'identify' AND traits IS NOT NULL) "
-            "SELECT owner, ident, coalesce(merged.traits, '{}'::JSON) AS traits "
-            "FROM who LEFT JOIN merged USING (owner, ident)"
+            "CREATE OR REPLACE TEMP TABLE ls_fits AS "
+            f"WITH t AS (SELECT owner, ident, ts, id{_items(values)} FROM ls_owned "
+            "WHERE type = 'identify' AND traits IS NOT NULL), "
+            f"m AS (SELECT owner, ident, ts, id{_items(merged)}, "
+            "row_number() OVER w = count(*) OVER (PARTITION BY owner, ident) AS last "
+            f"FROM t {window}), "
+            f"f1 AS (SELECT owner, ident, ts, id, last{_items(first)} FROM m), "
+            f"f2 AS (SELECT *{_items(second)} FROM f1) "
+            f"SELECT owner, ident, ts, id, last, {' + '.join(self.fit_sql)} AS fit FROM f2"
         )
 
     def _scorecards(
@@ -791,81 +812,43 @@ class BatchPlan:
     def _sequential(
         self, con: duckdb.DuckDBPyConnection, stages: dict[tuple[bool, str], _StageFields], at: int
     ) -> tuple[list[Firing], list[RunWarning]]:
-        """Stages and firings: the pure engine over each owner's active events."""
+        """Stages and firings: the window walk, and the pure engine for the owners left."""
         c = self.compiled
-        leaves = "0"
-        if self.leaf_sql:
-            first, second = self.leaf_conditions.select_items(self._shape)
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE ls_leaves AS "
-                f"WITH q1 AS (SELECT id, type{_items(_names(first))} FROM ls_owned "
-                f"WHERE {_in(set().union(*(leaf.types for leaf in self.leaves)))}), "
-                f"q2 AS (SELECT *{_items(second)} FROM q1), "
-                f"q3 AS (SELECT id, {' + '.join(self.leaf_sql)} AS leaves FROM q2) "
-                "SELECT * FROM q3 WHERE leaves <> 0"
-            )
-            leaves = "coalesce(lv.leaves, 0)"
-        who = "TRUE" if c.has_stages else "o.ident"
-        active = [
-            "h.id IS NOT NULL",
-            "(o.type = 'identify' AND o.traits IS NOT NULL)",
-            "o.id = first.id",
-        ]
-        if self.leaf_sql:
-            active.append("lv.leaves IS NOT NULL")
-        if c.has_stages:
-            active.append("o.type = 'stage_set'")
-        # Owners whose passive events may move a stage: after a stage_set (which
-        # never moves by itself, so the next event may), and with a negative
-        # award when the conditions need values that only fall.
-        unsafe_sources = []
-        if c.has_stages:
-            unsafe_sources.append("SELECT owner, ident FROM ls_owned WHERE type = 'stage_set'")
-        if self.passive == Passive.ALWAYS:
-            active = ["TRUE"]
-        elif self.passive == Passive.IF_NEGATIVE:
-            negative = [str(rule.index) for rule in c.rules if rule.points < 0]
-            if negative:
-                unsafe_sources.append(
-                    f"SELECT owner, ident FROM ls_awards WHERE rule IN ({', '.join(negative)})"
-                )
-        unsafe = ""
-        if unsafe_sources and active != ["TRUE"]:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE ls_unsafe AS SELECT DISTINCT owner, ident FROM ("
-                + " UNION ALL ".join(unsafe_sources)
-                + ")"
-            )
-            unsafe = "LEFT JOIN ls_unsafe un USING (owner, ident) "
-            active.append("un.owner IS NOT NULL")
-        stage_name = "o.stage_name" if c.has_stages else "NULL"
-        # The events that can change a stage or fire a trigger, and what they carry.
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE ls_active AS "
-            "WITH h AS (SELECT DISTINCT id FROM ls_awards), "
-            "first AS (SELECT arg_min(id, {'ts': ts, 'id': id}) AS id FROM ls_owned GROUP BY "
-            "owner, ident) "
-            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, {leaves} AS leaves, "
-            f"{stage_name} AS stage_name, "
-            "CASE WHEN o.type = 'identify' THEN o.traits END AS traits "
-            "FROM ls_owned o LEFT JOIN h ON o.id = h.id "
-            + ("LEFT JOIN ls_leaves lv ON o.id = lv.id " if self.leaf_sql else "")
-            + unsafe
-            + "LEFT JOIN first ON o.id = first.id "
-            f"WHERE {who} AND ({' OR '.join(active)})"
-        )
+        # Temporary tables count against DuckDB's memory limit: what no later step
+        # reads is dropped, so that the walk's joins and sorts need not spill.
+        con.execute("DROP TABLE IF EXISTS ls_amounts")  # the owners' sums are done
         firings: list[Firing] = []
-        python_owners = ""
-        if walkable(self.model):
+        walks = walkable(self.model)
+        if walks:
+            fallback = []
+            if c.has_stages:
+                fallback.append("type = 'stage_set'")
+            if c.half_life_micros is not None:
+                oldest = at - SPAN_HALF_LIVES * c.half_life_micros
+                fallback.append(f"ts < {int(oldest)}")
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE ls_fallback AS SELECT DISTINCT owner, ident "
+                f"FROM ls_owned WHERE {' OR '.join(fallback) if fallback else 'FALSE'}"
+            )
+        if self.passive != Passive.ALWAYS:
+            self._active_tables(con)
+        if walks:
             firings = self._walk(con, stages, at)
-            python_owners = "SEMI JOIN ls_fallback USING (owner, ident) "
+            # The owners the walk leaves go through the pure engine.
+            mine = " SEMI JOIN ls_fallback USING (owner, ident)"
+        else:
+            mine = ""
+        joins, active = self._active("h")
+        who = "TRUE" if c.has_stages else "o.ident"
+        stage_name = "o.stage_name" if c.has_stages else "NULL"
         query = (
-            "WITH h AS (SELECT id, list({'rule': rule, 'tag': tagf} ORDER BY rule) AS hits "
-            "FROM ls_awards GROUP BY id) "
-            "SELECT o.owner, o.ident, o.ts, o.id, o.type, h.hits, o.leaves, o.stage_name, "
-            "CAST(o.traits AS VARCHAR) FROM ls_active o LEFT JOIN h USING (id) "
-            + python_owners
-            + "ORDER BY o.ident, o.owner, o.ts, o.id"
+            f"WITH {self._with_leaves('ls_owned' + mine)}, "
+            "h AS (SELECT id, list({'rule': rule, 'tag': tagf} ORDER BY rule) AS hits "
+            f"FROM ls_awards{mine} GROUP BY id) "
+            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, h.hits, o.leaves, {stage_name}, "
+            "CASE WHEN o.type = 'identify' THEN CAST(o.traits AS VARCHAR) END "
+            f"FROM o LEFT JOIN h ON o.id = h.id {joins}"
+            f"WHERE {who} AND ({active}) ORDER BY o.ident, o.owner, o.ts, o.id"
         )
         warnings: list[RunWarning] = []
         engine = self.engine
@@ -882,77 +865,108 @@ class BatchPlan:
                 stages[(ident, owner)] = (full.stage, full.stage_entered_at, full.stage_score)
         return firings, warnings
 
+    def _with_leaves(self, events: str) -> str:
+        """CTEs ending in `o`: the rows of `events` (with ls_owned's columns) and their
+        `leaves`, the bits of the stage and trigger event conditions that hold for them."""
+        if not self.leaf_sql:
+            return f"o AS (SELECT *, 0 AS leaves FROM {events})"
+        second = self.leaf_conditions.select_items(self._shape)[1]
+        return (
+            f"o1 AS (SELECT *{_items(second)} FROM {events}), "
+            f"o AS (SELECT *, {' + '.join(self.leaf_sql)} AS leaves FROM o1)"
+        )
+
+    def _active_tables(self, con: duckdb.DuckDBPyConnection) -> None:
+        """ls_first, each owner's first event, and ls_unsafe, the owners whose passive
+        events may move a stage from some instant on (`since`): their first stage_set
+        (which never moves by itself, so the next event may; the pure engine's move is
+        not a running maximum after it) and, when the conditions need values that only
+        fall, their first negative award. Before it, the owner's values only fell
+        between events. Tables rather than CTEs: each hash table built alone, before
+        the joins' own, stays in memory (built in one statement at 10M events, they
+        spilled)."""
+        c = self.compiled
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_first AS SELECT arg_min(id, {'ts': ts, 'id': id}) "
+            "AS id FROM ls_owned GROUP BY owner, ident"
+        )
+        unsafe = []
+        if c.has_stages:
+            unsafe.append("SELECT owner, ident, ts FROM ls_owned WHERE type = 'stage_set'")
+        if self.passive == Passive.IF_NEGATIVE:
+            negative = [str(rule.index) for rule in c.rules if rule.points < 0]
+            if negative:
+                unsafe.append(
+                    f"SELECT owner, ident, ts FROM ls_awards WHERE rule IN ({', '.join(negative)})"
+                )
+        if not unsafe:
+            unsafe.append("SELECT owner, ident, ts FROM ls_owned WHERE FALSE")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_unsafe AS SELECT owner, ident, min(ts) AS since "
+            f"FROM ({' UNION ALL '.join(unsafe)}) GROUP BY ALL"
+        )
+
+    def _active(self, awards: str) -> tuple[str, str]:
+        """The events of `o` (see _with_leaves) that can change a stage or fire a trigger:
+        (joins, condition), over the tables of _active_tables. `awards` names a relation
+        joined on the event id, whose `id` is NULL for an event without awards."""
+        if self.passive == Passive.ALWAYS:
+            return "", "TRUE"
+        active = [
+            f"{awards}.id IS NOT NULL",
+            "(o.type = 'identify' AND o.traits IS NOT NULL)",
+            "o.id = first.id",
+            "o.leaves <> 0",
+            "coalesce(o.ts >= un.since, FALSE)",
+        ]
+        if self.compiled.has_stages:
+            active.append("o.type = 'stage_set'")
+        joins = (
+            "LEFT JOIN ls_first first ON o.id = first.id "
+            "LEFT JOIN ls_unsafe un USING (owner, ident) "
+        )
+        return joins, " OR ".join(active)
+
     def _walk(
         self,
         con: duckdb.DuckDBPyConnection,
         stages: dict[tuple[bool, str], _StageFields],
         at: int,
     ) -> list[Firing]:
-        """Stages and firings of the owners the window functions can walk (see walk)."""
+        """Stages and firings of the owners the window functions can walk (see walk):
+        those not in ls_fallback, over their active events."""
         c = self.compiled
         walk = Walk(c, [1 << bit for bit in range(len(self.leaves))])
-        fallback = []
-        if c.has_stages:
-            fallback.append("SELECT owner, ident FROM ls_active WHERE type = 'stage_set'")
-        if c.half_life_micros is not None:
-            oldest = at - SPAN_HALF_LIVES * c.half_life_micros
-            fallback.append(f"SELECT owner, ident FROM ls_active WHERE ts < {int(oldest)}")
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE ls_fallback AS SELECT DISTINCT owner, ident FROM ("
-            + (" UNION ALL ".join(fallback) if fallback else "SELECT owner, ident FROM ls_active")
-            + ")"
-            + ("" if fallback else " WHERE FALSE")
-        )
         zero = ", ".join(
             f"coalesce(s.{name}, 0.0::DOUBLE) AS {name}"
             for name in ["dec", "flat"]
             + [f"{g}_{kind}" for g in walk.tag_column.values() for kind in ("dec", "flat")]
         )
+        # The events, their leaves and their award sums (by id; none: zeros).
+        joins, active = self._active("s")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ls_sums AS {walk.award_sums(at)}")
+        events = self._with_leaves("ls_owned ANTI JOIN ls_fallback USING (owner, ident)")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE ls_walk_in AS "
-            f"WITH sums AS ({walk.award_sums(at)}) "
+            f"WITH {events} "
             f"SELECT o.owner, o.ident, o.ts, o.id, o.type, o.leaves, {zero} "
-            "FROM ls_active o ANTI JOIN ls_fallback USING (owner, ident) "
-            "LEFT JOIN sums s ON o.id = s.id"
+            f"FROM o LEFT JOIN ls_sums s ON o.id = s.id {joins}"
+            # Without stages, only contacts' events matter: anonymous owners fire nothing.
+            f"WHERE {'TRUE' if c.has_stages else 'o.ident'} AND ({active})"
         )
-        rows, walked = walk.run(con, at, self._identify_fits(con))
+        con.execute("DROP TABLE ls_sums")
+        rows, walked = walk.run(con, at, self._identify_fits())
         firings = [Firing(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
         clamp, names = c.clamp, c.stage_names
         for ident, owner, stage, entered_at, _, raw in walked:
             stages[(ident, owner)] = (names[stage], entered_at, report(clamp(raw)))
         return firings
 
-    def _identify_fits(self, con: duckdb.DuckDBPyConnection) -> str:
+    def _identify_fits(self) -> str:
         """SELECT (id, fit) of every identify event with traits, from the traits merged up to it."""
         if not self.fit_sql:
             return "SELECT id, 0 AS fit FROM ls_walk_in WHERE type = 'identify' AND FALSE"
-        keep = "AND json_type(value) <> 'NULL'" if self._nulls_absent else ""
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE ls_trait_rows AS "
-            "SELECT owner, ident, ts, id, k AS key, traits -> k AS value "
-            "FROM ls_active, unnest(json_keys(traits)) AS u(k) "
-            f"WHERE type = 'identify' AND traits IS NOT NULL {keep}"
-        )
-        first, second = self.fit.select_items()
-        total = " + ".join(self.fit_sql)
-        return (
-            "WITH ids AS (SELECT owner, ident, ts, id FROM ls_active "
-            "WHERE type = 'identify' AND traits IS NOT NULL), "
-            "keys AS (SELECT DISTINCT owner, ident, key FROM ls_trait_rows), "
-            "grid AS (SELECT i.owner, i.ident, i.ts, i.id, k.key, t.value FROM ids i "
-            "JOIN keys k USING (owner, ident) "
-            "LEFT JOIN ls_trait_rows t ON t.id = i.id AND t.key = k.key), "
-            "filled AS (SELECT id, key, last_value(value IGNORE NULLS) OVER (PARTITION BY "
-            "owner, ident, key ORDER BY ts, id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
-            "AS value FROM grid), "
-            "merged AS (SELECT id, json_group_object(key, value) AS traits FROM filled "
-            "WHERE value IS NOT NULL AND json_type(value) <> 'NULL' GROUP BY id), "
-            "f0 AS (SELECT ids.id, coalesce(merged.traits, '{}'::JSON) AS traits FROM ids "
-            "LEFT JOIN merged USING (id)), "
-            f"f1 AS (SELECT id{_items(first)} FROM f0), "
-            f"f2 AS (SELECT *{_items(second)} FROM f1) "
-            f"SELECT id, {total} AS fit FROM f2"
-        )
+        return "SELECT id, fit FROM ls_fits"
 
 
 # The most rows the table of rule masks (:func:`_rule_masks`) may have.

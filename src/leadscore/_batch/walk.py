@@ -60,7 +60,17 @@ class Walk:
             self._stage(stage.enter) if stage.enter is not None else None
             for stage in self.model.stages
         ]
-        self.trigger_sql = [self._trigger(trigger.when) for trigger in self.model.triggers]
+        # Triggers on a stage entered are found per owner (see run); the others per event.
+        self.entered = {
+            index: compiled.stage_index[trigger.when.stage_entered]
+            for index, trigger in enumerate(self.model.triggers)
+            if trigger.when.stage_entered is not None
+        }
+        self.trigger_sql = {
+            index: self._trigger(trigger.when)
+            for index, trigger in enumerate(self.model.triggers)
+            if index not in self.entered
+        }
 
     # -- values ------------------------------------------------------------
 
@@ -125,9 +135,6 @@ class Walk:
             ((tag, n),) = when.tag_score_crosses.items()
             column = self.tag_column[tag]
             return f"(NOT {self.reaches('p_' + column, n)} AND {self.reaches(column, n)})"
-        if when.stage_entered is not None:
-            index = self.c.stage_index[when.stage_entered]
-            return f"(p_stage IS DISTINCT FROM {index} AND stage = {index})"
         if when.band_entered is not None:
             band = literal(when.band_entered)
             return f"(p_band IS DISTINCT FROM {band} AND band = {band})"
@@ -180,13 +187,10 @@ class Walk:
             if sql is not None
         )
         target = f"CASE {furthest} ELSE 0 END" if furthest else "0"
-        triggers = ", ".join(
-            f"CASE WHEN {sql} THEN {index} END" for index, sql in enumerate(self.trigger_sql)
-        )
         con.execute(
             "CREATE OR REPLACE TEMP TABLE ls_walk AS "
-            f"WITH fits AS ({fit_sql}), "
-            "e AS (SELECT w.*, f.fit AS fit_set FROM ls_walk_in w LEFT JOIN fits f USING (id)), "
+            "WITH e AS (SELECT w.*, f.fit AS fit_set FROM ls_walk_in w "
+            f"LEFT JOIN ({fit_sql}) f USING (id)), "
             f"r AS (SELECT owner, ident, ts, id, leaves, {running}, "
             f"coalesce(last_value(fit_set IGNORE NULLS) OVER {now}, 0) AS fit, "
             f"coalesce(last_value(fit_set IGNORE NULLS) OVER {before}, 0) AS p_fit, "
@@ -197,19 +201,43 @@ class Walk:
             f"CASE WHEN NOT is_first THEN {self.first_reached(c.grades, 'p_fit')} END AS p_grade, "
             f"{self.first_reached(c.bands, 'score')} AS band, "
             f"CASE WHEN NOT is_first THEN {self.first_reached(c.bands, 'p_score')} END AS p_band "
-            "FROM v), "
-            f"t AS (SELECT *, {target} AS target FROM b) "
-            f"SELECT *, max(target) OVER {now} AS stage, max(target) OVER {before} AS p_stage "
-            "FROM t"
+            "FROM v) "
+            f"SELECT *, {target} AS target FROM b"
         )
-        firings: list[tuple[str, str, str, int]] = []
-        if triggers:
-            once = [t.index for t in c.triggers if t.once]
-            ids = "[" + ", ".join(literal(t.id) for t in c.triggers) + "]"
-            rows = con.execute(
-                f"SELECT {ids}[trigger + 1], owner, id, ts FROM ("
-                f"SELECT owner, ts, id, trigger FROM (SELECT owner, ts, id, [{triggers}] AS fired "
-                f"FROM ls_walk WHERE ident AND ({' OR '.join(self.trigger_sql)})), "
+        con.execute("DROP TABLE ls_walk_in")
+        # The stage after an event is the running maximum of the targets (automatic
+        # moves only go forwards), so what is asked of it is per owner, without a
+        # second window: the final stage is the largest target, entered at the first
+        # event that has it; a stage s is entered when the first event whose target
+        # reaches s has exactly s (else it was skipped), at that event, once at most.
+        key = "{'ts': ts, 'id': id}"
+        entries = "".join(
+            f", arg_min({{'ts': ts, 'id': id, 'target': target}}, {key}) "
+            f"FILTER (WHERE target >= {stage}) AS e{index}"
+            for index, stage in self.entered.items()
+        )
+        if c.has_stages:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE ls_stages AS SELECT owner, ident, max(target) "
+                f"AS stage, arg_min({key}, {{'target': -target, 'ts': ts, 'id': id}}) "
+                f"AS entered{entries} FROM ls_walk GROUP BY ALL"
+            )
+        ids = [literal(t.id) for t in c.triggers]
+        parts = [
+            f"SELECT {ids[index]} AS trigger, owner, e{index}.id AS id, e{index}.ts AS ts "
+            f"FROM ls_stages WHERE ident AND e{index}.target = {stage}"
+            for index, stage in self.entered.items()
+        ]
+        if self.trigger_sql:
+            once = [index for index in self.trigger_sql if c.triggers[index].once]
+            fired = ", ".join(
+                f"CASE WHEN {sql} THEN {index} END" for index, sql in self.trigger_sql.items()
+            )
+            parts.append(
+                f"SELECT [{', '.join(ids)}][trigger + 1], owner, id, ts FROM ("
+                f"SELECT owner, ts, id, trigger FROM (SELECT owner, ts, id, [{fired}] AS fired "
+                "FROM ls_walk WHERE ident AND "
+                f"({' OR '.join(self.trigger_sql.values())})), "
                 "unnest(list_filter(fired, lambda x: x IS NOT NULL)) AS u(trigger)) "
                 + (
                     f"QUALIFY trigger NOT IN ({', '.join(map(str, once))}) OR "
@@ -217,7 +245,10 @@ class Walk:
                     if once
                     else ""
                 )
-            ).fetchall()
+            )
+        firings: list[tuple[str, str, str, int]] = []
+        if parts:
+            rows = con.execute(" UNION ALL ".join(parts)).fetchall()
             firings = [(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
         stages: list[tuple[Any, ...]] = []
         if c.has_stages:
@@ -238,18 +269,14 @@ class Walk:
                 else "SELECT owner, ident, ts, id, 0.0::DOUBLE AS amount FROM ls_awards"
             )
             stages = con.execute(
-                "WITH entry AS (SELECT owner, ident, max(stage) AS stage, "
-                "arg_min({'ts': ts, 'id': id}, {'ts': ts, 'id': id}) FILTER "
-                "(WHERE stage = final) AS entered FROM ("
-                f"SELECT *, max(stage) OVER (PARTITION BY owner, ident) AS final FROM ls_walk) "
-                "GROUP BY ALL), "
-                f"a AS ({amounts}) "
+                f"WITH a AS ({amounts}) "
                 "SELECT e.ident, e.owner, e.stage, e.entered.ts, e.entered.id, "
-                "coalesce(sum(a.amount), 0.0::DOUBLE) FROM entry e LEFT JOIN a "
+                "coalesce(sum(a.amount), 0.0::DOUBLE) FROM ls_stages e LEFT JOIN a "
                 "ON a.owner = e.owner AND a.ident = e.ident AND "
                 "(a.ts > e.entered.ts OR (a.ts = e.entered.ts AND a.id > e.entered.id)) "
                 "GROUP BY ALL"
             ).fetchall()
+        con.execute("DROP TABLE ls_walk")
         return firings, stages
 
     def award_sums(self, at: int) -> str:
