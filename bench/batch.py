@@ -255,6 +255,7 @@ def _peak_mb() -> float:
 def run_one(what: str, kind: str, events: str, output: str) -> None:
     """One measured run, in this process; prints its figures as JSON."""
     from leadscore import parse_timestamp
+    from leadscore._cli import few_collections
 
     at = parse_timestamp(AT)
     model = model_of(kind)
@@ -275,7 +276,8 @@ def run_one(what: str, kind: str, events: str, output: str) -> None:
     if what == "duckdb":
         from leadscore import score_batch
 
-        result = score_batch(model, events, at=at, memory_limit=MEMORY_LIMIT)
+        with few_collections():  # as `leadscore score` runs either engine
+            result = score_batch(model, events, at=at, memory_limit=MEMORY_LIMIT)
         seconds = time.perf_counter() - start
         count, firings = _write_result(result, output)
     elif what == "ceiling":
@@ -305,8 +307,9 @@ def run_one(what: str, kind: str, events: str, output: str) -> None:
         from leadscore import Engine, StreamScorer, read_events
 
         scorer = StreamScorer(Engine(model), at)
-        scorer.add_all(read_events([events], on_bad=print))
-        result = scorer.finish()
+        with few_collections():
+            scorer.add_all(read_events([events], on_bad=print))
+            result = scorer.finish()
         seconds = time.perf_counter() - start
         count, firings = _write_result(result, output)
     print(json.dumps({"seconds": seconds, "peak_mb": _peak_mb(), "owners": count,

@@ -92,7 +92,7 @@ def _with_progress(events: Iterator[Event], stack: ExitStack) -> Iterator[Event]
 
 
 @contextmanager
-def _few_collections() -> Iterator[None]:
+def few_collections() -> Iterator[None]:
     """Scoring builds millions of small objects that hold no reference cycles.
 
     The cyclic garbage collector cannot free any of them, yet with its
@@ -122,12 +122,15 @@ def _score(
 ) -> tuple[Engine, Result]:
     engine = Engine(model)
     if engine_name in ("duckdb", "spark"):
-        result = _score_on_batch(
-            engine_name, model, paths=paths, at=at, input_format=input_format, strict=strict
-        )
+        # The batch engine makes a Python object per owner (540,000 Scorecards
+        # for 10M events: 2.35 -> 1.59 s to build them with rare collections).
+        with few_collections():
+            result = _score_on_batch(
+                engine_name, model, paths=paths, at=at, input_format=input_format, strict=strict
+            )
     else:
         scorer = StreamScorer(engine, at)
-        with _few_collections(), ExitStack() as stack:
+        with few_collections(), ExitStack() as stack:
             scorer.add_all(_with_progress(events_or_fail(paths, input_format, strict), stack))
             result = scorer.finish()
     if not quiet:
