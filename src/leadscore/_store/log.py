@@ -21,7 +21,7 @@ from .._errors import EventError
 from .._events import Event, parse_event
 from .._replay import Owner
 from .database import insert_new
-from .prepared import Prepared
+from .prepared import Prepared, run_text
 from .tables import events, identity_links
 
 # Ids are indexed, and a PostgreSQL index entry has a size limit (about 2.7 kB);
@@ -218,30 +218,17 @@ _VALUES = (
 def _insert_values(
     conn: sa.Connection, workspace: str, ordered: list[tuple[Event, str]], now: int
 ) -> set[str]:
-    if not conn.in_transaction():  # as SQLAlchemy's execute would begin it (prepared.py)
-        conn.begin()
     new: set[str] = set()
-    cursor = conn.connection.cursor()
-    try:
-        for start in range(0, len(ordered), _VALUES_ROWS):
-            chunk = ordered[start : start + _VALUES_ROWS]
-            sql = _VALUES.format(",".join(["(?,?,?,?,?,?,?,?)"] * len(chunk)))
-            parameters: list[Any] = []
-            for event, body in chunk:
-                parameters += (
-                    workspace, event.id, event.type, event.contact_id, event.anonymous_id,
-                    event.timestamp, body, now,
-                )  # fmt: skip
-            try:
-                cursor.execute(sql, parameters)
-            except conn.dialect.loaded_dbapi.Error as error:
-                # As SQLAlchemy would have raised it (IntegrityError...), see _insert_unnest.
-                raise sa.exc.DBAPIError.instance(
-                    sql, parameters, error, dbapi_base_err=conn.dialect.loaded_dbapi.Error
-                ) from error
-            new.update(found for (found,) in cursor.fetchall())
-    finally:
-        cursor.close()
+    for start in range(0, len(ordered), _VALUES_ROWS):
+        chunk = ordered[start : start + _VALUES_ROWS]
+        parameters: list[Any] = []
+        for event, body in chunk:
+            parameters += (
+                workspace, event.id, event.type, event.contact_id, event.anonymous_id,
+                event.timestamp, body, now,
+            )  # fmt: skip
+        sql = _VALUES.format(",".join(["(?,?,?,?,?,?,?,?)"] * len(chunk)))
+        new.update(found for (found,) in run_text(conn, sql, parameters))
     return new
 
 

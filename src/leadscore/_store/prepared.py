@@ -180,6 +180,23 @@ class Prepared:
             cursor.close()
 
 
+def run_text(conn: sa.Connection, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """A statement written in the dialect's own SQL (one SQLAlchemy cannot
+    compile once, such as a VALUES list of any length), run as `Prepared.rows`
+    runs its own: in the connection's transaction, a driver error raised as
+    SQLAlchemy's; the rows it returns, unprocessed."""
+    cursor = _cursor(conn)
+    try:
+        cursor.execute(sql, parameters)
+        return cursor.fetchall() if cursor.description is not None else []
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise sa.exc.DBAPIError.instance(
+            sql, parameters, error, conn.dialect.loaded_dbapi.Error
+        ) from error
+    finally:
+        cursor.close()
+
+
 def _cursor(conn: sa.Connection) -> Any:
     # Always in a transaction SQLAlchemy has begun, as its own `execute`
     # would begin one (and leave it open): on SQLite, that begin is what
