@@ -64,7 +64,7 @@ from leadscore._store.tables import events as event_rows
 from leadscore._store.tables import firings as firing_rows
 
 try:  # the runner's collector settings (absent from a checkout before them)
-    from leadscore._service.activations import rare_collections
+    from leadscore._collector import rare_collections
 except ImportError:  # pragma: no cover
     rare_collections = nullcontext  # type: ignore[assignment]
 

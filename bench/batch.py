@@ -255,7 +255,7 @@ def _peak_mb() -> float:
 def run_one(what: str, kind: str, events: str, output: str) -> None:
     """One measured run, in this process; prints its figures as JSON."""
     from leadscore import parse_timestamp
-    from leadscore._cli import few_collections
+    from leadscore._collector import rare_collections
 
     at = parse_timestamp(AT)
     model = model_of(kind)
@@ -276,7 +276,7 @@ def run_one(what: str, kind: str, events: str, output: str) -> None:
     if what == "duckdb":
         from leadscore import score_batch
 
-        with few_collections():  # as `leadscore score` runs either engine
+        with rare_collections(freeze=True):  # as `leadscore score` runs either engine
             result = score_batch(model, events, at=at, memory_limit=MEMORY_LIMIT)
         seconds = time.perf_counter() - start
         count, firings = _write_result(result, output)
@@ -307,7 +307,7 @@ def run_one(what: str, kind: str, events: str, output: str) -> None:
         from leadscore import Engine, StreamScorer, read_events
 
         scorer = StreamScorer(Engine(model), at)
-        with few_collections():
+        with rare_collections(freeze=True):
             scorer.add_all(read_events([events], on_bad=print))
             result = scorer.finish()
         seconds = time.perf_counter() - start

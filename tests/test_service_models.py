@@ -197,7 +197,7 @@ def test_the_runner_asks_for_rare_collections_only_while_it_rescores() -> None:
     runs, given back after it, whether it ends or fails."""
     import gc
 
-    from leadscore._service.activations import RARE_THRESHOLDS, rare_collections
+    from leadscore._collector import RARE_THRESHOLDS, rare_collections
 
     before = gc.get_threshold()
     assert before != RARE_THRESHOLDS

@@ -9,12 +9,11 @@ to standard error, so output can be piped.
 from __future__ import annotations
 
 import csv
-import gc
 import io
 import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -38,6 +37,7 @@ from ._cli_common import (
     storage_options,
     store_connection,
 )
+from ._collector import rare_collections
 from ._engine import Engine, Scorecard
 from ._errors import InputError, LeadscoreError
 from ._eventfiles import FORMATS
@@ -91,25 +91,6 @@ def _with_progress(events: Iterator[Event], stack: ExitStack) -> Iterator[Event]
             progress.update(task, completed=count)
 
 
-@contextmanager
-def few_collections() -> Iterator[None]:
-    """Scoring builds millions of small objects that hold no reference cycles.
-
-    The cyclic garbage collector cannot free any of them, yet with its
-    default thresholds it scans them over and over: about a fifth of a large
-    run. The command line (an application, unlike the library) asks for rare
-    collections while it scores, and restores the settings afterwards.
-    """
-    previous = gc.get_threshold()
-    gc.freeze()  # what was allocated before scoring is not scanned again
-    gc.set_threshold(100_000, 50, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
-
-
 def _score(
     model: Model,
     paths: Sequence[str],
@@ -121,18 +102,17 @@ def _score(
     engine_name: str = "pure",
 ) -> tuple[Engine, Result]:
     engine = Engine(model)
-    if engine_name in ("duckdb", "spark"):
-        # The batch engine makes a Python object per owner (540,000 Scorecards
-        # for 10M events: 2.35 -> 1.59 s to build them with rare collections).
-        with few_collections():
+    # An application, unlike the library, may set the process's collector (_collector.py).
+    with rare_collections(freeze=True):
+        if engine_name in ("duckdb", "spark"):
             result = _score_on_batch(
                 engine_name, model, paths=paths, at=at, input_format=input_format, strict=strict
             )
-    else:
-        scorer = StreamScorer(engine, at)
-        with few_collections(), ExitStack() as stack:
-            scorer.add_all(_with_progress(events_or_fail(paths, input_format, strict), stack))
-            result = scorer.finish()
+        else:
+            scorer = StreamScorer(engine, at)
+            with ExitStack() as stack:
+                scorer.add_all(_with_progress(events_or_fail(paths, input_format, strict), stack))
+                result = scorer.finish()
     if not quiet:
         _report_warnings(result, shown=_WARNINGS_SHOWN)
     return engine, result

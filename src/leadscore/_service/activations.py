@@ -11,20 +11,15 @@ that activates a model wakes its own process's runner; the others look every
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import sqlalchemy as sa
 
+from .._collector import rare_collections
 from .._store.activation import claim, fail, release, rescore
 
 POLL_SECONDS = 2.0
-
-# The collector's thresholds while an activation runs (see rare_collections).
-RARE_THRESHOLDS = (100_000, 50, 100)
 
 _log = logging.getLogger("leadscore.activations")
 
@@ -83,26 +78,3 @@ class ActivationRunner:
                         ended.status,
                         ended.rescored,
                     )
-
-
-@contextmanager
-def rare_collections() -> Iterator[None]:
-    """An activation builds hundreds of thousands of small objects that hold no
-    reference cycles (the batch engine's rows, a state and its dicts per
-    owner, the rows written); with the default thresholds the cyclic
-    collector scans them again and again, eleven full collections for a
-    million events: 1.0-1.7 s of the 10-12 s of CPU the activation took
-    (measured on the bench's workspace, docs/benchmarks.md). The runner asks
-    for rare collections while it rescores, as the command line does while
-    it scores (_cli.py). The thresholds are the process's: meanwhile the
-    server's requests too collect their young objects every 100,000
-    allocations instead of 700 (a few MB held a little longer, pauses of a
-    few ms instead of many shorter ones). Nothing is frozen here:
-    the server froze its start-up objects (server.py), and an unfreeze would
-    hand those back to the collector."""
-    previous = gc.get_threshold()
-    gc.set_threshold(*RARE_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
