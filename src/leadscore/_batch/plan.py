@@ -314,7 +314,6 @@ class BatchPlan:
         ]
         self.passive = passive_events_matter(m) if c.has_stages else Passive.NEVER
         self.masks = _rule_masks(m, self.holds)
-        self._nulls_absent = False
         self._shape: Shape | None = None
 
     # -- running -------------------------------------------------------------
@@ -605,21 +604,14 @@ class BatchPlan:
 
     def _mask_sql(self) -> str:
         """SQL of the bit mask of the rules an event matches (bit i: rule i)."""
-        by_type: dict[str, list[int]] = {}
-        for index, rule in enumerate(self.model.rules):
-            for event_type in sorted(set(rule.event_types)):
-                by_type.setdefault(event_type, []).append(index)
+        by_type = _rules_by_type(self.model, self.holds)
         if not by_type:
             return "0::BIGINT"
         branches = []
-        for event_type, indices in sorted(by_type.items()):
-            always = sum(1 << i for i in indices if self.holds[i] == "TRUE")
-            parts = [str(always)] if always else []
-            parts += [
-                f"(CASE WHEN {self.holds[i]} THEN {1 << i} ELSE 0 END)"
-                for i in indices
-                if self.holds[i] != "TRUE"
-            ]
+        for event_type, (always, maybe) in by_type.items():
+            bits = sum(1 << i for i in always)
+            parts = [str(bits)] if bits else []
+            parts += [f"(CASE WHEN {self.holds[i]} THEN {1 << i} ELSE 0 END)" for i in maybe]
             branches.append(f"WHEN {literal(event_type)} THEN {' | '.join(parts)}")
         return f"CAST(CASE type {' '.join(branches)} ELSE 0 END AS BIGINT)"
 
@@ -976,6 +968,18 @@ _MASKS = 4_096
 _TIMES = 64
 
 
+def _rules_by_type(model: Model, holds: list[str]) -> dict[str, tuple[list[int], list[int]]]:
+    """Each event type (in order) and the indices of its rules: those without a
+    condition (`holds` is TRUE), which every event of the type matches, and the
+    others."""
+    by_type: dict[str, tuple[list[int], list[int]]] = {}
+    for index, rule in enumerate(model.rules):
+        for event_type in sorted(set(rule.event_types)):
+            always, maybe = by_type.setdefault(event_type, ([], []))
+            (always if holds[index] == "TRUE" else maybe).append(index)
+    return dict(sorted(by_type.items()))
+
+
 def _rule_masks(model: Model, holds: list[str]) -> list[tuple[int, list[int]]] | None:
     """Every bit mask of matched rules an event can have (not 0), with its rules;
     None when the rules-only path does not apply to the model.
@@ -991,14 +995,8 @@ def _rule_masks(model: Model, holds: list[str]) -> list[tuple[int, list[int]]] |
         return None
     if any(rule.tag_from for rule in model.rules):
         return None
-    by_type: dict[str, list[int]] = {}
-    for index, rule in enumerate(model.rules):
-        for event_type in set(rule.event_types):
-            by_type.setdefault(event_type, []).append(index)
     found: dict[int, list[int]] = {}
-    for indices in by_type.values():
-        always = [i for i in indices if holds[i] == "TRUE"]
-        maybe = [i for i in indices if holds[i] != "TRUE"]
+    for always, maybe in _rules_by_type(model, holds).values():
         if len(found) + (1 << len(maybe)) > _MASKS:
             return None
         for chosen in range(1 << len(maybe)):
