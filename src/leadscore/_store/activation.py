@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import sqlalchemy as sa
 
@@ -273,18 +274,18 @@ def _finish(conn: sa.Connection, activation_id: int, status: str, error: str | N
 # contacts it expected one row, read the ranking index and sorted (24-86 ms
 # a chunk of 2,000 instead of 2-10).
 @functools.cache
-def _owners_of_kind(size: int, *, after: bool, low: bool, high: bool) -> Prepared:
+def _owners_of_kind(size: int, *, low: Literal["after", "from"] | None, high: bool) -> Prepared:
     """Up to `size` owners of a kind still under another version, in key order:
-    those after a key (`after`), from one (`low`), up to one (`high`)."""
+    those after the key `low` or from it on, and up to the key `high`."""
     key = owner_rows.c.key
     query = sa.select(owner_rows.c.identified, key).where(
         owner_rows.c.workspace == sa.bindparam("workspace"),
         owner_rows.c.identified == sa.bindparam("identified"),
         owner_rows.c.model_version != sa.bindparam("version"),
     )
-    if after:
+    if low == "after":
         query = query.where(key > sa.bindparam("low"))
-    if low:
+    elif low == "from":
         query = query.where(key >= sa.bindparam("low"))
     if high:
         query = query.where(key <= sa.bindparam("high"))
@@ -305,7 +306,7 @@ def _owners_to_do(
         if beyond:
             assert after is not None
             values["low"] = after[1]
-        rows = _owners_of_kind(size, after=beyond, low=False, high=False).rows(conn, values)
+        rows = _owners_of_kind(size, low="after" if beyond else None, high=False).rows(conn, values)
         found += [(identified, str(key)) for _, key in rows[: size - len(found)]]
         if len(found) == size:
             break
@@ -329,7 +330,7 @@ def _still_to_do(
         if identified == high[0]:
             values["high"] = high[1]
         statement = _owners_of_kind(
-            2 * size, after=False, low="low" in values, high="high" in values
+            2 * size, low="from" if "low" in values else None, high="high" in values
         )
         found += [(identified, str(key)) for _, key in statement.rows(conn, values)]
     return found
