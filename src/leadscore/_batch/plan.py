@@ -684,6 +684,31 @@ class BatchPlan:
             if rules
             else "SELECT owner, ident, rule, tagf, 0.0::DOUBLE AS amount FROM ls_awards WHERE FALSE"
         )
+        fit = "SELECT NULL::VARCHAR AS owner, NULL::BOOLEAN AS ident, 0 AS fit WHERE FALSE"
+        if m.fit:
+            self._fits(con, source)
+            fit = "SELECT owner, ident, fit FROM ls_fits WHERE last"
+        if not self.tag_texts:
+            # Without tag_from every rule's tags are known here: each tag's sum is a
+            # column of the one aggregate over the awards (NULL: no award names it),
+            # not a list built per owner from (owner, tag) groups.
+            tags = [
+                "sum("
+                + ("amount" if set(weights.values()) == {1} else self._times_named(weights))
+                + f") FILTER (WHERE rule IN ({', '.join(map(str, weights))})) AS t{k}"
+                for k, weights in enumerate(self._tag_rules().values())
+            ]
+            return con.execute(
+                "WITH o AS (SELECT owner, ident, max(ts) AS last FROM ls_owned GROUP BY ALL), "
+                f"a AS ({amounts}), "
+                f"s AS (SELECT owner, ident, sum(amount) AS raw{_items(tags)} FROM a "
+                "GROUP BY ALL), "
+                f"f AS ({fit}) "
+                "SELECT o.owner, o.ident, o.last, coalesce(s.raw, 0.0::DOUBLE), "
+                f"coalesce(f.fit, 0){_items(['s.' + name for name in _names(tags)])} "
+                "FROM o LEFT JOIN s USING (owner, ident) LEFT JOIN f USING (owner, ident) "
+                "ORDER BY o.ident DESC, o.owner"
+            ).fetchall()
         con.execute(f"CREATE OR REPLACE TEMP TABLE ls_amounts AS {amounts}")
         # Each award counts for its rule's tags (a join on a small table) and
         # for its tag_from tag when the rule does not already name it.
@@ -712,10 +737,6 @@ class BatchPlan:
             f"SELECT owner, ident, tag, sum(amount) AS total FROM ({named} UNION ALL {tag_from}) "
             "GROUP BY ALL) GROUP BY ALL"
         )
-        fit = "SELECT NULL::VARCHAR AS owner, NULL::BOOLEAN AS ident, 0 AS fit WHERE FALSE"
-        if m.fit:
-            self._fits(con, source)
-            fit = "SELECT owner, ident, fit FROM ls_fits WHERE last"
         return con.execute(
             "WITH o AS (SELECT owner, ident, max(ts) AS last FROM ls_owned GROUP BY ALL), "
             "s AS (SELECT owner, ident, sum(amount) AS raw FROM ls_amounts GROUP BY ALL), "
@@ -772,33 +793,46 @@ class BatchPlan:
     def _scorecards(
         self, rows: list[tuple[Any, ...]], stages: dict[tuple[bool, str], _StageFields]
     ) -> list[Scorecard]:
+        """Scorecards from the rows of :meth:`_owners`, with the pure engine's clamp,
+        rounding, grades and bands: each tag's sum a column (NULL: no award names it),
+        or, with tag_from, the lists of tags and sums."""
         c = self.compiled
         clamp, band_of, grade_of = c.clamp, c.band_of, c.grade_of
-        cards = []
+        cards: list[Scorecard] = []
+        append = cards.append
+        get = stages.get
         no_stage = (None, None, None)
-        for owner, ident, last, raw, fit, tags, totals in rows:
+        flat = not self.tag_texts
+        names = list(enumerate(self._tag_rules(), start=5))
+        for row in rows:
+            owner, ident, last, raw, fit = row[:5]
+            if flat:
+                tag_scores = {tag: report(clamp(row[k])) for k, tag in names if row[k] is not None}
+            else:
+                tags, totals = row[5], row[6]
+                tag_scores = (
+                    {}
+                    if tags is None
+                    else {
+                        tag: report(clamp(total))
+                        for tag, total in sorted(zip(tags, totals, strict=True))
+                    }
+                )
             score = clamp(raw)
-            stage, entered_at, stage_score = stages.get((ident, owner), no_stage)
-            cards.append(
+            stage, entered_at, stage_score = get((ident, owner), no_stage)
+            append(
                 Scorecard(
-                    contact_id=owner if ident else None,
-                    anonymous_id=None if ident else owner,
-                    score=report(score),
-                    fit=fit,
-                    grade=grade_of(fit),
-                    band=band_of(score),
-                    stage=stage,
-                    stage_entered_at=entered_at,
-                    stage_score=stage_score,
-                    tag_scores=(
-                        {}
-                        if tags is None
-                        else {
-                            tag: report(clamp(total))
-                            for tag, total in sorted(zip(tags, totals, strict=True))
-                        }
-                    ),
-                    last_event_at=last,
+                    owner if ident else None,
+                    None if ident else owner,
+                    report(score),
+                    fit,
+                    grade_of(fit),
+                    band_of(score),
+                    stage,
+                    entered_at,
+                    stage_score,
+                    tag_scores,
+                    last,
                 )
             )
         return cards
@@ -835,6 +869,10 @@ class BatchPlan:
         if walks:
             firings = self._walk(con, stages, at)
             walked = self._stage_set_warnings(con)
+            # fetchall: the result finished, for what the caller does next on `con`.
+            ((left,),) = con.execute("SELECT count(*) FROM ls_fallback").fetchall()
+            if not left:  # the usual case: no query over the events for nobody
+                return firings, [warning for _, _, found in walked for warning in found]
             # The owners the walk leaves go through the pure engine.
             mine = " SEMI JOIN ls_fallback USING (owner, ident)"
         else:
