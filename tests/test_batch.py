@@ -104,6 +104,14 @@ def walkable_models(draw: st.DrawFn) -> Model:
     data["triggers"] = [
         *data.get("triggers", []),
         {"id": "to-s3", "when": {"stage_entered": "s3"}, "actions": [{"add_tag": "x"}]},
+        # A stage_set moves a stage back (or to s4, which nothing enters by itself),
+        # so a stage may be entered again: every time, without `once`.
+        {
+            "id": "to-s1",
+            "when": {"stage_entered": "s1"},
+            "once": draw(st.booleans()),
+            "actions": [{"add_tag": "x"}],
+        },
         {
             "id": "graded",
             "when": {"grade_entered": "A"},

@@ -406,10 +406,7 @@ class Engine:
             _enter(state, 0, event, step, manual=False, record=record, names=c.stage_names)
         if event.stage_to != NOT_STAGE_SET:
             if event.stage_to == UNKNOWN_STAGE:
-                shown = repr(event.stage_name) if event.stage_name else "no stage"
-                step.warnings.append(
-                    RunWarning(event.id, f"stage_set names {shown}, not a stage of the model")
-                )
+                step.warnings.append(unknown_stage(event.id, event.stage_name))
             elif event.stage_to != state.stage:
                 _enter(
                     state,
@@ -509,6 +506,12 @@ class Engine:
         for event in events:
             self.apply(state, event, contact_id=contact_id, record=record, into=total)
         return state, total
+
+
+def unknown_stage(event_id: str, name: str | None) -> RunWarning:
+    """The warning of a stage_set whose stage is none of the model's."""
+    shown = repr(name) if name else "no stage"
+    return RunWarning(event_id, f"stage_set names {shown}, not a stage of the model")
 
 
 def _enter(

@@ -24,9 +24,10 @@ at a time on DuckDB rather than an event at a time in Python:
 7. Stages and triggers are sequential by nature. Only when the model has
    them, each owner's *active* events — those with awards, traits, a
    `stage_set`, an `event:` condition that holds, and its first event — are
-   walked with window functions (:mod:`leadscore._batch.walk`), or, for the
-   owners the walk cannot take, pulled from DuckDB and run through the pure
-   engine's own `Engine.run`, which gives the stage fields and the firings.
+   walked with window functions (:mod:`leadscore._batch.walk`; an owner with
+   a `stage_set` in segments between its stage_sets), or, for the owners the
+   walk cannot take, pulled from DuckDB and run through the pure engine's own
+   `Engine.run`, which gives the stage fields and the firings.
    Events with none of these cannot change a stage or fire a trigger when
    every stage condition only grows true with higher values and the owner's
    values can only fall between events (no negative award): see
@@ -57,6 +58,7 @@ from .._engine import (
     RunWarning,
     Scorecard,
     report,
+    unknown_stage,
 )
 from .._events import Event
 from .._model import Model, StageCondition
@@ -682,6 +684,31 @@ class BatchPlan:
             if rules
             else "SELECT owner, ident, rule, tagf, 0.0::DOUBLE AS amount FROM ls_awards WHERE FALSE"
         )
+        fit = "SELECT NULL::VARCHAR AS owner, NULL::BOOLEAN AS ident, 0 AS fit WHERE FALSE"
+        if m.fit:
+            self._fits(con, source)
+            fit = "SELECT owner, ident, fit FROM ls_fits WHERE last"
+        if not self.tag_texts:
+            # Without tag_from every rule's tags are known here: each tag's sum is a
+            # column of the one aggregate over the awards (NULL: no award names it),
+            # not a list built per owner from (owner, tag) groups.
+            tags = [
+                "sum("
+                + ("amount" if set(weights.values()) == {1} else self._times_named(weights))
+                + f") FILTER (WHERE rule IN ({', '.join(map(str, weights))})) AS t{k}"
+                for k, weights in enumerate(self._tag_rules().values())
+            ]
+            return con.execute(
+                "WITH o AS (SELECT owner, ident, max(ts) AS last FROM ls_owned GROUP BY ALL), "
+                f"a AS ({amounts}), "
+                f"s AS (SELECT owner, ident, sum(amount) AS raw{_items(tags)} FROM a "
+                "GROUP BY ALL), "
+                f"f AS ({fit}) "
+                "SELECT o.owner, o.ident, o.last, coalesce(s.raw, 0.0::DOUBLE), "
+                f"coalesce(f.fit, 0){_items(['s.' + name for name in _names(tags)])} "
+                "FROM o LEFT JOIN s USING (owner, ident) LEFT JOIN f USING (owner, ident) "
+                "ORDER BY o.ident DESC, o.owner"
+            ).fetchall()
         con.execute(f"CREATE OR REPLACE TEMP TABLE ls_amounts AS {amounts}")
         # Each award counts for its rule's tags (a join on a small table) and
         # for its tag_from tag when the rule does not already name it.
@@ -710,10 +737,6 @@ class BatchPlan:
             f"SELECT owner, ident, tag, sum(amount) AS total FROM ({named} UNION ALL {tag_from}) "
             "GROUP BY ALL) GROUP BY ALL"
         )
-        fit = "SELECT NULL::VARCHAR AS owner, NULL::BOOLEAN AS ident, 0 AS fit WHERE FALSE"
-        if m.fit:
-            self._fits(con, source)
-            fit = "SELECT owner, ident, fit FROM ls_fits WHERE last"
         return con.execute(
             "WITH o AS (SELECT owner, ident, max(ts) AS last FROM ls_owned GROUP BY ALL), "
             "s AS (SELECT owner, ident, sum(amount) AS raw FROM ls_amounts GROUP BY ALL), "
@@ -770,33 +793,46 @@ class BatchPlan:
     def _scorecards(
         self, rows: list[tuple[Any, ...]], stages: dict[tuple[bool, str], _StageFields]
     ) -> list[Scorecard]:
+        """Scorecards from the rows of :meth:`_owners`, with the pure engine's clamp,
+        rounding, grades and bands: each tag's sum a column (NULL: no award names it),
+        or, with tag_from, the lists of tags and sums."""
         c = self.compiled
         clamp, band_of, grade_of = c.clamp, c.band_of, c.grade_of
-        cards = []
+        cards: list[Scorecard] = []
+        append = cards.append
+        get = stages.get
         no_stage = (None, None, None)
-        for owner, ident, last, raw, fit, tags, totals in rows:
+        flat = not self.tag_texts
+        names = list(enumerate(self._tag_rules(), start=5))
+        for row in rows:
+            owner, ident, last, raw, fit = row[:5]
+            if flat:
+                tag_scores = {tag: report(clamp(row[k])) for k, tag in names if row[k] is not None}
+            else:
+                tags, totals = row[5], row[6]
+                tag_scores = (
+                    {}
+                    if tags is None
+                    else {
+                        tag: report(clamp(total))
+                        for tag, total in sorted(zip(tags, totals, strict=True))
+                    }
+                )
             score = clamp(raw)
-            stage, entered_at, stage_score = stages.get((ident, owner), no_stage)
-            cards.append(
+            stage, entered_at, stage_score = get((ident, owner), no_stage)
+            append(
                 Scorecard(
-                    contact_id=owner if ident else None,
-                    anonymous_id=None if ident else owner,
-                    score=report(score),
-                    fit=fit,
-                    grade=grade_of(fit),
-                    band=band_of(score),
-                    stage=stage,
-                    stage_entered_at=entered_at,
-                    stage_score=stage_score,
-                    tag_scores=(
-                        {}
-                        if tags is None
-                        else {
-                            tag: report(clamp(total))
-                            for tag, total in sorted(zip(tags, totals, strict=True))
-                        }
-                    ),
-                    last_event_at=last,
+                    owner if ident else None,
+                    None if ident else owner,
+                    report(score),
+                    fit,
+                    grade_of(fit),
+                    band_of(score),
+                    stage,
+                    entered_at,
+                    stage_score,
+                    tag_scores,
+                    last,
                 )
             )
         return cards
@@ -812,20 +848,31 @@ class BatchPlan:
         firings: list[Firing] = []
         walks = walkable(self.model)
         if walks:
-            fallback = []
-            if c.has_stages:
-                fallback.append("type = 'stage_set'")
+            fallback = "FALSE"
             if c.half_life_micros is not None:
                 oldest = at - SPAN_HALF_LIVES * c.half_life_micros
-                fallback.append(f"ts < {int(oldest)}")
+                fallback = f"ts < {int(oldest)}"
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE ls_fallback AS SELECT DISTINCT owner, ident "
-                f"FROM ls_owned WHERE {' OR '.join(fallback) if fallback else 'FALSE'}"
+                f"FROM ls_owned WHERE {fallback}"
             )
+            if c.has_stages:
+                # Owners with a stage_set: walked in segments between them (Walk._manual).
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE ls_manual AS SELECT DISTINCT owner, ident "
+                    "FROM ls_owned WHERE type = 'stage_set' "
+                    "EXCEPT SELECT owner, ident FROM ls_fallback"
+                )
         if self.passive != Passive.ALWAYS:
             self._active_tables(con)
+        walked: list[tuple[bool, str, list[RunWarning]]] = []
         if walks:
             firings = self._walk(con, stages, at)
+            walked = self._stage_set_warnings(con)
+            # fetchall: the result finished, for what the caller does next on `con`.
+            ((left,),) = con.execute("SELECT count(*) FROM ls_fallback").fetchall()
+            if not left:  # the usual case: no query over the events for nobody
+                return firings, [warning for _, _, found in walked for warning in found]
             # The owners the walk leaves go through the pure engine.
             mine = " SEMI JOIN ls_fallback USING (owner, ident)"
         else:
@@ -842,20 +889,56 @@ class BatchPlan:
             f"FROM o LEFT JOIN h ON o.id = h.id {joins}"
             f"WHERE {who} AND ({active}) ORDER BY o.ident, o.owner, o.ts, o.id"
         )
-        warnings: list[RunWarning] = []
         engine = self.engine
         stage_index = c.stage_index if c.has_stages else None
+        ran: list[tuple[bool, str, list[RunWarning]]] = []
         for (ident, owner), rows in itertools.groupby(
             _rows(con, query), key=lambda row: (row[1], row[0])
         ):
             prepared = [_prepared(row, stage_index) for row in rows]
             state, step = engine.run(prepared, contact_id=owner if ident else None)
             firings += step.firings
-            warnings += step.warnings
+            if step.warnings:
+                ran.append((ident, owner, step.warnings))
             if stage_index is not None:
                 full = engine.scorecard(state, at, contact_id=owner, anonymous_id=None)
                 stages[(ident, owner)] = (full.stage, full.stage_entered_at, full.stage_score)
-        return firings, warnings
+        # The pure engine's order: by owner (anonymous first), each in event order.
+        merged = sorted(walked + ran, key=lambda item: (item[0], item[1]))
+        return firings, [warning for _, _, found in merged for warning in found]
+
+    def _stage_set_warnings(
+        self, con: duckdb.DuckDBPyConnection
+    ) -> list[tuple[bool, str, list[RunWarning]]]:
+        """The warnings of the walked owners' stage_set events that name no stage of the
+        model, per owner (identified, key, warnings in event order), as the pure engine's."""
+        if not self.compiled.has_stages:
+            return []
+        rows = con.execute(
+            "SELECT ident, owner, id, stage_name FROM ls_owned "
+            "ANTI JOIN ls_fallback USING (owner, ident) "
+            f"WHERE type = 'stage_set' AND {self._set_to('stage_name')} < 0 "
+            "ORDER BY ident, owner, ts, id"
+        ).fetchall()
+        found: list[tuple[bool, str, list[RunWarning]]] = []
+        for (ident, owner), events in itertools.groupby(rows, key=lambda row: (row[0], row[1])):
+            found.append(
+                (
+                    ident,
+                    owner,
+                    [unknown_stage(event_id, name) for _, _, event_id, name in events],
+                )
+            )
+        return found
+
+    def _set_to(self, name: str) -> str:
+        """SQL of the stage index a stage_set's stage name (column `name`) gives: -1 when
+        it names none of the model's stages (as the pure engine's UNKNOWN_STAGE)."""
+        cases = " ".join(
+            f"WHEN {literal(stage)} THEN {index}"
+            for stage, index in self.compiled.stage_index.items()
+        )
+        return f"coalesce(CASE WHEN {name} <> '' THEN CASE {name} {cases} END END, -1)"
 
     def _with_leaves(self, events: str) -> str:
         """CTEs ending in `o`: the rows of `events` (with ls_owned's columns) and their
@@ -937,11 +1020,16 @@ class BatchPlan:
         # The events, their leaves and their award sums (by id; none: zeros).
         joins, active = self._active("s")
         con.execute(f"CREATE OR REPLACE TEMP TABLE ls_sums AS {walk.award_sums(at)}")
+        set_to = (
+            f", CASE WHEN o.type = 'stage_set' THEN {self._set_to('o.stage_name')} END AS set_to"
+            if c.has_stages
+            else ""
+        )
         events = self._with_leaves("ls_owned ANTI JOIN ls_fallback USING (owner, ident)")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE ls_walk_in AS "
             f"WITH {events} "
-            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, o.leaves, {zero} "
+            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, o.leaves, {zero}{set_to} "
             f"FROM o LEFT JOIN ls_sums s ON o.id = s.id {joins}"
             # Without stages, only contacts' events matter: anonymous owners fire nothing.
             f"WHERE {'TRUE' if c.has_stages else 'o.ident'} AND ({active})"

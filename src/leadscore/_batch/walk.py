@@ -11,10 +11,14 @@ part of the score after event k is 2^((T-t_k)/H) · Σ_{j<=k} p_j·2^((t_j-T)/H)
 Fit after an event is the fit of the traits merged up to the latest identify
 event. Triggers compare the values before and after each event.
 
-That reasoning holds when nothing moves a stage backwards and no condition
-reads the stage score (which restarts at each entry, so depends on the path
-taken). Owners with a `stage_set` event, and every owner of a model whose
-conditions read the stage score, go through the pure engine instead (see
+A `stage_set` moves the stage anywhere, backwards too, but automatic moves
+go on from there, so for an owner with stage_sets the stage is a running
+maximum within each segment that starts at one, from its stage (see
+:meth:`Walk._manual`); such owners are few, and their stages are found apart.
+
+That reasoning needs that no condition reads the stage score (which restarts
+at each entry, so depends on the path taken): every owner of a model whose
+conditions read it goes through the pure engine instead (see
 :meth:`leadscore._batch.BatchPlan._sequential`). So does an owner whose
 events span more than `SPAN_HALF_LIVES` half-lives, where scaling every award
 to T could leave the range of a double.
@@ -187,15 +191,20 @@ class Walk:
             if sql is not None
         )
         target = f"CASE {furthest} ELSE 0 END" if furthest else "0"
+        if c.has_stages:
+            # A stage_set never moves a stage automatically (its own row only starts a
+            # segment, see _manual); `set_to` is the stage it names (-1: none of the model).
+            target = f"CASE WHEN set_to IS NULL THEN {target} ELSE 0 END"
+        kept = ", set_to" if c.has_stages else ""
         con.execute(
             "CREATE OR REPLACE TEMP TABLE ls_walk AS "
             "WITH e AS (SELECT w.*, f.fit AS fit_set FROM ls_walk_in w "
             f"LEFT JOIN ({fit_sql}) f USING (id)), "
-            f"r AS (SELECT owner, ident, ts, id, leaves, {running}, "
+            f"r AS (SELECT owner, ident, ts, id, leaves{kept}, {running}, "
             f"coalesce(last_value(fit_set IGNORE NULLS) OVER {now}, 0) AS fit, "
             f"coalesce(last_value(fit_set IGNORE NULLS) OVER {before}, 0) AS p_fit, "
             f"row_number() OVER {now} = 1 AS is_first FROM e), "
-            f"v AS (SELECT owner, ident, ts, id, leaves, is_first, fit, p_fit, "
+            f"v AS (SELECT owner, ident, ts, id, leaves{kept}, is_first, fit, p_fit, "
             f"{', '.join(values)} FROM r), "
             f"b AS (SELECT *, {self.first_reached(c.grades, 'fit')} AS grade, "
             f"CASE WHEN NOT is_first THEN {self.first_reached(c.grades, 'p_fit')} END AS p_grade, "
@@ -216,18 +225,21 @@ class Walk:
             f"FILTER (WHERE target >= {stage}) AS e{index}"
             for index, stage in self.entered.items()
         )
+        manual: list[str] = []
         if c.has_stages:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE ls_stages AS SELECT owner, ident, max(target) "
                 f"AS stage, arg_min({key}, {{'target': -target, 'ts': ts, 'id': id}}) "
-                f"AS entered{entries} FROM ls_walk GROUP BY ALL"
+                f"AS entered{entries} FROM ls_walk ANTI JOIN ls_manual USING (owner, ident) "
+                "GROUP BY ALL"
             )
+            manual = self._manual(con)
         ids = [literal(t.id) for t in c.triggers]
         parts = [
             f"SELECT {ids[index]} AS trigger, owner, e{index}.id AS id, e{index}.ts AS ts "
             f"FROM ls_stages WHERE ident AND e{index}.target = {stage}"
             for index, stage in self.entered.items()
-        ]
+        ] + manual
         if self.trigger_sql:
             once = [index for index in self.trigger_sql if c.triggers[index].once]
             fired = ", ".join(
@@ -276,8 +288,51 @@ class Walk:
                 "(a.ts > e.entered.ts OR (a.ts = e.entered.ts AND a.id > e.entered.id)) "
                 "GROUP BY ALL"
             ).fetchall()
+        con.execute("DROP TABLE IF EXISTS ls_manual_walk")
         con.execute("DROP TABLE ls_walk")
         return firings, stages
+
+    def _manual(self, con: duckdb.DuckDBPyConnection) -> list[str]:
+        """Stages of the owners of ls_manual (those with a stage_set), added to ls_stages;
+        the SELECTs of their `stage_entered` firings.
+
+        A known stage_set puts the owner in its stage, forwards or backwards, and
+        automatic moves go on from there: the stage after an event is the running
+        maximum of the targets since the last such stage_set (from stage 0 before
+        the first), that stage_set's stage included. A stage is entered where the
+        stage differs from the one before (at the first event, from none), as the
+        pure engine's triggers see it, so a stage may be entered more than once.
+        """
+        win = "PARTITION BY owner, ident ORDER BY ts, id"
+        rows = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_manual_walk AS "
+            "WITH m AS (SELECT owner, ident, ts, id, target, set_to, "
+            f"count(*) FILTER (WHERE set_to >= 0) OVER ({win} {rows}) AS segment "
+            "FROM ls_walk SEMI JOIN ls_manual USING (owner, ident)), "
+            "s AS (SELECT owner, ident, ts, id, max(greatest(coalesce(set_to, 0), target)) "
+            f"OVER (PARTITION BY owner, ident, segment ORDER BY ts, id {rows}) AS stage FROM m) "
+            f"SELECT *, stage IS DISTINCT FROM lag(stage) OVER ({win}) AS entered FROM s"
+        )
+        key = "{'ts': ts, 'id': id}"
+        con.execute(
+            "INSERT INTO ls_stages (owner, ident, stage, entered) "
+            f"SELECT owner, ident, arg_max(stage, {key}), arg_max({key}, {key}) "
+            "FILTER (WHERE entered) FROM ls_manual_walk GROUP BY ALL"
+        )
+        ids = [literal(t.id) for t in self.c.triggers]
+        parts = []
+        for index, stage in self.entered.items():
+            once = (
+                " QUALIFY row_number() OVER (PARTITION BY owner ORDER BY ts, id) = 1"
+                if self.c.triggers[index].once
+                else ""
+            )
+            parts.append(
+                f"SELECT {ids[index]} AS trigger, owner, id, ts FROM ls_manual_walk "
+                f"WHERE ident AND entered AND stage = {stage}{once}"
+            )
+        return parts
 
     def award_sums(self, at: int) -> str:
         """SELECT of each event's award sums: decaying (scaled to `at`) and flat, per tag."""
