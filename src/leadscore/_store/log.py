@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Iterator, Mapping, Set
 from typing import Any
 
@@ -129,15 +128,21 @@ def decode(body: str) -> Event:
 
 # orjson reads a stored text to the same objects as json.loads, about three
 # times faster (1.3 against 4.6 µs for a typical event), except an integer
-# beyond 64 bits, which it reads as a float: a text with a run of 19 digits
-# (every such integer has one; so may a string or a float's fraction) is
-# read by json.loads instead.
-_LONG_DIGITS = re.compile(r"\d{19}")
+# beyond 64 bits, which it reads as a float: a text with a run of 19 ASCII
+# digits (every such integer has one, JSON numbers have no other digits; so
+# may a string or a float's fraction) is read by json.loads instead. The run
+# is looked for in the UTF-8 bytes with every ASCII digit made "1" and every
+# other byte "0": 0.7 µs for an owner's state of 520 characters, against
+# 10.6 µs for the regular expression \d{19} (which tried its 19 digits from
+# every digit of the text's timestamps and floats) and 2.1 µs for orjson's
+# reading.
+_DIGITS = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(256))
+_LONG_RUN = b"1" * 19
 
 
 def loads(body: str) -> Any:
     """A stored JSON text (an event's body, an owner's state) as json.loads reads it."""
-    if _LONG_DIGITS.search(body) is None:
+    if _LONG_RUN not in body.encode("utf-8", "surrogatepass").translate(_DIGITS):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:  # nesting deeper than orjson's limit
