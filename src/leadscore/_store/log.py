@@ -196,14 +196,18 @@ _COLUMNS = (
 
 # One short statement with a column of values per array: a VALUES list of
 # thousands of parameters costs the driver more to parse than the database to
-# insert. Sent in psycopg's binary format (through the transaction's own
-# driver connection), so that the JSON bodies need no array escaping.
+# insert. The arrays are sent in psycopg's binary format (the `%(...)b`
+# placeholders; a cursor's `binary=True` is only the results'), so that the
+# JSON bodies need no array escaping: psycopg's text array dumper escapes each
+# quote of a body with a regular expression's substitution, 26-27 µs of CPU
+# an event in a batch of 500 against 1.3-1.5 µs in binary (measured alone on
+# this machine, the same rows stored).
 _UNNEST = (
     "INSERT INTO events (workspace, id, type, contact_id, anonymous_id, timestamp, body,"
     " received_at) SELECT %(workspace)s::text, u.id, u.type, u.contact_id,"
     " u.anonymous_id, u.timestamp, u.body, %(received_at)s::bigint"
-    " FROM unnest(%(id)s::text[], %(type)s::text[], %(contact_id)s::text[],"
-    " %(anonymous_id)s::text[], %(timestamp)s::bigint[], %(body)s::text[])"
+    " FROM unnest(%(id)b::text[], %(type)b::text[], %(contact_id)b::text[],"
+    " %(anonymous_id)b::text[], %(timestamp)b::bigint[], %(body)b::text[])"
     " AS u(id, type, contact_id, anonymous_id, timestamp, body)"
     " ON CONFLICT (workspace, id) DO NOTHING RETURNING id"
 )
