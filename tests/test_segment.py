@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from leadscore._errors import EventError
 from leadscore._events import parse_event
@@ -533,6 +535,62 @@ def test_the_envelope_is_dropped() -> None:
 )
 def test_timestamp_is_taken_as_sent(stamp: str, expected: str) -> None:
     assert translate(track(timestamp=stamp, sentAt="2030-01-01T00:00:00Z"))["timestamp"] == expected
+
+
+# Timestamps of the form datetime's parser reads (_segment._COMMON), valid or
+# not: every digit drawn, so days past a month's end, hours past 23, offsets
+# past 23:59 and years 1 and 9999 with an offset out of range all come up.
+_DIGIT = st.sampled_from("0123456789")
+
+
+def _field(*usual: str) -> st.SearchStrategy[str]:
+    """Two or four digits: often a usual (or edge) value, else any."""
+    return st.sampled_from(usual) | st.text(_DIGIT, min_size=len(usual[0]), max_size=len(usual[0]))
+
+
+@st.composite
+def _common_stamps(draw: st.DrawFn) -> str:
+    year = draw(_field("0001", "9999", "2026", "1970", "2000", "2100"))
+    month, day = (
+        draw(_field("01", "02", "12", "13", "00")),
+        draw(_field("01", "28", "29", "31", "32")),
+    )
+    hour, minute = draw(_field("00", "01", "23", "24", "29")), draw(_field("00", "59", "60"))
+    fraction = draw(st.sampled_from(["", "."]))
+    if fraction:
+        fraction += draw(st.text(_DIGIT, min_size=1, max_size=6))
+    offset = draw(st.sampled_from(["Z", "+", "-"]))
+    if offset != "Z":
+        offset += (
+            draw(_field("00", "01", "14", "23", "24")) + ":" + draw(_field("00", "30", "59", "60"))
+        )
+    return (
+        f"{year}-{month}-{day}T{hour}:{minute}:{draw(_field('00', '59', '60'))}{fraction}{offset}"
+    )
+
+
+@given(_common_stamps())
+@example("0001-01-01T00:30:00+01:00")  # in year 0 in UTC: out of range
+@example("9999-12-31T23:59:59.5-00:01")  # in year 10000
+@example("2026-02-29T10:00:00Z")  # not a leap year
+@example("2028-02-29T10:00:00.123Z")
+@example("2026-05-04T24:00:00Z")
+@example("2026-05-04T10:00:00+24:00")
+def test_the_common_timestamp_form_reads_as_every_other_form_does(stamp: str) -> None:
+    """datetime's parser, taken for the form libraries send, gives the same
+    instant as the module's own reading, and refuses exactly what it refuses
+    (with its reason)."""
+    from leadscore._segment import _parse_any, _parse_iso
+
+    try:
+        expected: int | str = _parse_any(stamp, "timestamp")
+    except EventError as error:
+        expected = str(error)
+    try:
+        found: int | str = _parse_iso(stamp, "timestamp")
+    except EventError as error:
+        found = str(error)
+    assert found == expected
 
 
 def test_original_timestamp_is_corrected_for_clock_skew() -> None:

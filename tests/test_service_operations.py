@@ -127,3 +127,34 @@ def test_one_json_line_per_request_with_its_id_and_no_secret(
     assert key not in text
     assert key.split("_")[2] not in text  # the secret part
     assert "someone-private" not in text
+
+
+def test_only_an_app_that_owns_its_process_settles_the_collector(database: sa.Engine) -> None:
+    """`leadscore serve` (own_process) freezes what start-up built and sets rare
+    collections once started; an app inside another program, as here in the
+    test process, leaves the process's collector as it found it."""
+    import asyncio
+    import gc
+
+    from leadscore._collector import RARE_THRESHOLDS
+    from leadscore._settings import Settings
+
+    settings = Settings(
+        database_url=database.url.render_as_string(hide_password=False), outbox_worker=False
+    )
+
+    async def started(own_process: bool) -> tuple[tuple[int, ...], int]:
+        app = create_app(settings, own_process=own_process)
+        async with app.router.lifespan_context(app):
+            return gc.get_threshold(), gc.get_freeze_count()
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    assert before != RARE_THRESHOLDS
+    try:
+        assert asyncio.run(started(False)) == (before, frozen)
+        thresholds, count = asyncio.run(started(True))
+        assert thresholds == RARE_THRESHOLDS
+        assert count > frozen
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()

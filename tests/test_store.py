@@ -50,6 +50,7 @@ from leadscore._store.database import lookup_reader
 from leadscore._store.log import MAX_ID_BYTES
 from leadscore._store.log import decode as log_decode
 from leadscore._store.log import encode as log_encode
+from leadscore._store.log import loads as log_loads
 from leadscore._store.log import stored as stored_event
 from leadscore._store.migrate import _config
 from leadscore._store.tables import events as event_rows
@@ -219,6 +220,24 @@ def test_encode_writes_the_text_json_would_byte_for_byte(
     event, body = log_encode(record)
     assert body == expected
     assert event == log_decode(body)
+
+
+@given(
+    _VALUES,
+    st.integers() | st.integers(2**63 - 3, 10**21).map(lambda n: n * (-1) ** n),
+    st.text(st.sampled_from("0123456789\u0663"), max_size=25),
+)
+def test_loads_reads_a_stored_text_as_json_does(value: Any, number: int, digits: str) -> None:
+    """A text with integers past 64 bits, digit runs in strings and floats, and
+    other digits than ASCII ones, read to the same objects as json.loads (types
+    included: json.dumps writes 1 and 1.0 apart)."""
+    try:
+        text = json.dumps(
+            [value, number, digits, {digits: number / 7}], ensure_ascii=False, allow_nan=False
+        )
+    except ValueError:  # NaN or an infinity: never in a stored text
+        return
+    assert json.dumps(log_loads(text)) == json.dumps(json.loads(text))
 
 
 def test_migrations_build_the_schema_on_an_empty_database(database_url: str) -> None:

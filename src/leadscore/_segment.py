@@ -154,6 +154,7 @@ everywhere. A call sent to one endpoint with another call's `type` (a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -182,6 +183,11 @@ _ISO = re.compile(
 )
 
 
+# A site sends a handful of event names over and over: each folded once
+# (6.7 µs a name under cProfile: NFKD, the combining marks, the expression),
+# in a cache bounded so that a client inventing names cannot grow it. Errors
+# are not cached; they are raised again.
+@functools.lru_cache(maxsize=4096)
 def event_type(name: str) -> str:
     """The event type of a `track` call named `name` ("Order Completed" -> `order_completed`).
 
@@ -429,9 +435,33 @@ def _representable(micros: int) -> bool:
     return _FIRST <= micros <= _LAST
 
 
+# The form libraries send (analytics.js, Segment's and RudderStack's SDKs
+# write toISOString()'s 2026-05-04T10:00:00.000Z): read by datetime's own
+# parser, 1.3 against 4.0 µs for _parse_any's groups and datetime(). Hours
+# 00-23 only, whatever a Python's fromisoformat may make of 24:00; whatever
+# it refuses (2026-02-30) goes to _parse_any, which says why.
+_COMMON = re.compile(
+    r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})"
+)
+
+
 def _parse_iso(value: object, field: str) -> int:
     if not isinstance(value, str):
         raise EventError(field, f"expected an ISO 8601 string, got {_show(value)}")
+    if _COMMON.fullmatch(value):
+        try:
+            micros = from_datetime(datetime.fromisoformat(value))
+        except ValueError:
+            pass
+        else:
+            if _representable(micros):
+                return micros
+    return _parse_any(value, field)
+
+
+def _parse_any(value: str, field: str) -> int:
+    """_parse_iso for every form the module accepts (see _ISO), with the reason
+    for what it refuses."""
     match = _ISO.fullmatch(value.strip())
     if match is None:
         raise EventError(

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from .. import __version__
+from .._collector import settle_server
 from .._settings import Settings
 from .._store.database import open_database
 from .._web import mount as mount_web_app
@@ -23,8 +24,14 @@ from .modelcache import ModelCache
 from .worker import OutboxWorker
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the service. Nothing connects until the app starts."""
+def create_app(settings: Settings, *, own_process: bool = False) -> FastAPI:
+    """Build the service. Nothing connects until the app starts.
+
+    `own_process`: the app is the process's only business (`leadscore
+    serve`), so once started it may set the process's garbage collector
+    (_collector.settle_server); an app inside another program (tests, a
+    host application) leaves it alone.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,6 +53,8 @@ def create_app(settings: Settings) -> FastAPI:
         )
         if worker is not None:
             worker.start()
+        if own_process:
+            settle_server()
         try:
             yield
         finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 
@@ -20,17 +19,13 @@ def from_environment() -> FastAPI:
     """The app of a worker process: its settings come from the environment,
     where `run` put the parent's."""
     logs.configure()
-    return create_app(Settings())
+    return create_app(Settings(), own_process=True)
 
 
 def run(settings: Settings) -> None:
     """Serve until stopped. Several workers are separate processes (started by
     uvicorn, sharing the listening socket); each builds its app from the
     settings passed down through the environment."""
-    # The server keeps its long-lived objects (modules, compiled models)
-    # from start-up on: moved out of the collector's sight, they are not
-    # scanned again and again, which otherwise shows as pauses in latency.
-    gc.freeze()
     logs.configure()
     _log.info(
         "leadscore serving on http://%s:%s with %s worker(s)",
@@ -40,7 +35,7 @@ def run(settings: Settings) -> None:
     )
     if settings.workers == 1:
         uvicorn.run(
-            create_app(settings),
+            create_app(settings, own_process=True),
             host=settings.host,
             port=settings.port,
             log_level="warning",

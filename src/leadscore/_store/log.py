@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Iterator, Mapping, Set
 from typing import Any
 
@@ -129,15 +128,21 @@ def decode(body: str) -> Event:
 
 # orjson reads a stored text to the same objects as json.loads, about three
 # times faster (1.3 against 4.6 µs for a typical event), except an integer
-# beyond 64 bits, which it reads as a float: a text with a run of 19 digits
-# (every such integer has one; so may a string or a float's fraction) is
-# read by json.loads instead.
-_LONG_DIGITS = re.compile(r"\d{19}")
+# beyond 64 bits, which it reads as a float: a text with a run of 19 ASCII
+# digits (every such integer has one, JSON numbers have no other digits; so
+# may a string or a float's fraction) is read by json.loads instead. The run
+# is looked for in the UTF-8 bytes with every ASCII digit made "1" and every
+# other byte "0": 0.7 µs for an owner's state of 520 characters, against
+# 10.6 µs for the regular expression \d{19} (which tried its 19 digits from
+# every digit of the text's timestamps and floats) and 2.1 µs for orjson's
+# reading.
+_DIGITS = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(256))
+_LONG_RUN = b"1" * 19
 
 
 def loads(body: str) -> Any:
     """A stored JSON text (an event's body, an owner's state) as json.loads reads it."""
-    if _LONG_DIGITS.search(body) is None:
+    if _LONG_RUN not in body.encode("utf-8", "surrogatepass").translate(_DIGITS):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:  # nesting deeper than orjson's limit
@@ -191,14 +196,18 @@ _COLUMNS = (
 
 # One short statement with a column of values per array: a VALUES list of
 # thousands of parameters costs the driver more to parse than the database to
-# insert. Sent in psycopg's binary format (through the transaction's own
-# driver connection), so that the JSON bodies need no array escaping.
+# insert. The arrays are sent in psycopg's binary format (the `%(...)b`
+# placeholders; a cursor's `binary=True` is only the results'), so that the
+# JSON bodies need no array escaping: psycopg's text array dumper escapes each
+# quote of a body with a regular expression's substitution, 26-27 µs of CPU
+# an event in a batch of 500 against 1.3-1.5 µs in binary (measured alone on
+# this machine, the same rows stored).
 _UNNEST = (
     "INSERT INTO events (workspace, id, type, contact_id, anonymous_id, timestamp, body,"
     " received_at) SELECT %(workspace)s::text, u.id, u.type, u.contact_id,"
     " u.anonymous_id, u.timestamp, u.body, %(received_at)s::bigint"
-    " FROM unnest(%(id)s::text[], %(type)s::text[], %(contact_id)s::text[],"
-    " %(anonymous_id)s::text[], %(timestamp)s::bigint[], %(body)s::text[])"
+    " FROM unnest(%(id)b::text[], %(type)b::text[], %(contact_id)b::text[],"
+    " %(anonymous_id)b::text[], %(timestamp)b::bigint[], %(body)b::text[])"
     " AS u(id, type, contact_id, anonymous_id, timestamp, body)"
     " ON CONFLICT (workspace, id) DO NOTHING RETURNING id"
 )
