@@ -528,6 +528,26 @@ def test_numeric_targets_are_compared_as_numbers(tmp_path: Path) -> None:
         target_labels(table, "won", "yes")
 
 
+def test_date_columns_are_read_to_the_fraction_of_a_second(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "when,day,won\n2018-02-01 12:00:00.5,2018-02-01,1\n2018-02-02 00:00:00,2018-02-02,0\n"
+    )
+    table = read_table(path)
+    half_past_noon = from_datetime(datetime(2018, 2, 1, 12, 0, 0, 500_000, tzinfo=UTC)) / DAY
+    assert table.dates["when"].tolist() == [half_past_noon, 17564.0]
+    assert table.dates["day"].tolist() == [17563.0, 17564.0]
+
+
+def test_a_date_target_is_refused_by_name(tmp_path: Path) -> None:
+    from leadscore._predict._table import target_labels
+
+    path = tmp_path / "t.csv"
+    path.write_text("day,won\n2018-02-01,1\n2018-02-02,0\n")
+    with pytest.raises(InputError, match="target column 'day' holds dates"):
+        target_labels(read_table(path), "day", None)
+
+
 def _interaction_table(path: Path, rows: int = 1200) -> Path:
     """Leads whose outcome is an interaction (either of two traits, not both):
     a signal only the trees find, so the kept model is the trees (or the blend)."""

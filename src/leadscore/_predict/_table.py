@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._errors import InputError
+from .._time import MICROS_PER_DAY
 
 Floats = npt.NDArray[np.float64]
 Texts = npt.NDArray[np.object_]
@@ -173,9 +174,14 @@ def read_table(path: str | Path) -> Table:
     for name in arrow.column_names:
         column = arrow.column(name)
         if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
-            seconds = column.cast(pa.timestamp("s")).cast(pa.int64()).to_numpy(zero_copy_only=False)
-            dates[name] = np.where(column.is_null().to_numpy(zero_copy_only=False), np.nan, seconds)
-            dates[name] = dates[name].astype(np.float64) / 86_400.0
+            # Microseconds, leadscore's unit: a timestamp with a fraction of a
+            # second (CSV times such as 12:00:00.5 are read as nanoseconds)
+            # keeps it, and nanoseconds beyond the microsecond are cut (not
+            # an error: they cannot matter to a split measured in days).
+            micros = column.cast(pa.timestamp("us"), safe=False).cast(pa.int64())
+            values = micros.to_numpy(zero_copy_only=False)
+            missing = column.is_null().to_numpy(zero_copy_only=False)
+            dates[name] = np.where(missing, np.nan, values).astype(np.float64) / MICROS_PER_DAY
         elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
             columns[name] = column.cast(pa.float64()).fill_null(np.nan).to_numpy()
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
@@ -193,7 +199,12 @@ def target_labels(
     The positive class is `positive` when given, else 1/yes/true/won. A
     target that is missing, or leaves only one class, is an InputError naming it.
     """
-    if target not in table.columns and target not in table.dates:
+    if target in table.dates:
+        raise InputError(
+            f"target column {target!r} holds dates; expected the outcome "
+            "(1/0, yes/no, true/false, or a value given with --positive)"
+        )
+    if target not in table.columns:
         known = ", ".join(sorted(table.columns))
         raise InputError(f"target column {target!r} is not in the table (columns: {known})")
     column = table.columns[target]
