@@ -29,7 +29,7 @@ from leadscore._predict._api import event_features, train_events, train_table
 from leadscore._predict._backtest import backtest
 from leadscore._predict._history import DAY, Setup, contacts
 from leadscore._predict._metrics import roc_auc
-from leadscore._predict._table import read_table
+from leadscore._predict._table import from_columns, read_table
 from leadscore._predict._train import Options, TrainedModel, _time_folds
 from leadscore._time import from_datetime
 
@@ -227,6 +227,38 @@ def test_predict_gives_the_saved_models_probabilities_and_factors(
     header, first = csv_out.output.splitlines()[:2]
     assert header == "id,probability,raising,lowering"
     assert first.startswith("L00000,")
+
+
+def test_a_column_typed_otherwise_than_in_training_is_read_as_trained(
+    trained_dir: Path, table_path: Path, tmp_path: Path
+) -> None:
+    """A table is typed on its own: one stray word turns a numeric column into
+    text, and codes without their one letter-bearing value turn a category into
+    numbers. Each lead's probability and factors are those it has alone."""
+    header, *rows = table_path.read_text().splitlines()[:21]
+    clean, stray = tmp_path / "clean.csv", tmp_path / "stray.csv"
+    clean.write_text("\n".join([header, *rows]) + "\n")
+    stray.write_text("\n".join([header, *rows, "L99999,oops,Google,Worker,bad,no"]) + "\n")
+    assert read_table(clean).is_numeric("visits")
+    assert not read_table(stray).is_numeric("visits")
+
+    def predicted(path: Path) -> list[dict[str, Any]]:
+        done = invoke("predict", str(trained_dir), "--table", str(path), "--format", "jsonl")
+        assert done.exit_code == 0, done.output
+        return [orjson.loads(line) for line in done.output.splitlines()]
+
+    assert predicted(stray)[:20] == predicted(clean)
+
+    rng = np.random.default_rng(3)
+    plan = rng.choice(["10", "20", "30", "A7"], 800)
+    won = rng.random(800) < np.where(plan == "20", 0.7, 0.2)
+    coded = from_columns({"plan": list(plan), "won": [str(int(w)) for w in won]})
+    model = train_table(coded, target="won", options=Options(rounds=20))
+    assert not coded.is_numeric("plan")
+    numbers = from_columns({"plan": ["10", "20", "30"]})
+    assert numbers.is_numeric("plan")
+    codes = from_columns({"plan": ["10", "20", "30", "A7"]})
+    assert model.factors(numbers) == model.factors(codes)[:3]
 
 
 @pytest.mark.parametrize(

@@ -91,11 +91,16 @@ def typed_column(values: Sequence[Any]) -> Floats | Texts:
         return np.array([None if v is None else str(v).lower() for v in values], dtype=object)
     numbers = [_as_number(v) for v in recorded]
     if sum(n is not None for n in numbers) >= _NUMERIC_SHARE * len(recorded):
-        return np.array(
-            [np.nan if v is None or (n := _as_number(v)) is None else n for v in texts],
-            dtype=np.float64,
-        )
+        return numbers_of(texts)
     return texts
+
+
+def numbers_of(texts: Iterable[Any]) -> Floats:
+    """A text column as numbers: NaN for missing values and for text that is not one."""
+    return np.array(
+        [np.nan if v is None or (n := _as_number(v)) is None else n for v in texts],
+        dtype=np.float64,
+    )
 
 
 def from_columns(columns: Mapping[str, Sequence[Any]], *, fingerprint: str = "") -> Table:

@@ -455,10 +455,11 @@ class TrainedModel:
         return result
 
     def probabilities(self, table: Table) -> Floats:
-        return self.platt(self.learner.score(self.encoder, table))
+        return self.platt(self.learner.score(self.encoder, self.encoder.conform(table)))
 
     def contributions(self, table: Table) -> Floats:
         """rows x (features + 1), in calibrated log-odds (Platt's slope applied)."""
+        table = self.encoder.conform(table)
         parts = self.learner.contributions(self.encoder, self.learner.matrix(self.encoder, table))
         parts = parts * self.platt.a
         parts[:, -1] += self.platt.b
@@ -471,6 +472,7 @@ class TrainedModel:
         cost far more than a prediction."""
         if top == 0:
             return [{"probability": float(p)} for p in self.probabilities(table)]
+        table = self.encoder.conform(table)  # and so the values the factors show
         parts = self.contributions(table)
         probability = 1.0 / (1.0 + np.exp(-parts.sum(axis=1)))
         effects = parts[:, :-1]
