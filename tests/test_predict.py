@@ -23,11 +23,11 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
-from leadscore import Event, InputError, load_model, replay
+from leadscore import Event, InputError, load_model, parse_model, replay
 from leadscore._cli import cli
-from leadscore._predict._api import event_features, train_events, train_table
+from leadscore._predict._api import event_features, event_table, train_events, train_table
 from leadscore._predict._backtest import backtest
-from leadscore._predict._history import DAY, Setup, contacts
+from leadscore._predict._history import DAY, Setup, contacts, labelled
 from leadscore._predict._metrics import roc_auc
 from leadscore._predict._table import from_columns, read_table
 from leadscore._predict._train import Options, TrainedModel, _time_folds
@@ -526,6 +526,39 @@ def test_train_on_events_with_a_rule_model_and_backtest_the_trained_model(
     predicted = invoke("predict", str(out), "--events", str(path), "--format", "jsonl")
     assert predicted.exit_code == 0, predicted.output
     assert len(predicted.output.splitlines()) == 600
+
+
+def test_a_model_trained_with_rules_in_python_scores_with_them(
+    log: tuple[list[Event], Path], tmp_path: Path
+) -> None:
+    """The rule model is saved with the trained model, so its features are
+    computed again for the leads it scores, not left at zero or missing."""
+    events, _ = log
+    rules = parse_model(
+        "version: 1\nname: views\nrules:\n"
+        "  - {id: views, event: page_view, points: 5, limit: {times: 2, per: ever}}\n"
+        "  - {id: email, event: first_contact, where: {origin: email}, points: -5}\n"
+    )
+    setup = Setup("deal_won", 7.0)
+    trained = train_events(events, setup=setup, rules=rules, options=Options(rounds=20, threads=1))
+    trained.save(tmp_path / "m")
+    loaded = TrainedModel.load(tmp_path / "m")
+    ids, table = event_features(loaded, events)
+    _, expected, _, _ = event_table(events, setup, rules=rules)
+    assert {"model score", "rule views awards"} <= set(loaded.encoder.names)
+    chosen = [ids.index(c.contact_id) for c in labelled(contacts(events, setup))]
+    for name in loaded.encoder.names:
+        numeric = expected.is_numeric(name)
+        got, wanted = table.columns[name][chosen], expected.columns[name]
+        assert np.array_equal(got, wanted, equal_nan=numeric), name
+
+
+def test_a_model_trained_on_a_table_is_refused_events(trained_dir: Path, log: Any) -> None:
+    _, path = log
+    for command in ("backtest", "predict"):
+        done = invoke(command, str(trained_dir), "--events", str(path))
+        assert done.exit_code == 1, done.output
+        assert "trained on a table, not on events: give it --table" in done.output
 
 
 def test_table_training_in_python_matches_the_cli(table_path: Path, trained_dir: Path) -> None:

@@ -252,8 +252,6 @@ def train(
                 fingerprint=_fingerprint(event_paths),
                 options=options,
             )
-            if rules_path is not None:
-                model.meta["source"]["rules_model"] = Path(rules_path).read_text()
         model.save(output)
     if output_format == "json":
         _print_json(model.report)
@@ -266,16 +264,6 @@ def _load(model_dir: str) -> TrainedModel:
 
     with _bad_input():
         return TrainedModel.load(model_dir)
-
-
-def _model_rules(model: TrainedModel) -> Model | None:
-    text = model.meta.get("source", {}).get("rules_model")
-    if text is None:
-        return None
-    from .._loader import parse_model
-
-    with _bad_input():
-        return parse_model(text, source="rules_model")
 
 
 def scored_rows(
@@ -298,12 +286,8 @@ def scored_rows(
         else:
             ids = [str(i) for i in range(1, data.rows + 1)]
         return ids, data
-    if model.meta.get("source", {}).get("kind") != "events":
-        fail("this model was trained on a table: predict with --table")
     with _bad_input():
-        return event_features(
-            model, _read_events(event_paths, input_format, strict), at=at, rules=_model_rules(model)
-        )
+        return event_features(model, _read_events(event_paths, input_format, strict), at=at)
 
 
 @click.command()
