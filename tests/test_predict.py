@@ -197,6 +197,27 @@ def test_the_model_directory_holds_no_code(trained_dir: Path) -> None:
     assert meta["features"] == ["visits", "source", "occupation"]
 
 
+def test_a_model_directory_of_another_version_or_damaged_exits_1(
+    trained_dir: Path, table_path: Path, tmp_path: Path
+) -> None:
+    document = orjson.loads((trained_dir / "model.json").read_bytes())
+    cases = {
+        "format_version 2, but this leadscore reads version 1": {**document, "format_version": 2},
+        "a damaged model file (KeyError: 'encoder')": {
+            k: v for k, v in document.items() if k != "encoder"
+        },
+    }
+    for message, changed in cases.items():
+        folder = tmp_path / str(len(message))
+        folder.mkdir()
+        (folder / "model.json").write_bytes(orjson.dumps(changed))
+        if (trained_dir / "trees.txt").exists():
+            (folder / "trees.txt").write_bytes((trained_dir / "trees.txt").read_bytes())
+        done = invoke("predict", str(folder), "--table", str(table_path))
+        assert done.exit_code == 1, done.output
+        assert message in done.output
+
+
 def test_predict_gives_the_saved_models_probabilities_and_factors(
     trained_dir: Path, table_path: Path, tmp_path: Path
 ) -> None:

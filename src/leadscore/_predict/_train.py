@@ -533,15 +533,32 @@ class TrainedModel:
             raise InputError(f"{path}: cannot read it: {exc}") from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise InputError(f"{path}: not a leadscore predictive model")
-        spec = document.pop("learner")
-        learner: Learner
-        if spec["kind"] == "gbm":
-            learner = Trees.from_text((folder / spec["file"]).read_text())
-        else:
-            learner = Logistic.from_json(spec)
-        encoder = Encoder.from_json(document.pop("encoder"))
-        calibration = document.pop("calibration")
-        return cls(encoder, learner, Platt(calibration["a"], calibration["b"]), document)
+        version = document.get("format_version")
+        if version != FORMAT_VERSION:
+            raise InputError(
+                f"{path}: format_version {version!r}, but this leadscore reads version "
+                f"{FORMAT_VERSION}: train the model again with this version"
+            )
+        try:
+            spec = document.pop("learner")
+            learner: Learner
+            if spec["kind"] == "gbm":
+                trees = folder / spec["file"]
+                try:
+                    learner = Trees.from_text(trees.read_text())
+                except OSError as exc:
+                    raise InputError(f"{trees}: cannot read the trees: {exc.strerror}") from None
+            else:
+                learner = Logistic.from_json(spec)
+            encoder = Encoder.from_json(document.pop("encoder"))
+            calibration = document.pop("calibration")
+            platt = Platt(float(calibration["a"]), float(calibration["b"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            # A file edited by hand or cut short: say so, not a traceback.
+            raise InputError(
+                f"{path}: a damaged model file ({type(exc).__name__}: {exc})"
+            ) from None
+        return cls(encoder, learner, platt, document)
 
 
 def _importance(model: TrainedModel, table: Table, seed: int) -> list[dict[str, Any]]:
