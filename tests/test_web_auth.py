@@ -90,6 +90,26 @@ def test_sign_in_sets_a_safe_cookie_and_sign_out_revokes_it(base: str, database:
         assert other.get("/").status_code == 303
 
 
+def test_sign_in_goes_back_only_to_a_page_of_this_site(base: str, database: sa.Engine) -> None:
+    email = _user(database)
+    # Browsers read `\\` as `/` and drop tabs and newlines: each of these
+    # would lead to another site after signing in.
+    elsewhere = ["//evil.example", "/\\evil.example", "/\t/evil.example", "/\n/evil.example"]
+    for target in ["/reports?outcome=won", *elsewhere, "https://evil.example/"]:
+        with _client(base) as http:
+            form = http.get("/signin")
+            data = {"csrf": _token(form.text), "email": email, "password": PASSWORD}
+            signed = http.post("/signin", data={**data, "next": target})
+            assert signed.status_code == 303
+            location = signed.headers["location"]
+            if target.startswith("/reports"):
+                assert location == target
+            else:  # a path of this site: no second slash, nothing a browser reads as one
+                assert location.startswith("/"), target
+                assert not location.startswith("//"), target
+                assert not any(c in location for c in "\\\t\n"), target
+
+
 def test_secure_cookies_when_the_setting_says_so(database: sa.Engine) -> None:
     settings = Settings(
         database_url=database.url.render_as_string(hide_password=False), secure_cookies=True
