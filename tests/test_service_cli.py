@@ -21,13 +21,22 @@ def test_serve_refuses_a_database_that_is_not_upgraded(tmp_path: Path) -> None:
 
 
 def test_bad_settings_are_named_with_their_variable_and_value(tmp_path: Path) -> None:
-    env = {"LEADSCORE_PORT": "99999", "LEADSCORE_SESSION_HOURS": "-1"}
+    missing = tmp_path / "no-model"
+    env = {
+        "LEADSCORE_PORT": "99999",
+        "LEADSCORE_SESSION_HOURS": "-1",
+        "LEADSCORE_PREDICTIVE_MODEL": str(missing),
+    }
     done = CliRunner().invoke(cli, ["serve", "--data-dir", str(tmp_path)], env=env)
     assert done.exit_code == 1
     assert "port (LEADSCORE_PORT): Input should be less than or equal to 65535, got '99999'" in (
         done.output
     )
     assert "session_hours (LEADSCORE_SESSION_HOURS): Input should be greater than 0" in done.output
+    assert (
+        f"predictive_model (LEADSCORE_PREDICTIVE_MODEL): {missing} is not a directory "
+        "`leadscore train` wrote (no model.json)"
+    ) in done.output
     assert "errors.pydantic.dev" not in done.output
 
 

@@ -130,7 +130,8 @@ def _setting_problem(error: ErrorDetails) -> str:
     if not error["loc"]:  # a check of several settings together
         return message
     name = str(error["loc"][0])
-    return f"{name} (LEADSCORE_{name.upper()}): {message}, got {error['input']!r}"
+    given = "" if error["type"] == "value_error" else f", got {error['input']!r}"
+    return f"{name} (LEADSCORE_{name.upper()}): {message}{given}"
 
 
 def prepare_storage(settings: Settings) -> str:
