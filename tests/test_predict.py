@@ -336,6 +336,35 @@ def test_misuse_exits_2(table_path: Path, tmp_path: Path) -> None:
     assert invoke("train", "--table", str(table_path), "-o", str(tmp_path)).exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--table", "T", "--target", "y", "--window", "0", "-o", "O"], "--window: only"),
+        (["train", "--events", "E", "--outcome", "won", "--id", "x", "-o", "O"], "--id: only"),
+        (["predict", "M", "--table", "T", "--at", "2026-01-01"], "--at: only with --events"),
+        (["suggest", "--table", "T", "--target", "y", "--until", "2026-01-01"], "--until: only"),
+        (["suggest", "--events", "E", "--outcome", "won", "--positive", "1"], "--positive: only"),
+        (["backtest", "R", "--table", "T", "--target", "y", "--from", "2026-01-01"], "--from:"),
+        (["backtest", "M", "--events", "E", "--horizon", "30"], "--horizon: a trained model"),
+    ],
+)
+def test_an_option_of_the_other_source_exits_2_naming_it(
+    trained_dir: Path, table_path: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    """Options of --events given with --table (and the other way round), or a
+    window for a trained model, would do nothing: said, not ignored."""
+    names = {
+        "T": table_path,
+        "E": tmp_path / "e.jsonl",
+        "M": trained_dir,
+        "R": tmp_path / "r.yaml",
+        "O": tmp_path / "out",
+    }
+    done = invoke(*[str(names.get(arg, arg)) for arg in args])
+    assert done.exit_code == 2, done.output
+    assert message in done.output
+
+
 def test_suggest_on_a_table_writes_a_valid_commented_scorecard(
     table_path: Path, tmp_path: Path
 ) -> None:
@@ -572,6 +601,18 @@ def test_a_model_trained_with_rules_in_python_scores_with_them(
         numeric = expected.is_numeric(name)
         got, wanted = table.columns[name][chosen], expected.columns[name]
         assert np.array_equal(got, wanted, equal_nan=numeric), name
+
+
+def test_exclude_and_keep_work_on_events_too(log: tuple[list[Event], Path], tmp_path: Path) -> None:
+    _, path = log
+    done = invoke(
+        "train", "--events", str(path), "--outcome", "deal_won", "--window", "7",
+        "--exclude", "page_view count", "-o", str(tmp_path / "m"), "--format", "json", *FAST,
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    report = orjson.loads(done.output)
+    assert report["excluded"]["page_view count"] == "excluded (--exclude)"
+    assert "page_view count" not in TrainedModel.load(tmp_path / "m").encoder.names
 
 
 def test_a_model_trained_on_a_table_is_refused_events(trained_dir: Path, log: Any) -> None:

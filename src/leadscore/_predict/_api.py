@@ -88,6 +88,8 @@ def train_events(
     setup: Setup,
     split_at: int | None = None,
     rules: Model | None = None,
+    exclude: Sequence[str] = (),
+    keep: Sequence[str] = (),
     fingerprint: str = "",
     options: Options | None = None,
 ) -> TrainedModel:
@@ -101,7 +103,9 @@ def train_events(
     history, table, y, times = event_table(events, setup, rules=rules)
     table.fingerprint = fingerprint
     split = float(np.quantile(times, 0.75)) if split_at is None else split_at / DAY
-    selection = select_features(table, y, candidates=list(table.columns))
+    selection = select_features(
+        table, y, candidates=list(table.columns), exclude=tuple(exclude), keep=tuple(keep)
+    )
     source: dict[str, Any] = {
         "kind": "events",
         **setup.to_json(),

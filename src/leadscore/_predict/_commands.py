@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
+from click.core import ParameterSource
 
 from .._cli_common import err, events_or_fail, fail, model_or_fail
 from .._errors import LeadscoreError
@@ -141,9 +142,34 @@ _TABLE_OPTIONS = _apply(_TARGET, _ID, _POSITIVE, _EXCLUDE, _KEEP)
 _EVENT_OPTIONS = _apply(_OUTCOME, _WINDOW, _HORIZON)
 
 
-def _one_source(table: str | None, event_paths: Sequence[str]) -> None:
+def _one_source(
+    table: str | None,
+    event_paths: Sequence[str],
+    *,
+    table_only: Sequence[str] = (),
+    events_only: Sequence[str] = (),
+) -> None:
+    """Exactly one of --table and --events, and none of the other one's
+    options (by parameter name): an option given for nothing is a mistake to
+    say, not to ignore."""
     if (table is None) == (not event_paths):
         raise click.UsageError("give either --table FILE or --events FILE (not both)")
+    if given := _given(table_only if table is None else events_only):
+        raise click.UsageError(
+            f"{', '.join(given)}: only with {'--table' if table is None else '--events'}"
+        )
+
+
+def _given(names: Sequence[str]) -> list[str]:
+    """The options, of these parameter names, given on the command line (or
+    in the environment), not left at their defaults."""
+    context = click.get_current_context()
+    return [
+        max(param.opts, key=len)
+        for param in context.command.params
+        if param.name in names
+        and context.get_parameter_source(param.name) is not ParameterSource.DEFAULT
+    ]
 
 
 @click.command()
@@ -220,7 +246,12 @@ def train(
     from ._report import print_train_report
     from ._train import Options
 
-    _one_source(table, event_paths)
+    _one_source(
+        table,
+        event_paths,
+        table_only=("target", "id_column", "positive", "split_column"),
+        events_only=("outcome", "window", "horizon", "rules_path"),
+    )
     options = Options(rounds=rounds, seed=seed, threads=threads or available_cpus())
     at = _instant(split_at, "--split-at")
     with _bad_input():
@@ -249,6 +280,8 @@ def train(
                 setup=Setup(outcome, window, horizon),
                 split_at=at,
                 rules=rules,
+                exclude=exclude,
+                keep=keep,
                 fingerprint=_fingerprint(event_paths),
                 options=options,
             )
@@ -330,7 +363,7 @@ def predict(
     """Conversion probability of every lead, with the factors raising and lowering it."""
     from ._report import write_predictions
 
-    _one_source(table, event_paths)
+    _one_source(table, event_paths, events_only=("at_text",))
     model = _load(model_dir)
     ids, data = scored_rows(
         model,
@@ -410,7 +443,12 @@ def suggest(
     from ._suggest import suggest as make
     from ._train import select_features
 
-    _one_source(table, event_paths)
+    _one_source(
+        table,
+        event_paths,
+        table_only=("target", "id_column", "positive"),
+        events_only=("outcome", "window", "horizon", "until_text"),
+    )
     until = _instant(until_text, "--until")
     with _bad_input():
         if table is not None:
@@ -499,9 +537,19 @@ def backtest(
     )
     from ._report import print_backtest
 
-    _one_source(table, event_paths)
-    since = _instant(from_text, "--from")
+    _one_source(
+        table,
+        event_paths,
+        table_only=("target", "positive"),
+        events_only=("outcome", "window", "horizon", "from_text"),
+    )
     trained = Path(model).is_dir()
+    if trained and (given := _given(("window", "horizon"))):
+        raise click.UsageError(
+            f"{', '.join(given)}: a trained model observes contacts with the window and "
+            "horizon it was trained with"
+        )
+    since = _instant(from_text, "--from")
     with _bad_input():
         if table is not None:
             if target is None:
