@@ -641,6 +641,25 @@ def test_the_leak_guards_tied_auc_is_the_roc_auc() -> None:
     assert _tied_auc(y, score) == pytest.approx(roc_auc(y, score), abs=1e-12)
 
 
+def test_capture_counts_tied_scores_by_their_share_whatever_the_order() -> None:
+    """A rule model ties many leads (all those without an award score 0): where
+    the top x% cuts through a tie, each tied lead counts as an equal part of it,
+    so a file sorted by outcome captures what any other order does."""
+    from leadscore._predict._metrics import capture, pareto
+
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0], dtype=np.int8)
+    flat = np.zeros(10)
+    assert capture(y, flat, 0.2) == pytest.approx(0.2)
+    assert capture(y[::-1].copy(), flat, 0.2) == pytest.approx(0.2)
+    assert [p["conversions_share"] for p in pareto(y, flat, steps=10)] == pytest.approx(
+        [k / 10 for k in range(11)]
+    )
+    # One lead above a tie of four with two conversions: the top two leads are
+    # that one (no conversion) and half of a conversion, on average, of the tie.
+    score = np.array([3.0, 1.0, 1.0, 1.0, 1.0])
+    assert capture(np.array([0, 1, 1, 0, 0], dtype=np.int8), score, 0.4) == pytest.approx(0.25)
+
+
 def test_numeric_targets_are_compared_as_numbers(tmp_path: Path) -> None:
     from leadscore._predict._table import target_labels
 
