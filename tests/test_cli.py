@@ -147,6 +147,27 @@ def test_explain_reconciles_with_the_scorecard(tmp_path: Path) -> None:
     assert "nobody" in missing.stderr.decode()
 
 
+def test_explain_says_when_the_clamp_bounds_the_sum(tmp_path: Path) -> None:
+    model = tmp_path / "m.yaml"
+    model.write_text(
+        "version: 1\nname: floor\nclamp: {min: 0}\n"
+        "rules:\n  - {id: unsubscribed, event: unsubscribe, points: -20}\n"
+    )
+    events = tmp_path / "e.jsonl"
+    events.write_text(
+        '{"id": "e1", "type": "unsubscribe", "timestamp": "2026-05-01T00:00:00Z", '
+        '"contact_id": "ann"}\n'
+    )
+    done = run("explain", str(model), str(events), "--contact", "ann", "--at", "2026-05-02")
+    assert done.returncode == 0, done.stderr.decode()
+    # Each line's words, without the tables' borders.
+    lines = [" ".join(line.replace("│", " ").split()) for line in done.stdout.decode().splitlines()]
+    assert lines[0].startswith("ann as of 2026-05-02T00:00:00Z: score 0.00")
+    assert "Why: points by rule" in lines
+    assert "total -20.00" in lines
+    assert "after the clamp 0.00" in lines
+
+
 @pytest.mark.parametrize("name", ["starter", "b2b-saas", "ecommerce"])
 def test_examples_validate(name: str) -> None:
     done = run("validate", str(EXAMPLES / f"{name}.yaml"))
