@@ -683,6 +683,7 @@ def keys_revoke(
 
 # Commands that live in modules of their own, one line each.
 from ._predict._commands import backtest, predict, suggest, train  # noqa: E402
+from ._users_cli import users  # noqa: E402
 from ._worker_cli import worker  # noqa: E402
 
 cli.add_command(worker)
@@ -690,12 +691,8 @@ cli.add_command(train)
 cli.add_command(predict)
 cli.add_command(suggest)
 cli.add_command(backtest)
+cli.add_command(users)
 
 
 def main() -> None:
     cli(prog_name="leadscore")
-
-
-from ._users_cli import users  # noqa: E402  (it uses the helpers above)
-
-cli.add_command(users)
