@@ -418,6 +418,16 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Event], Path]:
     return events, write_events(events, tmp_path_factory.mktemp("log") / "events.jsonl")
 
 
+def test_suggest_until_before_any_outcome_exits_1_saying_so(
+    log: tuple[list[Event], Path],
+) -> None:
+    _, path = log
+    args = ["suggest", "--events", str(path), "--outcome", "deal_won", "--until", "2020-01-01"]
+    done = invoke(*args)
+    assert done.exit_code == 1, done.output
+    assert "--until 2020-01-01: 0 labelled contacts with a cut-off before it" in done.output
+
+
 def test_suggest_on_events_finds_the_limit_and_the_negative(
     log: tuple[list[Event], Path], tmp_path: Path
 ) -> None:

@@ -18,7 +18,7 @@ import orjson
 from click.core import ParameterSource
 
 from .._cli_common import err, events_or_fail, fail, model_or_fail
-from .._errors import LeadscoreError
+from .._errors import InputError, LeadscoreError
 
 if TYPE_CHECKING:
     from .._events import Event
@@ -467,6 +467,12 @@ def suggest(
             if until is not None:
                 rows = np.flatnonzero(times < until / DAY)
                 data, y = data.take(rows), y[rows]
+                if y.size == 0 or y.min() == y.max():
+                    raise InputError(
+                        f"--until {until_text}: {y.size:,} labelled contact"
+                        f"{'s' if y.size != 1 else ''} with a cut-off before it, not of both "
+                        "outcomes: nothing to learn from"
+                    )
             candidates = list(data.columns)
             source = ", ".join(Path(p).name for p in event_paths)
             events = True
