@@ -695,6 +695,13 @@ def test_date_columns_are_read_to_the_fraction_of_a_second(tmp_path: Path) -> No
     assert table.dates["day"].tolist() == [17563.0, 17564.0]
 
 
+def test_a_table_with_two_columns_of_one_name_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("visits,visits,won\n1,2,1\n3,4,0\n")
+    with pytest.raises(InputError, match=f"{path}: more than one column named 'visits'"):
+        read_table(path)
+
+
 def test_a_date_target_is_refused_by_name(tmp_path: Path) -> None:
     from leadscore._predict._table import target_labels
 

@@ -174,6 +174,10 @@ def read_table(path: str | Path) -> Table:
             )
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{source}: cannot read it as a table: {exc}") from None
+    # Columns are known by name (--target, --exclude, a model's features).
+    twice = sorted({name for name in arrow.column_names if arrow.column_names.count(name) > 1})
+    if twice:
+        raise InputError(f"{source}: more than one column named {', '.join(map(repr, twice))}")
     columns: dict[str, Floats | Texts] = {}
     dates: dict[str, Floats] = {}
     for name in arrow.column_names:
