@@ -197,6 +197,33 @@ def test_the_model_directory_holds_no_code(trained_dir: Path) -> None:
     assert meta["features"] == ["visits", "source", "occupation"]
 
 
+def test_a_table_without_the_models_columns_is_refused_or_warned_of(
+    trained_dir: Path, tmp_path: Path
+) -> None:
+    other, part = tmp_path / "other.csv", tmp_path / "part.csv"
+    other.write_text("zzz,won\n1,1\n2,0\n")
+    part.write_text("visits,zzz\n1,1\n")
+    refused = invoke("predict", str(trained_dir), "--table", str(other))
+    assert refused.exit_code == 1
+    assert f"{other}: none of the model's features is a column of it" in refused.output
+    backtested = invoke("backtest", str(trained_dir), "--table", str(other), "--target", "won")
+    assert backtested.exit_code == 1
+    assert "none of the model's features" in backtested.output
+    warned = invoke("predict", str(trained_dir), "--table", str(part))
+    assert warned.exit_code == 0, warned.output
+    assert f"{part}: no column 'source', 'occupation'; counted as a missing value" in " ".join(
+        warned.output.split()
+    )
+
+
+def test_a_target_with_no_recorded_value_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("visits,won\n1,\n2,\n")
+    done = invoke("train", "--table", str(path), "--target", "won", "-o", str(tmp_path / "m"))
+    assert done.exit_code == 1
+    assert "target column 'won' has no recorded value" in done.output
+
+
 def test_a_model_directory_of_another_version_or_damaged_exits_1(
     trained_dir: Path, table_path: Path, tmp_path: Path
 ) -> None:

@@ -308,11 +308,12 @@ def scored_rows(
     strict: bool,
     at: int | None,
 ) -> tuple[list[str], Table]:
-    """Ids and feature rows of what `predict` and `backtest` score with a trained model."""
+    """Ids and feature rows of what `predict` scores with a trained model."""
     from ._api import event_features
 
     if table is not None:
         data = _table(table)
+        _has_features(model, data, table)
         id_column = model.meta.get("source", {}).get("id")
         if id_column and id_column in data.columns:
             ids = ["" if v is None else str(v) for v in data.columns[id_column]]
@@ -381,6 +382,24 @@ def predict(
     else:
         with open(output, "wb") as out:
             write_predictions(ids, rows, output_format, out)
+
+
+def _has_features(model: TrainedModel, data: Table, path: str) -> None:
+    """A table to score has the model's feature columns: exit 1 when it has
+    none (another file than meant), a warning naming those it lacks (each
+    counts as a missing value for every lead)."""
+    names = model.encoder.names
+    missing = [name for name in names if name not in data.columns]
+    if len(missing) == len(names):
+        shown = ", ".join(map(repr, names[:5])) + (", ..." if len(names) > 5 else "")
+        fail(f"{path}: none of the model's features is a column of it (they are {shown})")
+    if missing:
+        err.print(
+            f"[yellow]warning[/yellow] {path}: no column {', '.join(map(repr, missing))}; "
+            "counted as a missing value for every lead",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _labelled_table(path: str, target: str, positive: str | None) -> tuple[Table, Any]:
@@ -562,7 +581,9 @@ def backtest(
                 raise click.UsageError("--table needs --target COLUMN")
             data, y = _labelled_table(table, target, positive)
             if trained:
-                report = backtest_trained_table(_load(model), data, y)
+                trained_model = _load(model)
+                _has_features(trained_model, data, table)
+                report = backtest_trained_table(trained_model, data, y)
             else:
                 rules = _rules(model)
                 assert rules is not None

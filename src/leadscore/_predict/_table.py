@@ -237,8 +237,10 @@ def target_labels(
             labels = np.array([t.strip().lower() in POSITIVE_WORDS for t in texts], dtype=np.int8)
         texts = sorted({t for t, k in zip(texts, known_rows, strict=True) if k})[:10]
     kept = labels[known_rows]
-    if kept.size == 0 or kept.min() == kept.max():
-        which = "positive" if kept.size and kept.min() == 1 else "negative"
+    if kept.size == 0:
+        raise InputError(f"target column {target!r} has no recorded value")
+    if kept.min() == kept.max():
+        which = "positive" if kept.min() == 1 else "negative"
         raise InputError(
             f"target column {target!r} has only one class (every recorded value is {which}; "
             f"values seen: {', '.join(map(repr, texts))}"
