@@ -10,7 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
+from click.testing import CliRunner
 from ruamel.yaml import YAML
+
+from leadscore._cli import cli
 
 from ._support import CASES, assert_scorecards, load_case
 
@@ -231,6 +234,27 @@ def test_a_missing_events_file_is_bad_input(tmp_path: Path) -> None:
     done = run("score", str(model), str(tmp_path / "nope.jsonl"))
     assert done.returncode == 1
     assert b"nope.jsonl" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "g.jsonl", "--contacts", "0"], "contacts must be at least 1, got 0"),
+        (["generate", "g.jsonl", "--contacts", "10", "--events", "10"], "(80 for 10 contacts)"),
+        (["generate", "g.jsonl", "--days", "0"], "days must be at least 1, got 0"),
+        (["generate", "g.txt"], "cannot tell the format of 'g.txt' from its name; use .jsonl"),
+        (["demo", "--scoring-only", "--contacts", "100", "--events", "5"], "(800 for 100"),
+    ],
+)
+def test_bad_generator_arguments_are_usage_errors(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    paths = {"g.jsonl": str(tmp_path / "g.jsonl"), "g.txt": str(tmp_path / "g.txt")}
+    demo = ["--dir", str(tmp_path / "demo")] if args[0] == "demo" else []
+    done = CliRunner().invoke(cli, [paths.get(arg, arg) for arg in args] + demo)
+    assert done.exit_code == 2, done.output
+    assert message in done.output
+    assert "format=" not in done.output
 
 
 def test_generate_then_score(tmp_path: Path) -> None:

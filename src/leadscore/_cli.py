@@ -364,12 +364,22 @@ def schema() -> None:
 def generate(*, output: str, contacts: int, count: int, seed: int, days: int, start: str) -> None:
     """Write a realistic example event log (OUTPUT.jsonl or OUTPUT.parquet)."""
     begin = _start_day(start)
-    written = write_events(
-        generate_events(contacts=contacts, events=count, seed=seed, start=begin, days=days),
-        output,
-        typed=True,
-    )
+    generated = _generated(contacts=contacts, events=count, seed=seed, start=begin, days=days)
+    try:
+        written = write_events(generated, output, typed=True)
+    except ValueError as exc:  # an OUTPUT whose name says no format
+        # The command line has no `format=`, which the library's message offers.
+        raise click.UsageError(str(exc).removesuffix(", or pass format=")) from None
     err.print(f"wrote {written:,} events for {contacts:,} contacts to {output}", highlight=False)
+
+
+def _generated(**arguments: Any) -> Iterator[dict[str, Any]]:
+    """`generate_events`, which checks its arguments before generating
+    anything: a bad one (too few events per contact, say) is a usage error."""
+    try:
+        return generate_events(**arguments)
+    except ValueError as exc:
+        raise click.UsageError(f"{exc} (--contacts, --events, --days)") from None
 
 
 def _start_day(text: str) -> datetime:
@@ -408,6 +418,7 @@ def demo(
 ) -> None:
     """Start the service with a demo workspace, model and generated history
     (or, with --scoring-only, score a generated log with the B2B SaaS model)."""
+    _generated(contacts=contacts, events=count)  # its arguments checked before anything starts
     if scoring_only:
         _scoring_demo(Path(directory), contacts=contacts, count=count, top=top)
     else:
@@ -467,8 +478,7 @@ def _scoring_demo(folder: Path, *, contacts: int, count: int, top: int) -> None:
     days = 90
     begin = datetime(2026, 1, 5, tzinfo=UTC)
     write_events(
-        generate_events(contacts=contacts, events=count, seed=42, start=begin, days=days),
-        events_path,
+        _generated(contacts=contacts, events=count, seed=42, start=begin, days=days), events_path
     )
     at = from_datetime(begin + timedelta(days=days))
     model = model_or_fail(str(model_path))
