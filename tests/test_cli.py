@@ -236,6 +236,17 @@ def test_a_missing_events_file_is_bad_input(tmp_path: Path) -> None:
     assert b"nope.jsonl" in done.stderr
 
 
+@pytest.mark.parametrize("option", ["--output", "--firings"])
+def test_an_output_that_cannot_be_made_is_bad_input(tmp_path: Path, option: str) -> None:
+    model, events, _ = case_files(tmp_path, "01-rules-and-conditions")
+    missing = tmp_path / "no-such-directory" / "out.jsonl"
+    done = CliRunner().invoke(
+        cli, ["score", str(model), str(events), "--format", "jsonl", option, str(missing)]
+    )
+    assert done.exit_code == 1
+    assert f"error: {missing}: No such file or directory" in done.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -1,7 +1,8 @@
 """The `leadscore` command line.
 
 Exit codes: 0 when all went well, 1 for bad input (an invalid model, an
-unreadable file, a bad record under --strict), 2 for a command used wrongly.
+unreadable file or one that cannot be written, a bad record under --strict),
+2 for a command used wrongly.
 Results go to standard output (or --output); messages, warnings and progress
 to standard error, so output can be piped.
 """
@@ -168,7 +169,21 @@ _AT_HELP = (
 _INPUT_HELP = "Format of the event inputs when their names don't say (needed for some stdin)."
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group, which makes a file that cannot be opened or made
+    (an --output in a missing directory, say) bad input: exit 1 naming it,
+    not a traceback. Only errors that name a file: a broken pipe is click's."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            fail(f"{exc.filename}: {exc.strerror}")
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="leadscore")
 def cli() -> None:
     """Transparent, exact lead scoring from a YAML model and an event log."""
