@@ -980,3 +980,10 @@ def test_aliases_that_repeat_each_other_are_refused_not_expanded() -> None:
     (issue,) = raised.value.issues
     assert issue.source == "bomb.yaml"
     assert "holds more than 250,000 values once its aliases are expanded" in issue.message
+
+
+@pytest.mark.parametrize("format", ["yaml", "json"])
+def test_a_document_nested_thousands_deep_is_a_model_error(format: Literal["yaml", "json"]) -> None:
+    text = '{"version": 1, "name": "deep", "rules": [], "x": ' + "[" * 3000 + "]" * 3000 + "}"
+    with pytest.raises(ModelError, match="nests lists or mappings too deeply to be read"):
+        parse_model(text, source=f"deep.{format}", format=format)

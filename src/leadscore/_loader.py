@@ -31,7 +31,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -90,8 +91,9 @@ def load_model(path: str | os.PathLike[str]) -> Model:
 def parse_model(text: str, *, source: str | None = None, format: Format = "yaml") -> Model:
     """Parse model text; `source` names it in issues (usually the file name)."""
     text = text.removeprefix("\ufeff")
-    document = _read_json(text, source) if format == "json" else _read_yaml(text, source)
-    return _validate(document, source)
+    with _not_too_deep(source):
+        document = _read_json(text, source) if format == "json" else _read_yaml(text, source)
+        return _validate(document, source)
 
 
 def model_from_data(data: object) -> Model:
@@ -100,9 +102,22 @@ def model_from_data(data: object) -> Model:
     Its issues have no line numbers, unless the data is ruamel.yaml round-trip
     data (a part of a larger YAML file, say), whose positions are used.
     """
-    document = _Document()
-    document.data = _plain(data, (), document)
-    return _validate(document, None)
+    with _not_too_deep(None):
+        document = _Document()
+        document.data = _plain(data, (), document)
+        return _validate(document, None)
+
+
+@contextmanager
+def _not_too_deep(source: str | None) -> Iterator[None]:
+    """Lists or mappings nested thousands deep (`[[[[...]]]]`) exhaust the
+    recursion of every reader on the way (JSON's, YAML's, ours, pydantic's):
+    a ModelError that says so, not a RecursionError."""
+    try:
+        yield
+    except RecursionError:
+        message = "the document nests lists or mappings too deeply to be read"
+        raise ModelError([Issue("", message, None, source)]) from None
 
 
 # --- reading ---
