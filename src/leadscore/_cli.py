@@ -700,10 +700,13 @@ def keys_revoke(
     """Revoke the key KEY_ID (as `keys list` shows it) of a workspace."""
     from ._store.keys import revoke_key
 
+    # The id alone, also of a whole key (lsk_<id>_<secret>): the secret is
+    # never echoed, not even in an error.
+    given = key_id.removeprefix("lsk_").partition("_")[0]
     with store_connection(database_url, data_dir) as conn:
-        if not revoke_key(conn, workspace=workspace, key_id=key_id.removeprefix("lsk_")[:16]):
-            fail(f"workspace {workspace!r} has no key {key_id!r}")
-    err.print(f"revoked key {key_id[:20]}", highlight=False)
+        if not revoke_key(conn, workspace=workspace, key_id=given):
+            fail(f"workspace {workspace!r} has no key {given!r}")
+    err.print(f"revoked key {given}", highlight=False)
 
 
 # Commands that live in modules of their own, one line each.
