@@ -10,7 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
+from click.testing import CliRunner
 from ruamel.yaml import YAML
+
+from leadscore._cli import cli
 
 from ._support import CASES, assert_scorecards, load_case
 
@@ -147,6 +150,27 @@ def test_explain_reconciles_with_the_scorecard(tmp_path: Path) -> None:
     assert "nobody" in missing.stderr.decode()
 
 
+def test_explain_says_when_the_clamp_bounds_the_sum(tmp_path: Path) -> None:
+    model = tmp_path / "m.yaml"
+    model.write_text(
+        "version: 1\nname: floor\nclamp: {min: 0}\n"
+        "rules:\n  - {id: unsubscribed, event: unsubscribe, points: -20}\n"
+    )
+    events = tmp_path / "e.jsonl"
+    events.write_text(
+        '{"id": "e1", "type": "unsubscribe", "timestamp": "2026-05-01T00:00:00Z", '
+        '"contact_id": "ann"}\n'
+    )
+    done = run("explain", str(model), str(events), "--contact", "ann", "--at", "2026-05-02")
+    assert done.returncode == 0, done.stderr.decode()
+    # Each line's words, without the tables' borders.
+    lines = [" ".join(line.replace("│", " ").split()) for line in done.stdout.decode().splitlines()]
+    assert lines[0].startswith("ann as of 2026-05-02T00:00:00Z: score 0.00")
+    assert "Why: points by rule" in lines
+    assert "total -20.00" in lines
+    assert "after the clamp 0.00" in lines
+
+
 @pytest.mark.parametrize("name", ["starter", "b2b-saas", "ecommerce"])
 def test_examples_validate(name: str) -> None:
     done = run("validate", str(EXAMPLES / f"{name}.yaml"))
@@ -210,6 +234,38 @@ def test_a_missing_events_file_is_bad_input(tmp_path: Path) -> None:
     done = run("score", str(model), str(tmp_path / "nope.jsonl"))
     assert done.returncode == 1
     assert b"nope.jsonl" in done.stderr
+
+
+@pytest.mark.parametrize("option", ["--output", "--firings"])
+def test_an_output_that_cannot_be_made_is_bad_input(tmp_path: Path, option: str) -> None:
+    model, events, _ = case_files(tmp_path, "01-rules-and-conditions")
+    missing = tmp_path / "no-such-directory" / "out.jsonl"
+    done = CliRunner().invoke(
+        cli, ["score", str(model), str(events), "--format", "jsonl", option, str(missing)]
+    )
+    assert done.exit_code == 1
+    assert f"error: {missing}: No such file or directory" in done.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "g.jsonl", "--contacts", "0"], "contacts must be at least 1, got 0"),
+        (["generate", "g.jsonl", "--contacts", "10", "--events", "10"], "(80 for 10 contacts)"),
+        (["generate", "g.jsonl", "--days", "0"], "days must be at least 1, got 0"),
+        (["generate", "g.txt"], "cannot tell the format of 'g.txt' from its name; use .jsonl"),
+        (["demo", "--scoring-only", "--contacts", "100", "--events", "5"], "(800 for 100"),
+    ],
+)
+def test_bad_generator_arguments_are_usage_errors(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    paths = {"g.jsonl": str(tmp_path / "g.jsonl"), "g.txt": str(tmp_path / "g.txt")}
+    demo = ["--dir", str(tmp_path / "demo")] if args[0] == "demo" else []
+    done = CliRunner().invoke(cli, [paths.get(arg, arg) for arg in args] + demo)
+    assert done.exit_code == 2, done.output
+    assert message in done.output
+    assert "format=" not in done.output
 
 
 def test_generate_then_score(tmp_path: Path) -> None:

@@ -81,6 +81,12 @@ def test_keys_of_each_scope_listed_and_revoked(database_url: str) -> None:
 
     other = leadscore(database_url, "keys", "revoke", rows[0][0], "--workspace", "other")
     assert other.exit_code == 1
+    # A whole key given in the wrong workspace: the error names its id, not its secret.
+    wrong = leadscore(database_url, "keys", "revoke", made["admin"], "--workspace", "other")
+    assert wrong.exit_code == 1
+    key_id, _, secret = made["admin"].removeprefix("lsk_").partition("_")
+    assert key_id in wrong.output
+    assert secret not in wrong.output
     assert authenticated(database_url, made["admin"]) is not None
     assert leadscore(database_url, "keys", "list", "--workspace", "nope").exit_code == 1
 

@@ -967,3 +967,23 @@ def test_round_trip_data_keeps_the_lines_of_its_file() -> None:
     with pytest.raises(ModelError) as raised:
         model_from_data(YAML().load(text)["model"])
     assert [(i.path, i.line) for i in raised.value.issues] == [("rules[0].points", 8)]
+
+
+def test_aliases_that_repeat_each_other_are_refused_not_expanded() -> None:
+    """Nine lines whose aliases repeat each other would expand to 10^9 values:
+    refused at MAX_VALUES, in a moment, with the file's name."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    text = "\n".join([*lines, "version: 1", "name: bomb", "rules: []", "bomb: *a8"]) + "\n"
+    with pytest.raises(ModelError) as raised:
+        parse_model(text, source="bomb.yaml")
+    (issue,) = raised.value.issues
+    assert issue.source == "bomb.yaml"
+    assert "holds more than 250,000 values once its aliases are expanded" in issue.message
+
+
+@pytest.mark.parametrize("format", ["yaml", "json"])
+def test_a_document_nested_thousands_deep_is_a_model_error(format: Literal["yaml", "json"]) -> None:
+    text = '{"version": 1, "name": "deep", "rules": [], "x": ' + "[" * 3000 + "]" * 3000 + "}"
+    with pytest.raises(ModelError, match="nests lists or mappings too deeply to be read"):
+        parse_model(text, source=f"deep.{format}", format=format)

@@ -23,13 +23,13 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
-from leadscore import Event, InputError, load_model, replay
+from leadscore import Event, InputError, load_model, parse_model, replay
 from leadscore._cli import cli
-from leadscore._predict._api import event_features, train_events, train_table
+from leadscore._predict._api import event_features, event_table, train_events, train_table
 from leadscore._predict._backtest import backtest
-from leadscore._predict._history import DAY, Setup, contacts
+from leadscore._predict._history import DAY, Setup, contacts, labelled
 from leadscore._predict._metrics import roc_auc
-from leadscore._predict._table import read_table
+from leadscore._predict._table import from_columns, read_table
 from leadscore._predict._train import Options, TrainedModel, _time_folds
 from leadscore._time import from_datetime
 
@@ -197,6 +197,54 @@ def test_the_model_directory_holds_no_code(trained_dir: Path) -> None:
     assert meta["features"] == ["visits", "source", "occupation"]
 
 
+def test_a_table_without_the_models_columns_is_refused_or_warned_of(
+    trained_dir: Path, tmp_path: Path
+) -> None:
+    other, part = tmp_path / "other.csv", tmp_path / "part.csv"
+    other.write_text("zzz,won\n1,1\n2,0\n")
+    part.write_text("visits,zzz\n1,1\n")
+    refused = invoke("predict", str(trained_dir), "--table", str(other))
+    assert refused.exit_code == 1
+    assert f"{other}: none of the model's features is a column of it" in refused.output
+    backtested = invoke("backtest", str(trained_dir), "--table", str(other), "--target", "won")
+    assert backtested.exit_code == 1
+    assert "none of the model's features" in backtested.output
+    warned = invoke("predict", str(trained_dir), "--table", str(part))
+    assert warned.exit_code == 0, warned.output
+    assert f"{part}: no column 'source', 'occupation'; counted as a missing value" in " ".join(
+        warned.output.split()
+    )
+
+
+def test_a_target_with_no_recorded_value_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("visits,won\n1,\n2,\n")
+    done = invoke("train", "--table", str(path), "--target", "won", "-o", str(tmp_path / "m"))
+    assert done.exit_code == 1
+    assert "target column 'won' has no recorded value" in done.output
+
+
+def test_a_model_directory_of_another_version_or_damaged_exits_1(
+    trained_dir: Path, table_path: Path, tmp_path: Path
+) -> None:
+    document = orjson.loads((trained_dir / "model.json").read_bytes())
+    cases = {
+        "format_version 2, but this leadscore reads version 1": {**document, "format_version": 2},
+        "a damaged model file (KeyError: 'encoder')": {
+            k: v for k, v in document.items() if k != "encoder"
+        },
+    }
+    for message, changed in cases.items():
+        folder = tmp_path / str(len(message))
+        folder.mkdir()
+        (folder / "model.json").write_bytes(orjson.dumps(changed))
+        if (trained_dir / "trees.txt").exists():
+            (folder / "trees.txt").write_bytes((trained_dir / "trees.txt").read_bytes())
+        done = invoke("predict", str(folder), "--table", str(table_path))
+        assert done.exit_code == 1, done.output
+        assert message in done.output
+
+
 def test_predict_gives_the_saved_models_probabilities_and_factors(
     trained_dir: Path, table_path: Path, tmp_path: Path
 ) -> None:
@@ -227,6 +275,38 @@ def test_predict_gives_the_saved_models_probabilities_and_factors(
     header, first = csv_out.output.splitlines()[:2]
     assert header == "id,probability,raising,lowering"
     assert first.startswith("L00000,")
+
+
+def test_a_column_typed_otherwise_than_in_training_is_read_as_trained(
+    trained_dir: Path, table_path: Path, tmp_path: Path
+) -> None:
+    """A table is typed on its own: one stray word turns a numeric column into
+    text, and codes without their one letter-bearing value turn a category into
+    numbers. Each lead's probability and factors are those it has alone."""
+    header, *rows = table_path.read_text().splitlines()[:21]
+    clean, stray = tmp_path / "clean.csv", tmp_path / "stray.csv"
+    clean.write_text("\n".join([header, *rows]) + "\n")
+    stray.write_text("\n".join([header, *rows, "L99999,oops,Google,Worker,bad,no"]) + "\n")
+    assert read_table(clean).is_numeric("visits")
+    assert not read_table(stray).is_numeric("visits")
+
+    def predicted(path: Path) -> list[dict[str, Any]]:
+        done = invoke("predict", str(trained_dir), "--table", str(path), "--format", "jsonl")
+        assert done.exit_code == 0, done.output
+        return [orjson.loads(line) for line in done.output.splitlines()]
+
+    assert predicted(stray)[:20] == predicted(clean)
+
+    rng = np.random.default_rng(3)
+    plan = rng.choice(["10", "20", "30", "A7"], 800)
+    won = rng.random(800) < np.where(plan == "20", 0.7, 0.2)
+    coded = from_columns({"plan": list(plan), "won": [str(int(w)) for w in won]})
+    model = train_table(coded, target="won", options=Options(rounds=20))
+    assert not coded.is_numeric("plan")
+    numbers = from_columns({"plan": ["10", "20", "30"]})
+    assert numbers.is_numeric("plan")
+    codes = from_columns({"plan": ["10", "20", "30", "A7"]})
+    assert model.factors(numbers) == model.factors(codes)[:3]
 
 
 @pytest.mark.parametrize(
@@ -283,6 +363,35 @@ def test_misuse_exits_2(table_path: Path, tmp_path: Path) -> None:
     assert invoke("train", "--table", str(table_path), "-o", str(tmp_path)).exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--table", "T", "--target", "y", "--window", "0", "-o", "O"], "--window: only"),
+        (["train", "--events", "E", "--outcome", "won", "--id", "x", "-o", "O"], "--id: only"),
+        (["predict", "M", "--table", "T", "--at", "2026-01-01"], "--at: only with --events"),
+        (["suggest", "--table", "T", "--target", "y", "--until", "2026-01-01"], "--until: only"),
+        (["suggest", "--events", "E", "--outcome", "won", "--positive", "1"], "--positive: only"),
+        (["backtest", "R", "--table", "T", "--target", "y", "--from", "2026-01-01"], "--from:"),
+        (["backtest", "M", "--events", "E", "--horizon", "30"], "--horizon: a trained model"),
+    ],
+)
+def test_an_option_of_the_other_source_exits_2_naming_it(
+    trained_dir: Path, table_path: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    """Options of --events given with --table (and the other way round), or a
+    window for a trained model, would do nothing: said, not ignored."""
+    names = {
+        "T": table_path,
+        "E": tmp_path / "e.jsonl",
+        "M": trained_dir,
+        "R": tmp_path / "r.yaml",
+        "O": tmp_path / "out",
+    }
+    done = invoke(*[str(names.get(arg, arg)) for arg in args])
+    assert done.exit_code == 2, done.output
+    assert message in done.output
+
+
 def test_suggest_on_a_table_writes_a_valid_commented_scorecard(
     table_path: Path, tmp_path: Path
 ) -> None:
@@ -334,6 +443,16 @@ def test_suggest_on_a_table_writes_a_valid_commented_scorecard(
 def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Event], Path]:
     events = make_events()
     return events, write_events(events, tmp_path_factory.mktemp("log") / "events.jsonl")
+
+
+def test_suggest_until_before_any_outcome_exits_1_saying_so(
+    log: tuple[list[Event], Path],
+) -> None:
+    _, path = log
+    args = ["suggest", "--events", str(path), "--outcome", "deal_won", "--until", "2020-01-01"]
+    done = invoke(*args)
+    assert done.exit_code == 1, done.output
+    assert "--until 2020-01-01: 0 labelled contacts with a cut-off before it" in done.output
 
 
 def test_suggest_on_events_finds_the_limit_and_the_negative(
@@ -496,6 +615,51 @@ def test_train_on_events_with_a_rule_model_and_backtest_the_trained_model(
     assert len(predicted.output.splitlines()) == 600
 
 
+def test_a_model_trained_with_rules_in_python_scores_with_them(
+    log: tuple[list[Event], Path], tmp_path: Path
+) -> None:
+    """The rule model is saved with the trained model, so its features are
+    computed again for the leads it scores, not left at zero or missing."""
+    events, _ = log
+    rules = parse_model(
+        "version: 1\nname: views\nrules:\n"
+        "  - {id: views, event: page_view, points: 5, limit: {times: 2, per: ever}}\n"
+        "  - {id: email, event: first_contact, where: {origin: email}, points: -5}\n"
+    )
+    setup = Setup("deal_won", 7.0)
+    trained = train_events(events, setup=setup, rules=rules, options=Options(rounds=20, threads=1))
+    trained.save(tmp_path / "m")
+    loaded = TrainedModel.load(tmp_path / "m")
+    ids, table = event_features(loaded, events)
+    _, expected, _, _ = event_table(events, setup, rules=rules)
+    assert {"model score", "rule views awards"} <= set(loaded.encoder.names)
+    chosen = [ids.index(c.contact_id) for c in labelled(contacts(events, setup))]
+    for name in loaded.encoder.names:
+        numeric = expected.is_numeric(name)
+        got, wanted = table.columns[name][chosen], expected.columns[name]
+        assert np.array_equal(got, wanted, equal_nan=numeric), name
+
+
+def test_exclude_and_keep_work_on_events_too(log: tuple[list[Event], Path], tmp_path: Path) -> None:
+    _, path = log
+    done = invoke(
+        "train", "--events", str(path), "--outcome", "deal_won", "--window", "7",
+        "--exclude", "page_view count", "-o", str(tmp_path / "m"), "--format", "json", *FAST,
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    report = orjson.loads(done.output)
+    assert report["excluded"]["page_view count"] == "excluded (--exclude)"
+    assert "page_view count" not in TrainedModel.load(tmp_path / "m").encoder.names
+
+
+def test_a_model_trained_on_a_table_is_refused_events(trained_dir: Path, log: Any) -> None:
+    _, path = log
+    for command in ("backtest", "predict"):
+        done = invoke(command, str(trained_dir), "--events", str(path))
+        assert done.exit_code == 1, done.output
+        assert "trained on a table, not on events: give it --table" in done.output
+
+
 def test_table_training_in_python_matches_the_cli(table_path: Path, trained_dir: Path) -> None:
     model = train_table(
         read_table(table_path), target="converted", id_column="lead", options=Options(rounds=40)
@@ -514,6 +678,25 @@ def test_the_leak_guards_tied_auc_is_the_roc_auc() -> None:
     assert _tied_auc(y, score) == pytest.approx(roc_auc(y, score), abs=1e-12)
 
 
+def test_capture_counts_tied_scores_by_their_share_whatever_the_order() -> None:
+    """A rule model ties many leads (all those without an award score 0): where
+    the top x% cuts through a tie, each tied lead counts as an equal part of it,
+    so a file sorted by outcome captures what any other order does."""
+    from leadscore._predict._metrics import capture, pareto
+
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0], dtype=np.int8)
+    flat = np.zeros(10)
+    assert capture(y, flat, 0.2) == pytest.approx(0.2)
+    assert capture(y[::-1].copy(), flat, 0.2) == pytest.approx(0.2)
+    assert [p["conversions_share"] for p in pareto(y, flat, steps=10)] == pytest.approx(
+        [k / 10 for k in range(11)]
+    )
+    # One lead above a tie of four with two conversions: the top two leads are
+    # that one (no conversion) and half of a conversion, on average, of the tie.
+    score = np.array([3.0, 1.0, 1.0, 1.0, 1.0])
+    assert capture(np.array([0, 1, 1, 0, 0], dtype=np.int8), score, 0.4) == pytest.approx(0.25)
+
+
 def test_numeric_targets_are_compared_as_numbers(tmp_path: Path) -> None:
     from leadscore._predict._table import target_labels
 
@@ -526,6 +709,33 @@ def test_numeric_targets_are_compared_as_numbers(tmp_path: Path) -> None:
     assert target_labels(table, "won", "0")[0][known].tolist() == [0, 1, 0, 1]
     with pytest.raises(InputError, match=r"only one class.*values seen: '0', '1'"):
         target_labels(table, "won", "yes")
+
+
+def test_date_columns_are_read_to_the_fraction_of_a_second(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "when,day,won\n2018-02-01 12:00:00.5,2018-02-01,1\n2018-02-02 00:00:00,2018-02-02,0\n"
+    )
+    table = read_table(path)
+    half_past_noon = from_datetime(datetime(2018, 2, 1, 12, 0, 0, 500_000, tzinfo=UTC)) / DAY
+    assert table.dates["when"].tolist() == [half_past_noon, 17564.0]
+    assert table.dates["day"].tolist() == [17563.0, 17564.0]
+
+
+def test_a_table_with_two_columns_of_one_name_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("visits,visits,won\n1,2,1\n3,4,0\n")
+    with pytest.raises(InputError, match=f"{path}: more than one column named 'visits'"):
+        read_table(path)
+
+
+def test_a_date_target_is_refused_by_name(tmp_path: Path) -> None:
+    from leadscore._predict._table import target_labels
+
+    path = tmp_path / "t.csv"
+    path.write_text("day,won\n2018-02-01,1\n2018-02-02,0\n")
+    with pytest.raises(InputError, match="target column 'day' holds dates"):
+        target_labels(read_table(path), "day", None)
 
 
 def _interaction_table(path: Path, rows: int = 1200) -> Path:

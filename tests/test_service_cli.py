@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import httpx
+from click.testing import CliRunner
+
+from leadscore._cli import cli
 
 from ._live import serve_process
 from .test_cli import run
@@ -15,6 +18,26 @@ def test_serve_refuses_a_database_that_is_not_upgraded(tmp_path: Path) -> None:
     done = run("serve", "--data-dir", str(tmp_path / "data"), "--port", "0")
     assert done.returncode == 1
     assert b"leadscore db upgrade" in done.stderr
+
+
+def test_bad_settings_are_named_with_their_variable_and_value(tmp_path: Path) -> None:
+    missing = tmp_path / "no-model"
+    env = {
+        "LEADSCORE_PORT": "99999",
+        "LEADSCORE_SESSION_HOURS": "-1",
+        "LEADSCORE_PREDICTIVE_MODEL": str(missing),
+    }
+    done = CliRunner().invoke(cli, ["serve", "--data-dir", str(tmp_path)], env=env)
+    assert done.exit_code == 1
+    assert "port (LEADSCORE_PORT): Input should be less than or equal to 65535, got '99999'" in (
+        done.output
+    )
+    assert "session_hours (LEADSCORE_SESSION_HOURS): Input should be greater than 0" in done.output
+    assert (
+        f"predictive_model (LEADSCORE_PREDICTIVE_MODEL): {missing} is not a directory "
+        "`leadscore train` wrote (no model.json)"
+    ) in done.output
+    assert "errors.pydantic.dev" not in done.output
 
 
 def test_upgrade_then_serve(tmp_path: Path) -> None:

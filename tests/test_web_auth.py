@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 
 from leadscore._settings import Settings
-from leadscore._store import create_workspace
+from leadscore._store import create_workspace, store_model
 from leadscore._store.tables import users as user_rows
 from leadscore._store.users import (
     Role,
@@ -28,6 +28,7 @@ from leadscore._store.users import (
     verify_password,
 )
 
+from ._browser import MODEL
 from ._live import form_token, serving, web_sign_in
 
 PASSWORD = "a-long-enough-secret"
@@ -88,6 +89,43 @@ def test_sign_in_sets_a_safe_cookie_and_sign_out_revokes_it(base: str, database:
         # The old cookie is worthless: the session row is gone.
         other.cookies.set("ls_session", session)
         assert other.get("/").status_code == 303
+
+
+def test_sign_in_goes_back_only_to_a_page_of_this_site(base: str, database: sa.Engine) -> None:
+    email = _user(database)
+    # Browsers read `\\` as `/` and drop tabs and newlines: each of these
+    # would lead to another site after signing in.
+    elsewhere = ["//evil.example", "/\\evil.example", "/\t/evil.example", "/\n/evil.example"]
+    for target in ["/reports?outcome=won", *elsewhere, "https://evil.example/"]:
+        with _client(base) as http:
+            form = http.get("/signin")
+            data = {"csrf": _token(form.text), "email": email, "password": PASSWORD}
+            signed = http.post("/signin", data={**data, "next": target})
+            assert signed.status_code == 303
+            location = signed.headers["location"]
+            if target.startswith("/reports"):
+                assert location == target
+            else:  # a path of this site: no second slash, nothing a browser reads as one
+                assert location.startswith("/"), target
+                assert not location.startswith("//"), target
+                assert not any(c in location for c in "\\\t\n"), target
+
+
+def test_a_page_number_past_any_end_shows_the_last_page(base: str, database: sa.Engine) -> None:
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        store_model(conn, workspace=workspace, document=MODEL, activate=True)
+        create_user(conn, workspace=workspace, email=email, role=Role.SALES, password=PASSWORD)
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        for query in (
+            "page=99",
+            "page=10000000000000000000000",
+            "page=10000000000000000000000&q=x",
+        ):
+            assert http.get(f"/?{query}").status_code == 200, query
 
 
 def test_secure_cookies_when_the_setting_says_so(database: sa.Engine) -> None:

@@ -1,7 +1,8 @@
 """The `leadscore` command line.
 
 Exit codes: 0 when all went well, 1 for bad input (an invalid model, an
-unreadable file, a bad record under --strict), 2 for a command used wrongly.
+unreadable file or one that cannot be written, a bad record under --strict),
+2 for a command used wrongly.
 Results go to standard output (or --output); messages, warnings and progress
 to standard error, so output can be piped.
 """
@@ -168,7 +169,21 @@ _AT_HELP = (
 _INPUT_HELP = "Format of the event inputs when their names don't say (needed for some stdin)."
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group, which makes a file that cannot be opened or made
+    (an --output in a missing directory, say) bad input: exit 1 naming it,
+    not a traceback. Only errors that name a file: a broken pipe is click's."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            fail(f"{exc.filename}: {exc.strerror}")
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="leadscore")
 def cli() -> None:
     """Transparent, exact lead scoring from a YAML model and an event log."""
@@ -364,12 +379,22 @@ def schema() -> None:
 def generate(*, output: str, contacts: int, count: int, seed: int, days: int, start: str) -> None:
     """Write a realistic example event log (OUTPUT.jsonl or OUTPUT.parquet)."""
     begin = _start_day(start)
-    written = write_events(
-        generate_events(contacts=contacts, events=count, seed=seed, start=begin, days=days),
-        output,
-        typed=True,
-    )
+    generated = _generated(contacts=contacts, events=count, seed=seed, start=begin, days=days)
+    try:
+        written = write_events(generated, output, typed=True)
+    except ValueError as exc:  # an OUTPUT whose name says no format
+        # The command line has no `format=`, which the library's message offers.
+        raise click.UsageError(str(exc).removesuffix(", or pass format=")) from None
     err.print(f"wrote {written:,} events for {contacts:,} contacts to {output}", highlight=False)
+
+
+def _generated(**arguments: Any) -> Iterator[dict[str, Any]]:
+    """`generate_events`, which checks its arguments before generating
+    anything: a bad one (too few events per contact, say) is a usage error."""
+    try:
+        return generate_events(**arguments)
+    except ValueError as exc:
+        raise click.UsageError(f"{exc} (--contacts, --events, --days)") from None
 
 
 def _start_day(text: str) -> datetime:
@@ -408,6 +433,7 @@ def demo(
 ) -> None:
     """Start the service with a demo workspace, model and generated history
     (or, with --scoring-only, score a generated log with the B2B SaaS model)."""
+    _generated(contacts=contacts, events=count)  # its arguments checked before anything starts
     if scoring_only:
         _scoring_demo(Path(directory), contacts=contacts, count=count, top=top)
     else:
@@ -467,8 +493,7 @@ def _scoring_demo(folder: Path, *, contacts: int, count: int, top: int) -> None:
     days = 90
     begin = datetime(2026, 1, 5, tzinfo=UTC)
     write_events(
-        generate_events(contacts=contacts, events=count, seed=42, start=begin, days=days),
-        events_path,
+        _generated(contacts=contacts, events=count, seed=42, start=begin, days=days), events_path
     )
     at = from_datetime(begin + timedelta(days=days))
     model = model_or_fail(str(model_path))
@@ -675,14 +700,18 @@ def keys_revoke(
     """Revoke the key KEY_ID (as `keys list` shows it) of a workspace."""
     from ._store.keys import revoke_key
 
+    # The id alone, also of a whole key (lsk_<id>_<secret>): the secret is
+    # never echoed, not even in an error.
+    given = key_id.removeprefix("lsk_").partition("_")[0]
     with store_connection(database_url, data_dir) as conn:
-        if not revoke_key(conn, workspace=workspace, key_id=key_id.removeprefix("lsk_")[:16]):
-            fail(f"workspace {workspace!r} has no key {key_id!r}")
-    err.print(f"revoked key {key_id[:20]}", highlight=False)
+        if not revoke_key(conn, workspace=workspace, key_id=given):
+            fail(f"workspace {workspace!r} has no key {given!r}")
+    err.print(f"revoked key {given}", highlight=False)
 
 
 # Commands that live in modules of their own, one line each.
 from ._predict._commands import backtest, predict, suggest, train  # noqa: E402
+from ._users_cli import users  # noqa: E402
 from ._worker_cli import worker  # noqa: E402
 
 cli.add_command(worker)
@@ -690,12 +719,8 @@ cli.add_command(train)
 cli.add_command(predict)
 cli.add_command(suggest)
 cli.add_command(backtest)
+cli.add_command(users)
 
 
 def main() -> None:
     cli(prog_name="leadscore")
-
-
-from ._users_cli import users  # noqa: E402  (it uses the helpers above)
-
-cli.add_command(users)

@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from rich.console import Console
 
 from ._errors import InputError, LeadscoreError, ModelError
@@ -119,7 +120,18 @@ def service_settings(database_url: str | None, data_dir: str | None) -> Settings
     try:
         return Settings(**given)
     except ValidationError as exc:
-        fail(f"invalid settings: {exc}")
+        fail("invalid settings: " + "; ".join(_setting_problem(error) for error in exc.errors()))
+
+
+def _setting_problem(error: ErrorDetails) -> str:
+    """One of pydantic's errors as the person who set it reads it: the
+    setting's name and variable, what was expected and what was given."""
+    message = error["msg"].removeprefix("Value error, ")  # our validators word their own
+    if not error["loc"]:  # a check of several settings together
+        return message
+    name = str(error["loc"][0])
+    given = "" if error["type"] == "value_error" else f", got {error['input']!r}"
+    return f"{name} (LEADSCORE_{name.upper()}): {message}{given}"
 
 
 def prepare_storage(settings: Settings) -> str:

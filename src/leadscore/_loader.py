@@ -31,7 +31,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -58,6 +59,13 @@ from ._semantics import (
 )
 
 Format = Literal["yaml", "json"]
+# The most values (mappings, lists and scalars) a document may hold once its
+# YAML aliases are expanded. A few lines of aliases that repeat each other
+# expand to billions (`a2: [*a1, *a1, ...]`), which would hang the loader,
+# and the web editor runs it at every keystroke. A quarter of a million is
+# hundreds of times what a model written by hand holds (the B2B example:
+# 368), room for long `in` lists, and walked in well under a second.
+MAX_VALUES = 250_000
 _FORMATS: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
 
@@ -83,8 +91,9 @@ def load_model(path: str | os.PathLike[str]) -> Model:
 def parse_model(text: str, *, source: str | None = None, format: Format = "yaml") -> Model:
     """Parse model text; `source` names it in issues (usually the file name)."""
     text = text.removeprefix("\ufeff")
-    document = _read_json(text, source) if format == "json" else _read_yaml(text, source)
-    return _validate(document, source)
+    with _not_too_deep(source):
+        document = _read_json(text, source) if format == "json" else _read_yaml(text, source)
+        return _validate(document, source)
 
 
 def model_from_data(data: object) -> Model:
@@ -93,9 +102,22 @@ def model_from_data(data: object) -> Model:
     Its issues have no line numbers, unless the data is ruamel.yaml round-trip
     data (a part of a larger YAML file, say), whose positions are used.
     """
-    document = _Document()
-    document.data = _plain(data, (), document)
-    return _validate(document, None)
+    with _not_too_deep(None):
+        document = _Document()
+        document.data = _plain(data, (), document)
+        return _validate(document, None)
+
+
+@contextmanager
+def _not_too_deep(source: str | None) -> Iterator[None]:
+    """Lists or mappings nested thousands deep (`[[[[...]]]]`) exhaust the
+    recursion of every reader on the way (JSON's, YAML's, ours, pydantic's):
+    a ModelError that says so, not a RecursionError."""
+    try:
+        yield
+    except RecursionError:
+        message = "the document nests lists or mappings too deeply to be read"
+        raise ModelError([Issue("", message, None, source)]) from None
 
 
 # --- reading ---
@@ -108,6 +130,8 @@ class _Document:
     data: object = None
     lines: dict[Loc, int] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
+    values: int = 0  # seen so far by _plain, against MAX_VALUES
+    source: str | None = None
     # Duplicate keys, by the id of the mapping that holds them: (key, line).
     duplicates: dict[int, list[tuple[object, int]]] = field(default_factory=dict)
 
@@ -157,7 +181,7 @@ def _read_yaml(text: str, source: str | None) -> _Document:
 def _from_yaml(
     root: object, duplicates: list[tuple[Any, object, int]], source: str | None
 ) -> _Document:
-    document = _Document(lines={(): _node_line(root) or 1})
+    document = _Document(lines={(): _node_line(root) or 1}, source=source)
     for mapping, key, line in duplicates:
         document.duplicates.setdefault(id(mapping), []).append((key, line))
     document.data = _plain(root, (), document)
@@ -210,7 +234,7 @@ def _json_without_lines(data: object, keys_seen_twice: list[str], source: str | 
     if keys_seen_twice:
         issues = [Issue("", f"duplicate key {key!r}", None, source) for key in keys_seen_twice]
         raise ModelError(issues)
-    document = _Document()
+    document = _Document(source=source)
     document.data = _plain(data, (), document)
     return document
 
@@ -243,6 +267,13 @@ def _line_of(node: object, key: object) -> int | None:
 
 def _plain(node: object, loc: Loc, document: _Document) -> object:
     """Plain Python data from decoded data, noting lines and key problems on the way."""
+    document.values += 1
+    if document.values > MAX_VALUES:
+        message = (
+            f"the document holds more than {MAX_VALUES:,} values once its aliases are "
+            "expanded (aliases that repeat each other?)"
+        )
+        raise ModelError([Issue(format_path(loc), message, document.line(loc), document.source)])
     if isinstance(node, Mapping):
         return _plain_mapping(node, loc, document)
     if isinstance(node, list | tuple):

@@ -142,7 +142,8 @@ def _by_rule(why: Explanation) -> Table:
     for award, value in why.awards:
         count, total = totals.get(award.rule_id, (0, 0.0))
         totals[award.rule_id] = (count + 1, total + value)
-    table = Table(title="Why: points by rule, as of now", title_justify="left", header_style="bold")
+    # No time in the title: the line above the tables gives it (`--at`, or now).
+    table = Table(title="Why: points by rule", title_justify="left", header_style="bold")
     table.add_column("rule")
     table.add_column("awards", justify="right")
     table.add_column("counts now", justify="right")
@@ -193,6 +194,10 @@ def print_explanation(why: Explanation, console: Console) -> None:
     console.print(_by_rule(why))
     awards.add_section()
     awards.add_row("", "", "total", "", f"{total:.2f}", "")
+    if f"{total:.2f}" != f"{card.score:.2f}":
+        # The model's clamp bounds the sum (spec 2.3): say so, or the lines
+        # would not add up to the score printed above.
+        awards.add_row("", "", "after the clamp", "", f"{card.score:.2f}", "")
     console.print(awards)
     if card.tag_scores:
         console.print(

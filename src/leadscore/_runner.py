@@ -31,13 +31,15 @@ from typing import IO, Any
 
 import orjson
 
-from ._engine import Engine, Prepared, RunWarning
+from ._engine import Engine, Prepared, RunWarning, Scorecard
 from ._events import Event
 from ._replay import Result, group, score_groups
 
 SPILL_AFTER = 250_000
 PARTITIONS = 64
 _BATCH = 4096  # records per marshal write: large enough to amortise the call
+# Where a spilled record (a Prepared as a plain tuple) holds its anonymous id.
+_ANONYMOUS_ID = Prepared._fields.index("anonymous_id")
 
 
 def _digest(event: Event) -> int:
@@ -195,11 +197,12 @@ class StreamScorer:
         profiles = _Partitions(directory, "profiles")
         for bucket in range(PARTITIONS):
             for record in self._anonymous.read(bucket):
-                contact = linked.get(record[4])
+                anonymous_id = record[_ANONYMOUS_ID]
+                contact = linked.get(anonymous_id)
                 if contact is not None:
                     routed.add(contact, record)
                 else:
-                    profiles.add(record[4], record)
+                    profiles.add(anonymous_id, record)
         routed.close()
         profiles.close()
         sources = ((self._contacts, routed), (profiles,))
@@ -284,5 +287,5 @@ def _prepared(record: tuple[Any, ...]) -> Prepared:
     return tuple.__new__(Prepared, record)
 
 
-def _contact_key(card: Any) -> str:
+def _contact_key(card: Scorecard) -> str:
     return str(card.contact_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -128,6 +128,15 @@ class Settings(BaseSettings):
         gt=0,
         description="The longest backoff between two attempts (6 hours by default).",
     )
+
+    @field_validator("predictive_model")
+    @classmethod
+    def _a_trained_model(cls, value: Path | None) -> Path | None:
+        # Checked when the service starts: a mistyped directory would
+        # otherwise make every contact card an error page.
+        if value is not None and not (value / "model.json").is_file():
+            raise ValueError(f"{value} is not a directory `leadscore train` wrote (no model.json)")
+        return value
 
     @model_validator(mode="after")
     def _lease_outlasts_a_call(self) -> Self:

@@ -11,6 +11,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 MICROS = 1_000_000
+MICROS_PER_DAY = 86_400 * MICROS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICRO = timedelta(microseconds=1)
 # RFC 3339 date-time with a mandatory offset and at most six fraction digits.

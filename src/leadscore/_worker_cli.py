@@ -44,8 +44,8 @@ def worker(*, database_url: str | None, data_dir: str | None, drain: bool) -> No
     running = OutboxWorker(database, settings)
     try:
         if drain:
-            running.drain(timeout=float("inf"))
-            running.close()
+            with running:  # closed (its threads and HTTP client) even when a round fails
+                running.drain(timeout=float("inf"))
             return
         running.start()
         logging.getLogger("leadscore.outbox").info(

@@ -10,6 +10,7 @@ import numpy as np
 from .._engine import Engine
 from .._errors import InputError
 from .._events import Event
+from .._loader import parse_model
 from .._model import Model
 from .._time import format_timestamp
 from ._history import (
@@ -87,6 +88,8 @@ def train_events(
     setup: Setup,
     split_at: int | None = None,
     rules: Model | None = None,
+    exclude: Sequence[str] = (),
+    keep: Sequence[str] = (),
     fingerprint: str = "",
     options: Options | None = None,
 ) -> TrainedModel:
@@ -100,7 +103,9 @@ def train_events(
     history, table, y, times = event_table(events, setup, rules=rules)
     table.fingerprint = fingerprint
     split = float(np.quantile(times, 0.75)) if split_at is None else split_at / DAY
-    selection = select_features(table, y, candidates=list(table.columns))
+    selection = select_features(
+        table, y, candidates=list(table.columns), exclude=tuple(exclude), keep=tuple(keep)
+    )
     source: dict[str, Any] = {
         "kind": "events",
         **setup.to_json(),
@@ -108,21 +113,38 @@ def train_events(
         "left_out": dict(history.left_out),
         "rules": rules is not None,
     }
+    if rules is not None:
+        # Saved with the model: its rules' features must be computed again,
+        # the same way, for every lead it scores.
+        source["rules_model"] = rules.model_dump_json(by_alias=True, exclude_none=True)
     return fit(table, y, selection, options, times=times, split_at=split, source=source)
 
 
+def event_setup(model: TrainedModel) -> Setup:
+    """How a model trained on events observes contacts (its outcome, window
+    and horizon). InputError for a model trained on a table."""
+    source = model.meta.get("source", {})
+    if source.get("kind") != "events":
+        raise InputError("this model was trained on a table, not on events: give it --table")
+    return Setup(source["outcome"], source["window_days"], source["horizon_days"])
+
+
+def trained_rules(model: TrainedModel) -> Model | None:
+    """The rule model whose awards, score and fit a model trained on events
+    learned from (`train --model`), or None."""
+    text = model.meta.get("source", {}).get("rules_model")
+    return None if text is None else parse_model(text, source="rules_model")
+
+
 def event_features(
-    model: TrainedModel,
-    events: Iterable[Event],
-    *,
-    at: int | None = None,
-    rules: Model | None = None,
+    model: TrainedModel, events: Iterable[Event], *, at: int | None = None
 ) -> tuple[list[str], Table]:
     """Contact ids and features for predicting with a model trained on events:
-    every identified contact, observed at its cut-off (capped at the log's end)."""
-    source = model.meta["source"]
-    setup = Setup(source["outcome"], source["window_days"], source["horizon_days"])
+    every identified contact, observed at its cut-off (capped at the log's end),
+    with the features of the model's own rule model when it was trained with one."""
+    setup = event_setup(model)
     history = contacts(events, setup, at=at)
+    rules = trained_rules(model)
     engine = Engine(rules) if rules is not None else None
     table = complete(features(history.contacts, setup, engine=engine), model.encoder.names)
     return [c.contact_id for c in history.contacts], table

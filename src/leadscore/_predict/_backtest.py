@@ -22,7 +22,7 @@ probability.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -291,17 +291,14 @@ def backtest_trained(
     split_at: int | None = None,
 ) -> dict[str, Any]:
     """A trained model's backtest on an event log, observed as it was trained."""
-    source = model.meta.get("source", {})
-    setup = Setup(outcome or source["outcome"], source["window_days"], source["horizon_days"])
-    chosen, y, about = _chosen(events, setup, split_at)
+    from ._api import event_setup, trained_rules
     from ._history import complete, features
 
-    rules = source.get("rules_model")
-    engine = None
-    if rules is not None:
-        from .._loader import parse_model
-
-        engine = Engine(parse_model(rules, source="rules_model"))
+    trained = event_setup(model)
+    setup = replace(trained, outcome=outcome) if outcome else trained
+    chosen, y, about = _chosen(events, setup, split_at)
+    rules = trained_rules(model)
+    engine = None if rules is None else Engine(rules)
     table = complete(features(chosen, setup, engine=engine), model.encoder.names)
     return {**about, "ranked_by": "probability", **ranking_report(y, model.probabilities(table))}
 

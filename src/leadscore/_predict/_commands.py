@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
+from click.core import ParameterSource
 
 from .._cli_common import err, events_or_fail, fail, model_or_fail
-from .._errors import LeadscoreError
+from .._errors import InputError, LeadscoreError
 
 if TYPE_CHECKING:
     from .._events import Event
@@ -141,9 +142,34 @@ _TABLE_OPTIONS = _apply(_TARGET, _ID, _POSITIVE, _EXCLUDE, _KEEP)
 _EVENT_OPTIONS = _apply(_OUTCOME, _WINDOW, _HORIZON)
 
 
-def _one_source(table: str | None, event_paths: Sequence[str]) -> None:
+def _one_source(
+    table: str | None,
+    event_paths: Sequence[str],
+    *,
+    table_only: Sequence[str] = (),
+    events_only: Sequence[str] = (),
+) -> None:
+    """Exactly one of --table and --events, and none of the other one's
+    options (by parameter name): an option given for nothing is a mistake to
+    say, not to ignore."""
     if (table is None) == (not event_paths):
         raise click.UsageError("give either --table FILE or --events FILE (not both)")
+    if given := _given(table_only if table is None else events_only):
+        raise click.UsageError(
+            f"{', '.join(given)}: only with {'--table' if table is None else '--events'}"
+        )
+
+
+def _given(names: Sequence[str]) -> list[str]:
+    """The options, of these parameter names, given on the command line (or
+    in the environment), not left at their defaults."""
+    context = click.get_current_context()
+    return [
+        max(param.opts, key=len)
+        for param in context.command.params
+        if param.name in names
+        and context.get_parameter_source(param.name) is not ParameterSource.DEFAULT
+    ]
 
 
 @click.command()
@@ -220,7 +246,12 @@ def train(
     from ._report import print_train_report
     from ._train import Options
 
-    _one_source(table, event_paths)
+    _one_source(
+        table,
+        event_paths,
+        table_only=("target", "id_column", "positive", "split_column"),
+        events_only=("outcome", "window", "horizon", "rules_path"),
+    )
     options = Options(rounds=rounds, seed=seed, threads=threads or available_cpus())
     at = _instant(split_at, "--split-at")
     with _bad_input():
@@ -249,11 +280,11 @@ def train(
                 setup=Setup(outcome, window, horizon),
                 split_at=at,
                 rules=rules,
+                exclude=exclude,
+                keep=keep,
                 fingerprint=_fingerprint(event_paths),
                 options=options,
             )
-            if rules_path is not None:
-                model.meta["source"]["rules_model"] = Path(rules_path).read_text()
         model.save(output)
     if output_format == "json":
         _print_json(model.report)
@@ -268,16 +299,6 @@ def _load(model_dir: str) -> TrainedModel:
         return TrainedModel.load(model_dir)
 
 
-def _model_rules(model: TrainedModel) -> Model | None:
-    text = model.meta.get("source", {}).get("rules_model")
-    if text is None:
-        return None
-    from .._loader import parse_model
-
-    with _bad_input():
-        return parse_model(text, source="rules_model")
-
-
 def scored_rows(
     model: TrainedModel,
     *,
@@ -287,23 +308,20 @@ def scored_rows(
     strict: bool,
     at: int | None,
 ) -> tuple[list[str], Table]:
-    """Ids and feature rows of what `predict` and `backtest` score with a trained model."""
+    """Ids and feature rows of what `predict` scores with a trained model."""
     from ._api import event_features
 
     if table is not None:
         data = _table(table)
+        _has_features(model, data, table)
         id_column = model.meta.get("source", {}).get("id")
         if id_column and id_column in data.columns:
             ids = ["" if v is None else str(v) for v in data.columns[id_column]]
         else:
             ids = [str(i) for i in range(1, data.rows + 1)]
         return ids, data
-    if model.meta.get("source", {}).get("kind") != "events":
-        fail("this model was trained on a table: predict with --table")
     with _bad_input():
-        return event_features(
-            model, _read_events(event_paths, input_format, strict), at=at, rules=_model_rules(model)
-        )
+        return event_features(model, _read_events(event_paths, input_format, strict), at=at)
 
 
 @click.command()
@@ -346,7 +364,7 @@ def predict(
     """Conversion probability of every lead, with the factors raising and lowering it."""
     from ._report import write_predictions
 
-    _one_source(table, event_paths)
+    _one_source(table, event_paths, events_only=("at_text",))
     model = _load(model_dir)
     ids, data = scored_rows(
         model,
@@ -364,6 +382,24 @@ def predict(
     else:
         with open(output, "wb") as out:
             write_predictions(ids, rows, output_format, out)
+
+
+def _has_features(model: TrainedModel, data: Table, path: str) -> None:
+    """A table to score has the model's feature columns: exit 1 when it has
+    none (another file than meant), a warning naming those it lacks (each
+    counts as a missing value for every lead)."""
+    names = model.encoder.names
+    missing = [name for name in names if name not in data.columns]
+    if len(missing) == len(names):
+        shown = ", ".join(map(repr, names[:5])) + (", ..." if len(names) > 5 else "")
+        fail(f"{path}: none of the model's features is a column of it (they are {shown})")
+    if missing:
+        err.print(
+            f"[yellow]warning[/yellow] {path}: no column {', '.join(map(repr, missing))}; "
+            "counted as a missing value for every lead",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _labelled_table(path: str, target: str, positive: str | None) -> tuple[Table, Any]:
@@ -426,7 +462,12 @@ def suggest(
     from ._suggest import suggest as make
     from ._train import select_features
 
-    _one_source(table, event_paths)
+    _one_source(
+        table,
+        event_paths,
+        table_only=("target", "id_column", "positive"),
+        events_only=("outcome", "window", "horizon", "until_text"),
+    )
     until = _instant(until_text, "--until")
     with _bad_input():
         if table is not None:
@@ -445,6 +486,12 @@ def suggest(
             if until is not None:
                 rows = np.flatnonzero(times < until / DAY)
                 data, y = data.take(rows), y[rows]
+                if y.size == 0 or y.min() == y.max():
+                    raise InputError(
+                        f"--until {until_text}: {y.size:,} labelled contact"
+                        f"{'s' if y.size != 1 else ''} with a cut-off before it, not of both "
+                        "outcomes: nothing to learn from"
+                    )
             candidates = list(data.columns)
             source = ", ".join(Path(p).name for p in event_paths)
             events = True
@@ -515,16 +562,28 @@ def backtest(
     )
     from ._report import print_backtest
 
-    _one_source(table, event_paths)
-    since = _instant(from_text, "--from")
+    _one_source(
+        table,
+        event_paths,
+        table_only=("target", "positive"),
+        events_only=("outcome", "window", "horizon", "from_text"),
+    )
     trained = Path(model).is_dir()
+    if trained and (given := _given(("window", "horizon"))):
+        raise click.UsageError(
+            f"{', '.join(given)}: a trained model observes contacts with the window and "
+            "horizon it was trained with"
+        )
+    since = _instant(from_text, "--from")
     with _bad_input():
         if table is not None:
             if target is None:
                 raise click.UsageError("--table needs --target COLUMN")
             data, y = _labelled_table(table, target, positive)
             if trained:
-                report = backtest_trained_table(_load(model), data, y)
+                trained_model = _load(model)
+                _has_features(trained_model, data, table)
+                report = backtest_trained_table(trained_model, data, y)
             else:
                 rules = _rules(model)
                 assert rules is not None

@@ -14,6 +14,12 @@ Fitted on the training rows only and saved as plain JSON with the model.
 - Rare categories (fewer than `MIN_COUNT` training rows) share one "other"
   code: a value seen three times says nothing reliable, and unseen values at
   prediction time land there too.
+
+A table is typed on its own (`_table.typed_column`), so a column may come
+to prediction with another type than it had in training: a few leads whose
+numeric column holds a stray word are read as text, a category of codes
+such as `10`, `20`, `A7` comes as numbers when no `A7` is among them. A
+trained model reads each column as its feature was trained (`conform`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._table import Floats, Table
+from ._table import Floats, Table, Texts, numbers_of
 
 MIN_COUNT = 10
 MAX_CATEGORIES = 250  # LightGBM copes with more; a person reading factors does not
@@ -137,6 +143,31 @@ class Encoder:
                 kept = [v for v, n in counts.most_common(MAX_CATEGORIES) if n >= MIN_COUNT]
                 features.append(Feature(name, False, values=tuple(sorted(kept))))
         return cls(features)
+
+    def conform(self, table: Table) -> Table:
+        """`table` with each feature's column in the type it was trained with:
+        numbers from text where the text is a number, a category from a
+        number spelled as the training value of that number. The same table
+        when every column has its type already (as in training)."""
+        converted: dict[str, Floats | Texts] = {}
+        for f in self.features:
+            column = table.columns.get(f.name)
+            if column is None or (column.dtype == np.float64) == f.numeric:
+                continue
+            if f.numeric:
+                converted[f.name] = numbers_of(column)
+                continue
+            numbers = numbers_of(f.values)
+            spelled = {
+                float(n): v for n, v in zip(numbers, f.values, strict=True) if not np.isnan(n)
+            }
+            converted[f.name] = np.array(
+                [None if np.isnan(x) else spelled.get(float(x), f"{x:g}") for x in column],
+                dtype=object,
+            )
+        if not converted:
+            return table
+        return Table(table.columns | converted, table.rows, table.dates, table.fingerprint)
 
     def codes(self, table: Table, k: int) -> Floats:
         """Category codes of feature k (categorical), for trees and for factors."""

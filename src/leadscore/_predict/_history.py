@@ -31,9 +31,10 @@ import numpy as np
 from .._engine import Engine
 from .._events import Event
 from .._replay import deduplicate, links, owner_of
+from .._time import MICROS_PER_DAY
 from ._table import Table, typed_column
 
-DAY = 86_400_000_000  # microseconds
+DAY = MICROS_PER_DAY
 HOUR = DAY // 24
 # 1970-01-01, day 0 of the epoch, was a Thursday.
 _WEEKDAYS = ("Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed")

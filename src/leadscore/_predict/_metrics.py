@@ -44,19 +44,44 @@ def deciles(y: Labels, score: Floats) -> list[dict[str, Any]]:
     return out
 
 
+def _tied(y: Labels, score: Floats) -> tuple[Floats, Floats]:
+    """Leads and conversions per distinct score, highest score first."""
+    _, group = np.unique(-score, return_inverse=True)
+    leads = np.bincount(group).astype(np.float64)
+    return leads, np.bincount(group, weights=y).astype(np.float64)
+
+
+def _top_conversions(leads: Floats, wins: Floats, top: int) -> float:
+    """Conversions among the `top` best-scored leads. Where the cut falls
+    inside a group of equal scores, the group gives its share: what a random
+    order of the tied leads gives on average. A rule model's scores tie a
+    lot (every lead without an award scores 0), and taking tied leads in
+    the input's order would make the figure depend on how the file is
+    sorted (a file sorted by outcome would give a perfect capture)."""
+    before = np.cumsum(leads) - leads
+    taken = np.clip(top - before, 0.0, leads)
+    return float((wins * taken / leads).sum())
+
+
 def capture(y: Labels, score: Floats, share: float) -> float:
     """Share of all conversions found in the top `share` of leads by score."""
-    top = ranked(y, score)[: round(share * y.size)]
     total = int(y.sum())
-    return float(top.sum() / total) if total else 0.0
+    if not total:
+        return 0.0
+    return _top_conversions(*_tied(y, score), round(share * y.size)) / total
 
 
 def pareto(y: Labels, score: Floats, steps: int = 20) -> list[dict[str, float]]:
     """The share of conversions from the top x% of leads, x in 100/steps % steps."""
+    leads, wins = _tied(y, score)
+    total = float(y.sum())
     return [
         {
             "top_share": round(k / steps, 4),
-            "conversions_share": round(capture(y, score, k / steps), 4),
+            "conversions_share": round(
+                _top_conversions(leads, wins, round(k / steps * y.size)) / total if total else 0.0,
+                4,
+            ),
         }
         for k in range(0, steps + 1)
     ]

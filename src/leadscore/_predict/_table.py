@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._errors import InputError
+from .._time import MICROS_PER_DAY
 
 Floats = npt.NDArray[np.float64]
 Texts = npt.NDArray[np.object_]
@@ -90,11 +91,16 @@ def typed_column(values: Sequence[Any]) -> Floats | Texts:
         return np.array([None if v is None else str(v).lower() for v in values], dtype=object)
     numbers = [_as_number(v) for v in recorded]
     if sum(n is not None for n in numbers) >= _NUMERIC_SHARE * len(recorded):
-        return np.array(
-            [np.nan if v is None or (n := _as_number(v)) is None else n for v in texts],
-            dtype=np.float64,
-        )
+        return numbers_of(texts)
     return texts
+
+
+def numbers_of(texts: Iterable[Any]) -> Floats:
+    """A text column as numbers: NaN for missing values and for text that is not one."""
+    return np.array(
+        [np.nan if v is None or (n := _as_number(v)) is None else n for v in texts],
+        dtype=np.float64,
+    )
 
 
 def from_columns(columns: Mapping[str, Sequence[Any]], *, fingerprint: str = "") -> Table:
@@ -168,14 +174,23 @@ def read_table(path: str | Path) -> Table:
             )
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{source}: cannot read it as a table: {exc}") from None
+    # Columns are known by name (--target, --exclude, a model's features).
+    twice = sorted({name for name in arrow.column_names if arrow.column_names.count(name) > 1})
+    if twice:
+        raise InputError(f"{source}: more than one column named {', '.join(map(repr, twice))}")
     columns: dict[str, Floats | Texts] = {}
     dates: dict[str, Floats] = {}
     for name in arrow.column_names:
         column = arrow.column(name)
         if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
-            seconds = column.cast(pa.timestamp("s")).cast(pa.int64()).to_numpy(zero_copy_only=False)
-            dates[name] = np.where(column.is_null().to_numpy(zero_copy_only=False), np.nan, seconds)
-            dates[name] = dates[name].astype(np.float64) / 86_400.0
+            # Microseconds, leadscore's unit: a timestamp with a fraction of a
+            # second (CSV times such as 12:00:00.5 are read as nanoseconds)
+            # keeps it, and nanoseconds beyond the microsecond are cut (not
+            # an error: they cannot matter to a split measured in days).
+            micros = column.cast(pa.timestamp("us"), safe=False).cast(pa.int64())
+            values = micros.to_numpy(zero_copy_only=False)
+            missing = column.is_null().to_numpy(zero_copy_only=False)
+            dates[name] = np.where(missing, np.nan, values).astype(np.float64) / MICROS_PER_DAY
         elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
             columns[name] = column.cast(pa.float64()).fill_null(np.nan).to_numpy()
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
@@ -193,7 +208,12 @@ def target_labels(
     The positive class is `positive` when given, else 1/yes/true/won. A
     target that is missing, or leaves only one class, is an InputError naming it.
     """
-    if target not in table.columns and target not in table.dates:
+    if target in table.dates:
+        raise InputError(
+            f"target column {target!r} holds dates; expected the outcome "
+            "(1/0, yes/no, true/false, or a value given with --positive)"
+        )
+    if target not in table.columns:
         known = ", ".join(sorted(table.columns))
         raise InputError(f"target column {target!r} is not in the table (columns: {known})")
     column = table.columns[target]
@@ -217,8 +237,10 @@ def target_labels(
             labels = np.array([t.strip().lower() in POSITIVE_WORDS for t in texts], dtype=np.int8)
         texts = sorted({t for t, k in zip(texts, known_rows, strict=True) if k})[:10]
     kept = labels[known_rows]
-    if kept.size == 0 or kept.min() == kept.max():
-        which = "positive" if kept.size and kept.min() == 1 else "negative"
+    if kept.size == 0:
+        raise InputError(f"target column {target!r} has no recorded value")
+    if kept.min() == kept.max():
+        which = "positive" if kept.min() == 1 else "negative"
         raise InputError(
             f"target column {target!r} has only one class (every recorded value is {which}; "
             f"values seen: {', '.join(map(repr, texts))}"

@@ -455,10 +455,11 @@ class TrainedModel:
         return result
 
     def probabilities(self, table: Table) -> Floats:
-        return self.platt(self.learner.score(self.encoder, table))
+        return self.platt(self.learner.score(self.encoder, self.encoder.conform(table)))
 
     def contributions(self, table: Table) -> Floats:
         """rows x (features + 1), in calibrated log-odds (Platt's slope applied)."""
+        table = self.encoder.conform(table)
         parts = self.learner.contributions(self.encoder, self.learner.matrix(self.encoder, table))
         parts = parts * self.platt.a
         parts[:, -1] += self.platt.b
@@ -471,6 +472,7 @@ class TrainedModel:
         cost far more than a prediction."""
         if top == 0:
             return [{"probability": float(p)} for p in self.probabilities(table)]
+        table = self.encoder.conform(table)  # and so the values the factors show
         parts = self.contributions(table)
         probability = 1.0 / (1.0 + np.exp(-parts.sum(axis=1)))
         effects = parts[:, :-1]
@@ -531,15 +533,32 @@ class TrainedModel:
             raise InputError(f"{path}: cannot read it: {exc}") from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise InputError(f"{path}: not a leadscore predictive model")
-        spec = document.pop("learner")
-        learner: Learner
-        if spec["kind"] == "gbm":
-            learner = Trees.from_text((folder / spec["file"]).read_text())
-        else:
-            learner = Logistic.from_json(spec)
-        encoder = Encoder.from_json(document.pop("encoder"))
-        calibration = document.pop("calibration")
-        return cls(encoder, learner, Platt(calibration["a"], calibration["b"]), document)
+        version = document.get("format_version")
+        if version != FORMAT_VERSION:
+            raise InputError(
+                f"{path}: format_version {version!r}, but this leadscore reads version "
+                f"{FORMAT_VERSION}: train the model again with this version"
+            )
+        try:
+            spec = document.pop("learner")
+            learner: Learner
+            if spec["kind"] == "gbm":
+                trees = folder / spec["file"]
+                try:
+                    learner = Trees.from_text(trees.read_text())
+                except OSError as exc:
+                    raise InputError(f"{trees}: cannot read the trees: {exc.strerror}") from None
+            else:
+                learner = Logistic.from_json(spec)
+            encoder = Encoder.from_json(document.pop("encoder"))
+            calibration = document.pop("calibration")
+            platt = Platt(float(calibration["a"]), float(calibration["b"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            # A file edited by hand or cut short: say so, not a traceback.
+            raise InputError(
+                f"{path}: a damaged model file ({type(exc).__name__}: {exc})"
+            ) from None
+        return cls(encoder, learner, platt, document)
 
 
 def _importance(model: TrainedModel, table: Table, seed: int) -> list[dict[str, Any]]:

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .._engine import REBASE_HALF_LIVES, Award, Engine, Scored
 from .._store.ranking import Group
+from .._time import MICROS_PER_DAY
 
 if TYPE_CHECKING:
     from .._predict._backtest import Comparison
 
-MICROS_PER_DAY = 86_400_000_000
 # Score histogram: bins of this many points from 0; scores past the last bin
 # go into it. Ten bins of ten cover the 0-100 range models are written for.
 BIN_WIDTH = 10

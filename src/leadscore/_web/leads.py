@@ -32,6 +32,8 @@ router = APIRouter(include_in_schema=False)
 NOTHING = actions.Labels()  # of a contact no action has tagged or assigned
 
 PAGE_SIZE = 50
+# No workspace has this many pages (50 billion contacts); a larger number asks for the last.
+LAST_PAGE = 1_000_000_000
 FIRINGS = 500  # deliveries shown on a contact card, newest first
 
 
@@ -57,6 +59,14 @@ class LeadQuery(BaseModel):
     @classmethod
     def _given(cls, value: object) -> object:
         return (value.strip() or None) if isinstance(value, str) else value
+
+    @field_validator("page")
+    @classmethod
+    def _within_reach(cls, value: int) -> int:
+        # A page past the last one shows the last (`leads`); but first its
+        # offset goes to SQL, which takes 64-bit integers only: a page number
+        # of 23 digits was a server error.
+        return min(value, LAST_PAGE)
 
     def url(self, path: str = "/", **changes: Any) -> str:
         values: dict[str, Any] = self.model_dump(exclude={"page", "mine"})

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from .._events import Event
-from .._loader import parse_model
 from .._predict._api import event_features
 from .._predict._train import TrainedModel
 
@@ -40,9 +39,7 @@ def prediction(
     source = model.meta.get("source", {})
     if source.get("kind") != "events":
         return None
-    text = source.get("rules_model")
-    rules = None if text is None else parse_model(text, source="rules_model")
-    ids, table = event_features(model, events, at=at, rules=rules)
+    ids, table = event_features(model, events, at=at)
     if contact_id not in ids:
         return None
     return model.factors(table, top=TOP)[ids.index(contact_id)]

@@ -40,7 +40,10 @@ _MINUTE = 60_000_000
 
 def _safe_next(target: str | None) -> str:
     # Only paths of this site: an open redirect would let a link to the
-    # sign-in page send people elsewhere once they have signed in.
+    # sign-in page send people elsewhere once they have signed in. Browsers
+    # also read `/\evil.example` (and a tab or newline after the first
+    # slash) as `//evil.example`; RedirectResponse percent-encodes those
+    # characters, so such a path stays a path here.
     if target and target.startswith("/") and not target.startswith("//"):
         return target
     return "/"
