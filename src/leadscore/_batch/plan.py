@@ -575,14 +575,8 @@ class BatchPlan:
 
         awarded = " ".join(f"WHEN {rule.index} THEN {awards(rule)}" for rule in rules)
         hit_amount = " ".join(f"WHEN {rule.index} THEN {amount(rule, 'ts')}" for rule in rules)
-        # Each tag's sum over its rules' awards; NULL when it has none (every
-        # period with a match awards something, so its rows make the tag).
-        tag_items = "".join(
-            ", sum("
-            + ("amount" if set(weights.values()) == {1} else self._times_named(weights))
-            + f") FILTER (WHERE rule IN ({', '.join(map(str, weights))}))"
-            for weights in self._tag_rules().values()
-        )
+        # Every period with a match awards something, so its rows make the tag.
+        tag_items = _items(self._tag_sums())
         return con.execute(
             # The mask before the owner's join: one integer through it, not the probes.
             f"WITH e0 AS (SELECT contact_id, anonymous_id, ts, type{_items(first)} FROM {unique} "
@@ -622,6 +616,16 @@ class BatchPlan:
         """An award counted as often as its rule names the tag."""
         cases = " ".join(f"WHEN {index} THEN {count}" for index, count in weights.items())
         return f"(CASE rule {cases} END) * amount"
+
+    def _tag_sums(self) -> list[str]:
+        """Each tag's sum over its rules' awards (`t0`, `t1`, ... in the tags' order),
+        as aggregates over rows of `rule` and `amount`; NULL when none names it."""
+        return [
+            "sum("
+            + ("amount" if set(weights.values()) == {1} else self._times_named(weights))
+            + f") FILTER (WHERE rule IN ({', '.join(map(str, weights))})) AS t{k}"
+            for k, weights in enumerate(self._tag_rules().values())
+        ]
 
     def _tag_rules(self) -> dict[str, dict[int, int]]:
         """Each tag (by name) and its rules, with how many times each names it."""
@@ -692,12 +696,7 @@ class BatchPlan:
             # Without tag_from every rule's tags are known here: each tag's sum is a
             # column of the one aggregate over the awards (NULL: no award names it),
             # not a list built per owner from (owner, tag) groups.
-            tags = [
-                "sum("
-                + ("amount" if set(weights.values()) == {1} else self._times_named(weights))
-                + f") FILTER (WHERE rule IN ({', '.join(map(str, weights))})) AS t{k}"
-                for k, weights in enumerate(self._tag_rules().values())
-            ]
+            tags = self._tag_sums()
             return con.execute(
                 "WITH o AS (SELECT owner, ident, max(ts) AS last FROM ls_owned GROUP BY ALL), "
                 f"a AS ({amounts}), "
