@@ -158,3 +158,42 @@ def test_only_an_app_that_owns_its_process_settles_the_collector(database: sa.En
     finally:
         gc.set_threshold(*before)
         gc.unfreeze()
+
+
+def test_a_settled_server_still_frees_old_cycles_on_its_clock() -> None:
+    """At RARE_THRESHOLDS a cycle that reached the oldest generation before it
+    became garbage outlives any number of young collections; the server's
+    periodic full collection frees it."""
+    import asyncio
+    import gc
+    import weakref
+
+    from leadscore._collector import RARE_THRESHOLDS, collect_periodically
+
+    class Node:
+        other: Node | None = None
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(*RARE_THRESHOLDS)
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        gc.collect()  # both survive: they are in the oldest generation now
+        alive = weakref.ref(a)
+        del a, b
+        for _ in range(3):
+            gc.collect(1)  # the young generations' collections alone
+        assert alive() is not None
+
+        async def sweep_once() -> None:
+            task = asyncio.create_task(collect_periodically(0.01))
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                if alive() is None:
+                    break
+            task.cancel()
+
+        asyncio.run(sweep_once())
+        assert alive() is None
+    finally:
+        gc.set_threshold(*before)

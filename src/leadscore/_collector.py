@@ -14,11 +14,13 @@ alone; the applications ask for rare collections around such a run (the
 command line while it scores, the service's runner while it rescores) and
 get the previous settings back afterwards. A server process, which owns its
 process for good, settles its collector once its start-up is done
-(`settle_server`).
+(`settle_server`) and from then on runs a full collection on a clock
+(`collect_periodically`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +29,15 @@ from contextlib import contextmanager
 # older generations rarely: a few MB held a little longer, pauses of a few
 # ms instead of many shorter ones.
 RARE_THRESHOLDS = (100_000, 50, 100)
+
+# A settled server's full collection, on a clock: at these thresholds the
+# oldest generation is collected after some 500 million net allocations at
+# the earliest (and then only once it has grown by a quarter), so a cycle
+# that became garbage after reaching it could wait for days. Every five
+# minutes is rare enough to cost nothing measurable (a collection of what
+# start-up did not freeze: a few ms) and bounds that garbage to what five
+# minutes of requests can leave.
+FULL_COLLECTION_SECONDS = 300.0
 
 
 @contextmanager
@@ -63,7 +74,23 @@ def settle_server() -> None:
     of 11-19 ms). Frozen and at these thresholds, the same runs made no
     collection at all once started; at a young threshold of 10,000 they made
     5-6 of 1-15 ms each, scanning a batch's live objects (docs/benchmarks.md).
+    The server pairs this with :func:`collect_periodically`, so that cycles
+    in the oldest generation are still freed within minutes.
     """
     gc.collect()
     gc.freeze()
     gc.set_threshold(*RARE_THRESHOLDS)
+
+
+async def collect_periodically(seconds: float = FULL_COLLECTION_SECONDS) -> None:
+    """A settled server's full collection every `seconds`, until cancelled.
+
+    Young cycles still die in the young collections; this is for the cycles
+    that had lived long enough to reach the oldest generation, which
+    RARE_THRESHOLDS alone would leave for a very long time. Run as a task of
+    the server's event loop: the collection holds the interpreter's lock
+    wherever it runs, so a thread would block requests just the same.
+    """
+    while True:
+        await asyncio.sleep(seconds)
+        gc.collect()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from .. import __version__
-from .._collector import settle_server
+from .._collector import collect_periodically, settle_server
 from .._settings import Settings
 from .._store.database import open_database
 from .._web import mount as mount_web_app
@@ -53,11 +54,15 @@ def create_app(settings: Settings, *, own_process: bool = False) -> FastAPI:
         )
         if worker is not None:
             worker.start()
+        sweeper: asyncio.Task[None] | None = None
         if own_process:
             settle_server()
+            sweeper = asyncio.create_task(collect_periodically())
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
             if worker is not None:
                 worker.stop()
             app.state.committer.stop()
