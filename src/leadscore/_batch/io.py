@@ -146,8 +146,8 @@ def _report(
 
     `seq` orders the records of ls_raw (arrival order). Returns how many were bad.
     """
-    bad = con.execute("SELECT count(*) FROM ls_raw WHERE NOT ok").fetchone()
-    if not bad or not bad[0]:
+    (bad,) = con.execute("SELECT count(*) FROM ls_raw WHERE NOT ok").fetchall()
+    if not bad[0]:
         return 0
     rows = con.execute(
         "SELECT source, line + ?, fault.field, fault.message FROM ("
