@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def arrival_orders(events: list[Event], shuffles: int = 3) -> dict[str, list[Eve
     return orders
 
 
-def assert_scorecards(got: list[Scorecard], expected: list[dict[str, Any]]) -> None:
+def assert_scorecards(got: Sequence[Scorecard], expected: list[dict[str, Any]]) -> None:
     """Numbers within 0.01, everything else exactly (conformance README)."""
     assert [card.contact_id for card in got] == [card["contact_id"] for card in expected]
     for card, want in zip(got, expected, strict=True):

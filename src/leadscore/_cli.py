@@ -248,10 +248,11 @@ def score(
     at = _as_of(at_text)
     if output_format == "parquet" and output is None:
         raise click.UsageError("--format parquet needs --output FILE")
+    from ._batch.cards import joined
     from ._batch.cli import is_table, write_table
 
     _, result = _score(checked, events, at, input_format, strict, engine_name=engine_name)
-    cards = result.scorecards + (result.anonymous if include_anonymous else [])
+    cards = joined(result.scorecards, result.anonymous) if include_anonymous else result.scorecards
     if output is not None and is_table(output):
         write_table(cards, output, scorecards=True)
     elif output_format == "table":
@@ -296,7 +297,7 @@ def _write_firings_csv(firings: list[Any], out: IO[bytes]) -> int:
     return len(firings)
 
 
-def _emit(output_format: str, cards: list[Scorecard], out: IO[bytes]) -> None:
+def _emit(output_format: str, cards: Sequence[Scorecard], out: IO[bytes]) -> None:
     if output_format == "jsonl":
         write_jsonl(cards, out)
         return

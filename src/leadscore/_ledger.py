@@ -162,10 +162,11 @@ class Ledger:
         """
         if self._latest > at:
             return replay(self.engine, self._events.values(), at)
-        out = Result()
+        identified: list[Scorecard] = []
+        anonymous: list[Scorecard] = []
         for owner in sorted(self._states, key=lambda owner: owner[1]):
-            (out.scorecards if owner[0] else out.anonymous).append(self.scorecard(owner, at))
-        return out
+            (identified if owner[0] else anonymous).append(self.scorecard(owner, at))
+        return Result(scorecards=identified, anonymous=anonymous)
 
 
 def _contact(owner: Owner) -> str | None:

@@ -10,23 +10,13 @@ import orjson
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 
+from ._batch.cards import FIELDS, Cards, csv_lines, jsonl_lines, write_text
 from ._engine import Engine, Scorecard
 from ._replay import Explanation
 from ._time import format_timestamp
 
-CSV_COLUMNS = (
-    "contact_id",
-    "anonymous_id",
-    "score",
-    "fit",
-    "grade",
-    "band",
-    "stage",
-    "stage_entered_at",
-    "stage_score",
-    "tag_scores",
-    "last_event_at",
-)
+# The JSON Lines fields, in order (columns of batch results write the same).
+CSV_COLUMNS = FIELDS
 
 
 class _JsonLike(Protocol):
@@ -36,6 +26,8 @@ class _JsonLike(Protocol):
 def write_jsonl(items: Iterable[_JsonLike], out: IO[bytes]) -> int:
     """One JSON object per line: scorecards exactly as spec section 3 has them,
     firings as `trigger, contact_id, event_id, timestamp`."""
+    if isinstance(items, Cards):  # columns: the same text, written a batch at a time
+        return write_text(items.to_arrow(), out, jsonl_lines)
     count = 0
     for item in items:
         out.write(orjson.dumps(item.to_json()) + b"\n")
@@ -46,6 +38,11 @@ def write_jsonl(items: Iterable[_JsonLike], out: IO[bytes]) -> int:
 def write_csv(cards: Iterable[Scorecard], out: IO[str]) -> int:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    if isinstance(cards, Cards):  # columns: the same rows, written a batch at a time
+        table = cards.to_arrow()
+        for chunk in csv_lines(table):
+            out.write(str(chunk, "utf-8"))
+        return int(table.num_rows)
     count = 0
     for card in cards:
         row = card.to_json()
@@ -68,7 +65,7 @@ def _short_time(micros: int | None) -> str:
     return "—" if micros is None else format_timestamp(micros)[:16].replace("T", " ")
 
 
-def scorecard_table(cards: list[Scorecard], *, title: str | None = None) -> Table:
+def scorecard_table(cards: Iterable[Scorecard], *, title: str | None = None) -> Table:
     """Contacts whom to call first: highest score first, then best fit."""
     table = Table(title=title, title_justify="left", header_style="bold")
     columns: list[tuple[str, JustifyMethod]] = [

@@ -7,7 +7,7 @@ engines must all give what :func:`replay` gives.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ._engine import Award, Engine, Firing, Prepared, RunWarning, Scorecard, StageEntry
@@ -24,8 +24,10 @@ class Result:
     (by anonymous id), every firing in (timestamp, event id, trigger id) order,
     and the warnings of the run."""
 
-    scorecards: list[Scorecard] = field(default_factory=list)
-    anonymous: list[Scorecard] = field(default_factory=list)
+    # Sequences: the batch engine's rules-only path gives them as columns
+    # (leadscore._batch.cards.Cards), every other engine as lists.
+    scorecards: Sequence[Scorecard] = field(default_factory=list)
+    anonymous: Sequence[Scorecard] = field(default_factory=list)
     firings: list[Firing] = field(default_factory=list)
     warnings: list[RunWarning] = field(default_factory=list)
 
@@ -104,7 +106,9 @@ def replay(model: Model | Engine, events: Iterable[Event], at: int) -> Result:
 
 
 def score_groups(engine: Engine, owners: Mapping[Owner, list[Prepared]], at: int) -> Result:
-    result = Result()
+    identified_cards: list[Scorecard] = []
+    anonymous: list[Scorecard] = []
+    result = Result(scorecards=identified_cards, anonymous=anonymous)
     for (identified, key), owned in sorted(owners.items(), key=lambda item: item[0][1]):
         state, step = engine.run(owned, contact_id=key if identified else None)
         card = engine.scorecard(
@@ -113,7 +117,7 @@ def score_groups(engine: Engine, owners: Mapping[Owner, list[Prepared]], at: int
             contact_id=key if identified else None,
             anonymous_id=None if identified else key,
         )
-        (result.scorecards if identified else result.anonymous).append(card)
+        (identified_cards if identified else anonymous).append(card)
         result.firings += step.firings
         result.warnings += step.warnings
     result.firings.sort(key=lambda firing: firing.order_key)

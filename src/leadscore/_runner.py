@@ -31,7 +31,7 @@ from typing import IO, Any
 
 import orjson
 
-from ._engine import Engine, Prepared, RunWarning, Scorecard
+from ._engine import Engine, Firing, Prepared, RunWarning, Scorecard
 from ._events import Event
 from ._replay import Result, group, score_groups
 
@@ -208,30 +208,42 @@ class StreamScorer:
         sources = ((self._contacts, routed), (profiles,))
 
         def score_buckets(buckets: Sequence[int]) -> Result:
-            part = Result()
+            part = _Merged()
             for bucket in buckets:
                 for parts in sources:
                     events = [_prepared(rec) for store in parts for rec in store.read(bucket)]
                     if events:
-                        _merge(part, score_groups(self.engine, group(events, linked), self.at))
-            return part
+                        part.add(score_groups(self.engine, group(events, linked), self.at))
+            return part.result()
 
-        result = Result()
+        merged = _Merged()
         for part in _in_parallel(score_buckets, range(PARTITIONS), self.workers):
-            _merge(result, part)
+            merged.add(part)
         self._tmp.cleanup()
         self._tmp = None
-        result.scorecards.sort(key=_contact_key)
-        result.anonymous.sort(key=lambda card: card.anonymous_id or "")
-        result.firings.sort(key=lambda firing: firing.order_key)
-        return result
+        merged.scorecards.sort(key=_contact_key)
+        merged.anonymous.sort(key=lambda card: card.anonymous_id or "")
+        merged.firings.sort(key=lambda firing: firing.order_key)
+        return merged.result()
 
 
-def _merge(into: Result, part: Result) -> None:
-    into.scorecards += part.scorecards
-    into.anonymous += part.anonymous
-    into.firings += part.firings
-    into.warnings += part.warnings
+@dataclass(slots=True)
+class _Merged:
+    """Results of parts of the owners, gathered into lists."""
+
+    scorecards: list[Scorecard] = field(default_factory=list)
+    anonymous: list[Scorecard] = field(default_factory=list)
+    firings: list[Firing] = field(default_factory=list)
+    warnings: list[RunWarning] = field(default_factory=list)
+
+    def add(self, part: Result) -> None:
+        self.scorecards += part.scorecards
+        self.anonymous += part.anonymous
+        self.firings += part.firings
+        self.warnings += part.warnings
+
+    def result(self) -> Result:
+        return Result(self.scorecards, self.anonymous, self.firings, self.warnings)
 
 
 def _in_parallel(

@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from typing import IO, Any
 
-import orjson
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .._eventfiles import BadRecord
 from .._model import Model
 from .._replay import Result
+from .cards import Cards, postgresql_csv, scorecard_schema
 from .io import EventSource, EventTable, score_batch
 
 _TABLE_DATABASES = ("postgresql://", "postgres://")
@@ -136,11 +136,12 @@ def _write_postgresql(table: Any, url: str, name: str, *, scorecards: bool) -> N
     with psycopg.connect(url) as pg:
         pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(parts))
         pg.execute(sql.SQL("CREATE TABLE {} ({})").format(parts, definition))
-        with pg.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(parts)) as copy:
-            for row in table.to_pylist():
-                if scorecards:
-                    row["tag_scores"] = orjson.dumps(dict(row["tag_scores"])).decode()
-                copy.write_row(list(row.values()))
+        # CSV made from the columns (no Python object per row); NULL is an empty
+        # field, text always quoted, so an empty text stays text.
+        query = sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(parts)
+        with pg.cursor().copy(query) as copy:
+            for chunk in postgresql_csv(table):
+                copy.write(chunk)
 
 
 def _quoted(name: str) -> str:
@@ -148,9 +149,15 @@ def _quoted(name: str) -> str:
 
 
 def to_arrow(items: Iterable[Any], *, scorecards: bool | None = None) -> Any:
-    """Scorecards or firings as an Arrow table of their JSON Lines fields."""
+    """Scorecards or firings as an Arrow table of their JSON Lines fields.
+
+    Scorecards held as columns (:class:`Cards`) give their table as it is;
+    others are converted object by object.
+    """
     import pyarrow as pa
 
+    if isinstance(items, Cards):
+        return items.to_arrow()
     rows = [item.to_json() for item in items]
     if scorecards is None:
         scorecards = bool(rows) and "tag_scores" in rows[0]
@@ -158,21 +165,7 @@ def to_arrow(items: Iterable[Any], *, scorecards: bool | None = None) -> Any:
         for row in rows:
             row.setdefault("anonymous_id", None)
             row["tag_scores"] = list(row["tag_scores"].items())
-        schema = pa.schema(
-            [
-                ("contact_id", pa.string()),
-                ("anonymous_id", pa.string()),
-                ("score", pa.float64()),
-                ("fit", pa.int64()),
-                ("grade", pa.string()),
-                ("band", pa.string()),
-                ("stage", pa.string()),
-                ("stage_entered_at", pa.string()),
-                ("stage_score", pa.float64()),
-                ("tag_scores", pa.map_(pa.string(), pa.float64())),
-                ("last_event_at", pa.string()),
-            ]
-        )
+        schema = scorecard_schema()
     else:
         schema = pa.schema(
             [(name, pa.string()) for name in ("trigger", "contact_id", "event_id", "timestamp")]

@@ -146,8 +146,14 @@ def _report(
 
     `seq` orders the records of ls_raw (arrival order). Returns how many were bad.
     """
-    bad = con.execute("SELECT count(*) FROM ls_raw WHERE NOT ok").fetchone()
-    if not bad or not bad[0]:
+    # A record is bad when another check fails, or its type is not of the
+    # pattern: tested once per distinct type (`type` is the text the check reads).
+    (bad,) = con.execute(
+        f"SELECT coalesce(sum(CASE WHEN coalesce({type_pattern('type')}, FALSE) THEN n "
+        "ELSE wrong END), 0) FROM (SELECT type, count(*) AS n, "
+        "count(*) FILTER (WHERE NOT ok_but_type) AS wrong FROM ls_raw GROUP BY type)"
+    ).fetchall()
+    if not bad[0]:
         return 0
     rows = con.execute(
         "SELECT source, line + ?, fault.field, fault.message FROM ("
@@ -458,7 +464,7 @@ def _checked(
         )
     checks.append(
         (
-            f"NOT regexp_full_match({f['type'].text}, {literal(_TYPE)})",
+            type_pattern(f["type"].text),
             "'type'",
             f"'expected {_TYPE}, got ' || {f['type'].shown}",
         )
@@ -478,14 +484,15 @@ def _checked(
             "'required: at least one of contact_id, anonymous_id'",
         )
     )
-    checks += [
-        (stamp.missing, "'timestamp'", "'required'"),
-        (
-            f"NOT {stamp.string}",
-            "'timestamp'",
-            f"'expected an RFC 3339 string, got ' || {stamp.shown}",
-        ),
-    ]
+    checks.append((stamp.missing, "'timestamp'", "'required'"))
+    if stamp.string != "TRUE":  # a typed timestamp is never a non-string
+        checks.append(
+            (
+                f"NOT {stamp.string}",
+                "'timestamp'",
+                f"'expected an RFC 3339 string, got ' || {stamp.shown}",
+            )
+        )
     if stamp.instant is None:  # text: its shape first (a typed timestamp has none to check)
         checks.append(
             (
@@ -499,27 +506,38 @@ def _checked(
         ("ls_ts IS NULL", "'timestamp'", f"'not a valid date or time: ' || {stamp.shown}")
     )
     for name in ("properties", "traits"):
+        # A check that cannot fail (a struct is always an object) is left out:
+        # said as `NOT (x IS NULL) AND FALSE`, it still read the whole struct
+        # (0.7 CPU s at 10M events of a 15-field properties struct).
         field = f[name]
-        checks.append(
-            (
-                f"NOT {field.missing} AND {field.invalid}",
-                literal(name),
-                f"'not valid JSON: ' || {field.shown}",
+        if field.invalid != "FALSE":
+            checks.append(
+                (
+                    f"NOT {field.missing} AND {field.invalid}",
+                    literal(name),
+                    f"'not valid JSON: ' || {field.shown}",
+                )
             )
-        )
-        checks.append(
-            (
-                f"NOT {field.missing} AND {field.not_object}",
-                literal(name),
-                f"'expected a JSON object, got ' || {field.shown}",
+        if field.not_object != "FALSE":
+            checks.append(
+                (
+                    f"NOT {field.missing} AND {field.not_object}",
+                    literal(name),
+                    f"'expected a JSON object, got ' || {field.shown}",
+                )
             )
-        )
     # The usual record passes every check: a CASE that finds none evaluates
     # them all, so a record is first tested at once, cheaply (`ok`), and only
     # a record that fails it goes through the checks in order. Counting the
     # bad records tests `ok` alone: `fault IS NOT NULL` cost three times as
     # much (the CASE evaluated for every record, 10M of them).
-    good = " AND ".join(f"NOT coalesce({test}, FALSE)" for test, _, _ in checks)
+    # `ok_but_type`: every check but the type's pattern, which _report tests once
+    # per distinct type (a regular expression per record cost 0.6 CPU s at 10M).
+    pattern = type_pattern(f["type"].text)
+    good_but_type = " AND ".join(
+        f"NOT coalesce({test}, FALSE)" for test, _, _ in checks if test != pattern
+    )
+    good = f"ls_ok_but_type AND NOT coalesce({pattern}, FALSE)"
     fault = (
         "CASE WHEN ls_ok THEN NULL "
         + " ".join(
@@ -540,7 +558,8 @@ def _checked(
     )
     seq = ", ls_seq AS seq" if "seq" in items else ""
     return (
-        f"SELECT source, ls_ok AS ok, fault{seq}, {f['id'].text} AS id, {f['type'].text} AS type, "
+        f"SELECT source, ls_ok AS ok, ls_ok_but_type AS ok_but_type, fault{seq}, "
+        f"{f['id'].text} AS id, {f['type'].text} AS type, "
         f"CASE WHEN NOT {f['contact_id'].missing} THEN {f['contact_id'].text} END AS contact_id, "
         f"CASE WHEN NOT {f['anonymous_id'].missing} THEN {f['anonymous_id'].text} END "
         "AS anonymous_id, ls_ts AS ts, "
@@ -548,8 +567,14 @@ def _checked(
         f"CASE WHEN {f['type'].text} = 'identify' AND NOT {traits.missing} "
         f"THEN CAST({traits.value} AS JSON) END AS traits "
         f"FROM (SELECT *, {fault} AS fault FROM (SELECT *, {good} AS ls_ok FROM ("
-        f"SELECT *, {instant} AS ls_ts FROM (SELECT {source} AS source, {inner} FROM {frm}))))"
+        f"SELECT *, {good_but_type} AS ls_ok_but_type FROM ("
+        f"SELECT *, {instant} AS ls_ts FROM (SELECT {source} AS source, {inner} FROM {frm})))))"
     )
+
+
+def type_pattern(text: str) -> str:
+    """SQL of the check that the type (SQL `text`) is not of the spec's pattern."""
+    return f"NOT regexp_full_match({text}, {literal(_TYPE)})"
 
 
 def _table(

@@ -63,6 +63,7 @@ from .._engine import (
 from .._events import Event
 from .._model import Model, StageCondition
 from .._replay import Result
+from .cards import REPORT_LIMIT, Cards, reported, rules_only_table
 from .sql import ConditionCompiler, Probe, Shape, json_path, literal, probe_derived, tag_text
 from .walk import SPAN_HALF_LIVES, Walk, walkable
 
@@ -383,15 +384,8 @@ class BatchPlan:
         )
         if not tables and self.masks is not None:
             step("rules")
-            rows = self._sums(con, unique, at)
-            step("scores")
-            cards = self._scorecards_of_sums(rows)
-            return Result(
-                scorecards=[card for card in cards if card.contact_id is not None],
-                anonymous=[card for card in cards if card.contact_id is None],
-                firings=[],
-                warnings=warnings,
-            )
+            identified, anonymous = self._cards(con, unique, at)
+            return Result(scorecards=identified, anonymous=anonymous, firings=[], warnings=warnings)
         # One narrow table that every later step reads: each event's owner,
         # the rules it matches (`matched`, their indices) and the values that
         # later steps still read (tag_from texts, the probes of stage and
@@ -496,9 +490,79 @@ class BatchPlan:
             f"coalesce({period}, 0) ORDER BY ts, id) <= coalesce({times}, 9223372036854775807)"
         )
 
-    def _sums(self, con: duckdb.DuckDBPyConnection, unique: str, at: int) -> list[tuple[Any, ...]]:
-        """Per owner, from one pass over the events: key, identified, last event, raw
-        score, then each tag's raw sum and whether it has an award (tags by name).
+    def _cards(
+        self, con: duckdb.DuckDBPyConnection, unique: str, at: int
+    ) -> tuple[Sequence[Scorecard], Sequence[Scorecard]]:
+        """The scorecards of the rules-only path (identified, anonymous), finished in SQL.
+
+        Over the sums of :meth:`_sums`, DuckDB computes every field as the pure
+        engine's Engine.scorecard does: the clamp; score and tag scores reported
+        (report_sql: Python's round to the bit); the band from the clamped,
+        unrounded score (the first band reached, thresholds less TOLERANCE as
+        CompiledModel holds them); fit 0 and its grade; tag scores of the tags
+        with an award, by name. They come back as one Arrow table, held by
+        :class:`Cards`: no Python object per owner. Should a score reach
+        REPORT_LIMIT, where report_sql stops being exact, the owners' scorecards
+        are built in Python instead (:meth:`_scorecards_of_sums`).
+        """
+        c = self.compiled
+        sums = self._sums(con, unique, at)
+
+        def clamped(value: str) -> str:
+            if c.clamp_min is not None:
+                value = f"greatest({value}, {_double(c.clamp_min)})"
+            if c.clamp_max is not None:
+                value = f"least({value}, {_double(c.clamp_max)})"
+            return value
+
+        tags = list(self._tag_rules())
+        values = ["x", *(f"x{k}" for k in range(len(tags)))]
+        # greatest() and least() skip a NULL: a tag without an award stays NULL by CASE.
+        clamps = [
+            f"{clamped('raw')} AS x",
+            *(
+                f"CASE WHEN t{k} IS NOT NULL THEN {clamped(f't{k}')} END AS x{k}"
+                for k in range(len(tags))
+            ),
+        ]
+        band = " ".join(
+            f"WHEN {'TRUE' if floor is None else f'x >= {_double(floor)}'} THEN {literal(name)}"
+            for name, floor in c.bands
+        )
+        huge = " OR ".join(
+            f"coalesce(abs({name}) >= {_double(REPORT_LIMIT)}, FALSE)" for name in values
+        )
+        query = (
+            f"WITH s AS ({sums}), c AS (SELECT owner, ident, last, {', '.join(clamps)} FROM s) "
+            "SELECT CASE WHEN ident THEN owner END AS contact_id, "
+            "CASE WHEN NOT ident THEN owner END AS anonymous_id, x_r AS score, "
+            f"{f'CASE {band} END' if band else 'NULL'}::VARCHAR AS band, "
+            f"last AS last_event_at{_items([f'x{k}_r' for k in range(len(tags))])}, "
+            f"{huge} AS huge FROM ({reported('c', values)}) ORDER BY ident DESC, owner"
+        )
+        import pyarrow.compute as pc
+
+        table = con.sql(query).to_arrow_table()
+        assert table is not None  # a SELECT always has a result
+        if pc.any(table.column("huge")).as_py():
+            rows = con.execute(f"{sums} ORDER BY ident DESC, owner").fetchall()
+            cards = self._scorecards_of_sums(rows)
+            return (
+                [card for card in cards if card.contact_id is not None],
+                [card for card in cards if card.contact_id is None],
+            )
+        table = rules_only_table(
+            table,
+            grade=c.grade_of(0),
+            tags={tag: table.column(f"x{k}_r") for k, tag in enumerate(tags)},
+        )
+        identified = int(pc.count(table.column("contact_id")).as_py())
+        return (Cards(table.slice(0, identified)), Cards(table.slice(identified)))
+
+    def _sums(self, con: duckdb.DuckDBPyConnection, unique: str, at: int) -> str:
+        """SQL of, per owner, from one pass over the events: `owner`, `ident`, `last`
+        (its last event), `raw` (the score), then each tag's raw sum `t0`, `t1`, ...
+        (NULL: no award names it; tags by name), in no order.
 
         Each event's matched rules are a bit mask (cheaper than a list: one
         integer per event, no list built and filtered); a join on a small table
@@ -577,7 +641,7 @@ class BatchPlan:
         hit_amount = " ".join(f"WHEN {rule.index} THEN {amount(rule, 'ts')}" for rule in rules)
         # Every period with a match awards something, so its rows make the tag.
         tag_items = _items(self._tag_sums())
-        return con.execute(
+        return (
             # The mask before the owner's join: one integer through it, not the probes.
             f"WITH e0 AS (SELECT contact_id, anonymous_id, ts, type{_items(first)} FROM {unique} "
             f"WHERE ts <= {at}), "
@@ -594,9 +658,9 @@ class BatchPlan:
             "g AS (SELECT owner, ident, rule, count(*) AS n, min(ts) AS first, max(ts) AS last, "
             f"sum(amount) AS total{earliest} FROM h GROUP BY owner, ident, rule, period), "
             f"a AS (SELECT owner, ident, last, rule, CASE rule {awarded} END AS amount FROM g) "
-            f"SELECT owner, ident, max(last), coalesce(sum(amount), 0.0::DOUBLE){tag_items} "
-            "FROM a GROUP BY owner, ident ORDER BY ident DESC, owner"
-        ).fetchall()
+            "SELECT owner, ident, max(last) AS last, coalesce(sum(amount), 0.0::DOUBLE) AS raw"
+            f"{tag_items} FROM a GROUP BY owner, ident"
+        )
 
     def _mask_sql(self) -> str:
         """SQL of the bit mask of the rules an event matches (bit i: rule i)."""
@@ -1132,9 +1196,16 @@ def _items(items: Sequence[str]) -> str:
     return "".join(", " + item for item in items)
 
 
+def _double(value: float) -> str:
+    """A DOUBLE literal of exactly `value`: its shortest repr, read as text (a bare
+    decimal literal is a DECIMAL, whose conversion to DOUBLE need not be exact)."""
+    return f"{literal(repr(float(value)))}::DOUBLE"
+
+
 def _one(con: duckdb.DuckDBPyConnection, query: str) -> tuple[Any, ...]:
-    row = con.execute(query).fetchone()
-    assert row is not None
+    # fetchall, not fetchone: the result finished, so that the connection takes
+    # other work (a relation's, say) at once.
+    (row,) = con.execute(query).fetchall()
     return tuple(row)
 
 

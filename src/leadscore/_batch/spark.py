@@ -436,9 +436,11 @@ def _scored(
 
 
 def _result(owners: list[_Scored], warnings: list[RunWarning]) -> Result:
-    result = Result(warnings=warnings)
+    cards: list[Scorecard] = []
+    anonymous: list[Scorecard] = []
+    result = Result(scorecards=cards, anonymous=anonymous, warnings=warnings)
     for identified, _, card, firings, run_warnings in owners:
-        (result.scorecards if identified else result.anonymous).append(card)
+        (cards if identified else anonymous).append(card)
         result.firings += firings
         result.warnings += run_warnings
     result.firings.sort(key=lambda firing: firing.order_key)
