@@ -146,6 +146,27 @@ def test_duckdb_walk_of_stages_equals_replay(model: Model, log: list[Event], lat
     assert_same(_batch(model, log, at), replay(model, log, at))
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=models(), log=logs(), later=st.integers(-60 * 24 * 7, 60 * 24 * 30))
+def test_duckdb_without_rule_masks_equals_replay(
+    model: Model, log: list[Event], later: int
+) -> None:
+    """Past 62 rules an event's matched rules do not fit a BIGINT mask, and the plan
+    keeps them as a list of indices: the drawn rules, repeated under new ids."""
+    data = model.model_dump(by_alias=True, exclude_none=True)
+    rules = data["rules"]
+    data["rules"] = [
+        {**rule, "id": f"{rule['id']}-{k}"} for k in range(63 // len(rules) + 1) for rule in rules
+    ]
+    model = Model.model_validate(data)
+    plan = BatchPlan(model)
+    assert plan.event_masks is None
+    at = max(event.timestamp for event in log) + later * MINUTE
+    con = _connection()
+    got = plan.run(con, canonical_view(con, events_table(log)), at)
+    assert_same(got, replay(model, log, at))
+
+
 # Fit reads the traits merged key by key up to each identify event (the batch
 # engine reads only the top-level keys the fit rules use, each its last value):
 # traits that set, replace, null out and nest keys, and fit rules on nested
