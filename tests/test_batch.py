@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leadscore._batch.plan import BatchPlan, canonical_view, events_table
+from leadscore._batch.walk import score_floor
 from leadscore._events import Event
 from leadscore._model import Model
 from leadscore._replay import Result, replay
@@ -200,3 +201,39 @@ def test_duckdb_fit_of_merged_traits_equals_replay(
     model = Model.model_validate(data)
     at = max(event.timestamp for event in log) + later * MINUTE
     assert_same(_batch(model, log, at), replay(model, log, at))
+
+
+def _floor_of(stages: list[dict[str, Any]], triggers: list[dict[str, Any]]) -> float | None:
+    model = Model.model_validate(
+        {
+            "version": 1,
+            "name": "floor",
+            "rules": [{"id": "r", "event": "view", "points": 5}],
+            "bands": [{"band": "hot", "min_score": 60}, {"band": "cold"}],
+            "stages": stages,
+            "triggers": [{**t, "actions": [{"add_tag": "x"}]} for t in triggers],
+        }
+    )
+    return score_floor(model)
+
+
+def test_score_floor_is_the_least_threshold_of_the_score_tests() -> None:
+    # The walk leaves out award-only events of owners whose positive points stay
+    # below this floor: every score test must need at least it.
+    first = {"name": "s0"}
+    assert _floor_of([first, {"name": "s1", "enter": {"score_gte": 25}}], []) == 25
+    assert (
+        _floor_of(
+            [first, {"name": "s1", "enter": {"any": [{"event": "buy"}, {"band_in": ["hot"]}]}}],
+            [{"id": "t", "when": {"score_crosses": 40}}],
+        )
+        == 40
+    )
+    assert _floor_of([first, {"name": "s1", "enter": {"event": "buy"}}], []) == float("inf")
+    # Tests that may hold on a low score, or read what the floor does not bound.
+    assert _floor_of([first, {"name": "s1", "enter": {"score_lt": 5}}], []) is None
+    assert _floor_of([first, {"name": "s1", "enter": {"not": {"score_gte": 5}}}], []) is None
+    assert _floor_of([first, {"name": "s1", "enter": {"band_in": ["cold"]}}], []) is None
+    assert _floor_of([first], [{"id": "t", "when": {"band_entered": "cold"}}]) is None
+    assert _floor_of([first], [{"id": "t", "when": {"tag_score_crosses": {"a": 5}}}]) is None
+    assert _floor_of([first, {"name": "s1", "enter": {"stage_score_gte": 5}}], []) is None

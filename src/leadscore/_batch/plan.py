@@ -33,7 +33,10 @@ at a time on DuckDB rather than an event at a time in Python:
    every stage condition only grows true with higher values and the owner's
    values can only fall between events (no negative award): see
    :func:`passive_events_matter`. Otherwise all of that owner's events from
-   its first negative award or `stage_set` on take part.
+   its first negative award or `stage_set` on take part. An owner whose
+   positive points stay below every score test's threshold
+   (:func:`leadscore._batch.walk.score_floor`) leaves out its events that
+   only award points, and those after a negative award (BatchPlan._reach).
 
 Numbers agree with the replay within floating-point rounding of the sums
 (the spec's 1e-9 "reaches" tolerance absorbs it).
@@ -42,6 +45,7 @@ Numbers agree with the replay within floating-point rounding of the sums
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -65,7 +69,7 @@ from .._events import Event
 from .._model import Model, StageCondition
 from .._replay import Result
 from .sql import ConditionCompiler, Probe, Shape, json_path, literal, probe_derived, tag_text
-from .walk import SPAN_HALF_LIVES, Walk, walkable
+from .walk import SPAN_HALF_LIVES, Walk, clamp_sql, score_floor, walkable
 
 if TYPE_CHECKING:
     import duckdb
@@ -925,11 +929,12 @@ class BatchPlan:
                     "FROM ls_owned WHERE type = 'stage_set' "
                     "EXCEPT SELECT owner, ident FROM ls_fallback"
                 )
+        reach = walks and self._reach(con)
         if self.passive != Passive.ALWAYS:
             self._active_tables(con)
         walked: list[tuple[bool, str, list[RunWarning]]] = []
         if walks:
-            firings = self._walk(con, stages, at)
+            firings = self._walk(con, stages, at, reach=reach)
             walked = self._stage_set_warnings(con)
             # fetchall: the result finished, for what the caller does next on `con`.
             ((left,),) = con.execute("SELECT count(*) FROM ls_fallback").fetchall()
@@ -1027,34 +1032,48 @@ class BatchPlan:
             "CREATE OR REPLACE TEMP TABLE ls_first AS SELECT arg_min(id, {'ts': ts, 'id': id}) "
             "AS id FROM ls_owned GROUP BY owner, ident"
         )
+        # `set`: a stage_set's instant, rather than a negative award's; `since_set`,
+        # the first stage_set alone, is what the walk needs of the owners outside
+        # ls_reach (see _reach).
         unsafe = []
         if c.has_stages:
-            unsafe.append("SELECT owner, ident, ts FROM ls_owned WHERE type = 'stage_set'")
+            unsafe.append(
+                "SELECT owner, ident, ts, TRUE AS set FROM ls_owned WHERE type = 'stage_set'"
+            )
         if self.passive == Passive.IF_NEGATIVE:
             negative = [str(rule.index) for rule in c.rules if rule.points < 0]
             if negative:
                 unsafe.append(
-                    f"SELECT owner, ident, ts FROM ls_awards WHERE rule IN ({', '.join(negative)})"
+                    "SELECT owner, ident, ts, FALSE AS set FROM ls_awards "
+                    f"WHERE rule IN ({', '.join(negative)})"
                 )
         if not unsafe:
-            unsafe.append("SELECT owner, ident, ts FROM ls_owned WHERE FALSE")
+            unsafe.append("SELECT owner, ident, ts, TRUE AS set FROM ls_owned WHERE FALSE")
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE ls_unsafe AS SELECT owner, ident, min(ts) AS since "
-            f"FROM ({' UNION ALL '.join(unsafe)}) GROUP BY ALL"
+            "CREATE OR REPLACE TEMP TABLE ls_unsafe AS SELECT owner, ident, min(ts) AS since, "
+            f"min(ts) FILTER (WHERE set) AS since_set FROM ({' UNION ALL '.join(unsafe)}) "
+            "GROUP BY ALL"
         )
 
-    def _active(self, awards: str) -> tuple[str, str]:
+    def _active(self, awards: str, *, reach: bool = False) -> tuple[str, str]:
         """The events of `o` (see _with_leaves) that can change a stage or fire a trigger:
         (joins, condition), over the tables of _active_tables. `awards` names a relation
-        joined on the event id, whose `id` is NULL for an event without awards."""
+        joined on the event id, whose `id` is NULL for an event without awards.
+        `reach`: for the owners outside ls_reach (see _reach), an event whose only
+        part is its awards, or that follows a negative award, takes no part."""
         if self.passive == Passive.ALWAYS:
             return "", "TRUE"
         active = [
-            f"{awards}.id IS NOT NULL",
+            f"({awards}.id IS NOT NULL AND reach.ident IS NOT NULL)"
+            if reach
+            else f"{awards}.id IS NOT NULL",
             "(o.type = 'identify' AND o.traits IS NOT NULL)",
             "o.id = first.id",
             "o.leaves <> 0",
-            "coalesce(o.ts >= un.since, FALSE)",
+            "coalesce(o.ts >= CASE WHEN reach.ident IS NULL THEN un.since_set "
+            "ELSE un.since END, FALSE)"
+            if reach
+            else "coalesce(o.ts >= un.since, FALSE)",
         ]
         if self.compiled.has_stages:
             active.append("o.type = 'stage_set'")
@@ -1062,25 +1081,67 @@ class BatchPlan:
             "LEFT JOIN ls_first first ON o.id = first.id "
             "LEFT JOIN ls_unsafe un USING (owner, ident) "
         )
+        if reach:
+            joins += "LEFT JOIN ls_reach reach USING (owner, ident) "
         return joins, " OR ".join(active)
+
+    def _reach(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """ls_reach: the owners whose score may reach the model's score floor
+        (walk.score_floor) at some instant; False when every owner may, or the
+        floor does not apply, and the table is not made.
+
+        An owner's score never exceeds its positive points summed and clamped
+        (U), so an owner with U below the floor has every score test false at
+        every event, whatever subset of its awards the walk sums: its events
+        that only award points act as passive events (see passive_events_matter)
+        and are left out of the walk, when passive events may be (not
+        Passive.ALWAYS). So are its events after a negative award (which may
+        make values rise between events: no score test holds for it anyway);
+        not those after a stage_set, after which a test of the fit alone may
+        move the stage at a passive event. The walk's sums are rounded, and a test "reaches" at
+        the threshold less TOLERANCE, so U must fall short by a margin
+        (_REACH_MARGIN) larger than both. The stage score is summed from
+        ls_awards apart from the walk, so it keeps every award.
+        """
+        c = self.compiled
+        floor = score_floor(self.model)
+        if floor is None or self.passive == Passive.ALWAYS:
+            return False
+        positive = [(rule.index, rule.points) for rule in c.rules if rule.points > 0]
+        bound = floor - _REACH_MARGIN
+        zero = c.clamp(0.0)
+        if zero >= bound:  # an owner without awards may reach it
+            return False
+        if not positive or math.isinf(floor):
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE ls_reach AS SELECT owner, ident FROM ls_awards "
+                "WHERE FALSE"
+            )
+            return True
+        values = ", ".join(f"({index}, {points!r})" for index, points in positive)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_reach AS SELECT owner, ident FROM ls_awards "
+            f"JOIN (VALUES {values}) r(rule, points) USING (rule) GROUP BY owner, ident "
+            f"HAVING {clamp_sql(c, 'sum(r.points)::DOUBLE')} >= {bound!r}"
+        )
+        return True
 
     def _walk(
         self,
         con: duckdb.DuckDBPyConnection,
         stages: dict[tuple[bool, str], _StageFields],
         at: int,
+        *,
+        reach: bool,
     ) -> list[Firing]:
         """Stages and firings of the owners the window functions can walk (see walk):
-        those not in ls_fallback, over their active events."""
+        those not in ls_fallback, over their active events (`reach`: ls_reach is made,
+        see _reach)."""
         c = self.compiled
         walk = Walk(c, [1 << bit for bit in range(len(self.leaves))])
-        zero = ", ".join(
-            f"coalesce(s.{name}, 0.0::DOUBLE) AS {name}"
-            for name in ["dec", "flat"]
-            + [f"{g}_{kind}" for g in walk.tag_column.values() for kind in ("dec", "flat")]
-        )
+        zero = "".join(f", coalesce(s.{name}, 0.0::DOUBLE) AS {name}" for name in walk.sum_names())
         # The events, their leaves and their award sums (by id; none: zeros).
-        joins, active = self._active("s")
+        joins, active = self._active("s", reach=reach)
         con.execute(f"CREATE OR REPLACE TEMP TABLE ls_sums AS {walk.award_sums(at)}")
         set_to = (
             f", CASE WHEN o.type = 'stage_set' THEN {self._set_to('o.stage_name')} END AS set_to"
@@ -1091,12 +1152,13 @@ class BatchPlan:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE ls_walk_in AS "
             f"WITH {events} "
-            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, o.leaves, {zero}{set_to} "
+            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, o.leaves{zero}{set_to} "
             f"FROM o LEFT JOIN ls_sums s ON o.id = s.id {joins}"
             # Without stages, only contacts' events matter: anonymous owners fire nothing.
             f"WHERE {'TRUE' if c.has_stages else 'o.ident'} AND ({active})"
         )
         con.execute("DROP TABLE ls_sums")
+        con.execute("DROP TABLE IF EXISTS ls_reach")
         rows, walked = walk.run(con, at, self._identify_fits())
         firings = [Firing(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
         clamp, names = c.clamp, c.stage_names
@@ -1111,6 +1173,11 @@ class BatchPlan:
         return "SELECT id, fit FROM ls_fits"
 
 
+# How far below the score floor an owner's clamped positive points must stay for
+# its award-only events to be left out of the walk (BatchPlan._reach): far more
+# than TOLERANCE (1e-9) and than the rounding of the walk's sums (relative
+# 2^-52 per addition, some 1e-12 of the score over thousands of awards).
+_REACH_MARGIN = 1e-6
 # The most rows the table of rule masks (:func:`_rule_masks`) may have.
 _MASKS = 4_096
 # The most `times` of a limit on the rules-only path: its awards are summed
