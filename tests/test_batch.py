@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leadscore._batch.plan import BatchPlan, canonical_view, events_table
+from leadscore._batch.walk import score_floor
 from leadscore._events import Event
 from leadscore._model import Model
 from leadscore._replay import Result, replay
@@ -146,6 +147,27 @@ def test_duckdb_walk_of_stages_equals_replay(model: Model, log: list[Event], lat
     assert_same(_batch(model, log, at), replay(model, log, at))
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=models(), log=logs(), later=st.integers(-60 * 24 * 7, 60 * 24 * 30))
+def test_duckdb_without_rule_masks_equals_replay(
+    model: Model, log: list[Event], later: int
+) -> None:
+    """Past 62 rules an event's matched rules do not fit a BIGINT mask, and the plan
+    keeps them as a list of indices: the drawn rules, repeated under new ids."""
+    data = model.model_dump(by_alias=True, exclude_none=True)
+    rules = data["rules"]
+    data["rules"] = [
+        {**rule, "id": f"{rule['id']}-{k}"} for k in range(63 // len(rules) + 1) for rule in rules
+    ]
+    model = Model.model_validate(data)
+    plan = BatchPlan(model)
+    assert plan.event_masks is None
+    at = max(event.timestamp for event in log) + later * MINUTE
+    con = _connection()
+    got = plan.run(con, canonical_view(con, events_table(log)), at)
+    assert_same(got, replay(model, log, at))
+
+
 # Fit reads the traits merged key by key up to each identify event (the batch
 # engine reads only the top-level keys the fit rules use, each its last value):
 # traits that set, replace, null out and nest keys, and fit rules on nested
@@ -179,3 +201,39 @@ def test_duckdb_fit_of_merged_traits_equals_replay(
     model = Model.model_validate(data)
     at = max(event.timestamp for event in log) + later * MINUTE
     assert_same(_batch(model, log, at), replay(model, log, at))
+
+
+def _floor_of(stages: list[dict[str, Any]], triggers: list[dict[str, Any]]) -> float | None:
+    model = Model.model_validate(
+        {
+            "version": 1,
+            "name": "floor",
+            "rules": [{"id": "r", "event": "view", "points": 5}],
+            "bands": [{"band": "hot", "min_score": 60}, {"band": "cold"}],
+            "stages": stages,
+            "triggers": [{**t, "actions": [{"add_tag": "x"}]} for t in triggers],
+        }
+    )
+    return score_floor(model)
+
+
+def test_score_floor_is_the_least_threshold_of_the_score_tests() -> None:
+    # The walk leaves out award-only events of owners whose positive points stay
+    # below this floor: every score test must need at least it.
+    first = {"name": "s0"}
+    assert _floor_of([first, {"name": "s1", "enter": {"score_gte": 25}}], []) == 25
+    assert (
+        _floor_of(
+            [first, {"name": "s1", "enter": {"any": [{"event": "buy"}, {"band_in": ["hot"]}]}}],
+            [{"id": "t", "when": {"score_crosses": 40}}],
+        )
+        == 40
+    )
+    assert _floor_of([first, {"name": "s1", "enter": {"event": "buy"}}], []) == float("inf")
+    # Tests that may hold on a low score, or read what the floor does not bound.
+    assert _floor_of([first, {"name": "s1", "enter": {"score_lt": 5}}], []) is None
+    assert _floor_of([first, {"name": "s1", "enter": {"not": {"score_gte": 5}}}], []) is None
+    assert _floor_of([first, {"name": "s1", "enter": {"band_in": ["cold"]}}], []) is None
+    assert _floor_of([first], [{"id": "t", "when": {"band_entered": "cold"}}]) is None
+    assert _floor_of([first], [{"id": "t", "when": {"tag_score_crosses": {"a": 5}}}]) is None
+    assert _floor_of([first, {"name": "s1", "enter": {"stage_score_gte": 5}}], []) is None

@@ -10,11 +10,12 @@ at a time on DuckDB rather than an event at a time in Python:
    owner: a contact, or an anonymous profile.
 3. Rule matching: every `where` test of spec 2.2 is a SQL expression over
    *probes* of the property paths the model uses (:mod:`leadscore._batch.sql`),
-   evaluated once per event, giving one row per (event, matched rule).
-4. Limits: a window numbers each rule's matches per owner and calendar period
-   (the model's time zone, from a table of UTC offsets that zoneinfo gives,
-   so periods are those of the pure engine to the microsecond); matches past
-   `times` award nothing.
+   evaluated once per event, giving each event's matched rules as a bit
+   mask, and then one row per (event, matched rule).
+4. Limits: per owner, rule and calendar period (the model's time zone, from a
+   table of UTC offsets that zoneinfo gives, so periods are those of the pure
+   engine to the microsecond), the first `times` matches award: the earliest
+   (an aggregate) for `times: 1`, a window's numbering for more.
 5. Decay and sums: each award counts p·2^((t-T)/H); the engagement score and
    each tag score are sums, clamped (in Python, with the pure engine's own
    clamp, rounding, grades and bands).
@@ -32,7 +33,10 @@ at a time on DuckDB rather than an event at a time in Python:
    every stage condition only grows true with higher values and the owner's
    values can only fall between events (no negative award): see
    :func:`passive_events_matter`. Otherwise all of that owner's events from
-   its first negative award or `stage_set` on take part.
+   its first negative award or `stage_set` on take part. An owner whose
+   positive points stay below every score test's threshold
+   (:func:`leadscore._batch.walk.score_floor`) leaves out its events that
+   only award points, and those after a negative award (BatchPlan._reach).
 
 Numbers agree with the replay within floating-point rounding of the sums
 (the spec's 1e-9 "reaches" tolerance absorbs it).
@@ -41,6 +45,7 @@ Numbers agree with the replay within floating-point rounding of the sums
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -65,7 +70,7 @@ from .._model import Model, StageCondition
 from .._replay import Result
 from .cards import REPORT_LIMIT, Cards, reported, rules_only_table
 from .sql import ConditionCompiler, Probe, Shape, json_path, literal, probe_derived, tag_text
-from .walk import SPAN_HALF_LIVES, Walk, walkable
+from .walk import SPAN_HALF_LIVES, Walk, clamp_sql, score_floor, walkable
 
 if TYPE_CHECKING:
     import duckdb
@@ -316,7 +321,11 @@ class BatchPlan:
             for rule in m.fit
         ]
         self.passive = passive_events_matter(m) if c.has_stages else Passive.NEVER
-        self.masks = _rule_masks(m, self.holds)
+        # The masks of matched rules an event can have (see _rule_masks): ls_owned
+        # stores each event's as one integer when they fit, and the rules-only
+        # path (_sums) needs them.
+        self.event_masks = _rule_masks(m, self.holds)
+        self.masks = self.event_masks if _rules_only(m) else None
         self._shape: Shape | None = None
 
     # -- running -------------------------------------------------------------
@@ -387,18 +396,28 @@ class BatchPlan:
             identified, anonymous = self._cards(con, unique, at)
             return Result(scorecards=identified, anonymous=anonymous, firings=[], warnings=warnings)
         # One narrow table that every later step reads: each event's owner,
-        # the rules it matches (`matched`, their indices) and the values that
-        # later steps still read (tag_from texts, the probes of stage and
-        # trigger conditions), so the events are read and joined with the
-        # links once. The rule probes themselves (a page's url, ...) are not
-        # kept: stored for every event they made the table outgrow DuckDB's
-        # memory limit at 10M events, and it spilled to disk.
-        rule_first, rule_second = self.rules.select_items(self._shape)
+        # the rules it matches and the values that later steps still read
+        # (tag_from texts, the probes of stage and trigger conditions), so the
+        # events are read and joined with the links once. The rule probes
+        # themselves (a page's url, ...) are not kept: stored for every event
+        # they made the table outgrow DuckDB's memory limit at 10M events, and
+        # it spilled to disk. The rules matched are a bit mask (`mask`, bit i:
+        # rule i), as on the rules-only path (_sums): one integer per event
+        # rather than a list built of a CASE per rule and filtered; a model
+        # whose masks do not fit keeps the list (`matched`, the rules' indices).
+        # Both are found before the links join, so that only they, and not the
+        # probes, go through it.
+        masked = self.event_masks is not None
+        # Unguarded typed probes when every test of them is under a test of the
+        # event type (the mask's CASE on the type): see select_items.
+        rule_first, rule_second = self.rules.select_items(self._shape, guarded=not masked)
         kept: list[str] = []
+        kept_names: list[str] = []
         if self.leaf_sql:
             leaf_first = self.leaf_conditions.select_items(self._shape)[0]
             rule_first += leaf_first
-            kept += _names(leaf_first)
+            kept_names += _names(leaf_first)
+            kept += kept_names
         if self.compiled.has_stages:
             props = "e.properties" if self._shape is None else "to_json(e.properties)"
             rule_first.append(
@@ -406,26 +425,34 @@ class BatchPlan:
                 f"THEN {props} ->> '$.stage' END AS stage_name"
             )
             kept.append("stage_name")
-        kept += [
-            f"{_tag_text_of(name)} AS {name}_tag" for name in sorted(set(self.tag_texts.values()))
-        ]
-        matched = (
-            f"CASE WHEN {_in(self.rule_types)} THEN "
-            f"list_filter([{', '.join(self.matches)}], lambda x: x IS NOT NULL) END"
-            if self.matches
-            else "NULL::INTEGER[]"
-        )
+            kept_names.append("stage_name")
+        for name in sorted(set(self.tag_texts.values())):
+            kept.append(f"{_tag_text_of(name)} AS {name}_tag")
+            kept_names.append(f"{name}_tag")
+        if masked:
+            matched = f"{self._mask_sql()} AS mask"
+            kept_names.append("mask")
+        else:
+            matched = (
+                f"CASE WHEN {_in(self.rule_types)} THEN "
+                f"list_filter([{', '.join(self.matches)}], lambda x: x IS NOT NULL) END "
+                "AS matched"
+                if self.matches
+                else "NULL::INTEGER[] AS matched"
+            )
+            kept_names.append("matched")
         sql(
             "CREATE OR REPLACE TEMP TABLE ls_owned AS WITH e0 AS (SELECT "
-            "coalesce(e.contact_id, l.linked, e.anonymous_id) AS owner, "
+            f"e.contact_id, e.anonymous_id, e.ts, e.id, e.type, e.traits{_items(rule_first)} "
+            f"FROM {unique} e WHERE e.ts <= {at}), "
+            f"e1 AS (SELECT *{_items(rule_second)} FROM e0), "
+            "e2 AS (SELECT contact_id, anonymous_id, ts, id, type, traits"
+            f"{_items(kept)}, {matched} FROM e1) "
+            "SELECT coalesce(e.contact_id, l.linked, e.anonymous_id) AS owner, "
             "(e.contact_id IS NOT NULL OR l.linked IS NOT NULL) AS ident, "
-            f"e.ts, e.id, e.type, e.traits{_items(rule_first)} "
-            f"FROM {unique} e LEFT JOIN ls_links l "
-            "ON e.contact_id IS NULL AND e.anonymous_id = l.anonymous_id "
-            f"WHERE e.ts <= {at}), "
-            f"e1 AS (SELECT *{_items(rule_second)} FROM e0) "
-            f"SELECT owner, ident, ts, id, type, traits{_items(kept)}, {matched} AS matched "
-            "FROM e1"
+            f"e.ts, e.id, e.type, e.traits{_items(['e.' + name for name in kept_names])} "
+            "FROM e2 e LEFT JOIN ls_links l "
+            "ON e.contact_id IS NULL AND e.anonymous_id = l.anonymous_id"
         )
         step("rules")
         self._awards(con, at)
@@ -446,7 +473,21 @@ class BatchPlan:
         )
 
     def _awards(self, con: duckdb.DuckDBPyConnection, at: int) -> None:
-        """ls_awards: one row per award (owner, ident, ts, id, rule, tagf), limits applied."""
+        """ls_awards: one row per award (owner, ident, ts, id, rule, tagf), limits applied.
+
+        A limited rule awards the first `times` of its matches in each of the
+        owner's calendar periods, in (timestamp, id) order. How each kind of
+        rule finds them, cheapest first (a window numbering every match, as
+        before, sorted them all):
+
+        - an unlimited rule awards every match: no grouping at all;
+        - a `times: 1` rule awards the earliest match of each (owner, rule,
+          period): a hash aggregate, the minimum of (ts, id, tagf) as a struct,
+          which compares field by field, so (ts, id) decide (an event's id is
+          unique, so no two matches of a group tie on both);
+        - a rule of `times` > 1 numbers its matches per group with a window,
+          only over its own matches.
+        """
         c = self.compiled
         if not self.matches:
             con.execute(
@@ -461,34 +502,60 @@ class BatchPlan:
             if self.tag_texts
             else "CAST(NULL AS VARCHAR)"
         )
-        # A view: it feeds one statement, which numbers the matches of limited
-        # rules; materialising every match first was a copy for nothing.
-        con.execute(
-            "CREATE OR REPLACE TEMP VIEW ls_hits AS "
-            f"SELECT owner, ident, ts, id, rule, {tag_case} AS tagf "
-            "FROM ls_owned, unnest(matched) AS u(rule)"
-        )
-        limited = [rule for rule in c.rules if rule.limit_per is not None]
-        if not limited:
-            con.execute("CREATE OR REPLACE TEMP TABLE ls_awards AS SELECT * FROM ls_hits")
-            return
-        period = period_case(con, c)
-        times = (
-            "CASE rule "
-            + " ".join(
-                f"WHEN {rule.index} THEN {rule.limit_times if rule.limit_times else 'NULL'}"
-                for rule in limited
+
+        def hits(rules: list[CompiledRule]) -> str:
+            """The matches of `rules`: (owner, ident, ts, id, rule, tagf)."""
+            chosen = {rule.index for rule in rules}
+            if self.event_masks is None:
+                return (
+                    f"SELECT owner, ident, ts, id, rule, {tag_case} AS tagf "
+                    "FROM ls_owned, unnest(matched) AS u(rule) "
+                    f"WHERE rule IN ({', '.join(map(str, sorted(chosen)))})"
+                )
+            # A join on the small table of (mask, rule) of these rules: one row per
+            # matched rule, none for an event that matches none of them.
+            pairs = [
+                f"({mask}, {index})"
+                for mask, indices in self.event_masks
+                for index in indices
+                if index in chosen
+            ]
+            if not pairs:
+                return (
+                    f"SELECT owner, ident, ts, id, 0 AS rule, {tag_case} AS tagf "
+                    "FROM ls_owned WHERE FALSE"
+                )
+            return (
+                f"SELECT owner, ident, ts, id, rule, {tag_case} AS tagf FROM ls_owned "
+                f"JOIN (VALUES {', '.join(pairs)}) r(mask, rule) USING (mask)"
             )
-            + " END"
-        )
-        # Unlimited rules' matches all award: numbering them (in period 0) costs
-        # less than reading the matches twice.
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE ls_awards AS "
-            "SELECT owner, ident, ts, id, rule, tagf FROM ls_hits "
-            "QUALIFY row_number() OVER (PARTITION BY owner, ident, rule, "
-            f"coalesce({period}, 0) ORDER BY ts, id) <= coalesce({times}, 9223372036854775807)"
-        )
+
+        unlimited = [rule for rule in c.rules if rule.limit_per is None]
+        once = [rule for rule in c.rules if rule.limit_times == 1]
+        several = [rule for rule in c.rules if (rule.limit_times or 1) > 1]
+        parts = []
+        if unlimited:
+            parts.append(hits(unlimited))
+        if once or several:
+            period = period_case(con, c)
+            if once:
+                key = "{'ts': ts, 'id': id, 'tagf': tagf}"
+                parts.append(
+                    "SELECT owner, ident, earliest.ts, earliest.id, rule, earliest.tagf FROM ("
+                    f"SELECT owner, ident, rule, min({key}) AS earliest FROM ({hits(once)}) "
+                    f"GROUP BY owner, ident, rule, {period})"
+                )
+            if several:
+                times = (
+                    "CASE rule "
+                    + " ".join(f"WHEN {rule.index} THEN {rule.limit_times}" for rule in several)
+                    + " END"
+                )
+                parts.append(
+                    f"SELECT * FROM ({hits(several)}) QUALIFY row_number() OVER "
+                    f"(PARTITION BY owner, ident, rule, {period} ORDER BY ts, id) <= {times}"
+                )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ls_awards AS {' UNION ALL '.join(parts)}")
 
     def _cards(
         self, con: duckdb.DuckDBPyConnection, unique: str, at: int
@@ -926,11 +993,12 @@ class BatchPlan:
                     "FROM ls_owned WHERE type = 'stage_set' "
                     "EXCEPT SELECT owner, ident FROM ls_fallback"
                 )
+        reach = walks and self._reach(con)
         if self.passive != Passive.ALWAYS:
             self._active_tables(con)
         walked: list[tuple[bool, str, list[RunWarning]]] = []
         if walks:
-            firings = self._walk(con, stages, at)
+            firings = self._walk(con, stages, at, reach=reach)
             walked = self._stage_set_warnings(con)
             # fetchall: the result finished, for what the caller does next on `con`.
             ((left,),) = con.execute("SELECT count(*) FROM ls_fallback").fetchall()
@@ -1028,34 +1096,48 @@ class BatchPlan:
             "CREATE OR REPLACE TEMP TABLE ls_first AS SELECT arg_min(id, {'ts': ts, 'id': id}) "
             "AS id FROM ls_owned GROUP BY owner, ident"
         )
+        # `set`: a stage_set's instant, rather than a negative award's; `since_set`,
+        # the first stage_set alone, is what the walk needs of the owners outside
+        # ls_reach (see _reach).
         unsafe = []
         if c.has_stages:
-            unsafe.append("SELECT owner, ident, ts FROM ls_owned WHERE type = 'stage_set'")
+            unsafe.append(
+                "SELECT owner, ident, ts, TRUE AS set FROM ls_owned WHERE type = 'stage_set'"
+            )
         if self.passive == Passive.IF_NEGATIVE:
             negative = [str(rule.index) for rule in c.rules if rule.points < 0]
             if negative:
                 unsafe.append(
-                    f"SELECT owner, ident, ts FROM ls_awards WHERE rule IN ({', '.join(negative)})"
+                    "SELECT owner, ident, ts, FALSE AS set FROM ls_awards "
+                    f"WHERE rule IN ({', '.join(negative)})"
                 )
         if not unsafe:
-            unsafe.append("SELECT owner, ident, ts FROM ls_owned WHERE FALSE")
+            unsafe.append("SELECT owner, ident, ts, TRUE AS set FROM ls_owned WHERE FALSE")
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE ls_unsafe AS SELECT owner, ident, min(ts) AS since "
-            f"FROM ({' UNION ALL '.join(unsafe)}) GROUP BY ALL"
+            "CREATE OR REPLACE TEMP TABLE ls_unsafe AS SELECT owner, ident, min(ts) AS since, "
+            f"min(ts) FILTER (WHERE set) AS since_set FROM ({' UNION ALL '.join(unsafe)}) "
+            "GROUP BY ALL"
         )
 
-    def _active(self, awards: str) -> tuple[str, str]:
+    def _active(self, awards: str, *, reach: bool = False) -> tuple[str, str]:
         """The events of `o` (see _with_leaves) that can change a stage or fire a trigger:
         (joins, condition), over the tables of _active_tables. `awards` names a relation
-        joined on the event id, whose `id` is NULL for an event without awards."""
+        joined on the event id, whose `id` is NULL for an event without awards.
+        `reach`: for the owners outside ls_reach (see _reach), an event whose only
+        part is its awards, or that follows a negative award, takes no part."""
         if self.passive == Passive.ALWAYS:
             return "", "TRUE"
         active = [
-            f"{awards}.id IS NOT NULL",
+            f"({awards}.id IS NOT NULL AND reach.ident IS NOT NULL)"
+            if reach
+            else f"{awards}.id IS NOT NULL",
             "(o.type = 'identify' AND o.traits IS NOT NULL)",
             "o.id = first.id",
             "o.leaves <> 0",
-            "coalesce(o.ts >= un.since, FALSE)",
+            "coalesce(o.ts >= CASE WHEN reach.ident IS NULL THEN un.since_set "
+            "ELSE un.since END, FALSE)"
+            if reach
+            else "coalesce(o.ts >= un.since, FALSE)",
         ]
         if self.compiled.has_stages:
             active.append("o.type = 'stage_set'")
@@ -1063,25 +1145,67 @@ class BatchPlan:
             "LEFT JOIN ls_first first ON o.id = first.id "
             "LEFT JOIN ls_unsafe un USING (owner, ident) "
         )
+        if reach:
+            joins += "LEFT JOIN ls_reach reach USING (owner, ident) "
         return joins, " OR ".join(active)
+
+    def _reach(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """ls_reach: the owners whose score may reach the model's score floor
+        (walk.score_floor) at some instant; False when every owner may, or the
+        floor does not apply, and the table is not made.
+
+        An owner's score never exceeds its positive points summed and clamped
+        (U), so an owner with U below the floor has every score test false at
+        every event, whatever subset of its awards the walk sums: its events
+        that only award points act as passive events (see passive_events_matter)
+        and are left out of the walk, when passive events may be (not
+        Passive.ALWAYS). So are its events after a negative award (which may
+        make values rise between events: no score test holds for it anyway);
+        not those after a stage_set, after which a test of the fit alone may
+        move the stage at a passive event. The walk's sums are rounded, and a test "reaches" at
+        the threshold less TOLERANCE, so U must fall short by a margin
+        (_REACH_MARGIN) larger than both. The stage score is summed from
+        ls_awards apart from the walk, so it keeps every award.
+        """
+        c = self.compiled
+        floor = score_floor(self.model)
+        if floor is None or self.passive == Passive.ALWAYS:
+            return False
+        positive = [(rule.index, rule.points) for rule in c.rules if rule.points > 0]
+        bound = floor - _REACH_MARGIN
+        zero = c.clamp(0.0)
+        if zero >= bound:  # an owner without awards may reach it
+            return False
+        if not positive or math.isinf(floor):
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE ls_reach AS SELECT owner, ident FROM ls_awards "
+                "WHERE FALSE"
+            )
+            return True
+        values = ", ".join(f"({index}, {points!r})" for index, points in positive)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_reach AS SELECT owner, ident FROM ls_awards "
+            f"JOIN (VALUES {values}) r(rule, points) USING (rule) GROUP BY owner, ident "
+            f"HAVING {clamp_sql(c, 'sum(r.points)::DOUBLE')} >= {bound!r}"
+        )
+        return True
 
     def _walk(
         self,
         con: duckdb.DuckDBPyConnection,
         stages: dict[tuple[bool, str], _StageFields],
         at: int,
+        *,
+        reach: bool,
     ) -> list[Firing]:
         """Stages and firings of the owners the window functions can walk (see walk):
-        those not in ls_fallback, over their active events."""
+        those not in ls_fallback, over their active events (`reach`: ls_reach is made,
+        see _reach)."""
         c = self.compiled
         walk = Walk(c, [1 << bit for bit in range(len(self.leaves))])
-        zero = ", ".join(
-            f"coalesce(s.{name}, 0.0::DOUBLE) AS {name}"
-            for name in ["dec", "flat"]
-            + [f"{g}_{kind}" for g in walk.tag_column.values() for kind in ("dec", "flat")]
-        )
+        zero = "".join(f", coalesce(s.{name}, 0.0::DOUBLE) AS {name}" for name in walk.sum_names())
         # The events, their leaves and their award sums (by id; none: zeros).
-        joins, active = self._active("s")
+        joins, active = self._active("s", reach=reach)
         con.execute(f"CREATE OR REPLACE TEMP TABLE ls_sums AS {walk.award_sums(at)}")
         set_to = (
             f", CASE WHEN o.type = 'stage_set' THEN {self._set_to('o.stage_name')} END AS set_to"
@@ -1092,12 +1216,13 @@ class BatchPlan:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE ls_walk_in AS "
             f"WITH {events} "
-            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, o.leaves, {zero}{set_to} "
+            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, o.leaves{zero}{set_to} "
             f"FROM o LEFT JOIN ls_sums s ON o.id = s.id {joins}"
             # Without stages, only contacts' events matter: anonymous owners fire nothing.
             f"WHERE {'TRUE' if c.has_stages else 'o.ident'} AND ({active})"
         )
         con.execute("DROP TABLE ls_sums")
+        con.execute("DROP TABLE IF EXISTS ls_reach")
         rows, walked = walk.run(con, at, self._identify_fits())
         firings = [Firing(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
         clamp, names = c.clamp, c.stage_names
@@ -1112,6 +1237,11 @@ class BatchPlan:
         return "SELECT id, fit FROM ls_fits"
 
 
+# How far below the score floor an owner's clamped positive points must stay for
+# its award-only events to be left out of the walk (BatchPlan._reach): far more
+# than TOLERANCE (1e-9) and than the rounding of the walk's sums (relative
+# 2^-52 per addition, some 1e-12 of the score over thousands of awards).
+_REACH_MARGIN = 1e-6
 # The most rows the table of rule masks (:func:`_rule_masks`) may have.
 _MASKS = 4_096
 # The most `times` of a limit on the rules-only path: its awards are summed
@@ -1133,18 +1263,13 @@ def _rules_by_type(model: Model, holds: list[str]) -> dict[str, tuple[list[int],
 
 def _rule_masks(model: Model, holds: list[str]) -> list[tuple[int, list[int]]] | None:
     """Every bit mask of matched rules an event can have (not 0), with its rules;
-    None when the rules-only path does not apply to the model.
+    None when the masks do not fit: more than 62 rules (a BIGINT mask, its sign
+    bit unused) or a table of more than _MASKS masks.
 
     An event of type t matches every rule of t without a condition and any
-    subset of those with one. The path applies to models with no fit, stages,
-    triggers or `tag_from` (those need each award or event), at most 62 rules
-    (a BIGINT mask) and a small table of masks.
+    subset of those with one.
     """
-    if model.fit or model.stages or model.triggers or len(model.rules) > 62:
-        return None
-    if any(rule.limit and rule.limit.times > _TIMES for rule in model.rules):
-        return None
-    if any(rule.tag_from for rule in model.rules):
+    if len(model.rules) > 62:
         return None
     found: dict[int, list[int]] = {}
     for always, maybe in _rules_by_type(model, holds).values():
@@ -1155,6 +1280,16 @@ def _rule_masks(model: Model, holds: list[str]) -> list[tuple[int, list[int]]] |
             if matched:
                 found[sum(1 << i for i in matched)] = matched
     return sorted(found.items())
+
+
+def _rules_only(model: Model) -> bool:
+    """Whether the rules-only path (BatchPlan._sums) applies: no fit, stages, triggers
+    or `tag_from` (those need each award or event), and no `times` past _TIMES."""
+    if model.fit or model.stages or model.triggers:
+        return False
+    if any(rule.limit and rule.limit.times > _TIMES for rule in model.rules):
+        return False
+    return not any(rule.tag_from for rule in model.rules)
 
 
 def _prepared(row: tuple[Any, ...], stage_index: dict[str, int] | None) -> Prepared:

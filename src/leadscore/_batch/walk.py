@@ -26,6 +26,7 @@ to T could leave the range of a double.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from .._compiled import TOLERANCE, CompiledModel
@@ -51,6 +52,86 @@ def _reads_stage_score(cond: StageCondition | None) -> bool:
     return cond.stage_score_gte is not None or any(_reads_stage_score(p) for p in parts)
 
 
+def clamp_sql(c: CompiledModel, value: str) -> str:
+    """SQL of the model's clamp of `value`."""
+    if c.clamp_min is not None:
+        value = f"greatest({value}, {float(c.clamp_min)!r})"
+    if c.clamp_max is not None:
+        value = f"least({value}, {float(c.clamp_max)!r})"
+    return value
+
+
+def score_floor(model: Model) -> float | None:
+    """The least engagement score that any score test of the model's stage conditions
+    and triggers needs (infinity: none reads it); None when one may hold on a low
+    score, or reads a tag or the stage score.
+
+    A score test needs a score of at least its threshold when it holds only on
+    higher ones: `score_gte`, `score_crosses`, a band (`band_in` of bands
+    with a minimum, `band_entered`) outside any `not`. If an owner's score
+    stays below the floor at every instant, every score test is false for it,
+    whatever awards are summed, so its events that only award points change
+    no stage and fire nothing: the walk leaves them out (BatchPlan._walk). An
+    owner's score never exceeds its clamped sum of positive points (decay
+    only shrinks a positive award, a negative one only lowers the sum).
+    """
+    bands = {band.band: band.min_score for band in model.bands}
+    floors = [math.inf]
+    for stage in model.stages:
+        if stage.enter is not None:
+            floor = _floor(stage.enter, bands)
+            if floor is None:
+                return None
+            floors.append(floor)
+    for trigger in model.triggers:
+        when = trigger.when
+        if when.tag_score_crosses is not None:
+            return None
+        if when.score_crosses is not None:
+            floors.append(float(when.score_crosses))
+        if when.band_entered is not None and when.band_entered in bands:
+            least = bands[when.band_entered]
+            if least is None:  # the catch-all band is entered on low scores
+                return None
+            floors.append(float(least))
+    return min(floors)
+
+
+def _floor(cond: StageCondition, bands: dict[str, float | None]) -> float | None:
+    """The least score any score test in `cond` (held positively) needs; None as above."""
+    if cond.score_lt is not None or cond.tag_score_gte or cond.stage_score_gte is not None:
+        return None
+    if cond.not_ is not None and _reads_score(cond.not_):
+        return None
+    floors = [math.inf]
+    if cond.score_gte is not None:
+        floors.append(float(cond.score_gte))
+    for name in cond.band_in or ():
+        if name in bands:  # a band the model lacks never holds
+            least = bands[name]
+            if least is None:
+                return None
+            floors.append(float(least))
+    for part in [*(cond.all or ()), *(cond.any or ())]:
+        floor = _floor(part, bands)
+        if floor is None:
+            return None
+        floors.append(floor)
+    return min(floors)
+
+
+def _reads_score(cond: StageCondition) -> bool:
+    parts = [*(cond.all or ()), *(cond.any or ()), *([cond.not_] if cond.not_ else [])]
+    return (
+        cond.score_gte is not None
+        or cond.score_lt is not None
+        or cond.band_in is not None
+        or bool(cond.tag_score_gte)
+        or cond.stage_score_gte is not None
+        or any(_reads_score(part) for part in parts)
+    )
+
+
 class Walk:
     """The SQL of the walk for one compiled model."""
 
@@ -59,6 +140,19 @@ class Walk:
         self.model = compiled.model
         self.tags = list(compiled.watched_tags)
         self.tag_column = {tag: f"g{i}" for i, tag in enumerate(self.tags)}
+        # The kinds of award sums carried: decaying ones (scaled to the as-of
+        # time) and flat ones, each only when some rule gives it. A kind no rule
+        # gives sums to exactly 0.0, and x + 0.0 is x, so leaving it out changes
+        # no value; it saves two running sums per value (now and before) in the
+        # walk's window, and their columns through every step before it.
+        self.kinds = [
+            kind
+            for kind, present in (
+                ("dec", any(rule.decays for rule in compiled.rules)),
+                ("flat", any(not rule.decays for rule in compiled.rules)),
+            )
+            if present
+        ]
         self._leaf_bits = iter(leaf_bits)
         self.stage_sql = [
             self._stage(stage.enter) if stage.enter is not None else None
@@ -78,13 +172,19 @@ class Walk:
 
     # -- values ------------------------------------------------------------
 
+    def sum_names(self) -> list[str]:
+        """The award sums' columns: the score's by kind, then each watched tag's."""
+        return self.kinds + [f"{g}_{kind}" for g in self.tag_column.values() for kind in self.kinds]
+
+    def _value(self, prefix: str, decay: str) -> str:
+        """A value from its running sums named `prefix` + kind: decaying ones decayed."""
+        terms = [
+            f"{prefix}dec * {decay}" if kind == "dec" else f"{prefix}flat" for kind in self.kinds
+        ]
+        return self.clamp(" + ".join(terms) if terms else "0.0::DOUBLE")
+
     def clamp(self, value: str) -> str:
-        c = self.c
-        if c.clamp_min is not None:
-            value = f"greatest({value}, {float(c.clamp_min)!r})"
-        if c.clamp_max is not None:
-            value = f"least({value}, {float(c.clamp_max)!r})"
-        return value
+        return clamp_sql(self.c, value)
 
     @staticmethod
     def reaches(value: str, threshold: float) -> str:
@@ -168,23 +268,18 @@ class Walk:
         win = "PARTITION BY owner, ident ORDER BY ts, id"
         now = f"({win} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
         before = f"({win} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
-        sums = (
-            ["dec", "flat"]
-            + [f"{g}_dec" for g in self.tag_column.values()]
-            + [f"{g}_flat" for g in self.tag_column.values()]
-        )
-        running = ", ".join(
+        running = "".join(
             f"sum({name}) OVER {now} AS c_{name}, coalesce(sum({name}) OVER {before}, 0) "
-            f"AS b_{name}"
-            for name in sums
+            f"AS b_{name}, "
+            for name in self.sum_names()
         )
         values = [
-            f"{self.clamp(f'c_dec * {decay} + c_flat')} AS score",
-            f"{self.clamp(f'b_dec * {decay} + b_flat')} AS p_score",
+            f"{self._value('c_', decay)} AS score",
+            f"{self._value('b_', decay)} AS p_score",
         ]
         for g in self.tag_column.values():
-            values.append(f"{self.clamp(f'c_{g}_dec * {decay} + c_{g}_flat')} AS {g}")
-            values.append(f"{self.clamp(f'b_{g}_dec * {decay} + b_{g}_flat')} AS p_{g}")
+            values.append(f"{self._value(f'c_{g}_', decay)} AS {g}")
+            values.append(f"{self._value(f'b_{g}_', decay)} AS p_{g}")
         furthest = " ".join(
             f"WHEN {sql} THEN {index}"
             for index, sql in reversed(list(enumerate(self.stage_sql)))
@@ -200,7 +295,7 @@ class Walk:
             "CREATE OR REPLACE TEMP TABLE ls_walk AS "
             "WITH e AS (SELECT w.*, f.fit AS fit_set FROM ls_walk_in w "
             f"LEFT JOIN ({fit_sql}) f USING (id)), "
-            f"r AS (SELECT owner, ident, ts, id, leaves{kept}, {running}, "
+            f"r AS (SELECT owner, ident, ts, id, leaves{kept}, {running}"
             f"coalesce(last_value(fit_set IGNORE NULLS) OVER {now}, 0) AS fit, "
             f"coalesce(last_value(fit_set IGNORE NULLS) OVER {before}, 0) AS p_fit, "
             f"row_number() OVER {now} = 1 AS is_first FROM e), "
@@ -351,23 +446,19 @@ class Walk:
             "CASE WHEN a.tagf IS NULL OR list_contains(r.tags, a.tagf) THEN r.tags "
             "ELSE list_append(r.tags, a.tagf) END"
         )
-        parts = [
-            f"sum(CASE WHEN r.decays THEN r.points * {scale} ELSE 0.0 END)::DOUBLE AS dec",
-            "sum(CASE WHEN r.decays THEN 0.0 ELSE r.points END)::DOUBLE AS flat",
-        ]
+        amount = {
+            "dec": f"CASE WHEN r.decays THEN r.points * {scale} ELSE 0.0 END",
+            "flat": "CASE WHEN r.decays THEN 0.0 ELSE r.points END",
+        }
+        parts = [f"sum({amount[kind]})::DOUBLE AS {kind}" for kind in self.kinds]
         for tag, g in self.tag_column.items():
             has = f"list_contains({named}, {literal(tag)})"
-            parts.append(
-                f"sum(CASE WHEN {has} AND r.decays THEN r.points * {scale} ELSE 0.0 END)::DOUBLE "
-                f"AS {g}_dec"
-            )
-            parts.append(
-                f"sum(CASE WHEN {has} AND NOT r.decays THEN r.points ELSE 0.0 END)::DOUBLE "
-                f"AS {g}_flat"
-            )
-        if not rules:
-            zero = ", ".join(f"0.0::DOUBLE AS {p.rsplit(' AS ', 1)[1]}" for p in parts)
-            return f"SELECT id, {zero} FROM ls_awards a"
+            parts += [
+                f"sum(CASE WHEN {has} THEN {amount[kind]} ELSE 0.0 END)::DOUBLE AS {g}_{kind}"
+                for kind in self.kinds
+            ]
+        if not rules:  # no award at all
+            return "SELECT id FROM ls_awards a"
         return (
             f"SELECT a.id, {', '.join(parts)} FROM ls_awards a "
             f"JOIN (VALUES {rules}) r(rule, points, decays, tags) USING (rule) GROUP BY a.id"
