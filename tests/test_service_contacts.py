@@ -406,6 +406,35 @@ def test_csv_export_is_the_filtered_list(
         assert row["last_event_at"] == card["last_event_at"]
 
 
+def test_csv_export_does_not_hand_spreadsheets_a_formula(service: Service) -> None:
+    # Contact ids come from write keys, which web pages embed: a visitor can
+    # call themselves a formula. In the export each such id reads as text (an
+    # apostrophe before it), and the JSON API still shows it as sent.
+    formulas = ["=HYPERLINK(\"https://evil.test\",\"x\")", "+cmd|' /C calc'!A0", "-2+3",
+                "@SUM(A1:A9)", "\t=1+1", "\r=1+1"]  # fmt: skip
+    # Numbers and ordinary text; a carriage return must not start a row.
+    plain = ["+4915112345", "-12.5", "alice", "a=b", "x\r=1+1", "y\n@SUM(A1)"]
+    workspace = service.workspace(model=DECAYING)
+    _send(
+        service,
+        workspace,
+        [
+            event(f"f{i}", "demo_request", "2026-05-03T09:00:00Z", contact_id=contact)
+            for i, contact in enumerate(formulas + plain)
+        ],
+    )
+    with service.client() as http:
+        exported = http.get(
+            "/v1/contacts", params={"format": "csv"}, headers=workspace.auth(Scope.READ)
+        )
+        listed = http.get("/v1/contacts", params={"limit": 50}, headers=workspace.auth(Scope.READ))
+    assert exported.status_code == 200, exported.text
+    rows = list(csv.DictReader(io.StringIO(exported.text, newline="")))
+    got = {row["contact_id"] for row in rows}
+    assert got == {"'" + contact for contact in formulas} | set(plain)
+    assert {card["contact_id"] for card in listed.json()["contacts"]} == set(formulas + plain)
+
+
 def test_bad_list_requests_are_problems(
     service: Service, listed: tuple[Workspace, list[dict[str, Any]]]
 ) -> None:

@@ -14,6 +14,7 @@ import bisect
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
@@ -325,17 +326,44 @@ def _since(text: str) -> int:
         ) from None
 
 
+# A text cell a spreadsheet would read as a formula: one starting with = + -
+# or @, or with a tab or carriage return before one (OWASP's list). Contact
+# ids come from whoever holds a write key, which is meant to be embedded in
+# web pages, so a visitor could name themselves =HYPERLINK(...) and have it
+# run in the sales team's spreadsheet.
+_FORMULA = re.compile(r"[=+\-@\t\r]")
+# A plain decimal number (-12, +4915112345, -0.5): read as a number by any
+# spreadsheet, never as a formula, so it is left as is.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
+
+
+def csv_cell(value: object) -> object:
+    """A value as the CSV export writes it: None empty, and text that a
+    spreadsheet would run as a formula prefixed with an apostrophe (which
+    spreadsheets show as text and do not display)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and _FORMULA.match(value) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def csv_lines(found: list[store.Contact]) -> Iterator[str]:
     """The CSV export of contacts, in pieces of 500 rows: the API's and the
-    web app's (leads.csv) are the same columns."""
+    web app's (leads.csv) are the same columns. Text that a spreadsheet would
+    read as a formula is written with an apostrophe before it (`csv_cell`)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # CRLF, as RFC 4180 has it: the writer quotes a cell holding a character
+    # of its line terminator, and with "\n" alone a carriage return in a
+    # contact id went out bare, which spreadsheets take for a new row (whose
+    # first cell could then be a formula).
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(_CSV_COLUMNS)
     for count, item in enumerate(found, start=1):
         card = _item(item)
         card["tag_scores"] = json.dumps(card["tag_scores"], sort_keys=True)
         card["tags"] = json.dumps(card["tags"])
-        writer.writerow(["" if card[name] is None else card[name] for name in _CSV_COLUMNS])
+        writer.writerow([csv_cell(card[name]) for name in _CSV_COLUMNS])
         if count % 500 == 0:
             yield buffer.getvalue()
             buffer.seek(0)
