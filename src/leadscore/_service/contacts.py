@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,6 +37,12 @@ router = APIRouter(tags=["contacts"], route_class=BodyFirst)
 
 MAX_LIMIT = 500
 MAX_TIMELINE_LIMIT = 1000
+
+# Ids and names the routes look up: no U+0000, which no stored text holds
+# (log.encode refuses it in ids) and PostgreSQL refuses in any text it is
+# sent (a query naming one was a server error there).
+_NO_NUL = r"^[^\x00]*$"
+ContactId = Annotated[str, Path(pattern=_NO_NUL, description="The contact's id.")]
 
 
 # -- answers ---------------------------------------------------------------------------
@@ -224,14 +230,20 @@ class ListQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    band: str | None = None
-    grade: str | None = None
-    stage: str | None = None
-    tag: str | None = Field(default=None, description="Contacts with this label (`tags`).")
-    tag_score: str | None = Field(
-        default=None, description="Contacts with a score for this tag (in `tag_scores`)."
+    band: str | None = Field(default=None, pattern=_NO_NUL)
+    grade: str | None = Field(default=None, pattern=_NO_NUL)
+    stage: str | None = Field(default=None, pattern=_NO_NUL)
+    tag: str | None = Field(
+        default=None, pattern=_NO_NUL, description="Contacts with this label (`tags`)."
     )
-    owner: str | None = Field(default=None, description="Contacts given to this owner.")
+    tag_score: str | None = Field(
+        default=None,
+        pattern=_NO_NUL,
+        description="Contacts with a score for this tag (in `tag_scores`).",
+    )
+    owner: str | None = Field(
+        default=None, pattern=_NO_NUL, description="Contacts given to this owner."
+    )
     score_min: float | None = None
     score_max: float | None = None
     updated_since: str | None = Field(
@@ -378,7 +390,7 @@ def csv_lines(found: list[store.Contact]) -> Iterator[str]:
     responses=problems.responses(401, 403, 404),
 )
 def get_contact(
-    caller: ReadKey, contact_id: str, database: Database, models: Models
+    caller: ReadKey, contact_id: ContactId, database: Database, models: Models
 ) -> ContactDetail:
     """A contact's scorecard as of now, its traits and stage history (a read key)."""
     model = _model(database, models, caller.workspace)
@@ -403,7 +415,7 @@ def get_contact(
 )
 def get_timeline(
     caller: ReadKey,
-    contact_id: str,
+    contact_id: ContactId,
     *,
     database: Database,
     models: Models,
@@ -470,7 +482,7 @@ def _award(award: Award, counted: float) -> AwardOut:
     responses=problems.responses(401, 403, 404),
 )
 def get_export(
-    caller: AdminKey, contact_id: str, database: Database, models: Models
+    caller: AdminKey, contact_id: ContactId, database: Database, models: Models
 ) -> ContactExport:
     """Everything stored about a contact, for a GDPR access request (an admin
     key: it holds every event's properties and the actions' payloads)."""
@@ -516,7 +528,7 @@ def _times(row: dict[str, Any], *names: str) -> dict[str, Any]:
     summary="Erase a contact",
     responses=problems.responses(401, 403, 404),
 )
-def delete_contact(caller: AdminKey, contact_id: str, database: Database) -> Response:
+def delete_contact(caller: AdminKey, contact_id: ContactId, database: Database) -> Response:
     """Erase a contact and everything held about it (an admin key): its events,
     the events of the anonymous ids linked to it, its scores, firings and
     their actions. 404 when there is no such contact."""
