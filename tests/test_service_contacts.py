@@ -11,8 +11,10 @@ second apart is far below that).
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -336,6 +338,63 @@ def test_pages_walk_every_contact_once_in_order(
     walked = _walk(service, workspace, limit, sort=sort)
     expected = sorted(_expected(events), key=key)
     assert walked == expected
+
+
+# Scores halve every 5 seconds: between two pages a second apart, every
+# score moves by more than the gaps between them.
+FAST_DECAY = """
+version: 1
+name: fast-decay
+decay:
+  half_life_days: 0.0000578703704
+rules:
+  - id: demo
+    event: demo_request
+    points: 100
+bands:
+  - {band: all}
+"""
+
+
+def test_a_walk_is_as_of_its_first_page_while_scores_decay(service: Service) -> None:
+    # Contact k has k + 1 demo requests (ties in pairs, broken by id): its
+    # score is (k + 1) * 100 * the same decay factor, so the order by score
+    # never changes; only the scores fall while the pages are read.
+    workspace = service.workspace(model=FAST_DECAY)
+    stamp = format_timestamp(_now() - 1_000_000)
+    log = [
+        event(f"d{k}-{n}", "demo_request", stamp, contact_id=f"c{k:02d}")
+        for k in range(12)
+        for n in range(k // 2 + 1)
+    ]
+    _send(service, workspace, log)
+    walked: list[str] = []
+    cursor: str | None = None
+    with service.client() as http:
+        while True:
+            params: dict[str, Any] = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+            page = http.get("/v1/contacts", params=params, headers=workspace.auth(Scope.READ))
+            assert page.status_code == 200, page.text
+            walked += [card["contact_id"] for card in page.json()["contacts"]]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                break
+            time.sleep(1.0)
+    # Highest first (most requests), ties by contact id: each contact once.
+    expected = sorted((f"c{k:02d}" for k in range(12)), key=lambda c: (-(int(c[1:]) // 2), c))
+    assert walked == expected
+
+
+def test_a_cursor_from_the_future_is_refused(service: Service) -> None:
+    workspace = service.workspace(model=FAST_DECAY)
+    with service.client() as http:
+        for at in (_now() + 3_600_000_000, -1):
+            forged = base64.urlsafe_b64encode(json.dumps([-1.0, "c1", at]).encode()).decode()
+            answer = http.get(
+                "/v1/contacts", params={"cursor": forged}, headers=workspace.auth(Scope.READ)
+            )
+            body = assert_problem(answer, 422)
+            assert body["errors"][0]["path"] == "cursor"
 
 
 def test_filters(service: Service, listed: tuple[Workspace, list[dict[str, Any]]]) -> None:

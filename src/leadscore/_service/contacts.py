@@ -208,13 +208,17 @@ def _decode(cursor: str, shape: tuple[type, ...]) -> list[Any]:
             for value, kind in zip(values, shape, strict=True)
         )
     ):
-        raise Problem(
-            422,
-            "The cursor is not one this service gave.",
-            kind="invalid-request",
-            errors=[{"path": "cursor", "message": "not a cursor of this list"}],
-        )
+        raise _bad_cursor()
     return values
+
+
+def _bad_cursor() -> Problem:
+    return Problem(
+        422,
+        "The cursor is not one this service gave.",
+        kind="invalid-request",
+        errors=[{"path": "cursor", "message": "not a cursor of this list"}],
+    )
 
 
 # -- routes ----------------------------------------------------------------------------
@@ -278,10 +282,15 @@ def get_contacts(
     model = _model(database, models, caller.workspace)
     csv_wanted = query.format == "csv" or (accept is not None and "text/csv" in accept)
     position = None
-    if query.cursor is not None and not csv_wanted:
-        key, after = _decode(query.cursor, (float, str))
-        position = (float(key), after)
     at = now()
+    if query.cursor is not None and not csv_wanted:
+        # A walk's pages are all as of its first page's instant: scores decay,
+        # so a page as of a later instant would order the contacts by scores
+        # that have moved past the cursor's (a contact shown again or skipped).
+        key, after, at = _decode(query.cursor, (float, str, int))
+        if not 0 <= at <= now():
+            raise _bad_cursor()
+        position = (float(key), after)
     with reader(database) as conn, conn.begin():
         found = ranked(
             conn,
@@ -321,7 +330,9 @@ def get_contacts(
     return ContactPage(
         model_version=model.version,
         contacts=[ContactItem(**_item(item)) for item in page],
-        next_cursor=(_encode([last.order, last.contact_id]) if more and last is not None else None),
+        next_cursor=(
+            _encode([last.order, last.contact_id, at]) if more and last is not None else None
+        ),
     )
 
 
