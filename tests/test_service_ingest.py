@@ -156,6 +156,31 @@ def test_one_event_answers_like_the_event(service: Service) -> None:
     assert stored_ids(service, workspace) == {"only"}
 
 
+def test_one_rejected_event_names_its_field_in_errors(service: Service) -> None:
+    # The one error shape: a validation error lists the field paths at fault,
+    # for one canonical event as for one Segment call.
+    workspace = service.workspace()
+    one = event("e1", "demo_request", "2026-05-04T10:00:00Z", contact_id="c1")
+    faults = [
+        ({**one, "timestamp": "yesterday"}, "timestamp"),
+        ({**one, "timestamp": "2026-05-04T10:00:00"}, "timestamp"),  # no offset
+        ({**one, "propertes": {}}, "propertes"),
+        ({"id": "e1", "type": "demo_request", "timestamp": "2026-05-04T10:00:00Z"}, "contact_id"),
+        ({**one, "id": "a\x00b"}, "id"),
+        ({**one, "type": "demo request"}, "type"),
+    ]
+    with service.client() as http:
+        for bad, path in faults:
+            answer = http.post("/v1/events", json=bad, headers=workspace.auth(Scope.WRITE))
+            body = assert_problem(answer, 422)
+            assert body["type"].endswith("/event-rejected")
+            ((error,),) = [body["errors"]]
+            assert error["path"] == path, body
+            assert error["message"]
+            assert error["message"] in body["detail"]
+    assert stored_ids(service, workspace) == set()
+
+
 def test_without_an_active_model_events_wait_for_one(service: Service) -> None:
     workspace = service.workspace(model=None)
     one = event("e1", "demo_request", "2026-05-04T10:00:00Z", contact_id="c1")
