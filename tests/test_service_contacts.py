@@ -533,6 +533,28 @@ def _rows(service: Service, workspace: Workspace) -> dict[str, Any]:
         }
 
 
+def test_a_new_delivery_never_takes_the_id_of_an_erased_one(service: Service) -> None:
+    # A delivery's id is its webhooks' Idempotency-Key: a receiver that kept
+    # the erased contact's would drop the next contact's webhook as a repeat
+    # (SQLite gave a new row the largest id left plus one).
+    workspace = service.workspace(model=DECAYING)
+    admin = workspace.auth(Scope.ADMIN)
+
+    def delivered(contact: str) -> list[str]:
+        when = "2026-05-03T09:00:00Z"
+        _send(service, workspace, [event(f"{contact}-1", "demo_request", when, contact_id=contact)])
+        with service.client() as http:
+            page = http.get("/v1/deliveries", headers=admin)
+        assert page.status_code == 200, page.text
+        return [delivery["id"] for delivery in page.json()["deliveries"]]
+
+    (erased,) = delivered("x")
+    with service.client() as http:
+        assert http.delete("/v1/contacts/x", headers=admin).status_code == 204
+    (new,) = delivered("y")
+    assert int(new) > int(erased)
+
+
 def test_export_returns_everything_held(service: Service) -> None:
     workspace = service.workspace(model=DECAYING)
     _send(service, workspace, LOG)
