@@ -268,6 +268,30 @@ def test_bad_generator_arguments_are_usage_errors(
     assert "format=" not in done.output
 
 
+def test_an_instant_past_the_year_9999_is_a_bad_record_not_a_crash(tmp_path: Path) -> None:
+    # 23:30 at -01:00 on 9999-12-31 is in the year 10000 in UTC: it was read,
+    # then writing the contact's last_event_at failed with an OverflowError.
+    events = tmp_path / "events.jsonl"
+    good = {"id": "e1", "type": "demo_request", "contact_id": "c1",
+            "timestamp": "2026-05-04T10:00:00Z"}  # fmt: skip
+    far = {**good, "id": "e2", "contact_id": "c2", "timestamp": "9999-12-31T23:30:00-01:00"}
+    events.write_bytes(orjson.dumps(good) + b"\n" + orjson.dumps(far) + b"\n")
+    model = str(EXAMPLES / "b2b-saas.yaml")
+    done = CliRunner().invoke(
+        cli, ["score", model, str(events), "--at", "9999-12-31T00:00:00Z", "--format", "jsonl"]
+    )
+    assert done.exit_code == 0, done.output
+    assert "events.jsonl:2: timestamp: out of range" in done.output
+    assert [orjson.loads(line)["contact_id"] for line in done.stdout.splitlines()] == ["c1"]
+    strict = CliRunner().invoke(cli, ["score", model, str(events), "--strict"])
+    assert strict.exit_code == 1
+    assert "timestamp: out of range" in strict.output
+    late = CliRunner().invoke(cli, ["score", model, str(events), "--at", far["timestamp"]])
+    assert late.exit_code == 2
+    assert "--at" in late.output
+    assert "out of range" in late.output
+
+
 def test_generate_then_score(tmp_path: Path) -> None:
     log = tmp_path / "log.jsonl"
     done = run(
