@@ -94,6 +94,8 @@ BAD_LINES = [
     b'{"type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z"}',
     b"[1, 2]",
     b'{"id": "e9", "type": "view", "contact_id": "c2", "timestamp": "2026-05-04T11:00:00+02:00"}',
+    # RFC 3339 allows a lower-case t and z: a good record.
+    b'{"id": "e12", "type": "view", "contact_id": "c2", "timestamp": "2026-05-04t12:00:00z"}',
     # In years 10000 and 0 in UTC: instants no output can write.
     b'{"id": "e10", "type": "view", "contact_id": "c1", "timestamp": "9999-12-31T23:30:00-01:00"}',
     b'{"id": "e11", "type": "view", "contact_id": "c1", "timestamp": "0001-01-01T00:30:00+01:00"}',

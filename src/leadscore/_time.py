@@ -39,7 +39,13 @@ def parse_timestamp(text: str) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"not a valid date or time: {text!r}") from None
+        try:
+            # RFC 3339 allows a lower-case t and z (and the expression above
+            # lets them through), which fromisoformat refuses; the batch
+            # engine reads them too.
+            moment = datetime.fromisoformat(text.upper())
+        except ValueError:
+            raise ValueError(f"not a valid date or time: {text!r}") from None
     delta = moment - _EPOCH
     micros = (delta.days * 86_400 + delta.seconds) * MICROS + delta.microseconds
     if not FIRST_MICROS <= micros <= LAST_MICROS:
