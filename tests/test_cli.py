@@ -254,6 +254,8 @@ def test_an_output_that_cannot_be_made_is_bad_input(tmp_path: Path, option: str)
         (["generate", "g.jsonl", "--contacts", "10", "--events", "10"], "(80 for 10 contacts)"),
         (["generate", "g.jsonl", "--days", "0"], "days must be at least 1, got 0"),
         (["generate", "g.txt"], "cannot tell the format of 'g.txt' from its name; use .jsonl"),
+        (["generate", "g.jsonl", "--start", "9999-12-01"], "go past the year 9999"),
+        (["generate", "g.jsonl", "--days", "999999999999"], "go past the year 9999"),
         (["demo", "--scoring-only", "--contacts", "100", "--events", "5"], "(800 for 100"),
     ],
 )

@@ -394,7 +394,7 @@ def _generated(**arguments: Any) -> Iterator[dict[str, Any]]:
     try:
         return generate_events(**arguments)
     except ValueError as exc:
-        raise click.UsageError(f"{exc} (--contacts, --events, --days)") from None
+        raise click.UsageError(f"{exc} (--contacts, --events, --days, --start)") from None
 
 
 def _start_day(text: str) -> datetime:
