@@ -61,3 +61,14 @@ def test_upgrade_then_serve(tmp_path: Path) -> None:
     assert requests
     assert all(line["route"] == "/readyz" for line in requests)
     assert ready.headers["x-request-id"] in {line["request_id"] for line in requests}
+
+
+def test_serve_and_demo_refuse_a_port_past_65535(tmp_path: Path) -> None:
+    for command in (
+        ["serve", "--data-dir", str(tmp_path / "data")],
+        ["demo", "--dir", str(tmp_path / "demo")],
+    ):
+        done = CliRunner().invoke(cli, [*command, "--port", "70000"])
+        assert done.exit_code == 2, done.output
+        assert "--port" in done.output
+        assert "0<=x<=65535" in done.output

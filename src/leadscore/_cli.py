@@ -405,6 +405,13 @@ def _start_day(text: str) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+# A TCP port, as the `port` setting allows: the option's value is not
+# checked again (the settings are copied, not validated, with it), and the
+# server took 70000 as 70000 - 65536 = 4464, listening there while its log
+# said 70000.
+_PORT = click.IntRange(0, 65535)
+
+
 def example_path(name: str) -> Path:
     """Where an example model shipped with the package lives."""
     return Path(str(resources.files("leadscore") / "examples" / f"{name}.yaml"))
@@ -421,7 +428,13 @@ def example_path(name: str) -> Path:
 )
 @click.option("--contacts", default=2_000, show_default=True, help="How many people.")
 @click.option("--events", "count", default=60_000, show_default=True, help="About how many events.")
-@click.option("--port", default=8000, show_default=True, help="Port the demo service listens on.")
+@click.option(
+    "--port",
+    type=_PORT,
+    default=8000,
+    show_default=True,
+    help="Port the demo service listens on.",
+)
 @click.option(
     "--scoring-only",
     is_flag=True,
@@ -577,7 +590,7 @@ def db_upgrade(*, database_url: str | None, data_dir: str | None) -> None:
 
 @cli.command()
 @click.option("--host", help="Address to listen on (default: LEADSCORE_HOST, else 127.0.0.1).")
-@click.option("--port", type=int, help="Port to listen on (default: LEADSCORE_PORT, else 8000).")
+@click.option("--port", type=_PORT, help="Port to listen on (default: LEADSCORE_PORT, else 8000).")
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
