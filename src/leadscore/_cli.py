@@ -33,6 +33,7 @@ from ._cli_common import (
     fail,
     model_or_fail,
     prepare_storage,
+    reaching,
     redacted,
     service_settings,
     storage_options,
@@ -584,7 +585,8 @@ def db_upgrade(*, database_url: str | None, data_dir: str | None) -> None:
     from ._store.migrate import upgrade  # the service's libraries load only when used
 
     url = prepare_storage(service_settings(database_url, data_dir))
-    upgrade(url)
+    with reaching(url):
+        upgrade(url)
     err.print(f"database schema is current: {redacted(url)}", highlight=False)
 
 
