@@ -254,6 +254,8 @@ def test_an_output_that_cannot_be_made_is_bad_input(tmp_path: Path, option: str)
         (["generate", "g.jsonl", "--contacts", "10", "--events", "10"], "(80 for 10 contacts)"),
         (["generate", "g.jsonl", "--days", "0"], "days must be at least 1, got 0"),
         (["generate", "g.txt"], "cannot tell the format of 'g.txt' from its name; use .jsonl"),
+        (["generate", "g.jsonl", "--start", "9999-12-01"], "go past the year 9999"),
+        (["generate", "g.jsonl", "--days", "999999999999"], "go past the year 9999"),
         (["demo", "--scoring-only", "--contacts", "100", "--events", "5"], "(800 for 100"),
     ],
 )
@@ -266,6 +268,30 @@ def test_bad_generator_arguments_are_usage_errors(
     assert done.exit_code == 2, done.output
     assert message in done.output
     assert "format=" not in done.output
+
+
+def test_an_instant_past_the_year_9999_is_a_bad_record_not_a_crash(tmp_path: Path) -> None:
+    # 23:30 at -01:00 on 9999-12-31 is in the year 10000 in UTC: it was read,
+    # then writing the contact's last_event_at failed with an OverflowError.
+    events = tmp_path / "events.jsonl"
+    good = {"id": "e1", "type": "demo_request", "contact_id": "c1",
+            "timestamp": "2026-05-04T10:00:00Z"}  # fmt: skip
+    far = {**good, "id": "e2", "contact_id": "c2", "timestamp": "9999-12-31T23:30:00-01:00"}
+    events.write_bytes(orjson.dumps(good) + b"\n" + orjson.dumps(far) + b"\n")
+    model = str(EXAMPLES / "b2b-saas.yaml")
+    done = CliRunner().invoke(
+        cli, ["score", model, str(events), "--at", "9999-12-31T00:00:00Z", "--format", "jsonl"]
+    )
+    assert done.exit_code == 0, done.output
+    assert "events.jsonl:2: timestamp: out of range" in done.output
+    assert [orjson.loads(line)["contact_id"] for line in done.stdout.splitlines()] == ["c1"]
+    strict = CliRunner().invoke(cli, ["score", model, str(events), "--strict"])
+    assert strict.exit_code == 1
+    assert "timestamp: out of range" in strict.output
+    late = CliRunner().invoke(cli, ["score", model, str(events), "--at", far["timestamp"]])
+    assert late.exit_code == 2
+    assert "--at" in late.output
+    assert "out of range" in late.output
 
 
 def test_generate_then_score(tmp_path: Path) -> None:

@@ -157,6 +157,7 @@ def test_the_generator_is_lazy() -> None:
         ({"contacts": 100, "events": 799}, "events must be at least 8 per contact"),
         ({"contacts": 10, "events": 100, "days": 0}, "days"),
         ({"contacts": 10, "events": 100, "start": datetime(2026, 1, 5)}, "time zone"),
+        ({"contacts": 10, "events": 100, "start": datetime(9999, 12, 1, tzinfo=UTC)}, "9999"),
     ],
 )
 def test_bad_arguments_fail_at_once(arguments: dict[str, Any], message: str) -> None:

@@ -37,6 +37,9 @@ START = datetime(2026, 1, 5, tzinfo=UTC)
 FAST = ["--rounds", "40"]  # fixed rounds: quick, and enough for these data
 
 
+EXAMPLES = Path(__file__).parents[1] / "src" / "leadscore" / "examples"
+
+
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
@@ -361,6 +364,36 @@ def test_misuse_exits_2(table_path: Path, tmp_path: Path) -> None:
     both = invoke("train", "--table", str(table_path), "--events", "x.jsonl", "-o", str(tmp_path))
     assert both.exit_code == 2
     assert invoke("train", "--table", str(table_path), "-o", str(tmp_path)).exit_code == 2
+
+
+@pytest.mark.parametrize("command", ["train", "suggest", "backtest"])
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--window", "nan", "0 or more"),
+        ("--window", "inf", "0 or more"),
+        ("--window", "-1", "0 or more"),
+        ("--window", "soon", "is not a valid float"),
+        ("--horizon", "nan", "above 0"),
+        ("--horizon", "-5", "above 0"),
+        ("--horizon", "0", "above 0"),
+    ],
+)
+def test_a_window_or_horizon_that_is_no_number_of_days_exits_2_naming_it(
+    tmp_path: Path, command: str, option: str, value: str, expected: str
+) -> None:
+    # nan and inf were a ValueError or OverflowError traceback after the log
+    # was read; a negative window or horizon, messages about the outcome.
+    log = tmp_path / "e.jsonl"
+    log.write_text(
+        '{"id": "e1", "type": "signup", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z"}\n'
+    )
+    head = [command, *([str(EXAMPLES / "b2b-saas.yaml")] if command == "backtest" else [])]
+    out = ["-o", str(tmp_path / "m")] if command == "train" else []
+    done = invoke(*head, "--events", str(log), "--outcome", "won", option, value, *out)
+    assert done.exit_code == 2, done.output
+    assert option in done.output
+    assert expected in done.output
 
 
 @pytest.mark.parametrize(

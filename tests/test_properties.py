@@ -54,6 +54,26 @@ def test_incremental_equals_replay_in_any_arrival_order(
             assert (f.trigger, f.contact_id, f.event_id) in set(keys)
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=models(), log=logs(), cut=st.floats(0, 1))
+def test_a_ledgers_scorecard_as_of_an_instant_in_its_log_is_the_replays(
+    model: Model, log: list[Event], cut: float
+) -> None:
+    # Events after `at` do not exist for the answer: the card was the state's,
+    # which holds every event ingested, later ones included.
+    stamps = sorted(event.timestamp for event in log)
+    at = stamps[int(cut * (len(stamps) - 1))]
+    ledger = Ledger(Engine(model))
+    for event in log:
+        ledger.ingest(event)
+    expected = replay(model, log, at)
+    for card in expected.scorecards:
+        assert ledger.scorecard((True, card.contact_id or ""), at).to_json() == card.to_json()
+    for card in expected.anonymous:
+        got = ledger.scorecard((False, card.anonymous_id or ""), at)
+        assert got.to_json() == card.to_json()
+
+
 @SETTINGS
 @given(model=models(), log=logs(), later=st.integers(0, 60 * 24 * 30))
 def test_in_order_arrival_emits_exactly_the_replay_firings(

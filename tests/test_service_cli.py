@@ -61,3 +61,41 @@ def test_upgrade_then_serve(tmp_path: Path) -> None:
     assert requests
     assert all(line["route"] == "/readyz" for line in requests)
     assert ready.headers["x-request-id"] in {line["request_id"] for line in requests}
+
+
+def test_a_database_that_cannot_be_reached_is_bad_input_naming_it(tmp_path: Path) -> None:
+    # Nothing listens on port 1; mysql is no backend of the service; the last
+    # is no URL. Each was SQLAlchemy's (or a ValueError's) traceback.
+    down = "postgresql://postgres:secret@127.0.0.1:1/leadscore"
+    for command in (
+        ["db", "upgrade"],
+        ["keys", "list", "--workspace", "w"],
+        ["workspaces", "create", "w"],
+        ["worker", "--drain"],
+    ):
+        done = CliRunner().invoke(cli, [*command, "--database-url", down])
+        assert done.exit_code == 1, (command, done.output)
+        assert "cannot use the database postgresql://postgres:***@127.0.0.1:1/leadscore" in (
+            done.output
+        )
+        assert "secret" not in done.output
+        assert "Traceback" not in done.output
+    for url, reason in (
+        ("mysql://u@127.0.0.1/db", "unsupported database 'mysql'"),
+        ("not a url", "Could not parse SQLAlchemy URL"),
+    ):
+        done = CliRunner().invoke(cli, ["db", "upgrade", "--database-url", url])
+        assert done.exit_code == 1, done.output
+        assert f"cannot use the database {url}: " in done.output
+        assert reason in done.output
+
+
+def test_serve_and_demo_refuse_a_port_past_65535(tmp_path: Path) -> None:
+    for command in (
+        ["serve", "--data-dir", str(tmp_path / "data")],
+        ["demo", "--dir", str(tmp_path / "demo")],
+    ):
+        done = CliRunner().invoke(cli, [*command, "--port", "70000"])
+        assert done.exit_code == 2, done.output
+        assert "--port" in done.output
+        assert "0<=x<=65535" in done.output

@@ -11,8 +11,10 @@ second apart is far below that).
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -338,6 +340,63 @@ def test_pages_walk_every_contact_once_in_order(
     assert walked == expected
 
 
+# Scores halve every 5 seconds: between two pages a second apart, every
+# score moves by more than the gaps between them.
+FAST_DECAY = """
+version: 1
+name: fast-decay
+decay:
+  half_life_days: 0.0000578703704
+rules:
+  - id: demo
+    event: demo_request
+    points: 100
+bands:
+  - {band: all}
+"""
+
+
+def test_a_walk_is_as_of_its_first_page_while_scores_decay(service: Service) -> None:
+    # Contact k has k + 1 demo requests (ties in pairs, broken by id): its
+    # score is (k + 1) * 100 * the same decay factor, so the order by score
+    # never changes; only the scores fall while the pages are read.
+    workspace = service.workspace(model=FAST_DECAY)
+    stamp = format_timestamp(_now() - 1_000_000)
+    log = [
+        event(f"d{k}-{n}", "demo_request", stamp, contact_id=f"c{k:02d}")
+        for k in range(12)
+        for n in range(k // 2 + 1)
+    ]
+    _send(service, workspace, log)
+    walked: list[str] = []
+    cursor: str | None = None
+    with service.client() as http:
+        while True:
+            params: dict[str, Any] = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+            page = http.get("/v1/contacts", params=params, headers=workspace.auth(Scope.READ))
+            assert page.status_code == 200, page.text
+            walked += [card["contact_id"] for card in page.json()["contacts"]]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                break
+            time.sleep(1.0)
+    # Highest first (most requests), ties by contact id: each contact once.
+    expected = sorted((f"c{k:02d}" for k in range(12)), key=lambda c: (-(int(c[1:]) // 2), c))
+    assert walked == expected
+
+
+def test_a_cursor_from_the_future_is_refused(service: Service) -> None:
+    workspace = service.workspace(model=FAST_DECAY)
+    with service.client() as http:
+        for at in (_now() + 3_600_000_000, -1):
+            forged = base64.urlsafe_b64encode(json.dumps([-1.0, "c1", at]).encode()).decode()
+            answer = http.get(
+                "/v1/contacts", params={"cursor": forged}, headers=workspace.auth(Scope.READ)
+            )
+            body = assert_problem(answer, 422)
+            assert body["errors"][0]["path"] == "cursor"
+
+
 def test_filters(service: Service, listed: tuple[Workspace, list[dict[str, Any]]]) -> None:
     workspace, events = listed
     cards = _expected(events)
@@ -406,6 +465,35 @@ def test_csv_export_is_the_filtered_list(
         assert row["last_event_at"] == card["last_event_at"]
 
 
+def test_csv_export_does_not_hand_spreadsheets_a_formula(service: Service) -> None:
+    # Contact ids come from write keys, which web pages embed: a visitor can
+    # call themselves a formula. In the export each such id reads as text (an
+    # apostrophe before it), and the JSON API still shows it as sent.
+    formulas = ["=HYPERLINK(\"https://evil.test\",\"x\")", "+cmd|' /C calc'!A0", "-2+3",
+                "@SUM(A1:A9)", "\t=1+1", "\r=1+1"]  # fmt: skip
+    # Numbers and ordinary text; a carriage return must not start a row.
+    plain = ["+4915112345", "-12.5", "alice", "a=b", "x\r=1+1", "y\n@SUM(A1)"]
+    workspace = service.workspace(model=DECAYING)
+    _send(
+        service,
+        workspace,
+        [
+            event(f"f{i}", "demo_request", "2026-05-03T09:00:00Z", contact_id=contact)
+            for i, contact in enumerate(formulas + plain)
+        ],
+    )
+    with service.client() as http:
+        exported = http.get(
+            "/v1/contacts", params={"format": "csv"}, headers=workspace.auth(Scope.READ)
+        )
+        listed = http.get("/v1/contacts", params={"limit": 50}, headers=workspace.auth(Scope.READ))
+    assert exported.status_code == 200, exported.text
+    rows = list(csv.DictReader(io.StringIO(exported.text, newline="")))
+    got = {row["contact_id"] for row in rows}
+    assert got == {"'" + contact for contact in formulas} | set(plain)
+    assert {card["contact_id"] for card in listed.json()["contacts"]} == set(formulas + plain)
+
+
 def test_bad_list_requests_are_problems(
     service: Service, listed: tuple[Workspace, list[dict[str, Any]]]
 ) -> None:
@@ -443,6 +531,28 @@ def _rows(service: Service, workspace: Workspace) -> dict[str, Any]:
             "outbox": of(outbox, "firing"),
             "links": of(identity_links, "anonymous_id", "contact_id"),
         }
+
+
+def test_a_new_delivery_never_takes_the_id_of_an_erased_one(service: Service) -> None:
+    # A delivery's id is its webhooks' Idempotency-Key: a receiver that kept
+    # the erased contact's would drop the next contact's webhook as a repeat
+    # (SQLite gave a new row the largest id left plus one).
+    workspace = service.workspace(model=DECAYING)
+    admin = workspace.auth(Scope.ADMIN)
+
+    def delivered(contact: str) -> list[str]:
+        when = "2026-05-03T09:00:00Z"
+        _send(service, workspace, [event(f"{contact}-1", "demo_request", when, contact_id=contact)])
+        with service.client() as http:
+            page = http.get("/v1/deliveries", headers=admin)
+        assert page.status_code == 200, page.text
+        return [delivery["id"] for delivery in page.json()["deliveries"]]
+
+    (erased,) = delivered("x")
+    with service.client() as http:
+        assert http.delete("/v1/contacts/x", headers=admin).status_code == 204
+    (new,) = delivered("y")
+    assert int(new) > int(erased)
 
 
 def test_export_returns_everything_held(service: Service) -> None:

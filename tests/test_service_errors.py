@@ -217,3 +217,26 @@ def test_a_failure_of_the_server_is_a_problem_too(tmp_path: Path) -> None:
     body = assert_problem(response, 500)
     assert "api_keys" not in response.text
     assert body["type"].endswith("/internal-server-error")
+
+
+def test_a_nul_in_an_id_or_a_filter_is_a_problem_not_a_server_error(
+    service: Service, workspace: Workspace
+) -> None:
+    # PostgreSQL refuses U+0000 in any text it is sent: each of these was a
+    # 500 there. No stored id or name holds one, so nothing is found.
+    admin = workspace.auth(Scope.ADMIN)
+    with service.client() as http:
+        for method, path in (
+            ("GET", "/v1/contacts/c%00"),
+            ("GET", "/v1/contacts/c%00/timeline"),
+            ("GET", "/v1/contacts/c%00/export"),
+            ("DELETE", "/v1/contacts/c%00"),
+        ):
+            body = assert_problem(http.request(method, path, headers=admin), 422)
+            assert [error["path"] for error in body["errors"]] == ["contact_id"]
+        for name in ("band", "grade", "stage", "tag", "tag_score", "owner"):
+            answer = http.get("/v1/contacts", params={name: "x\x00"}, headers=admin)
+            body = assert_problem(answer, 422)
+            assert [error["path"] for error in body["errors"]] == [name]
+        assert_problem(http.delete("/v1/keys/0123456789abcde%00", headers=admin), 404)
+        assert_problem(http.delete("/v1/keys/%00", headers=admin), 404)

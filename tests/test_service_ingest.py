@@ -156,6 +156,67 @@ def test_one_event_answers_like_the_event(service: Service) -> None:
     assert stored_ids(service, workspace) == {"only"}
 
 
+def test_one_rejected_event_names_its_field_in_errors(service: Service) -> None:
+    # The one error shape: a validation error lists the field paths at fault,
+    # for one canonical event as for one Segment call.
+    workspace = service.workspace()
+    one = event("e1", "demo_request", "2026-05-04T10:00:00Z", contact_id="c1")
+    faults = [
+        ({**one, "timestamp": "yesterday"}, "timestamp"),
+        ({**one, "timestamp": "2026-05-04T10:00:00"}, "timestamp"),  # no offset
+        ({**one, "propertes": {}}, "propertes"),
+        ({"id": "e1", "type": "demo_request", "timestamp": "2026-05-04T10:00:00Z"}, "contact_id"),
+        ({**one, "id": "a\x00b"}, "id"),
+        ({**one, "type": "demo request"}, "type"),
+    ]
+    with service.client() as http:
+        for bad, path in faults:
+            answer = http.post("/v1/events", json=bad, headers=workspace.auth(Scope.WRITE))
+            body = assert_problem(answer, 422)
+            assert body["type"].endswith("/event-rejected")
+            ((error,),) = [body["errors"]]
+            assert error["path"] == path, body
+            assert error["message"]
+            assert error["message"] in body["detail"]
+    assert stored_ids(service, workspace) == set()
+
+
+def test_an_integer_past_64_bits_is_json_and_kept_exactly(service: Service) -> None:
+    # orjson reads such an integer as a float, silently: it was stored as
+    # 1.2345678901234568e+29. The store keeps it exactly.
+    workspace = service.workspace()
+    big = 123456789012345678901234567890
+    sent = [
+        event("b1", "demo_request", "2026-05-04T10:00:00Z", contact_id="c1"),
+        event("b2", "demo_request", "2026-05-04T11:00:00Z", contact_id="c1",
+              properties={"order": big, "negative": -big}),
+        event("b3", "demo_request", "2026-05-04T12:00:00Z", contact_id="c1"),
+    ]  # fmt: skip
+    body = json.dumps(sent).encode()
+    with service.client() as http:
+        answer = http.post("/v1/events", content=body, headers=workspace.auth(Scope.WRITE))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["accepted"] == 3
+        # Not JSON stays not JSON.
+        long = b"1234567890123456789012"  # read by json, not orjson
+        not_json = [
+            b'[{"a": NaN}]',
+            b'[{"a": 1}',
+            b"[\xff]",
+            b'[{"a": NaN, "b": ' + long + b"}]",
+            b"[" + long,
+            b"[\xff, " + long + b"]",
+            b"[" * 5000 + long + b"]" * 5000,
+        ]
+        for bad in not_json:
+            refused = http.post("/v1/events", content=bad, headers=workspace.auth(Scope.WRITE))
+            assert_problem(refused, 422)
+        held = http.get("/v1/contacts/c1/export", headers=workspace.auth(Scope.ADMIN))
+    assert held.status_code == 200, held.text
+    (stored,) = [e for e in json.loads(held.text)["events"] if e["id"] == "b2"]
+    assert stored["properties"] == {"order": big, "negative": -big}
+
+
 def test_without_an_active_model_events_wait_for_one(service: Service) -> None:
     workspace = service.workspace(model=None)
     one = event("e1", "demo_request", "2026-05-04T10:00:00Z", contact_id="c1")

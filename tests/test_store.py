@@ -293,6 +293,68 @@ def test_the_log_keeps_its_rows_through_0006_and_never_gives_a_seq_twice(
         opened.dispose()
 
 
+def test_the_outbox_keeps_its_rows_through_0007_and_never_gives_a_seq_twice(
+    database_url: str,
+) -> None:
+    def queue(conn: sa.Connection, firing: int) -> int:
+        return int(
+            conn.execute(
+                sa.text(
+                    "INSERT INTO outbox (firing, workspace, action_index, action, status,"
+                    " attempts, next_attempt_at, created_at, kind) VALUES (:firing, 'w', 0,"
+                    ' \'{"webhook": {"url": "https://x.test"}}\', \'failed\', 1, 0, 0,'
+                    " 'webhook') RETURNING seq"
+                ),
+                {"firing": firing},
+            ).scalar_one()
+        )
+
+    def attempt(conn: sa.Connection, outbox: int) -> None:
+        conn.execute(
+            sa.text(
+                "INSERT INTO delivery_attempts (outbox, workspace, attempt, started_at,"
+                " duration, status_code, ok, error) VALUES (:outbox, 'w', 1, 5, 7, 500, false,"
+                " 'answered 500')"
+            ),
+            {"outbox": outbox},
+        )
+
+    def rows(conn: sa.Connection) -> list[Any]:
+        outbox = conn.execute(sa.text("SELECT * FROM outbox ORDER BY seq")).all()
+        attempts = conn.execute(sa.text("SELECT * FROM delivery_attempts ORDER BY seq")).all()
+        return [tuple(row) for row in outbox] + [tuple(row) for row in attempts]
+
+    opened = open_database(database_url)
+    try:
+        with opened.begin() as conn:
+            command.upgrade(_config(conn), "0006")
+            conn.execute(sa.text("INSERT INTO workspaces (id, created_at) VALUES ('w', 0)"))
+            firing = conn.execute(
+                sa.text(
+                    "INSERT INTO firings (workspace, trigger, contact_id, event_key, event_id,"
+                    " timestamp, model_version, recorded_at) VALUES ('w', 't', 'c', 'e', 'e',"
+                    " 0, 1, 0) RETURNING seq"
+                )
+            ).scalar_one()
+            first, newest = queue(conn, firing), queue(conn, firing)
+            attempt(conn, first)
+            attempt(conn, newest)
+            before = rows(conn)
+        upgrade(database_url)
+        with opened.begin() as conn:
+            assert rows(conn) == before
+            # Erasing the newest delivery, then queueing another: a new seq.
+            conn.execute(sa.text("DELETE FROM delivery_attempts WHERE outbox = :s"), {"s": newest})
+            conn.execute(sa.text("DELETE FROM outbox WHERE seq = :s"), {"s": newest})
+            assert queue(conn, firing) > newest
+            kept = rows(conn)
+            command.downgrade(_config(conn), "0006")
+            command.upgrade(_config(conn), "head")
+            assert rows(conn) == kept
+    finally:
+        opened.dispose()
+
+
 def test_an_embedded_database_gets_its_directory(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'data' / 'leadscore.db'}"
     assert not check_current(url)

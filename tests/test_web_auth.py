@@ -262,3 +262,23 @@ def test_users_create_reads_the_password_from_stdin_never_argv(tmp_path: Path) -
         "--role", "sales", "--password", PASSWORD,
     )  # fmt: skip
     assert misuse.returncode == 2
+
+
+def test_a_nul_in_a_contact_id_or_a_filter_is_no_server_error(
+    base: str, database: sa.Engine
+) -> None:
+    # PostgreSQL refuses U+0000 in any text it is sent: each was a 500 page
+    # there. No stored id or name holds one: no such contact, no lead listed.
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        store_model(conn, workspace=workspace, document=MODEL, activate=True)
+        create_user(conn, workspace=workspace, email=email, role=Role.SALES, password=PASSWORD)
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        assert http.get("/contacts/c%00").status_code == 404
+        for name in ("q", "band", "grade", "stage", "owner", "tag", "tag_score"):
+            for path in ("/", "/leads.csv"):
+                answer = http.get(path, params={name: "x\x00"})
+                assert answer.status_code == 200, (path, name, answer.status_code)

@@ -33,6 +33,7 @@ from ._cli_common import (
     fail,
     model_or_fail,
     prepare_storage,
+    reaching,
     redacted,
     service_settings,
     storage_options,
@@ -395,7 +396,7 @@ def _generated(**arguments: Any) -> Iterator[dict[str, Any]]:
     try:
         return generate_events(**arguments)
     except ValueError as exc:
-        raise click.UsageError(f"{exc} (--contacts, --events, --days)") from None
+        raise click.UsageError(f"{exc} (--contacts, --events, --days, --start)") from None
 
 
 def _start_day(text: str) -> datetime:
@@ -404,6 +405,13 @@ def _start_day(text: str) -> datetime:
     except ValueError:
         raise click.BadParameter(f"expected a date such as 2026-01-05, got {text!r}") from None
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+# A TCP port, as the `port` setting allows: the option's value is not
+# checked again (the settings are copied, not validated, with it), and the
+# server took 70000 as 70000 - 65536 = 4464, listening there while its log
+# said 70000.
+_PORT = click.IntRange(0, 65535)
 
 
 def example_path(name: str) -> Path:
@@ -422,7 +430,13 @@ def example_path(name: str) -> Path:
 )
 @click.option("--contacts", default=2_000, show_default=True, help="How many people.")
 @click.option("--events", "count", default=60_000, show_default=True, help="About how many events.")
-@click.option("--port", default=8000, show_default=True, help="Port the demo service listens on.")
+@click.option(
+    "--port",
+    type=_PORT,
+    default=8000,
+    show_default=True,
+    help="Port the demo service listens on.",
+)
 @click.option(
     "--scoring-only",
     is_flag=True,
@@ -572,13 +586,14 @@ def db_upgrade(*, database_url: str | None, data_dir: str | None) -> None:
     from ._store.migrate import upgrade  # the service's libraries load only when used
 
     url = prepare_storage(service_settings(database_url, data_dir))
-    upgrade(url)
+    with reaching(url):
+        upgrade(url)
     err.print(f"database schema is current: {redacted(url)}", highlight=False)
 
 
 @cli.command()
 @click.option("--host", help="Address to listen on (default: LEADSCORE_HOST, else 127.0.0.1).")
-@click.option("--port", type=int, help="Port to listen on (default: LEADSCORE_PORT, else 8000).")
+@click.option("--port", type=_PORT, help="Port to listen on (default: LEADSCORE_PORT, else 8000).")
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),

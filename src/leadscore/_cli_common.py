@@ -147,9 +147,27 @@ def current_database(settings: Settings) -> str:
     from ._store.migrate import check_current
 
     url = prepare_storage(settings)
-    if not check_current(url):
+    with reaching(url):
+        current = check_current(url)
+    if not current:
         fail(f"the database schema is not current: run `leadscore db upgrade` ({redacted(url)})")
     return url
+
+
+@contextmanager
+def reaching(url: str) -> Iterator[None]:
+    """A database that cannot be opened or reached (a URL of no known
+    database, a server that is down, a wrong password) is bad input: exit 1
+    naming the URL (without its password) and the driver's reason, not
+    SQLAlchemy's traceback."""
+    import sqlalchemy as sa
+
+    try:
+        yield
+    except (sa.exc.SQLAlchemyError, ValueError) as exc:
+        cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        fail(f"cannot use the database {redacted(url)}: {reason}")
 
 
 def redacted(url: str) -> str:

@@ -45,7 +45,7 @@ from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar
 
 import orjson
 
-from ._time import MICROS, from_datetime, parse_timestamp, to_datetime
+from ._time import LAST_MICROS, MICROS, MICROS_PER_DAY, from_datetime, parse_timestamp, to_datetime
 
 __all__ = ["generate_events", "write_events"]
 
@@ -352,7 +352,8 @@ def generate_events(
     with `Z`. The same arguments always give the same log.
 
     Raises ValueError, before generating anything, for a naive `start`, fewer
-    than one contact or day, or fewer than 8 events per contact.
+    than one contact or day, fewer than 8 events per contact, or a window
+    that goes past the year 9999.
     """
     if contacts < 1:
         raise ValueError(f"contacts must be at least 1, got {contacts}")
@@ -363,6 +364,9 @@ def generate_events(
             f"events must be at least {_MIN_EVENTS_PER_CONTACT} per contact "
             f"({_MIN_EVENTS_PER_CONTACT * contacts} for {contacts} contacts), got {events}"
         )
+    if from_datetime(start) + days * MICROS_PER_DAY > LAST_MICROS:
+        # No timestamp could be written for those days (an OverflowError).
+        raise ValueError(f"the {days:,} days from start {start.date()} go past the year 9999")
     calendar = _Calendar.of(start, days)
     return _generate(contacts, events, Random(seed), calendar)
 

@@ -145,6 +145,21 @@ class Ledger:
                 result.firings.append(firing)
 
     def scorecard(self, owner: Owner, at: int) -> Scorecard:
+        """The scorecard of `owner`, `(True, contact_id)` or `(False,
+        anonymous_id)`, as of `at`; KeyError when it has no event up to then.
+
+        As for `result`, events after `at` do not exist for the answer: the
+        stored state holds every event ingested, so when the log has events
+        after `at` the answer is the replay's (it was the state's, later
+        events' points and stages included).
+        """
+        if self._latest > at:
+            identified, key = owner
+            found = self.result(at)
+            for card in found.scorecards if identified else found.anonymous:
+                if (card.contact_id if identified else card.anonymous_id) == key:
+                    return card
+            raise KeyError(owner)
         state = self._states[owner]
         identified, key = owner
         return self.engine.scorecard(

@@ -165,7 +165,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from ._errors import EventError
-from ._time import format_timestamp, from_datetime
+from ._time import FIRST_MICROS, LAST_MICROS, format_timestamp, from_datetime
 
 __all__ = ["CALL_TYPES", "batch", "event_type", "from_segment"]
 
@@ -424,15 +424,9 @@ def _instant(call: Mapping[str, Any], received_at: datetime) -> int:
     return received
 
 
-# The instants a datetime can hold (years 1 to 9999 in UTC), which are those
-# format_timestamp can write: compared as numbers rather than by formatting
-# each instant parsed.
-_FIRST = from_datetime(datetime.min.replace(tzinfo=UTC))
-_LAST = from_datetime(datetime.max.replace(tzinfo=UTC))
-
-
 def _representable(micros: int) -> bool:
-    return _FIRST <= micros <= _LAST
+    # Compared as numbers rather than by formatting each instant parsed.
+    return FIRST_MICROS <= micros <= LAST_MICROS
 
 
 # The form libraries send (analytics.js, Segment's and RudderStack's SDKs

@@ -20,6 +20,12 @@ _RFC3339 = re.compile(
 )
 
 
+# The instants a datetime can hold, years 1 to 9999 in UTC: those that
+# format_timestamp can write, and so the only ones an input may give.
+FIRST_MICROS = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _ONE_MICRO
+LAST_MICROS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _ONE_MICRO
+
+
 def parse_timestamp(text: str) -> int:
     """Parse an RFC 3339 timestamp with offset into microseconds since the epoch.
 
@@ -33,9 +39,21 @@ def parse_timestamp(text: str) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"not a valid date or time: {text!r}") from None
+        try:
+            # RFC 3339 allows a lower-case t and z (and the expression above
+            # lets them through), which fromisoformat refuses; the batch
+            # engine reads them too.
+            moment = datetime.fromisoformat(text.upper())
+        except ValueError:
+            raise ValueError(f"not a valid date or time: {text!r}") from None
     delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * MICROS + delta.microseconds
+    micros = (delta.days * 86_400 + delta.seconds) * MICROS + delta.microseconds
+    if not FIRST_MICROS <= micros <= LAST_MICROS:
+        # 9999-12-31T23:00:00-01:00 is in year 10000 in UTC: an instant no
+        # output could write (format_timestamp), which failed later, after
+        # the work, with an OverflowError.
+        raise ValueError(f"out of range: {text!r} is not between years 1 and 9999 in UTC")
+    return micros
 
 
 def parse_instant(text: str) -> int:
@@ -47,7 +65,8 @@ def parse_instant(text: str) -> int:
     try:
         return parse_timestamp(text)
     except ValueError:
-        pass
+        if _RFC3339.fullmatch(text):  # a timestamp, but no valid one: say why
+            raise
     try:
         day = date.fromisoformat(text)
     except ValueError:

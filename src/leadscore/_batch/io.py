@@ -33,6 +33,7 @@ from .._eventfiles import FORMATS, BadRecord, Unit, check_columns, format_from_n
 from .._events import FIELDS, Event
 from .._model import Model
 from .._replay import Result
+from .._time import FIRST_MICROS, LAST_MICROS
 from .plan import BatchPlan, Input, events_table
 from .sql import Shape, literal, shape_of
 
@@ -504,6 +505,13 @@ def _checked(
         )
     checks.append(
         ("ls_ts IS NULL", "'timestamp'", f"'not a valid date or time: ' || {stamp.shown}")
+    )
+    checks.append(  # as parse_timestamp: an instant no output could write
+        (
+            f"ls_ts NOT BETWEEN {FIRST_MICROS} AND {LAST_MICROS}",
+            "'timestamp'",
+            f"'out of range: ' || {stamp.shown} || ' is not between years 1 and 9999 in UTC'",
+        )
     )
     for name in ("properties", "traits"):
         # A check that cannot fail (a struct is always an object) is left out:

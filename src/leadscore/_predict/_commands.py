@@ -7,6 +7,7 @@ starts as fast as before.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -124,9 +125,29 @@ _KEEP = click.option(
 _OUTCOME = click.option(
     "--outcome", metavar="EVENT_TYPE", help="With --events: the event type that means converted."
 )
+
+
+def _days(*, above_zero: bool) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """The check of a number of days: finite, and at least 0 (or above 0).
+    click's float takes nan and inf, which reached the history's arithmetic
+    as a ValueError or OverflowError traceback, and a negative count gave
+    messages about the outcome instead of naming the option."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None and (
+            not math.isfinite(value) or value < 0 or (above_zero and value == 0)
+        ):
+            bound = "above 0" if above_zero else "0 or more"
+            raise click.BadParameter(f"expected a finite number of days, {bound}, got {value}")
+        return value
+
+    return check
+
+
 _WINDOW = click.option(
     "--window",
     type=float,
+    callback=_days(above_zero=False),
     default=0.0,
     show_default=True,
     help="With --events: days after a contact is first seen at which it is observed (its "
@@ -135,6 +156,7 @@ _WINDOW = click.option(
 _HORIZON = click.option(
     "--horizon",
     type=float,
+    callback=_days(above_zero=True),
     help="With --events: the outcome must come within DAYS of the cut-off (default: any time).",
 )
 

@@ -14,10 +14,11 @@ import bisect
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +37,12 @@ router = APIRouter(tags=["contacts"], route_class=BodyFirst)
 
 MAX_LIMIT = 500
 MAX_TIMELINE_LIMIT = 1000
+
+# Ids and names the routes look up: no U+0000, which no stored text holds
+# (log.encode refuses it in ids) and PostgreSQL refuses in any text it is
+# sent (a query naming one was a server error there).
+_NO_NUL = r"^[^\x00]*$"
+ContactId = Annotated[str, Path(pattern=_NO_NUL, description="The contact's id.")]
 
 
 # -- answers ---------------------------------------------------------------------------
@@ -201,13 +208,17 @@ def _decode(cursor: str, shape: tuple[type, ...]) -> list[Any]:
             for value, kind in zip(values, shape, strict=True)
         )
     ):
-        raise Problem(
-            422,
-            "The cursor is not one this service gave.",
-            kind="invalid-request",
-            errors=[{"path": "cursor", "message": "not a cursor of this list"}],
-        )
+        raise _bad_cursor()
     return values
+
+
+def _bad_cursor() -> Problem:
+    return Problem(
+        422,
+        "The cursor is not one this service gave.",
+        kind="invalid-request",
+        errors=[{"path": "cursor", "message": "not a cursor of this list"}],
+    )
 
 
 # -- routes ----------------------------------------------------------------------------
@@ -223,14 +234,20 @@ class ListQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    band: str | None = None
-    grade: str | None = None
-    stage: str | None = None
-    tag: str | None = Field(default=None, description="Contacts with this label (`tags`).")
-    tag_score: str | None = Field(
-        default=None, description="Contacts with a score for this tag (in `tag_scores`)."
+    band: str | None = Field(default=None, pattern=_NO_NUL)
+    grade: str | None = Field(default=None, pattern=_NO_NUL)
+    stage: str | None = Field(default=None, pattern=_NO_NUL)
+    tag: str | None = Field(
+        default=None, pattern=_NO_NUL, description="Contacts with this label (`tags`)."
     )
-    owner: str | None = Field(default=None, description="Contacts given to this owner.")
+    tag_score: str | None = Field(
+        default=None,
+        pattern=_NO_NUL,
+        description="Contacts with a score for this tag (in `tag_scores`).",
+    )
+    owner: str | None = Field(
+        default=None, pattern=_NO_NUL, description="Contacts given to this owner."
+    )
     score_min: float | None = None
     score_max: float | None = None
     updated_since: str | None = Field(
@@ -265,10 +282,15 @@ def get_contacts(
     model = _model(database, models, caller.workspace)
     csv_wanted = query.format == "csv" or (accept is not None and "text/csv" in accept)
     position = None
-    if query.cursor is not None and not csv_wanted:
-        key, after = _decode(query.cursor, (float, str))
-        position = (float(key), after)
     at = now()
+    if query.cursor is not None and not csv_wanted:
+        # A walk's pages are all as of its first page's instant: scores decay,
+        # so a page as of a later instant would order the contacts by scores
+        # that have moved past the cursor's (a contact shown again or skipped).
+        key, after, at = _decode(query.cursor, (float, str, int))
+        if not 0 <= at <= now():
+            raise _bad_cursor()
+        position = (float(key), after)
     with reader(database) as conn, conn.begin():
         found = ranked(
             conn,
@@ -308,7 +330,9 @@ def get_contacts(
     return ContactPage(
         model_version=model.version,
         contacts=[ContactItem(**_item(item)) for item in page],
-        next_cursor=(_encode([last.order, last.contact_id]) if more and last is not None else None),
+        next_cursor=(
+            _encode([last.order, last.contact_id, at]) if more and last is not None else None
+        ),
     )
 
 
@@ -325,17 +349,44 @@ def _since(text: str) -> int:
         ) from None
 
 
+# A text cell a spreadsheet would read as a formula: one starting with = + -
+# or @, or with a tab or carriage return before one (OWASP's list). Contact
+# ids come from whoever holds a write key, which is meant to be embedded in
+# web pages, so a visitor could name themselves =HYPERLINK(...) and have it
+# run in the sales team's spreadsheet.
+_FORMULA = re.compile(r"[=+\-@\t\r]")
+# A plain decimal number (-12, +4915112345, -0.5): read as a number by any
+# spreadsheet, never as a formula, so it is left as is.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
+
+
+def csv_cell(value: object) -> object:
+    """A value as the CSV export writes it: None empty, and text that a
+    spreadsheet would run as a formula prefixed with an apostrophe (which
+    spreadsheets show as text and do not display)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and _FORMULA.match(value) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def csv_lines(found: list[store.Contact]) -> Iterator[str]:
     """The CSV export of contacts, in pieces of 500 rows: the API's and the
-    web app's (leads.csv) are the same columns."""
+    web app's (leads.csv) are the same columns. Text that a spreadsheet would
+    read as a formula is written with an apostrophe before it (`csv_cell`)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # CRLF, as RFC 4180 has it: the writer quotes a cell holding a character
+    # of its line terminator, and with "\n" alone a carriage return in a
+    # contact id went out bare, which spreadsheets take for a new row (whose
+    # first cell could then be a formula).
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(_CSV_COLUMNS)
     for count, item in enumerate(found, start=1):
         card = _item(item)
         card["tag_scores"] = json.dumps(card["tag_scores"], sort_keys=True)
         card["tags"] = json.dumps(card["tags"])
-        writer.writerow(["" if card[name] is None else card[name] for name in _CSV_COLUMNS])
+        writer.writerow([csv_cell(card[name]) for name in _CSV_COLUMNS])
         if count % 500 == 0:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -350,7 +401,7 @@ def csv_lines(found: list[store.Contact]) -> Iterator[str]:
     responses=problems.responses(401, 403, 404),
 )
 def get_contact(
-    caller: ReadKey, contact_id: str, database: Database, models: Models
+    caller: ReadKey, contact_id: ContactId, database: Database, models: Models
 ) -> ContactDetail:
     """A contact's scorecard as of now, its traits and stage history (a read key)."""
     model = _model(database, models, caller.workspace)
@@ -375,7 +426,7 @@ def get_contact(
 )
 def get_timeline(
     caller: ReadKey,
-    contact_id: str,
+    contact_id: ContactId,
     *,
     database: Database,
     models: Models,
@@ -442,7 +493,7 @@ def _award(award: Award, counted: float) -> AwardOut:
     responses=problems.responses(401, 403, 404),
 )
 def get_export(
-    caller: AdminKey, contact_id: str, database: Database, models: Models
+    caller: AdminKey, contact_id: ContactId, database: Database, models: Models
 ) -> ContactExport:
     """Everything stored about a contact, for a GDPR access request (an admin
     key: it holds every event's properties and the actions' payloads)."""
@@ -488,7 +539,7 @@ def _times(row: dict[str, Any], *names: str) -> dict[str, Any]:
     summary="Erase a contact",
     responses=problems.responses(401, 403, 404),
 )
-def delete_contact(caller: AdminKey, contact_id: str, database: Database) -> Response:
+def delete_contact(caller: AdminKey, contact_id: ContactId, database: Database) -> Response:
     """Erase a contact and everything held about it (an admin key): its events,
     the events of the anonymous ids linked to it, its scores, firings and
     their actions. 404 when there is no such contact."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from .._errors import EventError
 from .._settings import Settings
@@ -49,6 +49,9 @@ class EventResult(BaseModel):
         description="Things worth knowing about an event that was stored (e.g. a duplicate "
         "that differs from the first copy).",
     )
+    # A rejected event's field at fault and what is wrong there, for the
+    # `errors` of the problem that answers a request of this one event.
+    _error: EventError | None = PrivateAttr(default=None)
 
 
 class IngestAnswer(BaseModel):
@@ -135,12 +138,14 @@ def _refused(item: Refused) -> EventResult:
 
 
 def _result(outcome: EventOutcome) -> EventResult:
-    return EventResult(
+    result = EventResult(
         id=outcome.event_id,
         status=outcome.status.value,
         reason=outcome.reason,
         warnings=[warning.message for warning in outcome.warnings],
     )
+    result._error = outcome.error
+    return result
 
 
 def answer(results: list[EventResult], kind: type[A]) -> A:
@@ -157,7 +162,7 @@ def answer(results: list[EventResult], kind: type[A]) -> A:
 def answer_one(result: EventResult, kind: type[A]) -> A:
     """The answer to a request of one event: a 422 problem when it was rejected."""
     if result.status == "rejected":
-        raise rejection(str(result.reason))
+        raise rejection(str(result.reason), result._error)
     return answer([result], kind)
 
 
@@ -168,5 +173,7 @@ def rejection(reason: str, error: EventError | None = None) -> Problem:
         422,
         f"The event was rejected: {reason}",
         kind="event-rejected",
-        errors=None if error is None else [{"path": error.field, "message": error.message}],
+        errors=None
+        if error is None
+        else [{"path": error.field or "body", "message": error.message}],
     )

@@ -62,6 +62,9 @@ class EventOutcome:
     reason: str | None = None
     firings: list[Firing] = field(default_factory=list)
     warnings: list[RunWarning] = field(default_factory=list)
+    # Why a rejected record is invalid, naming its field at fault; None when
+    # the event was valid and the database refused it.
+    error: EventError | None = None
 
 
 _DIFFERS = "a later copy of this event differs; the first copy is kept"
@@ -93,7 +96,9 @@ def ingest(
         try:
             event, body = log.encode(raw)
         except EventError as error:
-            outcomes[index] = EventOutcome(_raw_id(raw), Outcome.REJECTED, reason=str(error))
+            outcomes[index] = EventOutcome(
+                _raw_id(raw), Outcome.REJECTED, reason=str(error), error=error
+            )
             continue
         valid.append((index, event, body))
     try:

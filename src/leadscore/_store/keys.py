@@ -135,6 +135,10 @@ def authenticate(conn: sa.Connection, *, key: str) -> Caller | None:
 def revoke_key(conn: sa.Connection, *, workspace: str, key_id: str) -> bool:
     """Revoke a key of the workspace; False when the workspace has no such key.
     Revoking a revoked key keeps its first revocation time."""
+    if not _ID.fullmatch(key_id):
+        # Names no key (ids are 16 hex digits), and must not reach SQL: a
+        # U+0000 in it was a server error on PostgreSQL, which refuses it.
+        return False
     with transaction(conn):
         found = conn.execute(
             sa.select(api_keys.c.revoked_at).where(

@@ -89,6 +89,8 @@ def ranked(
     trait, case-insensitively; `score_min` and `score_max` bound the
     reported score (both included); `updated_since` keeps contacts whose
     last event (as of `at`) is at or after it."""
+    if _impossible(band, grade, stage, tag_score, tag, owner, search):
+        return []
     engine = model.engine
     compiled = engine.compiled
     current = owners.c.model_version == model.version
@@ -204,6 +206,13 @@ def ranked(
 _NOWHERE = (float("inf"), None)
 
 
+def _impossible(*filters: str | None) -> bool:
+    """Whether a text filter holds U+0000: no stored text does (ids refuse it,
+    names come from models), so nothing passes, and PostgreSQL refuses it in
+    any text it is sent (the web app's list answered a 500 page)."""
+    return any(text is not None and "\x00" in text for text in filters)
+
+
 def _interval(
     bands: list[tuple[str, float | None]], band: str | None
 ) -> tuple[float | None, float | None]:
@@ -278,6 +287,8 @@ def page(
     model was just activated) or has an event after `at`; then `ranked`
     answers, reading those contacts' logs.
     """
+    if _impossible(band, grade, stage):
+        return 0, []
     compiled = model.engine.compiled
     mine = sa.and_(owners.c.workspace == workspace, owners.c.identified)
     with transaction(conn):

@@ -206,6 +206,11 @@ outbox = sa.Table(
     sa.Index("ix_outbox_status", "status", "next_attempt_at"),
     sa.Index("ix_outbox_firing", "firing"),
     sa.Index("ix_outbox_workspace_kind", "workspace", "kind", "status"),
+    # A `seq` is never given twice, even after the newest rows were erased
+    # (SQLite would otherwise reuse the largest rowid): it is the delivery's
+    # id, the Idempotency-Key receivers keep, and workers record their
+    # attempts by it (migration 0007).
+    sqlite_autoincrement=True,
 )
 
 # Every attempt at delivering a webhook, for the deliveries log: when, how
@@ -230,6 +235,7 @@ delivery_attempts = sa.Table(
         postgresql_where=sa.text("NOT ok"),
         sqlite_where=sa.text("NOT ok"),
     ),
+    sqlite_autoincrement=True,  # as the outbox's (migration 0007)
 )
 
 # Labels put on contacts by add_tag and taken off by remove_tag (not tag scores).

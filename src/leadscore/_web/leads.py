@@ -232,6 +232,8 @@ def contact_card(
     model = active(database, models, workspace)
     if model is None:
         raise Refused(404, "No model yet", "This workspace has no scoring model yet.")
+    if "\x00" in contact_id:  # no stored id holds one; PostgreSQL refuses it (a 500 page)
+        raise Refused(404, "No such contact", f"This workspace has no contact {contact_id!r}.")
     at = now()
     with database.connect() as conn:
         found = store.history(conn, workspace=workspace, model=model, contact_id=contact_id, at=at)
