@@ -614,3 +614,20 @@ def test_json_array_numbers_beyond_doubles_are_bad_items(tmp_path: Path) -> None
     )
     events, bad = read([lines])
     assert where(bad) == [("line", 2, "")]
+
+
+def test_a_line_read_for_its_big_integer_refuses_what_orjson_refuses(tmp_path: Path) -> None:
+    # A line with a run of 19 digits is read by json, which takes NaN, 1e400
+    # and an escaped lone surrogate: each is a bad line, with or without the
+    # long integer, as orjson has it.
+    path = tmp_path / "events.jsonl"
+    good = json.dumps({**RECORDS[0], "properties": {"n": BIG}})
+    faults = ['"\\ud800"', "NaN", "1e400", '{"\\udc00": 1}']
+    lines = [good]
+    for fault in faults:
+        for extra in ("", f', "m": {BIG}'):
+            lines.append(good.replace(f'"n": {BIG}', f'"n": {fault}{extra}'))
+    path.write_text("\n".join(lines) + "\n")
+    events, bad = read([path])
+    assert [event.properties for event in events] == [{"n": BIG}]
+    assert where(bad) == [("line", n, "") for n in range(2, 2 + 2 * len(faults))]

@@ -57,9 +57,17 @@ def loads(data: bytes | str) -> Any:
         return value
 
     try:
-        return json.loads(text, parse_constant=refused, parse_float=finite)
+        value = json.loads(text, parse_constant=refused, parse_float=finite)
     except RecursionError:
         raise json.JSONDecodeError("nested too deeply", text, 0) from None
+    # json takes an escaped lone surrogate ("\ud800"), orjson does not: a
+    # string with one is no Unicode text, refused whichever path reads it.
+    if "\\u" in text:
+        try:
+            _SORTED.encode(value).encode("utf-8")
+        except UnicodeEncodeError:
+            raise json.JSONDecodeError("a lone surrogate in a string", text, 0) from None
+    return value
 
 
 # The fallback of dumps_sorted: json's compact form, as orjson writes it.
