@@ -363,3 +363,25 @@ def test_sqlites_log_read_in_short_ranges_or_from_utf16_gives_the_same_states(
             assert_states_are_replays(conn, name, model)
     finally:
         database.dispose()
+
+
+def test_a_trait_past_64_bits_is_kept_exactly_by_the_batch_activation(
+    database: sa.Engine,
+) -> None:
+    # The activation read identify bodies with orjson, which makes such an
+    # integer a float: the contact's stored traits said 1.2345678901234568e+29
+    # where the replay (and the event as stored) says 123456789012345678901234567890.
+    big = 123456789012345678901234567890
+    raw = {"id": "big-1", "type": "identify", "contact_id": "big", "timestamp": _stamp(BASE),
+           "traits": {"order": big, "company_size": 300}}  # fmt: skip
+    name, model = loaded(database, [*generated(20, 300), parse_event(raw)])
+    with database.connect() as conn:
+        computed = compute(conn, name, model.engine)
+        assert (True, "big") in computed.states
+        found = claim(conn)
+        assert found is not None
+        rescore(conn, found)
+        got = stored_states(conn, name, model)[(True, "big")]
+        expected = replayed_states(conn, name, model.engine, [(True, "big")])[(True, "big")]
+    assert got.traits == expected.traits == {"order": big, "company_size": 300}
+    assert type(got.traits["order"]) is int

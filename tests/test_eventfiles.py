@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -564,3 +565,69 @@ def test_count_hint_adds_up_file_sizes(tmp_path: Path) -> None:
     total = first.stat().st_size + second.stat().st_size
     assert count_hint([str(first), str(second), str(tmp_path / "gone")]) == total
     assert count_hint([str(first), "-"]) is None
+
+
+BIG = 123456789012345678901234567890
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "json", "csv"])
+def test_an_integer_past_64_bits_is_read_exactly(tmp_path: Path, kind: str) -> None:
+    # orjson made 123456789012345678901234567890 a float (1.2345678901234568e+29)
+    # in JSON Lines and CSV cells, and yajl ended a JSON array at 2^63 ("integer
+    # overflow"); the service keeps such integers exactly, and so do the readers.
+    values = {"big": BIG, "negative": -BIG, "u64": 2**64 - 1, "past": 2**64,
+              "fraction": 0.1, "zero": -0.0, "nested": [{"n": BIG, "f": 1.5e300}]}  # fmt: skip
+    records = [{**RECORDS[0], "properties": values}, *RECORDS[1:]]
+    path = tmp_path / f"events.{kind}"
+    if kind == "jsonl":
+        path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    elif kind == "json":
+        path.write_text(json.dumps(records, indent=2))
+    else:
+        header = list(FIELDS)
+        rows = [[json.dumps(r[n]) if n in ("properties", "traits") and n in r else r.get(n, "")
+                 for n in header] for r in records]  # fmt: skip
+        with path.open("w", newline="") as out:
+            csv.writer(out).writerows([header, *rows])
+    events, bad = read([path])
+    assert bad == []
+    assert events == [parse_event(record) for record in records]
+    got = events[0].properties
+    assert got == values
+    assert [type(got[key]) for key in values] == [type(value) for value in values.values()]
+    assert str(got["zero"]) == "-0.0"
+
+
+def test_json_array_numbers_beyond_doubles_are_bad_items(tmp_path: Path) -> None:
+    # 1e400 is no double: orjson's JSON Lines refuse the line; the array
+    # reader reports the item and reads on (yajl had ended the file).
+    body = json.dumps([RECORDS[0], {**RECORDS[1], "properties": {"n": 0}}, RECORDS[2]])
+    path = tmp_path / "events.json"
+    path.write_text(body.replace('{"n": 0}', '{"n": 1e400}'))
+    events, bad = read([path])
+    assert events == [EVENTS[0], EVENTS[2]]
+    assert where(bad) == [("item", 2, "")]
+    assert "infinity" in bad[0].message
+    lines = tmp_path / "events.jsonl"
+    lines.write_text(
+        "\n".join(json.dumps(r) for r in RECORDS).replace('"id": "e2"', '"id": "e2", "n": 1e400')
+    )
+    events, bad = read([lines])
+    assert where(bad) == [("line", 2, "")]
+
+
+def test_a_line_read_for_its_big_integer_refuses_what_orjson_refuses(tmp_path: Path) -> None:
+    # A line with a run of 19 digits is read by json, which takes NaN, 1e400
+    # and an escaped lone surrogate: each is a bad line, with or without the
+    # long integer, as orjson has it.
+    path = tmp_path / "events.jsonl"
+    good = json.dumps({**RECORDS[0], "properties": {"n": BIG}})
+    faults = ['"\\ud800"', "NaN", "1e400", '{"\\udc00": 1}']
+    lines = [good]
+    for fault in faults:
+        for extra in ("", f', "m": {BIG}'):
+            lines.append(good.replace(f'"n": {BIG}', f'"n": {fault}{extra}'))
+    path.write_text("\n".join(lines) + "\n")
+    events, bad = read([path])
+    assert [event.properties for event in events] == [{"n": BIG}]
+    assert where(bad) == [("line", n, "") for n in range(2, 2 + 2 * len(faults))]

@@ -860,3 +860,27 @@ def test_the_test_periods_outcomes_choose_nothing() -> None:
     assert (first.platt.a, first.platt.b) == (second.platt.a, second.platt.b)
     _, rows = event_features(first, make_events(50, seed=9))
     assert np.array_equal(first.probabilities(rows), second.probabilities(rows))
+
+
+def test_the_default_positive_class_is_what_help_and_the_docs_say(tmp_path: Path) -> None:
+    # --help said "default: 1/yes/true" and docs/cli.md "1/yes/true/won", while
+    # y, t and converted were positive too. The lists and the labels agree now.
+    from leadscore._predict._table import target_labels
+
+    said = re.search(r"default:\s*([^,]*),", " ".join(invoke("train", "--help").output.split()))
+    assert said is not None
+    words = said.group(1).split("/")
+    docs = Path(__file__).parents[1] / "docs"
+    for page in ("cli.md", "predict.md"):
+        text = " ".join((docs / page).read_text().split())
+        assert "/".join(words) in text, page
+    for command in ("suggest", "backtest"):
+        assert "/".join(words) in " ".join(invoke(command, "--help").output.split()), command
+    # Each listed word, as a user may write it, is positive; other values are not.
+    values = [*words, *(f" {w.upper()} " for w in words), "no", "0", "lost", "yess", "n", "f"]
+    path = tmp_path / "leads.csv"
+    with path.open("w", newline="") as out:
+        csv.writer(out).writerows([["lead", "outcome"], *[[i, v] for i, v in enumerate(values)]])
+    labels, known = target_labels(read_table(path), "outcome", None)
+    assert known.all()
+    assert labels.tolist() == [1] * (2 * len(words)) + [0] * 6

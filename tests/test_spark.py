@@ -7,6 +7,7 @@ Spark job costs seconds to start, a conformance case milliseconds to score.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ from hypothesis import strategies as st
 from leadscore._batch.spark import checked_events, score_parts, score_spark
 from leadscore._cli import cli
 from leadscore._eventfiles import BadRecord, read_events
-from leadscore._events import Event
+from leadscore._events import Event, parse_event
 from leadscore._generate import generate_events, write_events
+from leadscore._loader import parse_model
 from leadscore._model import Model
 from leadscore._replay import replay
 
@@ -35,6 +37,7 @@ def test_the_spark_engine(spark: Any, tmp_path: Path) -> None:
     _conformance(spark)
     _hypothesis(spark)
     _files(spark, tmp_path)
+    _big_integers(spark, tmp_path)
     _command_line(tmp_path)
 
 
@@ -107,6 +110,33 @@ def _files(spark: Any, tmp_path: Path) -> None:
     assert_same(score_spark(model, [str(parquet)], at=at, spark=spark), expected)
     frame = spark.read.parquet(str(parquet))
     assert_same(score_spark(model, frame, at=at, spark=spark), expected)
+
+
+def _big_integers(spark: Any, tmp_path: Path) -> None:
+    # An integer past 64 bits: the executors read properties and traits with
+    # orjson (a float: no `eq` match, tag "1.2345678901234568e+29"), and
+    # Events from Python raised "TypeError: Integer exceeds 64-bit range".
+    big = 123456789012345678901234567890
+    model = parse_model(
+        "version: 1\nname: big\nrules:\n"
+        f"  - {{id: exact, event: order, where: {{n: {big}}}, points: 10, tag_from: n}}\n"
+        f"fit:\n  - {{id: account, where: {{account: {2**64}}}, points: 7}}\n"
+    )
+    records = [
+        {"id": "i1", "type": "identify", "contact_id": "c1", "timestamp": "2026-05-04T09:00:00Z",
+         "traits": {"account": 2**64}},
+        {"id": "e1", "type": "order", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z",
+         "properties": {"n": big}},
+    ]  # fmt: skip
+    events = [parse_event(record) for record in records]
+    at = events[-1].timestamp + MINUTE
+    expected = replay(model, events, at)
+    (card,) = expected.scorecards
+    assert (card.score, card.fit, card.tag_scores) == (10.0, 7, {str(big): 10.0})
+    jsonl = tmp_path / "big.jsonl"
+    jsonl.write_text("".join(json.dumps(record) + "\n" for record in records))
+    assert_same(score_spark(model, str(jsonl), at=at, spark=spark), expected)
+    assert_same(score_spark(model, events, at=at, spark=spark), expected)
 
 
 def _command_line(tmp_path: Path) -> None:

@@ -282,3 +282,24 @@ def test_a_nul_in_a_contact_id_or_a_filter_is_no_server_error(
             for path in ("/", "/leads.csv"):
                 answer = http.get(path, params={name: "x\x00"})
                 assert answer.status_code == 200, (path, name, answer.status_code)
+
+
+def test_a_nul_in_an_e_mail_address_is_no_server_error(base: str, database: sa.Engine) -> None:
+    # PostgreSQL refuses U+0000 in any text: signing in as "x\0" (its failure
+    # recorded), adding the user "a\0@b.co" (the address pattern took it) and
+    # disabling /settings/users/a%00/disable were 500 pages there.
+    admin = _user(database, Role.ADMIN)
+    with _client(base) as http:
+        for email in ("x\x00", "a\x00@example.com"):
+            assert _sign_in(http, email).status_code == 401, email
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/settings/users").text)
+        added = http.post(
+            "/settings/users",
+            data={"csrf": token, "email": "a\x00@example.com", "role": "sales",
+                  "password": PASSWORD},
+        )  # fmt: skip
+        assert added.status_code == 422
+        assert "not an e-mail address" in added.text
+        gone = http.post("/settings/users/a%00%40example.com/disable", data={"csrf": token})
+        assert gone.status_code == 404

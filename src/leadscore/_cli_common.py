@@ -102,11 +102,12 @@ def storage_options(command: _Command) -> _Command:
     command = click.option(
         "--data-dir",
         type=click.Path(file_okay=False),
-        help="Directory of the embedded SQLite database (default: LEADSCORE_DATA_DIR).",
+        help="Directory of the embedded SQLite database "
+        "(default: LEADSCORE_DATA_DIR, else leadscore-data).",
     )(command)
     return click.option(
         "--database-url",
-        help="Database URL (default: LEADSCORE_DATABASE_URL, else SQLite in the data dir).",
+        help="Database URL (default: LEADSCORE_DATABASE_URL, else SQLite in the data directory).",
     )(command)
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
+import math
 import os
 import stat
 import sys
@@ -21,14 +23,15 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, Literal, Protocol, TypeVar
 
 import ijson  # type: ignore[import-untyped]
-import orjson
 
 from ._errors import EventError, InputError
 from ._events import FIELDS, Event, parse_event
+from ._jsonexact import loads as exact_loads
 from ._time import to_datetime
 
 if TYPE_CHECKING:
@@ -303,7 +306,7 @@ def _convert(
             yield event
 
 
-def _json_reason(exc: orjson.JSONDecodeError) -> str:
+def _json_reason(exc: json.JSONDecodeError) -> str:
     # orjson's own text says "line 1 column 7", which misleads when the line is 14.
     return f"invalid JSON at column {exc.colno}: {exc.msg}"
 
@@ -320,8 +323,8 @@ def _read_jsonl(
 
 def jsonl_event(line: bytes) -> Event | None:
     try:
-        raw = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
+        raw = exact_loads(line)  # integers past 64 bits stay integers, as in the service
+    except json.JSONDecodeError as exc:
         # Blank lines are rare, so they are recognised on this slow path only.
         if line.isspace():
             return None
@@ -340,10 +343,38 @@ def _read_json_array(
             f"{source}: expected a JSON array of events at the top level, got {_describe(first)}"
             " (a file of one event per line is JSON Lines: name it .jsonl)"
         )
-    # ijson parses incrementally, so a large array never sits in memory whole;
-    # use_float keeps numbers as JSON Lines has them (not Decimal).
-    items = _Counted(ijson.items(stream, "item", use_float=True), source)
-    return _convert(items, parse_event, source, "item", on_bad)
+    # ijson parses incrementally, so a large array never sits in memory whole.
+    # Not use_float: with it, yajl refuses any integer of 2^63 or more as an
+    # "integer overflow" that ended the file; without it, integers are exact
+    # and fractions Decimals, made floats here as JSON Lines has them.
+    items = _Counted(ijson.items(stream, "item", use_float=False), source)
+    return _convert(items, _array_event, source, "item", on_bad)
+
+
+def _array_event(item: Any) -> Event:
+    return parse_event(_floats(item))
+
+
+def _floats(value: Any) -> Any:
+    """`value` with its Decimals made floats (in place: ijson's objects are fresh)."""
+    kind = type(value)
+    if kind is Decimal:
+        number = float(value)  # correctly rounded, as orjson reads the same text
+        if not math.isfinite(number):
+            raise EventError("", f"invalid JSON: {value} is infinity when parsed as double")
+        return number
+    if kind is dict:
+        for key, item in value.items():
+            if type(item) in _NESTED:
+                value[key] = _floats(item)
+    elif kind is list:
+        for index, item in enumerate(value):
+            if type(item) in _NESTED:
+                value[index] = _floats(item)
+    return value
+
+
+_NESTED: Final = frozenset({dict, list, Decimal})
 
 
 class _Counted(Iterator[tuple[int, Any]]):
@@ -477,8 +508,8 @@ def _decode_cell(name: str, cell: object) -> object:
     if not isinstance(cell, str):
         return cell
     try:
-        return orjson.loads(cell)
-    except orjson.JSONDecodeError as exc:
+        return exact_loads(cell)
+    except json.JSONDecodeError as exc:
         raise EventError(name, _json_reason(exc)) from None
 
 

@@ -29,10 +29,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
 from ._engine import Engine, Firing, Prepared, RunWarning, Scorecard
 from ._events import Event
+from ._jsonexact import dumps_sorted
 from ._replay import Result, group, score_groups
 
 SPILL_AFTER = 250_000
@@ -50,8 +49,8 @@ def _digest(event: Event) -> int:
             event.contact_id,
             event.anonymous_id,
             event.timestamp,
-            orjson.dumps(event.properties, option=orjson.OPT_SORT_KEYS),
-            orjson.dumps(event.traits, option=orjson.OPT_SORT_KEYS),
+            dumps_sorted(event.properties),
+            dumps_sorted(event.traits),
         )
     )
 

@@ -51,8 +51,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from .._compiled import MICROS_PER_DAY, CompiledModel, CompiledRule
 from .._engine import (
     NOT_STAGE_SET,
@@ -66,6 +64,8 @@ from .._engine import (
     unknown_stage,
 )
 from .._events import Event
+from .._jsonexact import dumps_sorted
+from .._jsonexact import loads as exact_loads
 from .._model import Model, StageCondition
 from .._replay import Result
 from .cards import REPORT_LIMIT, Cards, reported, rules_only_table
@@ -1308,7 +1308,7 @@ def _prepared(row: tuple[Any, ...], stage_index: dict[str, int] | None) -> Prepa
         bits,
         stage_to,
         stage_name,
-        None if traits is None else orjson.loads(traits),
+        None if traits is None else exact_loads(traits),  # integers past 64 bits exact
     )
 
 
@@ -1353,8 +1353,7 @@ def events_table(events: Iterable[Event]) -> Any:
     import pyarrow as pa
 
     columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
-    dumps = orjson.dumps
-    sort = orjson.OPT_SORT_KEYS
+    dumps = dumps_sorted  # exact for integers past 64 bits, which orjson refuses
     for seq, event in enumerate(events):
         columns["seq"].append(seq)
         columns["id"].append(event.id)
@@ -1362,9 +1361,9 @@ def events_table(events: Iterable[Event]) -> Any:
         columns["contact_id"].append(event.contact_id)
         columns["anonymous_id"].append(event.anonymous_id)
         columns["ts"].append(event.timestamp)
-        columns["properties"].append(dumps(event.properties, option=sort).decode())
+        columns["properties"].append(dumps(event.properties))
         traits = event.traits
-        columns["traits"].append(None if traits is None else dumps(traits, option=sort).decode())
+        columns["traits"].append(None if traits is None else dumps(traits))
     return pa.table(
         {name: pa.array(values, type=_ARROW_TYPES[name]()) for name, values in columns.items()}
     )

@@ -36,12 +36,12 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import orjson
-
 from .._engine import Engine, Firing, RunWarning, Scorecard
 from .._errors import EventError, InputError
 from .._eventfiles import BadRecord, Unit, instant_text, jsonl_event, row_event
 from .._events import FIELDS, Event
+from .._jsonexact import dumps_sorted
+from .._jsonexact import loads as exact_loads
 from .._model import Model
 from .._replay import Result
 
@@ -173,7 +173,7 @@ def _event_row(index: int, event: Event) -> tuple[Any, ...]:
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return dumps_sorted(value)  # an integer past 64 bits, which orjson refuses, exactly
 
 
 def _read_files(spark: SparkSession, paths: list[str], format: str | None) -> DataFrame:
@@ -408,8 +408,9 @@ def _owners_scorer(
                     timestamp=row["ts"],
                     contact_id=row["contact_id"],
                     anonymous_id=row["anonymous_id"],
-                    properties=orjson.loads(row["properties"]),
-                    traits=None if row["traits"] is None else orjson.loads(row["traits"]),
+                    # Integers past 64 bits exact, as the pure engine reads them.
+                    properties=exact_loads(row["properties"]),
+                    traits=None if row["traits"] is None else exact_loads(row["traits"]),
                 )
             )
         if owner is not None:

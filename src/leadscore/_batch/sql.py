@@ -235,8 +235,12 @@ def tag_text(probe: Probe) -> str:
         f"CASE WHEN {double} = 0 AND starts_with(trim({probe.v}), '-') THEN '-0.0' "
         f"ELSE CAST({double} AS VARCHAR) END"
     )
+    # DuckDB types a JSON integer past 64 bits DOUBLE; the pure engine reads
+    # it exactly (_jsonexact) and writes its digits, as JSON has them.
     text = (
-        f"CASE WHEN {probe.t} IN ('VARCHAR', 'BOOLEAN', 'BIGINT', 'UBIGINT') THEN {probe.v} "
+        f"CASE WHEN {probe.t} IN ('VARCHAR', 'BOOLEAN', 'BIGINT', 'UBIGINT', 'HUGEINT') "
+        f"THEN {probe.v} "
+        f"WHEN {probe.t} = 'DOUBLE' AND regexp_full_match({probe.v}, '-?[0-9]+') THEN {probe.v} "
         f"WHEN {probe.t} = 'DOUBLE' THEN {repr_double} END"
     )
     return f"nullif(lower(regexp_replace({text}, {literal(_TRIM)}, '', 'g')), '')"

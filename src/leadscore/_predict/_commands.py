@@ -20,6 +20,7 @@ from click.core import ParameterSource
 
 from .._cli_common import err, events_or_fail, fail, model_or_fail
 from .._errors import InputError, LeadscoreError
+from . import POSITIVE_SHOWN
 
 if TYPE_CHECKING:
     from .._events import Event
@@ -114,7 +115,10 @@ def _apply(*decorators: Callable[[_F], _F]) -> Callable[[_F], _F]:
 _TARGET = click.option("--target", help="With --table: the outcome column.")
 _ID = click.option("--id", "id_column", help="With --table: the column that identifies a lead.")
 _POSITIVE = click.option(
-    "--positive", help="With --table: the target value that means converted (default: 1/yes/true)."
+    "--positive",
+    help="With --table: the target value that means converted (default: "
+    + "/".join(POSITIVE_SHOWN)
+    + ", in any case).",
 )
 _EXCLUDE = click.option(
     "--exclude", multiple=True, help="A column not to learn from; repeat for several."

@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from .._errors import InputError
 from .._time import MICROS_PER_DAY
+from . import POSITIVE_SHOWN
 
 Floats = npt.NDArray[np.float64]
 Texts = npt.NDArray[np.object_]
@@ -36,8 +37,10 @@ PLACEHOLDERS = frozenset(
 # A text column is numeric when at least this share of its recorded values
 # parse as numbers: a stray "n.a." must not turn a measurement into a category.
 _NUMERIC_SHARE = 0.98
-# Values read as the positive class when --positive is not given.
-POSITIVE_WORDS = frozenset({"1", "1.0", "yes", "y", "true", "t", "won", "converted"})
+# Values read as the positive class when --positive is not given, trimmed
+# and in any case (POSITIVE_SHOWN, in --help and the docs). "1.0" is 1 as
+# some exports write it; a column of numbers compares 1 as a number.
+POSITIVE_WORDS = frozenset({*POSITIVE_SHOWN, "1.0"})
 
 
 @dataclass(slots=True)
@@ -205,7 +208,7 @@ def target_labels(
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.bool_]]:
     """0/1 labels of the target column and the mask of rows that have one.
 
-    The positive class is `positive` when given, else 1/yes/true/won. A
+    The positive class is `positive` when given, else one of POSITIVE_WORDS. A
     target that is missing, or leaves only one class, is an InputError naming it.
     """
     if target in table.dates:

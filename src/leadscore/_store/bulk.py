@@ -49,7 +49,6 @@ grew since is replayed from its log instead.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable
@@ -57,7 +56,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import sqlalchemy as sa
 
 from .._batch.plan import BatchPlan, Input, period_case
@@ -65,6 +63,7 @@ from .._batch.sql import literal
 from .._engine import REBASE_HALF_LIVES, ContactState, Engine, Firing, merge_traits
 from .._replay import Owner
 from .database import reader
+from .log import loads
 from .tables import events
 
 # Events read from SQLite per Arrow batch (a range of seq): enough that the
@@ -518,11 +517,9 @@ def _traits(con: duckdb.DuckDBPyConnection) -> dict[Owner, dict[str, Any]]:
     ).fetchall()
     for owner, ident, body in rows:
         merged = found.setdefault((bool(ident), str(owner)), {})
-        try:
-            decoded = orjson.loads(body)
-        except orjson.JSONDecodeError:  # an integer past 64 bits: the store's own decoder
-            decoded = json.loads(body)
-        merge_traits(merged, decoded["traits"])
+        # The store's own decoder: orjson alone makes an integer past 64 bits
+        # a float, without an error.
+        merge_traits(merged, loads(body)["traits"])
     return found
 
 

@@ -43,7 +43,10 @@ _hasher = PasswordHasher()
 # A hash to verify against when the e-mail is unknown, so that a sign-in
 # takes as long whether the account exists or not.
 _ABSENT = _hasher.hash(secrets.token_urlsafe(16))
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# No spaces and no control characters: U+0000, which PostgreSQL refuses in
+# any text (a 500 page when an admin added "a\x00@b.co"), and the rest,
+# which no mail system delivers to.
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 MIN_PASSWORD = 10  # NIST SP 800-63B asks for at least 8; 10 leaves a margin
 
 
@@ -134,6 +137,8 @@ def list_users(conn: sa.Connection, *, workspace: str) -> list[User]:
 
 def disable_user(conn: sa.Connection, *, workspace: str, email: str) -> bool:
     """Disable a user of the workspace and end their sessions; False when there is none."""
+    if "\x00" in email:  # no stored address holds one (_EMAIL); PostgreSQL refuses it
+        return False
     with transaction(conn):
         found = conn.execute(
             users.update()

@@ -81,7 +81,10 @@ def signin(
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     address = request.client.host if request.client else "unknown"
-    subjects = [f"email:{email.strip().lower()}", f"ip:{address}"]
+    # U+0000 (in no address: _EMAIL) as an escape: PostgreSQL refuses it in
+    # any text, and the failure it records was a 500 page.
+    account = email.strip().lower().replace("\x00", "\\x00")
+    subjects = [f"email:{account}", f"ip:{address}"]
     window = int(settings.signin_window_minutes * _MINUTE)
     since = now() - window
     with database.connect() as conn:
