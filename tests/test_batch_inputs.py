@@ -360,3 +360,29 @@ def test_an_integer_past_64_bits_scores_alike_on_both_engines(tmp_path: Path, ki
     assert cards["c1"].tag_scores == {str(big): 1.0}
     assert (cards["c2"].score, cards["c2"].tag_scores) == (1.0, {str(-big): 1.0})
     assert (cards["c3"].score, cards["c3"].tag_scores) == (1.0, {str(2**64): 1.0})
+
+
+def test_stage_set_of_a_typed_struct_equals_the_pure_reader(tmp_path: Path) -> None:
+    # The stage a stage_set names is read from the struct's text field alone
+    # (BatchPlan._stage_name_sql): a known stage, an unknown one, an empty name
+    # and none at all must give the pure reader's stages and warnings.
+    case = load_case(CASES[5])  # stages, with stage_set events
+    rows = _raw(CASES[5])
+    assert any(row["type"] == "stage_set" for row in rows)
+    rows += [
+        {"id": "z1", "type": "stage_set", "contact_id": "vic",
+         "timestamp": "2026-06-06T10:00:00Z", "properties": {"stage": ""}},
+        {"id": "z2", "type": "stage_set", "contact_id": "vic",
+         "timestamp": "2026-06-07T10:00:00Z", "properties": {"source": "crm"}},
+        {"id": "z3", "type": "stage_set", "contact_id": "wes",
+         "timestamp": "2026-06-08T10:00:00Z", "properties": {"stage": "lead"}},
+    ]  # fmt: skip
+    path = tmp_path / "events.parquet"
+    names = ["id", "type", "contact_id", "anonymous_id", "timestamp", "properties", "traits"]
+    # Every key in every row: from_pylist takes the columns of the first row only.
+    table = pa.Table.from_pylist([{name: row.get(name) for name in names} for row in rows])
+    assert table.schema.field("properties").type.field("stage").type == pa.string()
+    pq.write_table(table, path)
+    pure = replay(case.model, read_events([str(path)], on_bad=_never), case.at)
+    assert any("z1" in warning.event_id for warning in pure.warnings)
+    assert_same(score_batch(case.model, str(path), at=case.at), pure)
