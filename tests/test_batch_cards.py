@@ -24,13 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leadscore import Event, model_from_data, score_batch
-from leadscore._batch.cards import Cards, joined, reported
+from leadscore._batch.cards import Cards, _timestamp_texts, joined, reported
 from leadscore._batch.cli import to_arrow, write_parquet, write_table
 from leadscore._engine import Scorecard, report
 from leadscore._model import Model
 from leadscore._output import write_csv, write_jsonl
 from leadscore._replay import Result, replay
-from leadscore._time import format_timestamp
+from leadscore._time import FIRST_MICROS, LAST_MICROS, format_timestamp
 
 from .conftest import _empty_database
 from .strategies import BASE, MINUTE, logs, models
@@ -246,6 +246,26 @@ def test_columns_write_every_format_as_the_objects_do(tmp_path: Path) -> None:
             have = pg.execute("SELECT * FROM columns").fetchall()
             assert have == pg.execute("SELECT * FROM objects").fetchall()
             assert len(have) == len(objects)
+
+
+def test_timestamp_texts_are_format_timestamps() -> None:
+    # Every year an input may hold (1 to 9999), both sides of 1970, leap days,
+    # fractions of every number of digits, whole seconds, nulls, a slice.
+    rng = random.Random(11)
+    values: list[int | None] = [FIRST_MICROS, LAST_MICROS, 0, -1, 1, -DAY, -DAY - 1]
+    values += [951_782_400_000_000 + k for k in (-1, 0, DAY - 1, DAY)]  # 2000-02-29
+    values += [-2_203_891_200_000_000, 4_107_542_400_000_000]  # 1900-03-01, 2100-03-01
+    for _ in range(20_000):
+        value = rng.randint(FIRST_MICROS, LAST_MICROS)
+        values.append(value - value % 10 ** rng.randint(0, 7))
+    values += [None, None]
+    rng.shuffle(values)
+    want = [None if v is None else format_timestamp(v) for v in values]
+    column = pa.array(values, pa.int64())
+    assert _timestamp_texts(column).to_pylist() == want
+    assert _timestamp_texts(column.slice(13, 5_000)).to_pylist() == want[13:5_013]
+    assert _timestamp_texts(pa.nulls(3, pa.int64())).to_pylist() == [None] * 3
+    assert _timestamp_texts(pa.array([], pa.int64())).to_pylist() == []
 
 
 def test_the_columns_are_a_sequence_of_scorecards() -> None:

@@ -217,23 +217,24 @@ def test_where_on_a_typed_struct_equals_the_pure_predicate(
 ) -> None:
     kind, rows = typed
     shape = _typed_rows(kind, rows)
-    compiler = ConditionCompiler("j", "p")
-    sql = compiler.where(where, None)
-    first, second = compiler.select_items(shape)
-    got = (
-        _typed_connection()
-        .execute(
-            f"WITH a AS (SELECT i{''.join(', ' + x for x in first)} FROM vals), "
-            f"b AS (SELECT *{''.join(', ' + x for x in second)} FROM a) "
-            f"SELECT {sql} FROM b ORDER BY i"
-        )
-        .fetchall()
-    )
     predicate = compile_where(where)
     assert predicate is not None
     # What the pure engine's Parquet reader gives: top-level nulls are absent keys.
     items = [{k: v for k, v in row.items() if v is not None} for row in rows]
-    assert [row[0] for row in got] == [predicate(item) for item in items], sql
+    # Compiled for any column, and knowing the struct's shape (text probes).
+    for compiler in (ConditionCompiler("j", "p"), ConditionCompiler("j", "p", shape=shape)):
+        sql = compiler.where(where, None)
+        first, second = compiler.select_items(shape)
+        got = (
+            _typed_connection()
+            .execute(
+                f"WITH a AS (SELECT i{''.join(', ' + x for x in first)} FROM vals), "
+                f"b AS (SELECT *{''.join(', ' + x for x in second)} FROM a) "
+                f"SELECT {sql} FROM b ORDER BY i"
+            )
+            .fetchall()
+        )
+        assert [row[0] for row in got] == [predicate(item) for item in items], sql
 
 
 @SETTINGS

@@ -27,7 +27,6 @@ from typing import IO, Any, overload
 import orjson
 
 from .._engine import Scorecard
-from .._time import format_timestamp
 
 # report() in SQL is exact below this magnitude (see report_sql); a score or a
 # tag score at or past it (no real model has one) makes the plan build its
@@ -274,31 +273,90 @@ def _card(row: list[Any]) -> Scorecard:
 
 
 def _timestamp_texts(micros: Any) -> Any:
-    """format_timestamp of each value of an int64 array (µs), as Arrow strings.
+    """format_timestamp of each value of an int64 array (µs, null: null), as Arrow strings.
 
-    Arrow formats the date and time to the second (cast to seconds, strftime)
-    and the fraction is the remainder's digits without trailing zeros. Instants
-    before 1970 (where the cast's truncation goes the wrong way) are formatted
-    by format_timestamp itself.
+    Built with numpy over the whole array, no Python per value: each text is a
+    row of a matrix of bytes, `YYYY-MM-DDTHH:MM:SS`, then `.` and the
+    fraction's digits without trailing zeros when it is not zero, then `Z`;
+    each row's first `length` bytes, in row order, are the string array's
+    data. The date, the time of day and the fraction's halves are taken from
+    tables of their texts: the dates of the distinct days only (a log spans
+    some hundreds), each found by Hinnant's `civil_from_days` (proleptic
+    Gregorian, exact for every day; floor division puts instants before 1970
+    on the right day). Years are four digits, zero-padded, as
+    `datetime.isoformat` writes them; inputs hold only years 1 to 9999 (io.py
+    checks the range). pyarrow's strftime, casts and joins took 0.6 CPU s, on
+    one thread, for the 540,000 scorecards of the 10M-event benchmark.
     """
+    import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    seconds = pc.divide(micros, 1_000_000)
-    whole = pc.strftime(
-        pc.cast(pc.cast(seconds, pa.int64()), pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%S"
+    count = len(micros)
+    if micros.null_count == count:
+        return pa.nulls(count, pa.string())
+    valid = micros.is_valid().to_numpy(zero_copy_only=False)
+    value = micros.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    days, rest = np.divmod(value, 86_400_000_000)
+    seconds, fraction = np.divmod(rest, 1_000_000)
+    distinct, which = np.unique(days, return_inverse=True)
+    # civil_from_days: eras of 400 years (146,097 days) from 0000-03-01.
+    z = distinct + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1_460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    dates = _digits(
+        "{}-{}-{}",
+        (yoe + era * 400 + (month <= 2), 4),
+        (month, 2),
+        (doy - (153 * mp + 2) // 5 + 1, 2),
     )
-    fraction = pc.subtract(micros, pc.multiply(seconds, 1_000_000))
-    digits = pc.utf8_rtrim(
-        pc.utf8_lpad(pc.cast(fraction, pa.string()), width=6, padding="0"), characters="0"
+    second = np.arange(86_400)
+    clock = _digits("{}:{}:{}", (second // 3600, 2), (second // 60 % 60, 2), (second % 60, 2))
+    thousand = _digits("{}", (np.arange(1000), 3))
+
+    text = np.empty((count, 27), dtype=np.uint8)
+    text[:, 0:10] = dates[which.reshape(-1)]
+    text[:, 10] = ord("T")
+    text[:, 11:19] = clock[seconds]
+    text[:, 19] = ord(".")
+    text[:, 20:23] = thousand[fraction // 1000]
+    text[:, 23:26] = thousand[fraction % 1000]
+    # Fraction digits kept: six less its trailing zeros; none, and no dot, for 0.
+    trailing = sum((fraction % 10**k == 0).astype(np.int64) for k in range(1, 6))
+    length = np.where(valid, np.where(fraction == 0, 20, 27 - trailing), 0)
+    rows = np.flatnonzero(valid)
+    text[rows, length[rows] - 1] = ord("Z")
+    data = text[np.arange(27) < length[:, None]]
+    offsets = np.zeros(count + 1, dtype=np.int32)
+    np.cumsum(length, out=offsets[1:])
+    validity = None if micros.null_count == 0 else pa.array(valid).buffers()[1]
+    return pa.Array.from_buffers(
+        pa.string(), count, [validity, pa.py_buffer(offsets), pa.py_buffer(data.tobytes())]
     )
-    dotted = pc.if_else(pc.equal(fraction, 0), "", pc.binary_join_element_wise(".", digits, ""))
-    texts = pc.binary_join_element_wise(whole, dotted, "Z", "")
-    early = pc.fill_null(pc.less(micros, 0), False)
-    if pc.any(early).as_py():
-        values = [format_timestamp(v) for v in micros.filter(early).to_pylist()]
-        texts = pc.replace_with_mask(texts, early, pa.array(values, pa.string()))
-    return texts
+
+
+def _digits(pattern: str, *numbers: tuple[Any, int]) -> Any:
+    """A matrix of bytes, a row per value: `pattern` with each `{}` the value's
+    decimal digits, zero-padded to its width (numbers: (array, width) each)."""
+    import numpy as np
+
+    pieces = pattern.split("{}")
+    width = sum(map(len, pieces)) + sum(size for _, size in numbers)
+    text = np.empty((len(numbers[0][0]), width), dtype=np.uint8)
+    column = 0
+    for k, piece in enumerate(pieces):
+        for char in piece.encode():
+            text[:, column] = char
+            column += 1
+        if k < len(numbers):
+            number, size = numbers[k]
+            for place in range(size):
+                text[:, column + size - 1 - place] = ord("0") + number // 10**place % 10
+            column += size
+    return text
 
 
 # -- writing text from columns ------------------------------------------------

@@ -662,8 +662,17 @@ class BatchPlan:
         assert self.masks is not None
         c = self.compiled
         rules = c.rules
+        # Over a typed struct, the rules' conditions again, knowing its shape:
+        # a text field's tests read its value without type names (sql.Probe).
+        # The same rules in the same order: the same probes and masks.
+        compiler, holds = self.rules, self.holds
+        if self._shape is not None:
+            compiler = ConditionCompiler("properties", "p", shape=self._shape)
+            holds = [
+                compiler.where(rule.where, frozenset(rule.event_types)) for rule in self.model.rules
+            ]
         # Unguarded: the mask tests each probe under its event type already.
-        first, second = self.rules.select_items(self._shape, guarded=False)
+        first, second = compiler.select_items(self._shape, guarded=False)
         offset = _zone_offset(con, c, f"SELECT min(ts), max(ts) FROM {unique} WHERE ts <= {at}")
         decay = (
             f"pow(2.0::DOUBLE, ({{}} - {at}) / {c.half_life_micros!r})"
@@ -730,7 +739,7 @@ class BatchPlan:
             f"WHERE ts <= {at}), "
             f"e1 AS (SELECT *{_items(second)} FROM e0), "
             "e2 AS (SELECT contact_id, anonymous_id, ts, "
-            f"{day} AS day, {self._mask_sql()} AS mask FROM e1), "
+            f"{day} AS day, {self._mask_sql(holds)} AS mask FROM e1), "
             "e3 AS (SELECT coalesce(e.contact_id, l.linked, e.anonymous_id) AS owner, "
             "(e.contact_id IS NOT NULL OR l.linked IS NOT NULL) AS ident, e.ts, e.day, e.mask "
             "FROM e2 e LEFT JOIN ls_links l "
@@ -745,16 +754,19 @@ class BatchPlan:
             f"{tag_items} FROM a GROUP BY owner, ident"
         )
 
-    def _mask_sql(self) -> str:
-        """SQL of the bit mask of the rules an event matches (bit i: rule i)."""
-        by_type = _rules_by_type(self.model, self.holds)
+    def _mask_sql(self, holds: list[str] | None = None) -> str:
+        """SQL of the bit mask of the rules an event matches (bit i: rule i), each
+        rule's condition `holds` (default: the plan's, for any properties column)."""
+        if holds is None:
+            holds = self.holds
+        by_type = _rules_by_type(self.model, holds)
         if not by_type:
             return "0::BIGINT"
         branches = []
         for event_type, (always, maybe) in by_type.items():
             bits = sum(1 << i for i in always)
             parts = [str(bits)] if bits else []
-            parts += [f"(CASE WHEN {self.holds[i]} THEN {1 << i} ELSE 0 END)" for i in maybe]
+            parts += [f"(CASE WHEN {holds[i]} THEN {1 << i} ELSE 0 END)" for i in maybe]
             branches.append(f"WHEN {literal(event_type)} THEN {' | '.join(parts)}")
         return f"CAST(CASE type {' '.join(branches)} ELSE 0 END AS BIGINT)"
 
