@@ -34,6 +34,7 @@ from leadscore._time import FIRST_MICROS, LAST_MICROS, format_timestamp
 
 from .conftest import _empty_database
 from .strategies import BASE, MINUTE, logs, models
+from .test_batch import _close, assert_same
 
 DAY = 86_400 * 1_000_000
 
@@ -163,22 +164,7 @@ def test_rules_only_columns_equal_replay(model: Model, log: list[Event], later: 
     got = score_batch(model, log, at=at, connection=_connection())
     expected = replay(model, log, at)
     assert isinstance(got.scorecards, Cards)
-    for mine, theirs in (
-        (got.scorecards, expected.scorecards),
-        (got.anonymous, expected.anonymous),
-    ):
-        assert len(mine) == len(theirs)
-        for card, want in zip(mine, theirs, strict=True):
-            assert _close(card.to_json(), want.to_json()), (card, want)
-
-
-def _close(have: Any, want: Any) -> bool:
-    """Equal, but for floats within 1e-6 (the sums' order differs between engines)."""
-    if isinstance(want, dict) and isinstance(have, dict):
-        return set(have) == set(want) and all(_close(have[k], want[k]) for k in want)
-    if isinstance(want, float) and isinstance(have, float):
-        return abs(have - want) <= 1e-6
-    return bool(have == want) and type(have) is type(want)
+    assert_same(got, expected)
 
 
 # Owner ids that JSON must escape or CSV must quote, and some that need nothing.
