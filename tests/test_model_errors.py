@@ -117,6 +117,9 @@ def test_missing_top_level_key_gets_the_first_line_of_the_document() -> None:
     assert_issue(text, "version", "name: demo", "required")
 
 
+_RANGE = f"expected an integer between -{2**53} and {2**53}"
+
+
 @pytest.mark.parametrize(
     ("points", "message"),
     [
@@ -124,6 +127,15 @@ def test_missing_top_level_key_gets_the_first_line_of_the_document() -> None:
         ("2.5", "expected an integer, got 2.5"),
         ("true", "expected an integer, got true"),
         ("0", "expected a non-zero integer, got 0"),
+        # past 2**53 a sum of points is no longer exact as a double
+        (
+            "-9007199254740993",
+            f"expected an integer between -{2**53} and {2**53}, got -{2**53 + 1}",
+        ),
+        (
+            "100000000000000000000",
+            f"expected an integer between -{2**53} and {2**53}, got {10**20}",
+        ),
     ],
 )
 def test_points(points: str, message: str) -> None:

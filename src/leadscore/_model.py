@@ -56,9 +56,19 @@ EventTypes = Annotated[
 ]
 
 
+# Scores are sums of points as doubles (times the decay's factors), stored and
+# written as doubles, and fit is a 64-bit integer in the batch engine and the
+# output tables. Up to 2**53 every whole number is exact as a double; past it
+# a model validated, then scored wrongly or failed after the work ("Integer
+# exceeds 64-bit range" writing the fit). No real model comes near it.
+MAX_POINTS = 2**53
+
+
 def _non_zero(value: int) -> int:
     if value == 0:
         raise ValueError("expected a non-zero integer, got 0")
+    if abs(value) > MAX_POINTS:
+        raise ValueError(f"expected an integer between -{MAX_POINTS} and {MAX_POINTS}, got {value}")
     return value
 
 
