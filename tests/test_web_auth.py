@@ -111,13 +111,19 @@ def test_sign_in_goes_back_only_to_a_page_of_this_site(base: str, database: sa.E
                 assert not any(c in location for c in "\\\t\n"), target
 
 
-def test_a_page_number_past_any_end_shows_the_last_page(base: str, database: sa.Engine) -> None:
+def _sales_user(database: sa.Engine) -> str:
+    """A new workspace with the model active and a sales user; the user's e-mail."""
     workspace = f"w-{uuid.uuid4().hex[:10]}"
     email = f"{uuid.uuid4().hex[:8]}@example.com"
     with database.connect() as conn:
         create_workspace(conn, workspace=workspace)
         store_model(conn, workspace=workspace, document=MODEL, activate=True)
         create_user(conn, workspace=workspace, email=email, role=Role.SALES, password=PASSWORD)
+    return email
+
+
+def test_a_page_number_past_any_end_shows_the_last_page(base: str, database: sa.Engine) -> None:
+    email = _sales_user(database)
     with _client(base) as http:
         assert _sign_in(http, email).status_code == 303
         for query in (
@@ -269,12 +275,7 @@ def test_a_nul_in_a_contact_id_or_a_filter_is_no_server_error(
 ) -> None:
     # PostgreSQL refuses U+0000 in any text it is sent: each was a 500 page
     # there. No stored id or name holds one: no such contact, no lead listed.
-    workspace = f"w-{uuid.uuid4().hex[:10]}"
-    email = f"{uuid.uuid4().hex[:8]}@example.com"
-    with database.connect() as conn:
-        create_workspace(conn, workspace=workspace)
-        store_model(conn, workspace=workspace, document=MODEL, activate=True)
-        create_user(conn, workspace=workspace, email=email, role=Role.SALES, password=PASSWORD)
+    email = _sales_user(database)
     with _client(base) as http:
         assert _sign_in(http, email).status_code == 303
         assert http.get("/contacts/c%00").status_code == 404
