@@ -6,8 +6,10 @@ and a rule comparing it never matched. Every such integer has a run of 19
 ASCII digits (and so may a string or a float's fraction): a text with one is
 read by json instead, whose integers are exact. The run is looked for with
 every ASCII digit made "1" and every other byte "0" (0.3 µs for an event of
-200 bytes, against some 1 µs for orjson's parse), as the service's request
-bodies and the store's texts are read (`_service.bodies`, `_store.log`).
+200 bytes, against some 1 µs for orjson's parse). Event files, the service's
+request bodies (`_service.bodies`) and the batch engine's texts are read by
+:func:`loads`; the store's own texts, checked when they came in, use
+:func:`may_hold_big_integer` with a plain json fallback (`_store.log`).
 
 What json reads that orjson refuses is refused here too, so the two paths
 accept the same texts: NaN and Infinity, a number too large for a double

@@ -17,15 +17,14 @@ past it.
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
+from .._jsonexact import loads as exact_loads
 from .._settings import Settings
 from .problems import Problem
 
@@ -79,36 +78,13 @@ async def raw_body(request: Request) -> bytes:
     return out
 
 
-# orjson reads an integer beyond 64 bits as a float, without a word: an
-# order number of 30 digits sent in an event's properties was stored as
-# 1.2345678901234568e+29, and a rule comparing it never matched. Every such
-# integer has a run of 19 ASCII digits (and so may a string or a float's
-# fraction): a body with one is read by json instead, whose integers are
-# exact, as the store reads its texts (log.loads).
-_DIGITS = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(256))
-_LONG_RUN = b"1" * 19
-
-
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON")  # json reads NaN and Infinity; orjson refuses
-
-
-def _exact(body: bytes) -> Any:
-    """The body as json reads it: UTF-8 only and no NaN, as orjson."""
-    try:
-        return json.loads(body.decode("utf-8"), parse_constant=_not_json)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-
-
 async def json_body(request: Request) -> Any:
     """The body as JSON (any Content-Type); a 422 problem when it is not JSON."""
     body = await raw_body(request)
     try:
-        if _LONG_RUN in body.translate(_DIGITS):
-            return _exact(body)
-        return orjson.loads(body)
-    except ValueError as error:  # orjson's JSONDecodeError, UnicodeDecodeError: ValueErrors
+        # Integers past 64 bits stay exact (orjson alone made them floats).
+        return exact_loads(body)
+    except ValueError as error:  # json's JSONDecodeError, orjson's: both ValueErrors
         message = "empty" if not body.strip() else str(error)
         raise Problem(
             422,
