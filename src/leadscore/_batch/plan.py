@@ -69,7 +69,16 @@ from .._jsonexact import loads as exact_loads
 from .._model import Model, StageCondition
 from .._replay import Result
 from .cards import REPORT_LIMIT, Cards, reported, rules_only_table
-from .sql import ConditionCompiler, Probe, Shape, json_path, literal, probe_derived, tag_text
+from .sql import (
+    ConditionCompiler,
+    Probe,
+    Shape,
+    json_path,
+    literal,
+    number,
+    probe_derived,
+    tag_text,
+)
 from .walk import SPAN_HALF_LIVES, Walk, clamp_sql, score_floor, walkable
 
 if TYPE_CHECKING:
@@ -591,29 +600,22 @@ class BatchPlan:
         c = self.compiled
         sums = self._sums(con, unique, at)
 
-        def clamped(value: str) -> str:
-            if c.clamp_min is not None:
-                value = f"greatest({value}, {_double(c.clamp_min)})"
-            if c.clamp_max is not None:
-                value = f"least({value}, {_double(c.clamp_max)})"
-            return value
-
         tags = list(self._tag_rules())
         values = ["x", *(f"x{k}" for k in range(len(tags)))]
         # greatest() and least() skip a NULL: a tag without an award stays NULL by CASE.
         clamps = [
-            f"{clamped('raw')} AS x",
+            f"{clamp_sql(c, 'raw')} AS x",
             *(
-                f"CASE WHEN t{k} IS NOT NULL THEN {clamped(f't{k}')} END AS x{k}"
+                f"CASE WHEN t{k} IS NOT NULL THEN {clamp_sql(c, f't{k}')} END AS x{k}"
                 for k in range(len(tags))
             ),
         ]
         band = " ".join(
-            f"WHEN {'TRUE' if floor is None else f'x >= {_double(floor)}'} THEN {literal(name)}"
+            f"WHEN {'TRUE' if floor is None else f'x >= {number(floor)}'} THEN {literal(name)}"
             for name, floor in c.bands
         )
         huge = " OR ".join(
-            f"coalesce(abs({name}) >= {_double(REPORT_LIMIT)}, FALSE)" for name in values
+            f"coalesce(abs({name}) >= {number(REPORT_LIMIT)}, FALSE)" for name in values
         )
         query = (
             f"WITH s AS ({sums}), c AS (SELECT owner, ident, last, {', '.join(clamps)} FROM s) "
@@ -1214,7 +1216,7 @@ class BatchPlan:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE ls_reach AS SELECT owner, ident FROM ls_awards "
             f"JOIN (VALUES {values}) r(rule, points) USING (rule) GROUP BY owner, ident "
-            f"HAVING {clamp_sql(c, 'sum(r.points)::DOUBLE')} >= {bound!r}"
+            f"HAVING {clamp_sql(c, 'sum(r.points)::DOUBLE')} >= {number(bound)}"
         )
         return True
 
@@ -1357,12 +1359,6 @@ def _names(items: Sequence[str]) -> list[str]:
 
 def _items(items: Sequence[str]) -> str:
     return "".join(", " + item for item in items)
-
-
-def _double(value: float) -> str:
-    """A DOUBLE literal of exactly `value`: its shortest repr, read as text (a bare
-    decimal literal is a DECIMAL, whose conversion to DOUBLE need not be exact)."""
-    return f"{literal(repr(float(value)))}::DOUBLE"
 
 
 def _one(con: duckdb.DuckDBPyConnection, query: str) -> tuple[Any, ...]:

@@ -58,8 +58,10 @@ def literal(value: str) -> str:
 
 
 def number(value: float) -> str:
-    """A SQL double literal of a model constant."""
-    return f"CAST({float(value)!r} AS DOUBLE)"
+    """A SQL DOUBLE literal of exactly `value` (a model constant): its shortest
+    repr, read as text. A bare decimal literal is a DECIMAL, whose conversion to
+    DOUBLE need not give the nearest double of a 17-digit repr."""
+    return f"{literal(repr(float(value)))}::DOUBLE"
 
 
 def json_path(keys: tuple[str, ...]) -> str:

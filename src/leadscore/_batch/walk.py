@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._compiled import TOLERANCE, CompiledModel
 from .._model import Model, StageCondition, TriggerCondition
-from .sql import literal
+from .sql import literal, number
 
 if TYPE_CHECKING:
     import duckdb
@@ -55,9 +55,9 @@ def _reads_stage_score(cond: StageCondition | None) -> bool:
 def clamp_sql(c: CompiledModel, value: str) -> str:
     """SQL of the model's clamp of `value`."""
     if c.clamp_min is not None:
-        value = f"greatest({value}, {float(c.clamp_min)!r})"
+        value = f"greatest({value}, {number(c.clamp_min)})"
     if c.clamp_max is not None:
-        value = f"least({value}, {float(c.clamp_max)!r})"
+        value = f"least({value}, {number(c.clamp_max)})"
     return value
 
 
