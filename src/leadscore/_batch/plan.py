@@ -360,15 +360,18 @@ class BatchPlan:
         self._shape = source.properties_shape
         sql = con.execute
         step("duplicates")
-        # The first copy of each id, in arrival order (spec 1).
-        sql(
-            "CREATE OR REPLACE TEMP TABLE ls_dups AS "
-            f"SELECT id FROM {source.relation} GROUP BY id HAVING count(*) > 1"
-        )
-        (duplicated,) = _one(con, "SELECT count(*) FROM ls_dups")
+        # The first copy of each id, in arrival order (spec 1). Whether any id
+        # repeats is asked first: count(DISTINCT id) keeps no count per id, and
+        # took 1.0 s where GROUP BY id HAVING count(*) > 1 took 1.3-1.5 s at 10M
+        # events; the repeated ids themselves are found only when there are some.
+        (repeats,) = _one(con, f"SELECT count(*) - count(DISTINCT id) FROM {source.relation}")
         warnings: list[RunWarning] = []
         unique = source.relation
-        if duplicated:
+        if repeats:
+            sql(
+                "CREATE OR REPLACE TEMP TABLE ls_dups AS "
+                f"SELECT id FROM {source.relation} GROUP BY id HAVING count(*) > 1"
+            )
             sql(
                 "CREATE OR REPLACE TEMP TABLE ls_copies AS "
                 f"SELECT s.* FROM {source.relation} s SEMI JOIN ls_dups USING (id)"
