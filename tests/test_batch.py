@@ -133,7 +133,7 @@ def walkable_models(draw: st.DrawFn) -> Model:
     changed=st.lists(st.integers(0, 10**6), max_size=2),
 )
 def test_duckdb_equals_replay(
-    model: Model, log: list[Event], seed: int, later: int, resend: list[int], changed: list[int]
+    *, model: Model, log: list[Event], seed: int, later: int, resend: list[int], changed: list[int]
 ) -> None:
     # Resent copies, and copies that differ (a minute later): whichever arrives
     # first is kept, a differing later copy is reported.
