@@ -659,10 +659,10 @@ class BatchPlan:
         counts for its owner's last event. Limits are then a hash aggregate per
         (owner, rule, period) rather than a window's sort: awards are the first
         `times` matches of a period in (timestamp, id) order, and an award's
-        amount depends on its timestamp only, so a period with at most `times`
-        matches awards them all (their sum), a period of a `times: 1` rule
-        awards its earliest match (`min`), and otherwise the `times` earliest
-        timestamps (`min(ts, times)`) are the awards.
+        amount depends on its timestamp only, so a period of a `times: 1` rule
+        awards its earliest match (`min`), of a rule with a larger `times` the
+        `times` earliest timestamps (`min(ts, times)`; all of them when there
+        are fewer), and a rule without a limit awards every match (their sum).
         """
         assert self.masks is not None
         c = self.compiled
@@ -712,9 +712,12 @@ class BatchPlan:
         )
         # The earliest timestamps of each period, as many as the most `times`
         # of the rules limited to more than one (one aggregate for them all:
-        # each min(ts, n) costs a heap per group); a period with more matches
-        # than its rule's `times` awards the first `times` of them, summed
-        # term by term (a lambda over the list cost more than the heaps).
+        # each min(ts, n) costs a heap per group); a period awards the first
+        # `times` of them, summed term by term (a lambda over the list cost
+        # more than the heaps; a term past the list's end is none).
+        # So no count of matches per period is kept: every aggregate's state
+        # is in each of the ~5M groups at 10M events, whichever rule it serves,
+        # and the aggregation outgrows a 1 GB memory limit and spills.
         several = [rule for rule in rules if (rule.limit_times or 1) > 1]
         most = max((rule.limit_times or 1 for rule in several), default=1)
         earliest = (
@@ -729,10 +732,14 @@ class BatchPlan:
                 return "total"
             if rule.limit_times == 1:
                 return f"({amount(rule, 'first')})"
-            terms = " + ".join(
-                amount(rule, f"earliest[{k}]") for k in range(1, rule.limit_times + 1)
-            )
-            return f"CASE WHEN n <= {rule.limit_times} THEN total ELSE {terms} END"
+            # The first term is there: the period has a match of the rule. (The
+            # length is tested, not the term: without decay it does not read ts.)
+            terms = [amount(rule, "earliest[1]")] + [
+                f"CASE WHEN len(earliest) >= {k} THEN {amount(rule, f'earliest[{k}]')} "
+                "ELSE 0.0::DOUBLE END"
+                for k in range(2, rule.limit_times + 1)
+            ]
+            return f"({' + '.join(terms)})"
 
         awarded = " ".join(f"WHEN {rule.index} THEN {awards(rule)}" for rule in rules)
         hit_amount = " ".join(f"WHEN {rule.index} THEN {amount(rule, 'ts')}" for rule in rules)
@@ -752,7 +759,7 @@ class BatchPlan:
             f"r AS ({table}), "
             f"h AS (SELECT owner, ident, ts, rule, {period} AS period, "
             f"CASE rule {hit_amount} END AS amount FROM e3 LEFT JOIN r USING (mask)), "
-            "g AS (SELECT owner, ident, rule, count(*) AS n, min(ts) AS first, max(ts) AS last, "
+            "g AS (SELECT owner, ident, rule, min(ts) AS first, max(ts) AS last, "
             f"sum(amount) AS total{earliest} FROM h GROUP BY owner, ident, rule, period), "
             f"a AS (SELECT owner, ident, last, rule, CASE rule {awarded} END AS amount FROM g) "
             "SELECT owner, ident, max(last) AS last, coalesce(sum(amount), 0.0::DOUBLE) AS raw"
