@@ -1,8 +1,10 @@
-"""Scorecards as columns: the batch engine's rules-only result, kept in Arrow.
+"""Scorecards as columns: the batch engine's result, kept in Arrow.
 
-On the rules-only path (:meth:`BatchPlan._cards`) DuckDB computes the
-finished scorecard fields itself — clamp, the reported rounding, band, grade,
-tag scores — and hands them over as one Arrow table. :class:`Cards` holds that
+On the rules-only path (:meth:`BatchPlan._cards`) and on the path of every
+other model (:meth:`BatchPlan._finish`: fit, stages, triggers, tag_from)
+DuckDB computes the finished scorecard fields itself — clamp, the reported
+rounding, band, grade, tag scores, stage fields — and hands them over as one
+Arrow table. :class:`Cards` holds that
 table and is a ``Sequence[Scorecard]``: every caller that reads scorecards
 one by one still gets :class:`~leadscore.Scorecard` objects, built from the
 columns on access, while the writers (:meth:`Cards.to_arrow`, Parquet, CSV,

@@ -17,8 +17,8 @@ at a time on DuckDB rather than an event at a time in Python:
    engine to the microsecond), the first `times` matches award: the earliest
    (an aggregate) for `times: 1`, a window's numbering for more.
 5. Decay and sums: each award counts p·2^((t-T)/H); the engagement score and
-   each tag score are sums, clamped (in Python, with the pure engine's own
-   clamp, rounding, grades and bands).
+   each tag score are sums, clamped, rounded, banded and graded in SQL as the
+   pure engine does it (BatchPlan._finish, cards.reported), into Arrow columns.
 6. Fit: the traits after each identify event are, per top-level key a fit
    rule reads, the last value over the identify events up to it; fit rules
    are SQL over those values, and the owner's fit is its last one.
