@@ -328,7 +328,7 @@ def assert_finished_alike(got: Result, want: Result) -> None:
     and written as JSON Lines from columns they are what the objects write."""
     for mine, theirs in ((got.scorecards, want.scorecards), (got.anonymous, want.anonymous)):
         assert isinstance(mine, Cards)
-        assert not isinstance(theirs, Cards)
+        assert not isinstance(theirs, Cards) or not theirs  # no owners: nothing is huge
         assert [orjson.dumps(c.to_json()) for c in mine] == [
             orjson.dumps(c.to_json()) for c in theirs
         ]
