@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import duckdb
 import orjson
@@ -24,8 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leadscore import Event, model_from_data, score_batch
-from leadscore._batch.cards import Cards, _timestamp_texts, joined, reported
+from leadscore._batch import plan
+from leadscore._batch.cards import Cards, _timestamp_texts, joined, jsonl_lines, reported
 from leadscore._batch.cli import to_arrow, write_parquet, write_table
+from leadscore._batch.plan import BatchPlan, _grade_sql
+from leadscore._batch.sql import number
 from leadscore._engine import Scorecard, report
 from leadscore._model import Model
 from leadscore._output import write_csv, write_jsonl
@@ -306,3 +310,138 @@ def test_the_command_line_writes_columns_as_the_pure_engine_writes(
     assert written["duckdb"] == written["pure"]
     if output_format != "parquet":  # the clamp's tie is there, as Python rounds it
         assert b"1.11," in written["pure"]
+
+
+# -- every model (fit, stages, triggers, tag_from): finished in SQL -------------
+
+
+def _python_finished(model: Model, log: list[Event], at: int) -> Result:
+    """The batch engine's result with every scorecard built in Python (the path a
+    value at REPORT_LIMIT takes): the pure engine's own clamp, report, band_of and
+    grade_of over the same sums, stages and fits."""
+    with mock.patch.object(plan, "REPORT_LIMIT", 0.0):
+        return score_batch(model, log, at=at, connection=_connection())
+
+
+def assert_finished_alike(got: Result, want: Result) -> None:
+    """The columns are the Python-built scorecards to the bit, tag order included,
+    and written as JSON Lines from columns they are what the objects write."""
+    for mine, theirs in ((got.scorecards, want.scorecards), (got.anonymous, want.anonymous)):
+        assert isinstance(mine, Cards)
+        assert not isinstance(theirs, Cards) or not theirs  # no owners: nothing is huge
+        assert [orjson.dumps(c.to_json()) for c in mine] == [
+            orjson.dumps(c.to_json()) for c in theirs
+        ]
+        rows = io.BytesIO()
+        write_jsonl(theirs, rows)
+        assert b"".join(jsonl_lines(mine.to_arrow())) == rows.getvalue()
+    assert got.firings == want.firings
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=models(), log=logs(), later=st.integers(-60 * 24 * 7, 60 * 24 * 30))
+def test_every_models_columns_are_the_python_scorecards(
+    model: Model, log: list[Event], later: int
+) -> None:
+    # Random models have fit and grades, stages (walked, or all through the pure
+    # engine when a condition reads the stage score), triggers and tag_from.
+    at = max(event.timestamp for event in log) + later * MINUTE
+    got = score_batch(model, log, at=at, connection=_connection())
+    assert_finished_alike(got, _python_finished(model, log, at))
+    assert_same(got, replay(model, log, at))
+
+
+def _staged_model(**extra: Any) -> Model:
+    data: dict[str, Any] = {
+        "version": 1,
+        "name": "staged",
+        "rules": [
+            {"id": "buy", "event": "buy", "points": 25, "tags": ["b"], "tag_from": "k"},
+            {"id": "view", "event": "view", "points": 3, "tag_from": "k"},
+        ],
+        "decay": {"half_life_days": 0.5},
+        "bands": [{"band": "hot", "min_score": 20}, {"band": "cold"}],
+        "fit": [{"id": "ceo", "where": {"role": "ceo"}, "points": 20}],
+        "grades": [{"grade": "A", "min_fit": 20}, {"grade": "B"}],
+        "stages": [{"name": "new"}, {"name": "warm", "enter": {"score_gte": 20}}],
+        "triggers": [{"id": "w", "when": {"stage_entered": "warm"}, "actions": [{"add_tag": "x"}]}],
+        **extra,
+    }
+    return model_from_data(data)
+
+
+def test_walked_owners_and_the_pure_engines_owners_are_finished_together() -> None:
+    # With a half-life of half a day, an owner whose events span more than 900
+    # half-lives (450 days) goes through the pure engine (ls_fallback), the others
+    # through the walk: both kinds of stage fields meet in one table.
+    at = _AT
+    log = []
+    for i, name in enumerate(["old", "new1", "new2", "ünï"]):
+        first = at - (600 * DAY if name == "old" else 2 * DAY) - i
+        log.append(Event(f"{name}-0", "view", first, contact_id=name, properties={"k": "z"}))
+        log.append(Event(f"{name}-i", "identify", first + 1, contact_id=name,
+                         traits={"role": "ceo" if i % 2 else "cto"}))  # fmt: skip
+        log.append(Event(f"{name}-1", "buy", at - DAY - i, contact_id=name, properties={"k": "a"}))
+        log.append(Event(f"{name}-2", "view", at - i, anonymous_id=f"anon-{name}",
+                         properties={"k": "Ä"}))  # fmt: skip
+    model = _staged_model()
+    got = score_batch(model, log, at=at, connection=_connection())
+    assert_finished_alike(got, _python_finished(model, log, at))
+    assert_same(got, replay(model, log, at))
+    stages = {card.contact_id: (card.stage, card.stage_score) for card in got.scorecards}
+    assert stages["old"][0] == stages["new1"][0] == "warm"
+    assert {"a", "b", "z"} <= set(got.scorecards[0].tag_scores)
+
+
+def test_a_score_past_the_report_limit_builds_scorecards_in_python() -> None:
+    # 2**41 points reach REPORT_LIMIT (1e12), where the SQL rounding stops being
+    # exact: the pure engine's report() rounds them, over the same stages.
+    model = _staged_model(
+        rules=[{"id": "buy", "event": "buy", "points": 2**41, "tag_from": "k"}], decay=None
+    )
+    log = [
+        Event("e1", "buy", _AT - DAY, contact_id="c1", properties={"k": "a"}),
+        Event("e2", "view", _AT - DAY, contact_id="c2"),
+    ]
+    got = score_batch(model, log, at=_AT, connection=_connection())
+    assert not isinstance(got.scorecards, Cards)
+    assert [c.to_json() for c in got.scorecards] == [
+        c.to_json() for c in replay(model, log, _AT).scorecards
+    ]
+    assert got.scorecards[0].score == 2.0**41
+    assert got.scorecards[0].stage == "warm"
+
+
+def test_grades_in_sql_are_grade_of_at_and_around_every_threshold() -> None:
+    # grade_of compares an integer fit with minimum - TOLERANCE exactly: past 2**53
+    # a fit as a double is not the fit (2**53 + 3 becomes 2**53 + 4).
+    minimums = [2**53 + 3, 2**53, 20, 19.5, 0.5, 0, -3, -(2**53) - 3]
+    model = model_from_data(
+        {
+            "version": 1,
+            "name": "grades",
+            "rules": [{"id": "r", "event": "view", "points": 1}],
+            "grades": [
+                *({"grade": f"g{k}", "min_fit": least} for k, least in enumerate(minimums)),
+                {"grade": "rest"},
+            ],
+        }
+    )
+    compiled = BatchPlan(model).compiled
+    fits = sorted(
+        {
+            math.floor(least) + d
+            for least in minimums
+            for d in (-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5)
+        }
+    )
+    con = duckdb.connect()
+    con.register("f", pa.table({"fit": pa.array(fits, pa.int64())}))
+    got = con.execute(f"SELECT {_grade_sql(compiled, 'fit')} FROM f ORDER BY fit").fetchall()
+    assert [grade for (grade,) in got] == [compiled.grade_of(fit) for fit in fits]
+    # The naive comparison of the fit as a double differs at 2**53 + 3.
+    naive = con.execute(
+        f"SELECT fit >= {number(compiled.grades[0][1] or 0.0)} FROM f WHERE fit = {2**53 + 3}"
+    ).fetchall()
+    assert naive == [(True,)]
+    assert compiled.grade_of(2**53 + 3) == "g1"

@@ -1,8 +1,10 @@
-"""Scorecards as columns: the batch engine's rules-only result, kept in Arrow.
+"""Scorecards as columns: the batch engine's result, kept in Arrow.
 
-On the rules-only path (:meth:`BatchPlan._cards`) DuckDB computes the
-finished scorecard fields itself — clamp, the reported rounding, band, grade,
-tag scores — and hands them over as one Arrow table. :class:`Cards` holds that
+On the rules-only path (:meth:`BatchPlan._cards`) and on the path of every
+other model (:meth:`BatchPlan._finish`: fit, stages, triggers, tag_from)
+DuckDB computes the finished scorecard fields itself — clamp, the reported
+rounding, band, grade, tag scores, stage fields — and hands them over as one
+Arrow table. :class:`Cards` holds that
 table and is a ``Sequence[Scorecard]``: every caller that reads scorecards
 one by one still gets :class:`~leadscore.Scorecard` objects, built from the
 columns on access, while the writers (:meth:`Cards.to_arrow`, Parquet, CSV,
@@ -128,47 +130,71 @@ def reported(relation: str, names: Sequence[str]) -> str:
 def rules_only_table(columns: Any, *, grade: str | None, tags: dict[str, Any]) -> Any:
     """The table :class:`Cards` holds, from the columns of the rules-only statement
     (contact_id, anonymous_id, score, band, last_event_at) and each tag's reported
-    score (NULL: no award), in tag order: fit 0, its `grade`, no stage.
+    score (NULL: no award), in tag order: fit 0, its `grade`, no stage."""
+    import numpy as np
+    import pyarrow as pa
 
-    The map of tag scores is built here, with numpy, from the tag columns: one
-    entry per tag with a score, row by row (DuckDB's map_from_entries over a
+    count = int(columns.num_rows)
+    fields = {name: columns.column(name) for name in columns.column_names}
+    fields["fit"] = pa.array(np.zeros(count, dtype=np.int64))
+    fields["grade"] = pa.nulls(count, pa.string()) if grade is None else pa.repeat(grade, count)
+    fields["stage"] = pa.nulls(count, pa.string())
+    fields["stage_entered_at"] = pa.nulls(count, pa.int64())
+    fields["stage_score"] = pa.nulls(count, pa.float64())
+    return cards_table(fields, tag_columns(count, tags))
+
+
+def cards_table(fields: dict[str, Any], tag_scores: Any) -> Any:
+    """The table :class:`Cards` holds, from the columns of every field but tag_scores
+    (by name; others are ignored) and the map of tag scores."""
+    import pyarrow as pa
+
+    fields = {**fields, "tag_scores": tag_scores}
+    schema = scorecard_schema(texts=False)
+    return pa.Table.from_arrays(
+        [fields[field.name].cast(field.type) for field in schema], schema=schema
+    )
+
+
+def tag_columns(count: int, tags: dict[str, Any]) -> Any:
+    """The map of tag scores from each tag's column of reported scores (NULL: no
+    award), tags in the map's order: one entry per tag with a score, row by row.
+
+    Built here, with numpy, from the tag columns (DuckDB's map_from_entries over a
     filtered list cost about 0.8 µs a row, as much as all the rounding).
     """
     import numpy as np
     import pyarrow as pa
 
-    count = int(columns.num_rows)
     names = list(tags)
-    scores = [tags[name].combine_chunks() for name in names]
     valid = np.zeros((count, len(names)), dtype=bool)
     values = np.zeros((count, len(names)), dtype=np.float64)
-    for k, column in enumerate(scores):
+    for k, name in enumerate(names):
+        column = tags[name].combine_chunks()
         valid[:, k] = column.is_valid().to_numpy(zero_copy_only=False)
         values[:, k] = column.to_numpy(zero_copy_only=False)
     offsets = np.zeros(count + 1, dtype=np.int32)
     np.cumsum(valid.sum(axis=1), out=offsets[1:])
     rows, which = np.nonzero(valid)  # row by row, each row's tags in order
-    tag_scores = pa.MapArray.from_arrays(
+    return pa.MapArray.from_arrays(
         pa.array(offsets),
         pa.array(names, pa.string()).take(pa.array(which)),
         pa.array(values[rows, which], pa.float64()),
     )
-    grades = pa.nulls(count, pa.string()) if grade is None else pa.repeat(grade, count)
-    arrays = {
-        "contact_id": columns.column("contact_id"),
-        "anonymous_id": columns.column("anonymous_id"),
-        "score": columns.column("score"),
-        "fit": pa.array(np.zeros(count, dtype=np.int64)),
-        "grade": grades,
-        "band": columns.column("band"),
-        "stage": pa.nulls(count, pa.string()),
-        "stage_entered_at": pa.nulls(count, pa.int64()),
-        "stage_score": pa.nulls(count, pa.float64()),
-        "tag_scores": tag_scores,
-        "last_event_at": columns.column("last_event_at"),
-    }
-    schema = scorecard_schema(texts=False)
-    return pa.Table.from_arrays([arrays[name] for name in schema.names], schema=schema)
+
+
+def tag_lists(tags: Any, scores: Any) -> Any:
+    """The map of tag scores from two list columns without nulls, each row's tags and
+    their reported scores, entry for entry (the same lengths row by row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    tags, scores = tags.combine_chunks(), scores.combine_chunks()
+    # A slice's offsets index its entries in the whole child array: rebased.
+    offsets = tags.offsets
+    return pa.MapArray.from_arrays(
+        pc.subtract(offsets, offsets[0]).cast(pa.int32()), tags.flatten(), scores.flatten()
+    )
 
 
 class Cards(Sequence[Scorecard]):

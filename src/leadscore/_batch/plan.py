@@ -17,8 +17,8 @@ at a time on DuckDB rather than an event at a time in Python:
    engine to the microsecond), the first `times` matches award: the earliest
    (an aggregate) for `times: 1`, a window's numbering for more.
 5. Decay and sums: each award counts p·2^((t-T)/H); the engagement score and
-   each tag score are sums, clamped (in Python, with the pure engine's own
-   clamp, rounding, grades and bands).
+   each tag score are sums, clamped, rounded, banded and graded in SQL as the
+   pure engine does it (BatchPlan._finish, cards.reported), into Arrow columns.
 6. Fit: the traits after each identify event are, per top-level key a fit
    rule reads, the last value over the identify events up to it; fit rules
    are SQL over those values, and the owner's fit is its last one.
@@ -68,7 +68,15 @@ from .._jsonexact import dumps_sorted
 from .._jsonexact import loads as exact_loads
 from .._model import Model, StageCondition
 from .._replay import Result
-from .cards import REPORT_LIMIT, Cards, reported, rules_only_table
+from .cards import (
+    REPORT_LIMIT,
+    Cards,
+    cards_table,
+    reported,
+    rules_only_table,
+    tag_columns,
+    tag_lists,
+)
 from .sql import (
     ConditionCompiler,
     Probe,
@@ -465,16 +473,14 @@ class BatchPlan:
         step("rules")
         self._awards(con, at)
         step("scores")
-        rows = self._owners(con, at, source)
+        self._owners(con, at, source)
         firings: list[Firing] = []
         stages: dict[tuple[bool, str], _StageFields] = {}
         if self.compiled.needs_values:
             step("stages and triggers")
             firings, seq_warnings = self._sequential(con, stages, at)
             warnings += seq_warnings
-        cards = self._scorecards(rows, stages)
-        identified = [card for card in cards if card.contact_id is not None]
-        anonymous = [card for card in cards if card.contact_id is None]
+        identified, anonymous = self._finish(con, stages)
         firings.sort(key=lambda firing: firing.order_key)
         return Result(
             scorecards=identified, anonymous=anonymous, firings=firings, warnings=warnings
@@ -613,20 +619,13 @@ class BatchPlan:
                 for k in range(len(tags))
             ),
         ]
-        band = " ".join(
-            f"WHEN {'TRUE' if floor is None else f'x >= {number(floor)}'} THEN {literal(name)}"
-            for name, floor in c.bands
-        )
-        huge = " OR ".join(
-            f"coalesce(abs({name}) >= {number(REPORT_LIMIT)}, FALSE)" for name in values
-        )
         query = (
             f"WITH s AS ({sums}), c AS (SELECT owner, ident, last, {', '.join(clamps)} FROM s) "
             "SELECT CASE WHEN ident THEN owner END AS contact_id, "
             "CASE WHEN NOT ident THEN owner END AS anonymous_id, x_r AS score, "
-            f"{f'CASE {band} END' if band else 'NULL'}::VARCHAR AS band, "
+            f"{_band_sql(c, 'x')} AS band, "
             f"last AS last_event_at{_items([f'x{k}_r' for k in range(len(tags))])}, "
-            f"{huge} AS huge FROM ({reported('c', values)}) ORDER BY ident DESC, owner"
+            f"{_huge_sql(values)} AS huge FROM ({reported('c', values)}) ORDER BY ident DESC, owner"
         )
         import pyarrow.compute as pc
 
@@ -837,10 +836,12 @@ class BatchPlan:
             )
         return cards
 
-    def _owners(
-        self, con: duckdb.DuckDBPyConnection, at: int, source: Input
-    ) -> list[tuple[Any, ...]]:
-        """Per owner: key, identified, last event, raw score, fit, tags and their raw sums."""
+    def _owners(self, con: duckdb.DuckDBPyConnection, at: int, source: Input) -> None:
+        """ls_scores, per owner: `owner`, `ident`, `last` (its last event), `raw` (the
+        score), `fit`, then each tag's raw sum `t0`, `t1`, ... (NULL: no award names it;
+        tags by name) or, with tag_from, the owner's `tags` in order (NULL: none), their
+        raw `totals` and reported scores `tag_r`, and `tag_huge`, whether one of them
+        reaches REPORT_LIMIT (see :meth:`_finish`)."""
         c = self.compiled
         m = self.model
         rules = ", ".join(
@@ -868,17 +869,19 @@ class BatchPlan:
             # column of the one aggregate over the awards (NULL: no award names it),
             # not a list built per owner from (owner, tag) groups.
             tags = self._tag_sums()
-            return con.execute(
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE ls_scores AS "
                 "WITH o AS (SELECT owner, ident, max(ts) AS last FROM ls_owned GROUP BY ALL), "
                 f"a AS ({amounts}), "
                 f"s AS (SELECT owner, ident, sum(amount) AS raw{_items(tags)} FROM a "
                 "GROUP BY ALL), "
                 f"f AS ({fit}) "
-                "SELECT o.owner, o.ident, o.last, coalesce(s.raw, 0.0::DOUBLE), "
-                f"coalesce(f.fit, 0){_items(['s.' + name for name in _names(tags)])} "
-                "FROM o LEFT JOIN s USING (owner, ident) LEFT JOIN f USING (owner, ident) "
-                "ORDER BY o.ident DESC, o.owner"
-            ).fetchall()
+                "SELECT o.owner, o.ident, o.last, coalesce(s.raw, 0.0::DOUBLE) AS raw, "
+                "coalesce(f.fit, 0) AS fit"
+                f"{_items(['s.' + name for name in _names(tags)])} "
+                "FROM o LEFT JOIN s USING (owner, ident) LEFT JOIN f USING (owner, ident)"
+            )
+            return
         con.execute(f"CREATE OR REPLACE TEMP TABLE ls_amounts AS {amounts}")
         # Each award counts for its rule's tags (a join on a small table) and
         # for its tag_from tag when the rule does not already name it.
@@ -901,21 +904,169 @@ class BatchPlan:
             )
             + "WHERE a.tagf IS NOT NULL"
         )
+        # Each (owner, tag) sum clamped (v) and reported (v_r) before the lists are
+        # built: the lists' order is DuckDB's ORDER BY tag, which is Python's sorted()
+        # (code point order, UTF-8's byte order), as the scorecards' tag order.
+        totals = (
+            f"SELECT *, {clamp_sql(c, 'total')} AS v FROM (SELECT owner, ident, tag, "
+            f"sum(amount) AS total FROM ({named} UNION ALL {tag_from}) GROUP BY ALL)"
+        )
         tag_sums = (
             "SELECT owner, ident, list(tag ORDER BY tag) AS tags, "
-            "list(total ORDER BY tag) AS totals FROM ("
-            f"SELECT owner, ident, tag, sum(amount) AS total FROM ({named} UNION ALL {tag_from}) "
-            "GROUP BY ALL) GROUP BY ALL"
+            "list(total ORDER BY tag) AS totals, list(v_r ORDER BY tag) AS tag_r, "
+            f"bool_or({_huge_sql(['v'])}) AS tag_huge FROM ({reported(f'({totals})', ['v'])}) "
+            "GROUP BY ALL"
         )
-        return con.execute(
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_scores AS "
             "WITH o AS (SELECT owner, ident, max(ts) AS last FROM ls_owned GROUP BY ALL), "
             "s AS (SELECT owner, ident, sum(amount) AS raw FROM ls_amounts GROUP BY ALL), "
             f"t AS ({tag_sums}), f AS ({fit}) "
-            "SELECT o.owner, o.ident, o.last, coalesce(s.raw, 0.0::DOUBLE), coalesce(f.fit, 0), "
-            "t.tags, t.totals FROM o LEFT JOIN s USING (owner, ident) "
-            "LEFT JOIN t USING (owner, ident) LEFT JOIN f USING (owner, ident) "
-            "ORDER BY o.ident DESC, o.owner"
+            "SELECT o.owner, o.ident, o.last, coalesce(s.raw, 0.0::DOUBLE) AS raw, "
+            "coalesce(f.fit, 0) AS fit, t.tags, t.totals, t.tag_r, t.tag_huge "
+            "FROM o LEFT JOIN s USING (owner, ident) "
+            "LEFT JOIN t USING (owner, ident) LEFT JOIN f USING (owner, ident)"
+        )
+        # Temporary tables count against DuckDB's memory limit: the walk's joins
+        # and sorts have what this one held.
+        con.execute("DROP TABLE ls_amounts")
+
+    def _finish(
+        self, con: duckdb.DuckDBPyConnection, stages: dict[tuple[bool, str], _StageFields]
+    ) -> tuple[Sequence[Scorecard], Sequence[Scorecard]]:
+        """The scorecards (identified, anonymous), finished in SQL from ls_scores (see
+        _owners), the walked owners' stages (ls_walked, see Walk.run) and `stages`, those
+        of the owners the pure engine ran (see _sequential).
+
+        As on the rules-only path (:meth:`_cards`), DuckDB computes every field as the
+        pure engine's Engine.scorecard does: the clamp; score, tag scores and the
+        walked owners' stage score reported (report_sql: Python's round to the bit);
+        the band from the clamped, unrounded score; the grade from the fit. They come
+        back as one Arrow table, held by :class:`Cards`. Should a value reach
+        REPORT_LIMIT, the scorecards are built in Python (:meth:`_scorecards`).
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        c = self.compiled
+        flat = not self.tag_texts
+        tags = list(self._tag_rules()) if flat else []
+        walked = c.has_stages and walkable(self.model)
+        joins = ""
+        stage, entered, y, given = "NULL::VARCHAR", "NULL::BIGINT", "NULL::DOUBLE", "NULL::DOUBLE"
+        if c.has_stages:
+            # The owners of the pure engine (ls_fallback: few; all of them when the
+            # model reads the stage score): their stage fields as it gave them.
+            keys = list(stages)
+            con.register(
+                "ls_ran_stages",
+                pa.table(
+                    {
+                        "ident": pa.array([ident for ident, _ in keys], pa.bool_()),
+                        "owner": pa.array([owner for _, owner in keys], pa.string()),
+                        "stage": pa.array([stages[key][0] for key in keys], pa.string()),
+                        "entered": pa.array([stages[key][1] for key in keys], pa.int64()),
+                        "score": pa.array([stages[key][2] for key in keys], pa.float64()),
+                    }
+                ),
+            )
+            joins = "LEFT JOIN ls_ran_stages p USING (owner, ident) "
+            stage, entered, given = "p.stage", "p.entered", "p.score"
+            if walked:
+                joins += "LEFT JOIN ls_walked w USING (owner, ident) "
+                names = " ".join(
+                    f"WHEN {index} THEN {literal(name)}" for index, name in enumerate(c.stage_names)
+                )
+                ran = "p.owner IS NOT NULL"
+                stage = f"CASE WHEN {ran} THEN p.stage ELSE CASE w.stage {names} END END"
+                entered = f"CASE WHEN {ran} THEN p.entered ELSE w.entered_at END"
+                # greatest() and least() skip a NULL: an owner without a walked stage
+                # stays NULL by CASE.
+                y = f"CASE WHEN NOT {ran} AND w.raw IS NOT NULL THEN {clamp_sql(c, 'w.raw')} END"
+        values = ["x", *(f"x{k}" for k in range(len(tags))), "y"]
+        clamps = [
+            f"{clamp_sql(c, 's.raw')} AS x",
+            *(
+                f"CASE WHEN s.t{k} IS NOT NULL THEN {clamp_sql(c, f's.t{k}')} END AS x{k}"
+                for k in range(len(tags))
+            ),
+            f"{y} AS y",
+        ]
+        # With tag_from the tag scores come reported, as lists (see _owners).
+        lists = (
+            []
+            if flat
+            else [
+                "coalesce(s.tags, []::VARCHAR[]) AS tags",
+                "coalesce(s.tag_r, []::DOUBLE[]) AS tag_r",
+                "coalesce(s.tag_huge, FALSE) AS tag_huge",
+            ]
+        )
+        huge = _huge_sql(values) + ("" if flat else " OR tag_huge")
+        query = (
+            "WITH c AS (SELECT s.owner, s.ident, s.last, CAST(s.fit AS BIGINT) AS fit, "
+            f"{', '.join(clamps)}, {stage} AS stage, {entered} AS entered, {given} AS given"
+            f"{_items(lists)} FROM ls_scores s {joins}) "
+            "SELECT CASE WHEN ident THEN owner END AS contact_id, "
+            "CASE WHEN NOT ident THEN owner END AS anonymous_id, x_r AS score, fit, "
+            f"{_grade_sql(c, 'fit')} AS grade, {_band_sql(c, 'x')} AS band, stage, "
+            "entered AS stage_entered_at, coalesce(y_r, given) AS stage_score, "
+            f"last AS last_event_at{_items([f'x{k}_r' for k in range(len(tags))])}"
+            f"{'' if flat else ', tags, tag_r'}, {huge} AS huge "
+            f"FROM ({reported('c', values)}) ORDER BY ident DESC, owner"
+        )
+        table = con.sql(query).to_arrow_table()
+        assert table is not None  # a SELECT always has a result
+        if pc.any(table.column("huge")).as_py():
+            cards = self._huge_scorecards(con, stages, walked=walked)
+            identified: Sequence[Scorecard] = [c for c in cards if c.contact_id is not None]
+            anonymous: Sequence[Scorecard] = [c for c in cards if c.contact_id is None]
+        else:
+            count = int(table.num_rows)
+            tag_scores = (
+                tag_columns(count, {tag: table.column(f"x{k}_r") for k, tag in enumerate(tags)})
+                if flat
+                else tag_lists(table.column("tags"), table.column("tag_r"))
+            )
+            cards_of = cards_table(
+                {name: table.column(name) for name in table.column_names}, tag_scores
+            )
+            known = int(pc.count(cards_of.column("contact_id")).as_py())
+            identified = Cards(cards_of.slice(0, known))
+            anonymous = Cards(cards_of.slice(known))
+        con.execute("DROP TABLE ls_scores")
+        if walked:
+            con.execute("DROP TABLE ls_walked")
+        if c.has_stages:
+            con.unregister("ls_ran_stages")
+        return identified, anonymous
+
+    def _huge_scorecards(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        stages: dict[tuple[bool, str], _StageFields],
+        *,
+        walked: bool,
+    ) -> list[Scorecard]:
+        """The scorecards built in Python, with the pure engine's clamp and report, when
+        a value reaches REPORT_LIMIT (no real model has one: kept simple, as it was)."""
+        c = self.compiled
+        if walked:
+            clamp, names = c.clamp, c.stage_names
+            for ident, owner, stage, entered_at, raw in con.execute(
+                "SELECT ident, owner, stage, entered_at, raw FROM ls_walked"
+            ).fetchall():
+                stages[(ident, owner)] = (names[stage], entered_at, report(clamp(raw)))
+        tags = (
+            [f"t{k}" for k in range(len(self._tag_rules()))]
+            if not self.tag_texts
+            else ["tags", "totals"]
+        )
+        rows = con.execute(
+            f"SELECT owner, ident, last, raw, fit{_items(tags)} FROM ls_scores "
+            "ORDER BY ident DESC, owner"
         ).fetchall()
+        return self._scorecards(rows, stages)
 
     def _fits(self, con: duckdb.DuckDBPyConnection, source: Input) -> None:
         """ls_fits: each identify event with traits, and the fit of the owner's traits merged
@@ -1012,9 +1163,6 @@ class BatchPlan:
     ) -> tuple[list[Firing], list[RunWarning]]:
         """Stages and firings: the window walk, and the pure engine for the owners left."""
         c = self.compiled
-        # Temporary tables count against DuckDB's memory limit: what no later step
-        # reads is dropped, so that the walk's joins and sorts need not spill.
-        con.execute("DROP TABLE IF EXISTS ls_amounts")  # the owners' sums are done
         firings: list[Firing] = []
         walks = walkable(self.model)
         if walks:
@@ -1038,7 +1186,7 @@ class BatchPlan:
             self._active_tables(con)
         walked: list[tuple[bool, str, list[RunWarning]]] = []
         if walks:
-            firings = self._walk(con, stages, at, reach=reach)
+            firings = self._walk(con, at, reach=reach)
             walked = self._stage_set_warnings(con)
             # fetchall: the result finished, for what the caller does next on `con`.
             ((left,),) = con.execute("SELECT count(*) FROM ls_fallback").fetchall()
@@ -1230,14 +1378,7 @@ class BatchPlan:
         )
         return True
 
-    def _walk(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        stages: dict[tuple[bool, str], _StageFields],
-        at: int,
-        *,
-        reach: bool,
-    ) -> list[Firing]:
+    def _walk(self, con: duckdb.DuckDBPyConnection, at: int, *, reach: bool) -> list[Firing]:
         """Stages and firings of the owners the window functions can walk (see walk):
         those not in ls_fallback, over their active events (`reach`: ls_reach is made,
         see _reach)."""
@@ -1263,12 +1404,9 @@ class BatchPlan:
         )
         con.execute("DROP TABLE ls_sums")
         con.execute("DROP TABLE IF EXISTS ls_reach")
-        rows, walked = walk.run(con, at, self._identify_fits())
-        firings = [Firing(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
-        clamp, names = c.clamp, c.stage_names
-        for ident, owner, stage, entered_at, _, raw in walked:
-            stages[(ident, owner)] = (names[stage], entered_at, report(clamp(raw)))
-        return firings
+        # The walked owners' stages stay in DuckDB (ls_walked), for _finish.
+        rows = walk.run(con, at, self._identify_fits())
+        return [Firing(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
 
     def _identify_fits(self) -> str:
         """SELECT (id, fit) of every identify event with traits, from the traits merged up to it."""
@@ -1287,6 +1425,46 @@ _MASKS = 4_096
 # The most `times` of a limit on the rules-only path: its awards are summed
 # term by term (see BatchPlan._sums).
 _TIMES = 64
+
+
+def _band_sql(c: CompiledModel, value: str) -> str:
+    """SQL of the band of the clamped, unrounded score `value`: the first band reached,
+    thresholds less TOLERANCE as CompiledModel holds them (its band_of)."""
+    band = " ".join(
+        f"WHEN {'TRUE' if floor is None else f'{value} >= {number(floor)}'} THEN {literal(name)}"
+        for name, floor in c.bands
+    )
+    return f"{f'CASE {band} END' if band else 'NULL'}::VARCHAR"
+
+
+def _grade_sql(c: CompiledModel, fit: str) -> str:
+    """SQL of the grade of the BIGINT `fit`, exactly CompiledModel.grade_of's.
+
+    grade_of compares the integer fit with a double, minimum - TOLERANCE, and
+    Python compares an int with a float exactly; DuckDB would turn the BIGINT into
+    a double (inexact past 2^53). For an integer, fit >= f is fit >= ceil(f), an
+    integer comparison; a ceiling outside BIGINT's range holds for every fit or none.
+    """
+    branches = []
+    for name, floor in c.grades:
+        if floor is None:
+            test = "TRUE"
+        else:
+            least = math.ceil(floor)
+            if least <= -(2**63):
+                test = "TRUE"
+            elif least >= 2**63:
+                test = "FALSE"
+            else:
+                test = f"{fit} >= {least}"
+        branches.append(f"WHEN {test} THEN {literal(name)}")
+    cases = " ".join(branches)
+    return f"{f'CASE {cases} END' if branches else 'NULL'}::VARCHAR"
+
+
+def _huge_sql(names: Sequence[str]) -> str:
+    """SQL of whether a value of the columns `names` reaches REPORT_LIMIT (NULL: no)."""
+    return " OR ".join(f"coalesce(abs({name}) >= {number(REPORT_LIMIT)}, FALSE)" for name in names)
 
 
 def _rules_by_type(model: Model, holds: list[str]) -> dict[str, tuple[list[int], list[int]]]:

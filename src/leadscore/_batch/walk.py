@@ -27,7 +27,7 @@ to T could leave the range of a double.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._compiled import TOLERANCE, CompiledModel
 from .._model import Model, StageCondition, TriggerCondition
@@ -251,13 +251,14 @@ class Walk:
 
     def run(
         self, con: duckdb.DuckDBPyConnection, at: int, fit_sql: str
-    ) -> tuple[list[tuple[str, str, str, int]], list[tuple[Any, ...]]]:
+    ) -> list[tuple[str, str, str, int]]:
         """Walk the owners of ls_walk_in (their active events, with their award sums).
 
         `fit_sql` is a SELECT of (id, fit) for every identify event with
         traits: the fit of the traits merged up to it. Returns the firings
-        (trigger id, contact id, event id, timestamp) and per owner
-        (identified, key, stage, entered at, entry event id, raw stage sum).
+        (trigger id, contact id, event id, timestamp); with stages, leaves
+        ls_walked, per owner (ident, owner, stage, entered_at, entered_id, raw:
+        the raw stage sum), which the plan finishes its scorecards from in SQL.
         """
         c = self.c
         decay = (
@@ -357,7 +358,6 @@ class Walk:
         if parts:
             rows = con.execute(" UNION ALL ".join(parts)).fetchall()
             firings = [(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
-        stages: list[tuple[Any, ...]] = []
         if c.has_stages:
             scale = (
                 f"pow(2.0::DOUBLE, (a.ts - {at}) / {c.half_life_micros!r})"
@@ -375,17 +375,19 @@ class Walk:
                 if rules
                 else "SELECT owner, ident, ts, id, 0.0::DOUBLE AS amount FROM ls_awards"
             )
-            stages = con.execute(
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE ls_walked AS SELECT * FROM ("
                 f"WITH a AS ({amounts}) "
                 "SELECT e.ident, e.owner, e.stage, e.entered.ts, e.entered.id, "
                 "coalesce(sum(a.amount), 0.0::DOUBLE) FROM ls_stages e LEFT JOIN a "
                 "ON a.owner = e.owner AND a.ident = e.ident AND "
                 "(a.ts > e.entered.ts OR (a.ts = e.entered.ts AND a.id > e.entered.id)) "
                 "GROUP BY ALL"
-            ).fetchall()
+                ") w(ident, owner, stage, entered_at, entered_id, raw)"
+            )
         con.execute("DROP TABLE IF EXISTS ls_manual_walk")
         con.execute("DROP TABLE ls_walk")
-        return firings, stages
+        return firings
 
     def _manual(self, con: duckdb.DuckDBPyConnection) -> list[str]:
         """Stages of the owners of ls_manual (those with a stage_set), added to ls_stages;
