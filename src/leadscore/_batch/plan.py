@@ -611,18 +611,10 @@ class BatchPlan:
 
         tags = list(self._tag_rules())
         values = ["x", *(f"x{k}" for k in range(len(tags)))]
-        # greatest() and least() skip a NULL: a tag without an award stays NULL by CASE.
-        clamps = [
-            f"{clamp_sql(c, 'raw')} AS x",
-            *(
-                f"CASE WHEN t{k} IS NOT NULL THEN {clamp_sql(c, f't{k}')} END AS x{k}"
-                for k in range(len(tags))
-            ),
-        ]
+        clamps = _clamped(c, "", len(tags))
         query = (
             f"WITH s AS ({sums}), c AS (SELECT owner, ident, last, {', '.join(clamps)} FROM s) "
-            "SELECT CASE WHEN ident THEN owner END AS contact_id, "
-            "CASE WHEN NOT ident THEN owner END AS anonymous_id, x_r AS score, "
+            f"SELECT {_OWNER_COLUMNS}, x_r AS score, "
             f"{_band_sql(c, 'x')} AS band, "
             f"last AS last_event_at{_items([f'x{k}_r' for k in range(len(tags))])}, "
             f"{_huge_sql(values)} AS huge FROM ({reported('c', values)}) ORDER BY ident DESC, owner"
@@ -984,14 +976,7 @@ class BatchPlan:
                 # stays NULL by CASE.
                 y = f"CASE WHEN NOT {ran} AND w.raw IS NOT NULL THEN {clamp_sql(c, 'w.raw')} END"
         values = ["x", *(f"x{k}" for k in range(len(tags))), "y"]
-        clamps = [
-            f"{clamp_sql(c, 's.raw')} AS x",
-            *(
-                f"CASE WHEN s.t{k} IS NOT NULL THEN {clamp_sql(c, f's.t{k}')} END AS x{k}"
-                for k in range(len(tags))
-            ),
-            f"{y} AS y",
-        ]
+        clamps = [*_clamped(c, "s.", len(tags)), f"{y} AS y"]
         # With tag_from the tag scores come reported, as lists (see _owners).
         lists = (
             []
@@ -1007,8 +992,7 @@ class BatchPlan:
             "WITH c AS (SELECT s.owner, s.ident, s.last, CAST(s.fit AS BIGINT) AS fit, "
             f"{', '.join(clamps)}, {stage} AS stage, {entered} AS entered, {given} AS given"
             f"{_items(lists)} FROM ls_scores s {joins}) "
-            "SELECT CASE WHEN ident THEN owner END AS contact_id, "
-            "CASE WHEN NOT ident THEN owner END AS anonymous_id, x_r AS score, fit, "
+            f"SELECT {_OWNER_COLUMNS}, x_r AS score, fit, "
             f"{_grade_sql(c, 'fit')} AS grade, {_band_sql(c, 'x')} AS band, stage, "
             "entered AS stage_entered_at, coalesce(y_r, given) AS stage_score, "
             f"last AS last_event_at{_items([f'x{k}_r' for k in range(len(tags))])}"
@@ -1425,6 +1409,26 @@ _MASKS = 4_096
 # The most `times` of a limit on the rules-only path: its awards are summed
 # term by term (see BatchPlan._sums).
 _TIMES = 64
+
+
+# An owner's key as the scorecard's two id columns.
+_OWNER_COLUMNS = (
+    "CASE WHEN ident THEN owner END AS contact_id, "
+    "CASE WHEN NOT ident THEN owner END AS anonymous_id"
+)
+
+
+def _clamped(c: CompiledModel, table: str, tags: int) -> list[str]:
+    """The clamped score `x` of the raw sum `{table}raw`, and each tag's `x0`, `x1`, ...
+    of `{table}t0`, ... (greatest() and least() skip a NULL: a tag without an award
+    stays NULL by CASE)."""
+    return [
+        f"{clamp_sql(c, f'{table}raw')} AS x",
+        *(
+            f"CASE WHEN {table}t{k} IS NOT NULL THEN {clamp_sql(c, f'{table}t{k}')} END AS x{k}"
+            for k in range(tags)
+        ),
+    ]
 
 
 def _band_sql(c: CompiledModel, value: str) -> str:
