@@ -625,18 +625,13 @@ class BatchPlan:
         assert table is not None  # a SELECT always has a result
         if pc.any(table.column("huge")).as_py():
             rows = con.execute(f"{sums} ORDER BY ident DESC, owner").fetchall()
-            cards = self._scorecards_of_sums(rows)
-            return (
-                [card for card in cards if card.contact_id is not None],
-                [card for card in cards if card.contact_id is None],
-            )
+            return _split(self._scorecards_of_sums(rows))
         table = rules_only_table(
             table,
             grade=c.grade_of(0),
             tags={tag: table.column(f"x{k}_r") for k, tag in enumerate(tags)},
         )
-        identified = int(pc.count(table.column("contact_id")).as_py())
-        return (Cards(table.slice(0, identified)), Cards(table.slice(identified)))
+        return _split_table(table)
 
     def _sums(self, con: duckdb.DuckDBPyConnection, unique: str, at: int) -> str:
         """SQL of, per owner, from one pass over the events: `owner`, `ident`, `last`
@@ -1002,9 +997,7 @@ class BatchPlan:
         table = con.sql(query).to_arrow_table()
         assert table is not None  # a SELECT always has a result
         if pc.any(table.column("huge")).as_py():
-            cards = self._huge_scorecards(con, stages, walked=walked)
-            identified: Sequence[Scorecard] = [c for c in cards if c.contact_id is not None]
-            anonymous: Sequence[Scorecard] = [c for c in cards if c.contact_id is None]
+            identified, anonymous = _split(self._huge_scorecards(con, stages, walked=walked))
         else:
             count = int(table.num_rows)
             tag_scores = (
@@ -1012,12 +1005,9 @@ class BatchPlan:
                 if flat
                 else tag_lists(table.column("tags"), table.column("tag_r"))
             )
-            cards_of = cards_table(
-                {name: table.column(name) for name in table.column_names}, tag_scores
+            identified, anonymous = _split_table(
+                cards_table({name: table.column(name) for name in table.column_names}, tag_scores)
             )
-            known = int(pc.count(cards_of.column("contact_id")).as_py())
-            identified = Cards(cards_of.slice(0, known))
-            anonymous = Cards(cards_of.slice(known))
         con.execute("DROP TABLE ls_scores")
         if walked:
             con.execute("DROP TABLE ls_walked")
@@ -1409,6 +1399,23 @@ _MASKS = 4_096
 # The most `times` of a limit on the rules-only path: its awards are summed
 # term by term (see BatchPlan._sums).
 _TIMES = 64
+
+
+def _split(cards: Sequence[Scorecard]) -> tuple[Sequence[Scorecard], Sequence[Scorecard]]:
+    """Scorecards built in Python as the Result holds them: identified, anonymous."""
+    return (
+        [card for card in cards if card.contact_id is not None],
+        [card for card in cards if card.contact_id is None],
+    )
+
+
+def _split_table(table: Any) -> tuple[Cards, Cards]:
+    """A table of Cards, identified owners first (ORDER BY ident DESC), as the
+    Result holds them: identified, anonymous."""
+    import pyarrow.compute as pc
+
+    identified = int(pc.count(table.column("contact_id")).as_py())
+    return Cards(table.slice(0, identified)), Cards(table.slice(identified))
 
 
 # An owner's key as the scorecard's two id columns.
