@@ -257,7 +257,7 @@ class Walk:
         `fit_sql` is a SELECT of (id, fit) for every identify event with
         traits: the fit of the traits merged up to it. Returns the firings
         (trigger id, contact id, event id, timestamp); with stages, leaves
-        ls_walked, per owner (ident, owner, stage, entered_at, entered_id, raw:
+        ls_walked, per owner (ident, owner, stage, entered_at, raw:
         the raw stage sum), which the plan finishes its scorecards from in SQL.
         """
         c = self.c
@@ -378,12 +378,12 @@ class Walk:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE ls_walked AS SELECT * FROM ("
                 f"WITH a AS ({amounts}) "
-                "SELECT e.ident, e.owner, e.stage, e.entered.ts, e.entered.id, "
+                "SELECT e.ident, e.owner, e.stage, e.entered.ts, "
                 "coalesce(sum(a.amount), 0.0::DOUBLE) FROM ls_stages e LEFT JOIN a "
                 "ON a.owner = e.owner AND a.ident = e.ident AND "
                 "(a.ts > e.entered.ts OR (a.ts = e.entered.ts AND a.id > e.entered.id)) "
                 "GROUP BY ALL"
-                ") w(ident, owner, stage, entered_at, entered_id, raw)"
+                ") w(ident, owner, stage, entered_at, raw)"
             )
         con.execute("DROP TABLE IF EXISTS ls_manual_walk")
         con.execute("DROP TABLE ls_walk")
