@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import duckdb
 import orjson
@@ -25,7 +24,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leadscore import Event, model_from_data, score_batch
-from leadscore._batch import plan
 from leadscore._batch.cards import Cards, _timestamp_texts, joined, jsonl_lines, reported
 from leadscore._batch.cli import to_arrow, write_parquet, write_table
 from leadscore._batch.plan import BatchPlan, _grade_sql
@@ -319,8 +317,7 @@ def _python_finished(model: Model, log: list[Event], at: int) -> Result:
     """The batch engine's result with every scorecard built in Python (the path a
     value at REPORT_LIMIT takes): the pure engine's own clamp, report, band_of and
     grade_of over the same sums, stages and fits."""
-    with mock.patch.object(plan, "REPORT_LIMIT", 0.0):
-        return score_batch(model, log, at=at, connection=_connection())
+    return score_batch(BatchPlan(model, report_limit=0.0), log, at=at, connection=_connection())
 
 
 def assert_finished_alike(got: Result, want: Result) -> None:

@@ -304,7 +304,11 @@ class Input:
 class BatchPlan:
     """A model compiled once into the SQL of the batch engine."""
 
-    def __init__(self, model: Model | Engine) -> None:
+    def __init__(self, model: Model | Engine, *, report_limit: float = REPORT_LIMIT) -> None:
+        """`report_limit`: the magnitude of a score from which the scorecards are built
+        in Python rather than finished in SQL (default REPORT_LIMIT, where the SQL
+        rounding stops being exact; 0 builds them all in Python, to compare the two)."""
+        self.report_limit = report_limit
         self.engine = model if isinstance(model, Engine) else Engine(model)
         self.compiled = c = self.engine.compiled
         self.model = m = c.model
@@ -617,7 +621,8 @@ class BatchPlan:
             f"SELECT {_OWNER_COLUMNS}, x_r AS score, "
             f"{_band_sql(c, 'x')} AS band, "
             f"last AS last_event_at{_items([f'x{k}_r' for k in range(len(tags))])}, "
-            f"{_huge_sql(values)} AS huge FROM ({reported('c', values)}) ORDER BY ident DESC, owner"
+            f"{self._huge_sql(values)} AS huge FROM ({reported('c', values)}) "
+            "ORDER BY ident DESC, owner"
         )
         import pyarrow.compute as pc
 
@@ -901,7 +906,7 @@ class BatchPlan:
         tag_sums = (
             "SELECT owner, ident, list(tag ORDER BY tag) AS tags, "
             "list(total ORDER BY tag) AS totals, list(v_r ORDER BY tag) AS tag_r, "
-            f"bool_or({_huge_sql(['v'])}) AS tag_huge FROM ({reported(f'({totals})', ['v'])}) "
+            f"bool_or({self._huge_sql(['v'])}) AS tag_huge FROM ({reported(f'({totals})', ['v'])}) "
             "GROUP BY ALL"
         )
         con.execute(
@@ -982,7 +987,7 @@ class BatchPlan:
                 "coalesce(s.tag_huge, FALSE) AS tag_huge",
             ]
         )
-        huge = _huge_sql(values) + ("" if flat else " OR tag_huge")
+        huge = self._huge_sql(values) + ("" if flat else " OR tag_huge")
         query = (
             "WITH c AS (SELECT s.owner, s.ident, s.last, CAST(s.fit AS BIGINT) AS fit, "
             f"{', '.join(clamps)}, {stage} AS stage, {entered} AS entered, {given} AS given"
@@ -1014,6 +1019,12 @@ class BatchPlan:
         if c.has_stages:
             con.unregister("ls_ran_stages")
         return identified, anonymous
+
+    def _huge_sql(self, names: Sequence[str]) -> str:
+        """SQL of whether a value of the columns `names` reaches the report limit
+        (NULL: no)."""
+        limit = number(self.report_limit)
+        return " OR ".join(f"coalesce(abs({name}) >= {limit}, FALSE)" for name in names)
 
     def _huge_scorecards(
         self,
@@ -1471,11 +1482,6 @@ def _grade_sql(c: CompiledModel, fit: str) -> str:
         branches.append(f"WHEN {test} THEN {literal(name)}")
     cases = " ".join(branches)
     return f"{f'CASE {cases} END' if branches else 'NULL'}::VARCHAR"
-
-
-def _huge_sql(names: Sequence[str]) -> str:
-    """SQL of whether a value of the columns `names` reaches REPORT_LIMIT (NULL: no)."""
-    return " OR ".join(f"coalesce(abs({name}) >= {number(REPORT_LIMIT)}, FALSE)" for name in names)
 
 
 def _rules_by_type(model: Model, holds: list[str]) -> dict[str, tuple[list[int], list[int]]]:
