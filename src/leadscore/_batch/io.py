@@ -295,7 +295,9 @@ def _text_field(name: str) -> _Field:
     json_text = name in ("properties", "traits")
     return _Field(
         missing=missing,
-        string=f"NOT {missing}",
+        # Present text is a non-empty string (empty text is missing): the
+        # checks of a string's kind are left out (see _checked).
+        string="TRUE",
         text=column,
         shown=f"left(to_json({column})::VARCHAR, 60)" if not json_text else f"left({column}, 60)",
         value=column,
@@ -454,15 +456,20 @@ def _checked(
         f"THEN epoch_us(TRY_CAST({normal} AS TIMESTAMPTZ)) END"
     )
     checks: list[tuple[str, str, str]] = [*prelude]
+    # A check that cannot fail (present text is always a non-empty string) is
+    # left out: DuckDB evaluates it for every record all the same. Without the
+    # four of a typed Parquet file's columns, its checks took 0.85 s instead
+    # of 1.4 s at 10M events.
     for name in ("id", "type"):
         checks.append((f[name].missing, literal(name), "'required'"))
-        checks.append(
-            (
-                f"NOT {f[name].string}",
-                literal(name),
-                f"'expected a non-empty string, got ' || {f[name].shown}",
+        if f[name].string != "TRUE":
+            checks.append(
+                (
+                    f"NOT {f[name].string}",
+                    literal(name),
+                    f"'expected a non-empty string, got ' || {f[name].shown}",
+                )
             )
-        )
     checks.append(
         (
             type_pattern(f["type"].text),
@@ -471,6 +478,8 @@ def _checked(
         )
     )
     for name in ("contact_id", "anonymous_id"):
+        if f[name].string == "TRUE":
+            continue
         checks.append(
             (
                 f"NOT {f[name].missing} AND NOT {f[name].string}",
