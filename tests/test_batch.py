@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadscore._batch.plan import BatchPlan, canonical_view, events_table
+from leadscore._batch.plan import BatchPlan, _repeated_ids, canonical_view, events_table
 from leadscore._batch.walk import score_floor
 from leadscore._events import Event
 from leadscore._model import Model
@@ -242,3 +242,24 @@ def test_score_floor_is_the_least_threshold_of_the_score_tests() -> None:
     assert _floor_of([first], [{"id": "t", "when": {"band_entered": "cold"}}]) is None
     assert _floor_of([first], [{"id": "t", "when": {"tag_score_crosses": {"a": 5}}}]) is None
     assert _floor_of([first, {"name": "s1", "enter": {"stage_score_gte": 5}}], []) is None
+
+
+@pytest.mark.parametrize("limit", [10, 0], ids=["sorted hashes", "duckdb alone"])
+@pytest.mark.parametrize(
+    ("ids", "repeated"),
+    [
+        (["a", "b", "c", "ab", "ba"], []),
+        (["a", "b", "a", "c", "b", "a"], ["a", "b"]),
+        ([], []),
+    ],
+)
+def test_repeated_ids_are_found_whichever_way_they_are_asked(
+    ids: list[str], repeated: list[str], limit: int
+) -> None:
+    # Both ways of proving ids distinct (NumPy over their hashes up to the
+    # limit of events, DuckDB past it) give the same answer and the same ls_dups.
+    con = duckdb.connect()
+    con.execute("CREATE TABLE events AS SELECT unnest(?::VARCHAR[]) AS id", [ids])
+    assert _repeated_ids(con, "events", limit=limit) is bool(repeated)
+    if repeated:
+        assert sorted(r for (r,) in con.execute("SELECT id FROM ls_dups").fetchall()) == repeated
