@@ -669,21 +669,43 @@ class BatchPlan:
             else "1.0::DOUBLE"
         )
 
-        def amount(rule: CompiledRule, ts: str) -> str:
-            weight = decay.format(ts) if rule.decays else "1.0::DOUBLE"
-            return f"{rule.points} * {weight}"
+        # Each rule's points, decay and limit are columns of the small tables
+        # joined to the events (r) and to the periods (k), rather than a CASE
+        # with a branch per rule, as the hand-written query does it. At 10M
+        # events (DuckDB's profile) the two CASEs cost 2.1 CPU s, the
+        # expressions and the join of k 1.3. The points are the rules'
+        # literals cast as `points * weight` cast them: the same doubles.
+        def amount(ts: str) -> str:
+            return f"points * CASE WHEN decays THEN {decay.format(ts)} ELSE 1.0::DOUBLE END"
 
         kinds = {None: 0, "ever": 0, "day": 1, "week": 2, "month": 3}
+
+        def columns(rule: CompiledRule) -> str:
+            return f"CAST({rule.points} AS DOUBLE), {'TRUE' if rule.decays else 'FALSE'}"
+
         table = (
             "SELECT * FROM (VALUES "
             + ", ".join(
-                f"({mask}, {index}, {kinds[rules[index].limit_per]})"
+                f"({mask}, {index}, {kinds[rules[index].limit_per]}, {columns(rules[index])})"
                 for mask, indices in self.masks
                 for index in indices
             )
-            + ") r(mask, rule, kind)"
+            + ") r(mask, rule, kind, points, decays)"
             if self.masks
-            else "SELECT 0::BIGINT AS mask, 0 AS rule, 0 AS kind WHERE FALSE"
+            else "SELECT 0::BIGINT AS mask, 0 AS rule, 0 AS kind, 0.0::DOUBLE AS points, "
+            "FALSE AS decays WHERE FALSE"
+        )
+        limits = (
+            "SELECT * FROM (VALUES "
+            + ", ".join(
+                f"({rule.index}, {columns(rule)}, "
+                f"{'NULL' if rule.limit_times is None else rule.limit_times})"
+                for rule in rules
+            )
+            + ") k(rule, points, decays, times)"
+            if rules
+            else "SELECT 0 AS rule, 0.0::DOUBLE AS points, FALSE AS decays, "
+            "NULL::INTEGER AS times WHERE FALSE"
         )
         day = _day_sql(offset)
         period = (
@@ -711,22 +733,24 @@ class BatchPlan:
             else ""
         )
 
-        def awards(rule: CompiledRule) -> str:
-            if rule.limit_times is None:
-                return "total"
-            if rule.limit_times == 1:
-                return f"({amount(rule, 'first')})"
+        def awards(times: int) -> str:
+            if times == 1:
+                return f"({amount('first')})"
             # The first term is there: the period has a match of the rule. (The
             # length is tested, not the term: without decay it does not read ts.)
-            terms = [amount(rule, "earliest[1]")] + [
-                f"CASE WHEN len(earliest) >= {k} THEN {amount(rule, f'earliest[{k}]')} "
+            terms = [f"({amount('earliest[1]')})"] + [
+                f"CASE WHEN len(earliest) >= {k} THEN ({amount(f'earliest[{k}]')}) "
                 "ELSE 0.0::DOUBLE END"
-                for k in range(2, rule.limit_times + 1)
+                for k in range(2, times + 1)
             ]
             return f"({' + '.join(terms)})"
 
-        awarded = " ".join(f"WHEN {rule.index} THEN {awards(rule)}" for rule in rules)
-        hit_amount = " ".join(f"WHEN {rule.index} THEN {amount(rule, 'ts')}" for rule in rules)
+        limited = sorted({rule.limit_times for rule in rules if rule.limit_times is not None})
+        awarded = (
+            "CASE WHEN times IS NULL THEN total "
+            + "".join(f"WHEN times = {times} THEN {awards(times)} " for times in limited)
+            + "END"
+        )
         # Every period with a match awards something, so its rows make the tag.
         tag_items = _items(self._tag_sums())
         return (
@@ -740,12 +764,13 @@ class BatchPlan:
             "(e.contact_id IS NOT NULL OR l.linked IS NOT NULL) AS ident, e.ts, e.day, e.mask "
             "FROM e2 e LEFT JOIN ls_links l "
             "ON e.contact_id IS NULL AND e.anonymous_id = l.anonymous_id), "
-            f"r AS ({table}), "
+            f"r AS ({table}), k AS ({limits}), "
             f"h AS (SELECT owner, ident, ts, rule, {period} AS period, "
-            f"CASE rule {hit_amount} END AS amount FROM e3 LEFT JOIN r USING (mask)), "
+            f"{amount('ts')} AS amount FROM e3 LEFT JOIN r USING (mask)), "
             "g AS (SELECT owner, ident, rule, min(ts) AS first, max(ts) AS last, "
             f"sum(amount) AS total{earliest} FROM h GROUP BY owner, ident, rule, period), "
-            f"a AS (SELECT owner, ident, last, rule, CASE rule {awarded} END AS amount FROM g) "
+            f"a AS (SELECT owner, ident, last, rule, {awarded} AS amount "
+            "FROM g LEFT JOIN k USING (rule)) "
             "SELECT owner, ident, max(last) AS last, coalesce(sum(amount), 0.0::DOUBLE) AS raw"
             f"{tag_items} FROM a GROUP BY owner, ident"
         )
