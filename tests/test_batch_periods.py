@@ -55,3 +55,34 @@ def test_periods_in_sql_are_the_pure_engines(zone: str) -> None:
 
 def _changes(values: Sequence[object]) -> list[bool]:
     return [a != b for a, b in itertools.pairwise(values)]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Warsaw", "Asia/Kathmandu"])
+@pytest.mark.parametrize("year", [1, 2, 1969, 1970, 2255, 2256, 4000, 8191, 9998, 9999])
+def test_periods_are_exact_over_the_whole_range_of_instants(zone: str, year: int) -> None:
+    # From year 1 to 9999: the microsecond either side of local midnights, on
+    # Sundays and Mondays (weeks) and at the turn of months. Past 2^53 µs (the
+    # year 2255), a double quotient of the instant would put some of them in
+    # the neighbouring day.
+    compiled = CompiledModel(
+        Model.model_validate({"version": 1, "name": "z", "timezone": zone, "rules": []})
+    )
+    start = parse_timestamp("0001-01-01T00:00:00Z")
+    end = parse_timestamp("9999-12-31T23:59:59.999999Z")
+    instants: list[int] = []
+    for month in (1, 2, 12):
+        for day in (1, 2, 3, 4, 5, 6, 7, 28):
+            # The local midnight of that date (the offset of its UTC midnight
+            # is near enough), and the microsecond before and after it.
+            utc = parse_timestamp(f"{year:04d}-{month:02d}-{day:02d}T00:00:00Z")
+            midnight = utc - compiled._offset_at(utc)
+            instants += [ts for ts in (midnight - 1, midnight, midnight + 1) if start <= ts <= end]
+    instants.sort()
+    table = offsets(compiled, instants[0], instants[-1])
+    con = duckdb.connect()
+    con.register("instants", pa.table({"ts": pa.array(instants, pa.int64())}))
+    for per in ("day", "week", "month"):
+        query = f"SELECT {_period_sql(per, _offset_sql(table))} FROM instants"
+        got = [row[0] for row in con.execute(query).fetchall()]
+        expected = [compiled.period_of(per, ts) for ts in instants]
+        assert _changes(got) == _changes(expected), (zone, per)

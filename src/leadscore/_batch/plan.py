@@ -244,17 +244,30 @@ def _period_sql(per: str, offset: str) -> str:
     return _period_of_day(per, _day_sql(offset))
 
 
+# Days and weeks are integer floor divisions, written as DuckDB's truncating
+# `//` on a numerator shifted to be positive: every instant of the spec, from
+# year 1, is less than _SHIFT_DAYS days (and _SHIFT_WEEKS weeks) before 1970.
+# Exact for every instant, where floor() of a double quotient is not past
+# 2^53 µs (the year 2255); and periods are keys of the limits' aggregates and
+# windows, where BIGINTs hash faster than doubles: the rules-only statement
+# took 12.3 CPU s instead of 13.3 at 10M events (the best of four runs each).
+_SHIFT_DAYS = 800_000  # 0001-01-01 is 719,162 days before 1970-01-01
+_SHIFT_WEEKS = 120_000
+
+
 def _day_sql(offset: str) -> str:
     """The local calendar day of `ts` (days since 1970-01-01 in the model's zone)."""
-    return f"floor((ts + {offset}) / {MICROS_PER_DAY})"
+    shift = _SHIFT_DAYS * MICROS_PER_DAY
+    return f"((ts + {offset} + {shift}) // {MICROS_PER_DAY} - {_SHIFT_DAYS})"
 
 
 def _period_of_day(per: str, day: str) -> str:
-    """The period (day, week or month) holding the local day `day`."""
+    """The period (day, week or month) holding the local day `day`, a BIGINT."""
     if per == "day":
         return day
     if per == "week":
-        return f"floor(({day} + 3) / 7)"  # 1970-01-01 was a Thursday: weeks from Mondays
+        # 1970-01-01 was a Thursday: weeks from Mondays.
+        return f"(({day} + {3 + 7 * _SHIFT_WEEKS}) // 7 - {_SHIFT_WEEKS})"
     local = f"(DATE '1970-01-01' + CAST({day} AS INTEGER))"
     return f"(year({local}) * 12 + month({local}))"
 
