@@ -39,18 +39,24 @@ def test_periods_in_sql_are_the_pure_engines(zone: str) -> None:
     instants = list(range(start, end, 7 * HOUR))
     for changed, _ in table[1:]:
         instants += [changed - HOUR, changed - 1, changed, changed + 1, changed + HOUR]
-    offset = _offset_sql(table)
+    _assert_periods(compiled, instants, table)
+    if zone not in ("UTC", "Asia/Kathmandu"):  # those two kept one offset in those years
+        assert len(table) > 2
+
+
+def _assert_periods(
+    compiled: CompiledModel, instants: list[int], table: list[tuple[int, int]]
+) -> None:
+    """Each period of `instants` in SQL (over the offsets `table`) is the pure engine's."""
     con = duckdb.connect()
     con.execute("SET threads = 1")
     con.register("instants", pa.table({"ts": pa.array(instants, pa.int64())}))
     for per in ("day", "week", "month"):
-        query = f"SELECT {_period_sql(per, offset)} FROM instants"
+        query = f"SELECT {_period_sql(per, _offset_sql(table))} FROM instants"
         got = [row[0] for row in con.execute(query).fetchall()]
         expected = [compiled.period_of(per, ts) for ts in instants]
         # Both number the same periods, from different origins: compare where they change.
-        assert _changes(got) == _changes(expected), (zone, per)
-    if zone not in ("UTC", "Asia/Kathmandu"):  # those two kept one offset in those years
-        assert len(table) > 2
+        assert _changes(got) == _changes(expected), (compiled.model.timezone, per)
 
 
 def _changes(values: Sequence[object]) -> list[bool]:
@@ -78,11 +84,4 @@ def test_periods_are_exact_over_the_whole_range_of_instants(zone: str, year: int
             midnight = utc - compiled._offset_at(utc)
             instants += [ts for ts in (midnight - 1, midnight, midnight + 1) if start <= ts <= end]
     instants.sort()
-    table = offsets(compiled, instants[0], instants[-1])
-    con = duckdb.connect()
-    con.register("instants", pa.table({"ts": pa.array(instants, pa.int64())}))
-    for per in ("day", "week", "month"):
-        query = f"SELECT {_period_sql(per, _offset_sql(table))} FROM instants"
-        got = [row[0] for row in con.execute(query).fetchall()]
-        expected = [compiled.period_of(per, ts) for ts in instants]
-        assert _changes(got) == _changes(expected), (zone, per)
+    _assert_periods(compiled, instants, offsets(compiled, instants[0], instants[-1]))
