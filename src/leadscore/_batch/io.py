@@ -300,8 +300,8 @@ def _text_field(name: str) -> _Field:
         # checks of a string's kind are left out (see _checked).
         string="TRUE",
         text=column,
-        # nullif rather than a CASE on `missing`: 0.3 CPU s less per column at
-        # 10M events, in every statement that reads the column.
+        # nullif rather than a CASE on `missing`: 0.3 CPU s less per column in
+        # a scan of 10M events measured alone.
         present=f"nullif({column}, '')",
         shown=f"left(to_json({column})::VARCHAR, 60)" if not json_text else f"left({column}, 60)",
         value=column,

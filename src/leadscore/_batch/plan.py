@@ -1606,12 +1606,12 @@ def _one(con: duckdb.DuckDBPyConnection, query: str) -> tuple[Any, ...]:
 
 # Up to this many events, whether an id repeats is asked of NumPy (8 bytes an
 # event in this process, beside DuckDB's memory: 400 MB here); past it, of
-# DuckDB alone.
-SORTED_HASHES_LIMIT = 50_000_000
+# DuckDB's count(DISTINCT id) alone.
+_SORTED_HASHES_LIMIT = 50_000_000
 
 
 def _repeated_ids(
-    con: duckdb.DuckDBPyConnection, relation: str, *, limit: int = SORTED_HASHES_LIMIT
+    con: duckdb.DuckDBPyConnection, relation: str, *, limit: int = _SORTED_HASHES_LIMIT
 ) -> bool:
     """Whether an id of `relation` repeats; if so, those ids are the table ls_dups.
 
@@ -1631,6 +1631,10 @@ def _repeated_ids(
         hashes.sort()
         if not np.any(hashes[1:] == hashes[:-1]):
             return False
+    # count(DISTINCT id) keeps no count per id: 1.0 s where the GROUP BY below
+    # took 1.3-1.5 s at 10M events, so it says first whether any id repeats.
+    elif not _one(con, f"SELECT count(*) - count(DISTINCT id) FROM {relation}")[0]:
+        return False
     con.execute(
         "CREATE OR REPLACE TEMP TABLE ls_dups AS "
         f"SELECT id FROM {relation} GROUP BY id HAVING count(*) > 1"
