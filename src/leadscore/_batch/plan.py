@@ -1199,7 +1199,7 @@ class BatchPlan:
                 )
         reach = walks and self._reach(con)
         if self.passive != Passive.ALWAYS:
-            self._active_tables(con)
+            self._active_tables(con, reach=reach)
         walked: list[tuple[bool, str, list[RunWarning]]] = []
         if walks:
             firings = self._walk(con, at, reach=reach)
@@ -1286,19 +1286,19 @@ class BatchPlan:
             f"o AS (SELECT *, {' + '.join(self.leaf_sql)} AS leaves FROM o1)"
         )
 
-    def _active_tables(self, con: duckdb.DuckDBPyConnection) -> None:
-        """ls_first, each owner's first event, and ls_unsafe, the owners whose passive
-        events may move a stage from some instant on (`since`): their first stage_set
-        (which never moves by itself, so the next event may; the pure engine's move is
-        not a running maximum after it) and, when the conditions need values that only
-        fall, their first negative award. Before it, the owner's values only fell
-        between events. Tables rather than CTEs: each hash table built alone, before
-        the joins' own, stays in memory (built in one statement at 10M events, they
-        spilled)."""
+    def _active_tables(self, con: duckdb.DuckDBPyConnection, *, reach: bool) -> None:
+        """ls_facts, per owner: its first event (from ls_first) and, from ls_unsafe, the
+        instant from which its passive events may move a stage (`since`): its first
+        stage_set (which never moves by itself, so the next event may; the pure
+        engine's move is not a running maximum after it) and, when the conditions
+        need values that only fall, its first negative award. Before it, the owner's
+        values only fell between events. `reach`: ls_reach was made (see _reach).
+        Tables rather than CTEs: each hash table built alone, before the joins' own,
+        stays in memory (built in one statement at 10M events, they spilled)."""
         c = self.compiled
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE ls_first AS SELECT arg_min(id, {'ts': ts, 'id': id}) "
-            "AS id FROM ls_owned GROUP BY owner, ident"
+            "CREATE OR REPLACE TEMP TABLE ls_first AS SELECT owner, ident, "
+            "arg_min(id, {'ts': ts, 'id': id}) AS id FROM ls_owned GROUP BY owner, ident"
         )
         # `set`: a stage_set's instant, rather than a negative award's; `since_set`,
         # the first stage_set alone, is what the walk needs of the owners outside
@@ -1322,6 +1322,23 @@ class BatchPlan:
             f"min(ts) FILTER (WHERE set) AS since_set FROM ({' UNION ALL '.join(unsafe)}) "
             "GROUP BY ALL"
         )
+        # ls_facts: one row per owner (its first event, `since`, `since_set`, and
+        # `reach` when ls_reach was made), so that _active joins the events once,
+        # by owner, rather than three times (once by event id).
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ls_facts AS SELECT f.owner, f.ident, f.id AS first, "
+            "un.since, un.since_set"
+            + (
+                ", r.ident IS NOT NULL AS reach FROM ls_first f "
+                "LEFT JOIN ls_reach r USING (owner, ident) "
+                if reach
+                else " FROM ls_first f "
+            )
+            + "LEFT JOIN ls_unsafe un USING (owner, ident)"
+        )
+        con.execute("DROP TABLE ls_first")
+        con.execute("DROP TABLE ls_unsafe")
+        con.execute("DROP TABLE IF EXISTS ls_reach")
 
     def _active(self, awards: str, *, reach: bool = False) -> tuple[str, str]:
         """The events of `o` (see _with_leaves) that can change a stage or fire a trigger:
@@ -1332,25 +1349,17 @@ class BatchPlan:
         if self.passive == Passive.ALWAYS:
             return "", "TRUE"
         active = [
-            f"({awards}.id IS NOT NULL AND reach.ident IS NOT NULL)"
-            if reach
-            else f"{awards}.id IS NOT NULL",
+            f"({awards}.id IS NOT NULL AND fa.reach)" if reach else f"{awards}.id IS NOT NULL",
             "(o.type = 'identify' AND o.traits IS NOT NULL)",
-            "o.id = first.id",
+            "o.id = fa.first",
             "o.leaves <> 0",
-            "coalesce(o.ts >= CASE WHEN reach.ident IS NULL THEN un.since_set "
-            "ELSE un.since END, FALSE)"
+            "coalesce(o.ts >= CASE WHEN fa.reach THEN fa.since ELSE fa.since_set END, FALSE)"
             if reach
-            else "coalesce(o.ts >= un.since, FALSE)",
+            else "coalesce(o.ts >= fa.since, FALSE)",
         ]
         if self.compiled.has_stages:
             active.append("o.type = 'stage_set'")
-        joins = (
-            "LEFT JOIN ls_first first ON o.id = first.id "
-            "LEFT JOIN ls_unsafe un USING (owner, ident) "
-        )
-        if reach:
-            joins += "LEFT JOIN ls_reach reach USING (owner, ident) "
+        joins = "LEFT JOIN ls_facts fa USING (owner, ident) "
         return joins, " OR ".join(active)
 
     def _reach(self, con: duckdb.DuckDBPyConnection) -> bool:
@@ -1410,25 +1419,30 @@ class BatchPlan:
             else ""
         )
         events = self._with_leaves("ls_owned ANTI JOIN ls_fallback USING (owner, ident)")
+        # Each owner's first event, known from ls_facts when it is joined (see _active).
+        first = ", o.id = fa.first AS is_first" if joins else ""
         con.execute(
             "CREATE OR REPLACE TEMP TABLE ls_walk_in AS "
             f"WITH {events} "
-            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, o.leaves{zero}{set_to} "
+            f"SELECT o.owner, o.ident, o.ts, o.id, o.type, o.leaves{zero}{set_to}{first} "
             f"FROM o LEFT JOIN ls_sums s ON o.id = s.id {joins}"
             # Without stages, only contacts' events matter: anonymous owners fire nothing.
             f"WHERE {'TRUE' if c.has_stages else 'o.ident'} AND ({active})"
         )
         con.execute("DROP TABLE ls_sums")
-        con.execute("DROP TABLE IF EXISTS ls_reach")
         # The walked owners' stages stay in DuckDB (ls_walked), for _finish.
-        rows = walk.run(con, at, self._identify_fits())
+        rows = walk.run(con, at, self._identify_fits(), first_known=bool(joins))
         return [Firing(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
 
     def _identify_fits(self) -> str:
-        """SELECT (id, fit) of every identify event with traits, from the traits merged up to it."""
+        """SELECT (id, fit, before) of every identify event with traits: the fit of the
+        traits merged up to it, and up to the owner's previous one (0: none)."""
         if not self.fit_sql:
-            return "SELECT id, 0 AS fit FROM ls_walk_in WHERE type = 'identify' AND FALSE"
-        return "SELECT id, fit FROM ls_fits"
+            return "SELECT id, 0 AS fit, 0 AS before FROM ls_walk_in WHERE FALSE"
+        return (
+            "SELECT id, fit, coalesce(lag(fit) OVER (PARTITION BY owner, ident "
+            "ORDER BY ts, id), 0) AS before FROM ls_fits"
+        )
 
 
 # How far below the score floor an owner's clamped positive points must stay for

@@ -250,12 +250,14 @@ class Walk:
     # -- running -----------------------------------------------------------
 
     def run(
-        self, con: duckdb.DuckDBPyConnection, at: int, fit_sql: str
+        self, con: duckdb.DuckDBPyConnection, at: int, fit_sql: str, *, first_known: bool
     ) -> list[tuple[str, str, str, int]]:
         """Walk the owners of ls_walk_in (their active events, with their award sums).
 
-        `fit_sql` is a SELECT of (id, fit) for every identify event with
-        traits: the fit of the traits merged up to it. Returns the firings
+        `fit_sql` is a SELECT of (id, fit, before) for every identify event
+        with traits: the fit of the traits merged up to it, and up to the
+        owner's identify event before it (0: none). `first_known`: ls_walk_in
+        has `is_first`, whether the row is its owner's first event. Returns the firings
         (trigger id, contact id, event id, timestamp); with stages, leaves
         ls_walked, per owner (ident, owner, stage, entered_at, raw:
         the raw stage sum), which the plan finishes its scorecards from in SQL.
@@ -268,12 +270,18 @@ class Walk:
         )
         win = "PARTITION BY owner, ident ORDER BY ts, id"
         now = f"({win} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-        before = f"({win} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+        # A sum just before an event is the running sum less the event's own term,
+        # not a second window frame (each costs the window operator a pass): exact
+        # for flat sums of integer points; for decaying ones, within the rounding
+        # the segment tree's own additions already have (relative 2^-52 of the
+        # largest term), far inside TOLERANCE.
         running = "".join(
-            f"sum({name}) OVER {now} AS c_{name}, coalesce(sum({name}) OVER {before}, 0) "
-            f"AS b_{name}, "
-            for name in self.sum_names()
+            f"sum({name}) OVER {now} AS c_{name}, {name} AS x_{name}, " for name in self.sum_names()
         )
+        before_sums = "".join(f", c_{name} - x_{name} AS b_{name}" for name in self.sum_names())
+        # `is_first` comes with ls_walk_in when first_known; `fit_before`, the fit
+        # before an identify event, with fit_sql: no window function for either.
+        is_first = "is_first" if first_known else f"row_number() OVER {now} = 1 AS is_first"
         values = [
             f"{self._value('c_', decay)} AS score",
             f"{self._value('b_', decay)} AS p_score",
@@ -294,14 +302,14 @@ class Walk:
         kept = ", set_to" if c.has_stages else ""
         con.execute(
             "CREATE OR REPLACE TEMP TABLE ls_walk AS "
-            "WITH e AS (SELECT w.*, f.fit AS fit_set FROM ls_walk_in w "
+            "WITH e AS (SELECT w.*, f.fit AS fit_set, f.before AS fit_before FROM ls_walk_in w "
             f"LEFT JOIN ({fit_sql}) f USING (id)), "
             f"r AS (SELECT owner, ident, ts, id, leaves{kept}, {running}"
             f"coalesce(last_value(fit_set IGNORE NULLS) OVER {now}, 0) AS fit, "
-            f"coalesce(last_value(fit_set IGNORE NULLS) OVER {before}, 0) AS p_fit, "
-            f"row_number() OVER {now} = 1 AS is_first FROM e), "
+            f"fit_before, {is_first} FROM e), "
+            f"r2 AS (SELECT *{before_sums}, coalesce(fit_before, fit) AS p_fit FROM r), "
             f"v AS (SELECT owner, ident, ts, id, leaves{kept}, is_first, fit, p_fit, "
-            f"{', '.join(values)} FROM r), "
+            f"{', '.join(values)} FROM r2), "
             f"b AS (SELECT *, {self.first_reached(c.grades, 'fit')} AS grade, "
             f"CASE WHEN NOT is_first THEN {self.first_reached(c.grades, 'p_fit')} END AS p_grade, "
             f"{self.first_reached(c.bands, 'score')} AS band, "
