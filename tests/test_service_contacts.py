@@ -641,3 +641,19 @@ def test_erasure_removes_the_person_and_nothing_else(service: Service) -> None:
     )
     _close({name: c3[name] for name in CARD_FIELDS}, expected)
     assert "pricing" in c3["tag_scores"]
+
+
+def test_the_tag_score_filter_finds_any_tag_name(service: Service) -> None:
+    # Tag names are free text: one with a capital past ASCII, or a quote or
+    # a backslash (escaped in the stored JSON), filters like any other.
+    names = ["Über", 'say "hi"', "a\\b"]
+    model = DECAYING.replace("tags: [intent, pricing]", f"tags: {json.dumps(names)}")
+    workspace = service.workspace(model=model)
+    _send(service, workspace, LOG)
+    with service.client() as http:
+        for name in names:
+            response = http.get(
+                "/v1/contacts", params={"tag_score": name}, headers=workspace.auth(Scope.READ)
+            )
+            assert response.status_code == 200, response.text
+            assert [card["contact_id"] for card in response.json()["contacts"]] == ["c1"], name
