@@ -129,8 +129,11 @@ def ranked(
         # escapes included), not lowered: SQLite's lower() leaves letters
         # past ASCII as they are, so a lowered pattern missed "Über" there.
         # LIKE on SQLite ignores ASCII case, which only lets more rows through.
+        # Rows of another version are kept, as for grade and stage: their
+        # tags are the old model's, and they are read from their logs below.
         spelt = _escape(column_json(tag_score))
-        query = query.where(sa.cast(owners.c.state, sa.Text).like(f"%{spelt}%", escape="\\"))
+        state_text = sa.cast(owners.c.state, sa.Text)
+        query = query.where(sa.or_(~current, state_text.like(f"%{spelt}%", escape="\\")))
     if tag is not None:
         query = query.where(
             owners.c.key.in_(
