@@ -85,3 +85,17 @@ def test_periods_are_exact_over_the_whole_range_of_instants(zone: str, year: int
             instants += [ts for ts in (midnight - 1, midnight, midnight + 1) if start <= ts <= end]
     instants.sort()
     _assert_periods(compiled, instants, offsets(compiled, instants[0], instants[-1]))
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Pacific/Kiritimati", "Asia/Kathmandu"])
+def test_periods_of_the_first_and_last_days_in_zones_off_utc(zone: str) -> None:
+    # Local days of year 0 (behind UTC) and year 10000 (ahead), which
+    # datetime cannot hold: the offsets and months raised there.
+    compiled = CompiledModel(
+        Model.model_validate({"version": 1, "name": "z", "timezone": zone, "rules": []})
+    )
+    start = parse_timestamp("0001-01-01T00:00:00Z")
+    end = parse_timestamp("9999-12-31T23:59:59.999999Z")
+    instants = [start + n * HOUR // 2 for n in range(60)] + [end - n * HOUR // 2 for n in range(60)]
+    for ends in (sorted(instants[:60]), sorted(instants[60:])):
+        _assert_periods(compiled, ends, offsets(compiled, ends[0], ends[-1]))

@@ -795,6 +795,22 @@ def test_yaml_syntax_error() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version: !!int x\n", "invalid YAML: a value does not fit its tag"),
+        ("!!python/object:os.system x\n", "expected a mapping with keys version"),
+        ("!!omap [version: 1]\n", "required"),
+    ],
+)
+def test_yaml_tags_are_issues_not_crashes(text: str, message: str) -> None:
+    # A tag whose value does not fit it, and nodes ruamel gives no line,
+    # were a ValueError and TypeErrors (a 500 on a model upload).
+    with pytest.raises(ModelError) as raised:
+        parse_model(text)
+    assert any(issue.message.startswith(message) for issue in raised.value.issues)
+
+
 def test_tab_indentation_says_why() -> None:
     issue = only_issue("version: 1\nrules:\n\t- id: a\n")
     assert issue.line == 3

@@ -165,6 +165,7 @@ def test_dead_letters_are_listed_and_redelivered(service: Service) -> None:
                 {"status": "lost"},
                 {"cursor": "x"},
                 {"cursor": str(2**63)},
+                {"cursor": "\u00b2"},  # a digit to str.isdigit(), none to int()
                 {"limit": 0},
                 {"stauts": "dead"},
                 {"contact_id": "c\x001"},

@@ -641,3 +641,44 @@ def test_erasure_removes_the_person_and_nothing_else(service: Service) -> None:
     )
     _close({name: c3[name] for name in CARD_FIELDS}, expected)
     assert "pricing" in c3["tag_scores"]
+
+
+def test_the_tag_score_filter_finds_any_tag_name(service: Service) -> None:
+    # Tag names are free text: one with a capital past ASCII, or a quote or
+    # a backslash (escaped in the stored JSON), filters like any other.
+    names = ["Über", 'say "hi"', "a\\b"]
+    model = DECAYING.replace("tags: [intent, pricing]", f"tags: {json.dumps(names)}")
+    workspace = service.workspace(model=model)
+    _send(service, workspace, LOG)
+    with service.client() as http:
+        for name in names:
+            response = http.get(
+                "/v1/contacts", params={"tag_score": name}, headers=workspace.auth(Scope.READ)
+            )
+            assert response.status_code == 200, response.text
+            assert [card["contact_id"] for card in response.json()["contacts"]] == ["c1"], name
+
+
+def test_a_contact_id_with_a_slash_is_served_and_erased(service: Service) -> None:
+    # Ids are free text (Segment user ids are often paths or URLs): a
+    # contact the list shows can be read, exported and erased like any other.
+    workspace = service.workspace(model=DECAYING)
+    contact = "crm/42"
+    _send(service, workspace, [event("s1", "demo_request", "2026-05-01T09:00:00Z",
+                                     contact_id=contact)])  # fmt: skip
+    path = "/v1/contacts/crm%2F42"
+    with service.client() as http:
+        detail = http.get(path, headers=workspace.auth(Scope.READ))
+        timeline = http.get(f"{path}/timeline", headers=workspace.auth(Scope.READ))
+        export = http.get(f"{path}/export", headers=workspace.auth(Scope.ADMIN))
+        erased = http.delete(path, headers=workspace.auth(Scope.ADMIN))
+        gone = http.get(path, headers=workspace.auth(Scope.READ))
+    assert detail.status_code == 200, detail.text
+    assert detail.json()["contact_id"] == contact
+    assert timeline.status_code == 200, timeline.text
+    assert [entry["event"]["id"] for entry in timeline.json()["entries"]] == ["s1"]
+    assert export.status_code == 200, export.text
+    assert [raw["id"] for raw in export.json()["events"]] == ["s1"]
+    assert erased.status_code == 204, erased.text
+    assert_problem(gone, 404)
+    assert _rows(service, workspace)["events"] == set()

@@ -217,6 +217,48 @@ def test_an_integer_past_64_bits_is_json_and_kept_exactly(service: Service) -> N
     assert stored["properties"] == {"order": big, "negative": -big}
 
 
+def test_a_number_past_pythons_digit_limit_scores_and_loses_no_event(service: Service) -> None:
+    # A numeric string of more than 4,300 digits: int() refuses it, and the
+    # ValueError failed the whole transaction (a 500; the good events lost).
+    order = "  - {id: big-order, event: purchase, where: {amount: {gte: 100}}, points: 40}\n"
+    workspace = service.workspace(model=MODEL.replace("fit:\n", order + "fit:\n", 1))
+    sent = [
+        event("n1", "demo_request", "2026-05-04T10:00:00Z", contact_id="c1"),
+        event("n2", "purchase", "2026-05-04T11:00:00Z", contact_id="c2",
+              properties={"amount": "9" * 5000}),
+    ]  # fmt: skip
+    with service.client() as http:
+        answer = http.post("/v1/events", json=sent, headers=workspace.auth(Scope.WRITE))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["accepted"] == 2
+        card = http.get("/v1/contacts/c2", headers=workspace.auth(Scope.READ)).json()
+    assert card["score"] == 40
+
+
+@pytest.mark.parametrize(
+    ("zone", "when"),
+    [("America/New_York", "0001-01-01T00:00:00Z"), ("Pacific/Kiritimati", "9999-12-31T23:59:59Z")],
+)
+def test_an_instant_whose_local_day_is_past_year_1_or_9999_scores(
+    service: Service, zone: str, when: str
+) -> None:
+    # Go's zero time (0001-01-01T00:00:00Z) is a common bad timestamp. In a
+    # zone behind UTC its local day is in year 0: the limited rules' periods
+    # raised OverflowError, failing the whole transaction (a 500).
+    monthly = "  - {id: monthly, event: demo_request, points: 1, limit: {times: 1, per: month}}\n"
+    model = MODEL.replace("name: http-tests\n", f"name: http-tests\ntimezone: {zone}\n")
+    workspace = service.workspace(model=model.replace("fit:\n", monthly + "fit:\n", 1))
+    sent = [
+        event("z1", "demo_request", "2026-05-04T10:00:00Z", contact_id="c1"),
+        event("z2", "page_view", when, contact_id="c2", properties={"url": "https://x/pricing"}),
+        event("z3", "demo_request", when, contact_id="c3"),
+    ]
+    with service.client() as http:
+        answer = http.post("/v1/events", json=sent, headers=workspace.auth(Scope.WRITE))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["accepted"] == 3
+
+
 def test_without_an_active_model_events_wait_for_one(service: Service) -> None:
     workspace = service.workspace(model=None)
     one = event("e1", "demo_request", "2026-05-04T10:00:00Z", contact_id="c1")

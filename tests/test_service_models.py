@@ -88,6 +88,7 @@ def test_versions_are_uploaded_listed_and_read(service: Service) -> None:
         body = assert_problem(bad, 422)
         assert body["errors"]
         assert all("path" in error and "line" in error for error in body["errors"])
+        assert_problem(http.post("/v1/models", content="version: !!int x", headers=admin), 422)
         assert len(http.get("/v1/models", headers=read).json()["models"]) == 2  # nothing stored
         assert_problem(http.post("/v1/models/9/activate", headers=admin), 404)
         assert http.get("/v1/models/active", headers=read).json()["version"] == 1

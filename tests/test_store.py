@@ -414,6 +414,37 @@ def test_workspaces_and_model_versions(database: sa.Engine) -> None:
         assert active.version == 1
 
 
+def test_two_activations_at_once_both_succeed(database: sa.Engine) -> None:
+    # Each clears the active version, then sets its own. Unserialized, the
+    # second's clearing (on PostgreSQL, waiting for the first's row) missed
+    # the version the first had just made active: a unique violation, a 500.
+    points = {"version": 1, "name": "v", "rules": []}
+    workspace, _ = new_workspace(database, points)
+    with database.connect() as conn:
+        for _ in range(2):
+            store_model(conn, workspace=workspace, document=json.dumps(points))
+    failed: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with database.connect() as conn:
+                activate_model(conn, workspace=workspace, version=3)
+        except BaseException as error:
+            failed.append(error)
+
+    with database.connect() as conn, conn.begin():
+        activate_model(conn, workspace=workspace, version=2)
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(timeout=1.0)  # it waits for this transaction (on either backend)
+    thread.join()
+    assert failed == []
+    with database.connect() as conn:
+        active = active_model(conn, workspace=workspace)
+    assert active is not None
+    assert active.version == 3
+
+
 def test_a_new_model_version_rescores_from_the_log(database: sa.Engine) -> None:
     points = {"version": 1, "name": "v", "rules": [{"id": "view", "event": "view", "points": 5}]}
     workspace, first = new_workspace(database, points)

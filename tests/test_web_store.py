@@ -154,6 +154,22 @@ def test_the_ranked_list_is_the_replay_filtered_and_sorted(database: sa.Engine) 
         assert _ranked(conn, name, newer, earlier) == _replayed(document, events, earlier)
 
 
+def test_the_tag_score_filter_reads_a_tag_new_to_rows_not_rescored_yet(
+    database: sa.Engine,
+) -> None:
+    # The rows' states are the older version's, which has no such tag: the
+    # filter must not rule them out before they are read from their logs.
+    events = history()
+    name, _ = _workspace(database, events)
+    at = now()
+    document = MODEL.replace("tags: [intent]", "tags: [intent, demo]")
+    with database.connect() as conn:
+        newer = store_model(conn, workspace=name, document=document, activate=True)
+        found = _ranked(conn, name, newer, at, tag_score="demo")
+    assert found == _replayed(document, events, at, tag_score="demo")
+    assert found  # not vacuous
+
+
 def test_cards_are_the_replays_scorecards_with_their_labels(database: sa.Engine) -> None:
     events = history()
     name, model = _workspace(database, events)

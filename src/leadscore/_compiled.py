@@ -29,6 +29,7 @@ MICROS_PER_DAY = 86_400 * 1_000_000
 _HOUR = 3_600 * 1_000_000
 _MICRO = timedelta(microseconds=1)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_LAST_ORDINAL = date.max.toordinal()
 
 
 def reaches(value: float, threshold: float) -> bool:
@@ -172,8 +173,14 @@ class CompiledModel:
             return day - (day + 6) % 7  # the ordinal of that week's Monday (ordinal 1 is one)
         month = self._months.get(day)
         if month is None:
-            local = date.fromordinal(day)
-            month = self._months[day] = local.year * 12 + local.month
+            if day < 1:  # 0000-12-31: an instant of 0001-01-01 UTC in a zone behind UTC
+                month = 12
+            elif day > _LAST_ORDINAL:  # 10000-01-01, in a zone ahead of UTC
+                month = 10_000 * 12 + 1
+            else:
+                local = date.fromordinal(day)
+                month = local.year * 12 + local.month
+            self._months[day] = month
         return month
 
     def _local_day(self, micros: int) -> int:
@@ -194,7 +201,15 @@ class CompiledModel:
         return (micros + offset) // MICROS_PER_DAY + _EPOCH_ORDINAL
 
     def _offset_at(self, micros: int) -> int:
-        delta = to_datetime(micros).astimezone(self.timezone).utcoffset()
+        try:
+            delta = to_datetime(micros).astimezone(self.timezone).utcoffset()
+        except OverflowError:
+            # The local time is before year 1 or after 9999 (an instant of
+            # the first or last UTC day, in a zone behind or ahead of UTC),
+            # which datetime cannot hold: the offset a day inward, where no
+            # zone changes it.
+            inward = micros + MICROS_PER_DAY if micros < 0 else micros - MICROS_PER_DAY
+            delta = to_datetime(inward).astimezone(self.timezone).utcoffset()
         return (delta or timedelta(0)) // _MICRO
 
     # -- bands and grades ------------------------------------------------

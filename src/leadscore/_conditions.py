@@ -36,7 +36,15 @@ def as_number(value: object) -> int | float | None:
     if isinstance(value, int | float):
         return value
     if isinstance(value, str) and _NUMERIC.fullmatch(value):
-        return int(value) if _INTEGER.fullmatch(value) else float(value)
+        if _INTEGER.fullmatch(value):
+            try:
+                return int(value)
+            except ValueError:
+                # Past Python's digit limit (4,300 by default) int() refuses
+                # the text; it is still a number, of a size only a float (an
+                # infinity) can stand for. Raised, it failed whole batches.
+                pass
+        return float(value)
     return None
 
 

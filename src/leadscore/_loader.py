@@ -175,6 +175,9 @@ def _read_yaml(text: str, source: str | None) -> _Document:
         root, duplicates = _decode_yaml(text)
     except YAMLError as error:
         raise ModelError([_syntax_issue(error, source)]) from error
+    except ValueError as error:  # a tag its value does not fit: `!!int x`, `!!float x`
+        message = f"invalid YAML: a value does not fit its tag ({error})"
+        raise ModelError([Issue("", message, None, source)]) from error
     return _from_yaml(root, duplicates, source)
 
 
@@ -250,7 +253,8 @@ def _json_object(pairs: list[tuple[str, Any]], keys_seen_twice: list[str]) -> di
 
 def _node_line(node: object) -> int | None:
     lc = getattr(node, "lc", None)
-    return None if lc is None else int(lc.line) + 1
+    # ruamel knows no line for some nodes (a tagged scalar at the top level).
+    return None if lc is None or lc.line is None else int(lc.line) + 1
 
 
 def _line_of(node: object, key: object) -> int | None:
@@ -262,6 +266,8 @@ def _line_of(node: object, key: object) -> int | None:
         position = lc.key(key) if isinstance(node, Mapping) else lc.item(key)
     except (KeyError, IndexError, TypeError):
         return None  # keys brought in by a merge (`<<`) have no position of their own
+    if position is None:  # nor have an ordered mapping's (`!!omap`)
+        return None
     return int(position[0]) + 1
 
 

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from .._engine import Award, Scorecard, StageEntry
 from .._store import contacts as store
@@ -43,6 +44,20 @@ MAX_TIMELINE_LIMIT = 1000
 # sent (a query naming one was a server error there).
 _NO_NUL = r"^[^\x00]*$"
 ContactId = Annotated[str, Path(pattern=_NO_NUL, description="The contact's id.")]
+
+
+class _ContactConvertor(PathConvertor):
+    """A contact id in a path, "/" included. Ids are free text (Segment user
+    ids are often paths or URLs), and a "/" sent as %2F arrives decoded: with
+    the default one-segment match, such a contact was listed but could not be
+    read, exported or erased. The contact's own routes leave out paths ending
+    in the others' suffixes, which stay theirs (an id ending in "/timeline"
+    is served by its timeline and export routes only)."""
+
+    regex = r"(?!.*/(?:timeline|export)$).+"
+
+
+register_url_convertor("contact", _ContactConvertor())
 
 
 # -- answers ---------------------------------------------------------------------------
@@ -395,7 +410,7 @@ def csv_lines(found: list[store.Contact]) -> Iterator[str]:
 
 
 @router.get(
-    "/v1/contacts/{contact_id}",
+    "/v1/contacts/{contact_id:contact}",
     response_model=ContactDetail,
     summary="A contact",
     responses=problems.responses(401, 403, 404),
@@ -419,7 +434,7 @@ def get_contact(
 
 
 @router.get(
-    "/v1/contacts/{contact_id}/timeline",
+    "/v1/contacts/{contact_id:path}/timeline",
     response_model=Timeline,
     summary="A contact's events and their points",
     responses=problems.responses(401, 403, 404, 422),
@@ -487,7 +502,7 @@ def _award(award: Award, counted: float) -> AwardOut:
 
 
 @router.get(
-    "/v1/contacts/{contact_id}/export",
+    "/v1/contacts/{contact_id:path}/export",
     response_model=ContactExport,
     summary="Everything held about a contact",
     responses=problems.responses(401, 403, 404),
@@ -533,7 +548,7 @@ def _times(row: dict[str, Any], *names: str) -> dict[str, Any]:
 
 
 @router.delete(
-    "/v1/contacts/{contact_id}",
+    "/v1/contacts/{contact_id:contact}",
     status_code=204,
     response_class=Response,
     summary="Erase a contact",

@@ -129,7 +129,8 @@ def _unknown(delivery_id: int) -> Problem:
 
 
 def _cursor(text: str) -> int:
-    if not (text.isdigit() and int(text) <= _MAX_ID):
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not (text.isascii() and text.isdigit() and int(text) <= _MAX_ID):
         raise Problem(
             422,
             "The cursor is not one this service gave.",

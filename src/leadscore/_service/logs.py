@@ -27,6 +27,8 @@ _log = logging.getLogger("leadscore.access")
 
 # What a client may name its request: short, plain; anything else is replaced.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# A path parameter's convertor in a route's template, left out of its name.
+_CONVERTOR = re.compile(r":[A-Za-z_]+}")
 
 # The attributes of a LogRecord that every record has: the rest are the
 # `extra` fields of a line.
@@ -107,6 +109,7 @@ class AccessLog:
         finally:
             duration = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = _CONVERTOR.sub("}", route)  # {contact_id:contact} as {contact_id}
             method = scope["method"]
             children = self._children.get((route, method, status))
             if children is None:

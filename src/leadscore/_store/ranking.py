@@ -27,7 +27,7 @@ from typing import Any, Literal, NamedTuple
 import sqlalchemy as sa
 
 from .._engine import ContactState, report
-from .database import transaction
+from .database import column_json, transaction
 from .owners import Stored
 from .reads import state_as_of
 from .tables import assignments, contact_tags, events, owners
@@ -112,7 +112,6 @@ def ranked(
         # A stale row's last event as of `at` is at most the stored one, so
         # this rules out only rows that cannot pass.
         query = query.where(owners.c.last_event_at >= updated_since)
-    text = sa.func.lower(sa.cast(owners.c.state, sa.Text))
     if search is not None:
         pattern = f"%{_escape(search.lower())}%"
         query = query.where(
@@ -126,7 +125,15 @@ def ranked(
             )
         )
     if tag_score is not None:
-        query = query.where(text.like(f"%{_escape(tag_score.lower())}%", escape="\\"))
+        # The tag as the state's text spells it (a JSON string, quotes and
+        # escapes included), not lowered: SQLite's lower() leaves letters
+        # past ASCII as they are, so a lowered pattern missed "Über" there.
+        # LIKE on SQLite ignores ASCII case, which only lets more rows through.
+        # Rows of another version are kept, as for grade and stage: their
+        # tags are the old model's, and they are read from their logs below.
+        spelt = _escape(column_json(tag_score))
+        state_text = sa.cast(owners.c.state, sa.Text)
+        query = query.where(sa.or_(~current, state_text.like(f"%{spelt}%", escape="\\")))
     if tag is not None:
         query = query.where(
             owners.c.key.in_(

@@ -89,6 +89,15 @@ def activate_model(conn: sa.Connection, *, workspace: str, version: int) -> Mode
 
 def _activate(conn: sa.Connection, workspace: str, version: int) -> int:
     """Make `version` active and record its activation; the activation's id."""
+    # Activations of a workspace take turns on its row's lock (store_model
+    # holds it already): on PostgreSQL a second one clearing the active row
+    # below waited for the first's, then missed the version the first had
+    # just made active, and setting its own broke the unique index.
+    conn.execute(
+        sa.select(workspaces.c.id)
+        .where(workspaces.c.id == workspace)
+        .with_for_update(key_share=True)
+    )
     # Clear first: the partial unique index allows one active row per workspace.
     conn.execute(
         models.update().where(models.c.workspace == workspace, models.c.active).values(active=False)
