@@ -884,3 +884,18 @@ def test_the_default_positive_class_is_what_help_and_the_docs_say(tmp_path: Path
     labels, known = target_labels(read_table(path), "outcome", None)
     assert known.all()
     assert labels.tolist() == [1] * (2 * len(words)) + [0] * 6
+
+
+def test_a_table_that_is_not_utf8_exits_1_naming_the_path(tmp_path: Path) -> None:
+    # A Latin-1 export: a header of it was a UnicodeDecodeError traceback, and
+    # cells of it became categories spelled as Python bytes ("b'M\\xfcnchen'").
+    cells, header = tmp_path / "cells.csv", tmp_path / "header.csv"
+    rows = "".join(f"L{i},München {i % 3},{i % 2}\n" for i in range(40))
+    cells.write_bytes(("lead,city,converted\n" + rows).encode("latin-1"))
+    header.write_bytes(("lead,Straße,converted\n" + rows.replace("ü", "u")).encode("latin-1"))
+    for path in (cells, header):
+        for command in (["train", "-o", str(tmp_path / "m")], ["suggest"]):
+            done = invoke(command[0], "--table", str(path), "--target", "converted", *command[1:])
+            assert done.exit_code == 1, done.output
+            assert f"{path}: not UTF-8 text" in done.output
+    assert not (tmp_path / "m").exists()

@@ -177,14 +177,33 @@ def read_table(path: str | Path) -> Table:
             )
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{source}: cannot read it as a table: {exc}") from None
+    # Arrow reads a CSV's bytes as they are and decodes names only when asked:
+    # a header that is not UTF-8 (a Latin-1 export) fails here, and cells
+    # that are not come as binary columns (below).
+    not_utf8 = (
+        f"{source}: not UTF-8 text ({{}}); expected a UTF-8 file (export or save it as UTF-8)"
+    )
+    try:
+        names = arrow.column_names
+    except UnicodeDecodeError:
+        raise InputError(not_utf8.format("its header")) from None
     # Columns are known by name (--target, --exclude, a model's features).
-    twice = sorted({name for name in arrow.column_names if arrow.column_names.count(name) > 1})
+    twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise InputError(f"{source}: more than one column named {', '.join(map(repr, twice))}")
     columns: dict[str, Floats | Texts] = {}
     dates: dict[str, Floats] = {}
-    for name in arrow.column_names:
+    for name in names:
         column = arrow.column(name)
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            # Text in UTF-8 (a Parquet writer's untyped strings) is text;
+            # anything else would become categories spelled as Python bytes.
+            try:
+                column = column.cast(
+                    pa.large_string() if pa.types.is_large_binary(column.type) else pa.string()
+                )
+            except pa.ArrowInvalid:
+                raise InputError(not_utf8.format(f"column {name!r}")) from None
         if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
             # Microseconds, leadscore's unit: a timestamp with a fraction of a
             # second (CSV times such as 12:00:00.5 are read as nanoseconds)
