@@ -899,3 +899,24 @@ def test_a_table_that_is_not_utf8_exits_1_naming_the_path(tmp_path: Path) -> Non
             assert done.exit_code == 1, done.output
             assert f"{path}: not UTF-8 text" in done.output
     assert not (tmp_path / "m").exists()
+
+
+def test_predict_writes_numeric_ids_as_the_table_writes_them(tmp_path: Path) -> None:
+    # An id column of numbers was typed as one (float64): predict wrote 1001.0
+    # for 1001 and 42.0 for 0042, ids that join back to nothing.
+    rng = np.random.default_rng(4)
+    path = tmp_path / "leads.csv"
+    ids = [f"{i:04d}" for i in range(42, 342)]
+    visits = rng.integers(0, 10, len(ids))
+    won = rng.random(len(ids)) < 0.1 + 0.08 * visits
+    with path.open("w", newline="") as out:
+        rows = zip(ids, visits, won.astype(int), strict=True)
+        csv.writer(out).writerows([["lead", "visits", "won"], *rows])
+    model = tmp_path / "m"
+    done = invoke(
+        "train", "--table", str(path), "--target", "won", "--id", "lead", "-o", str(model), *FAST
+    )
+    assert done.exit_code == 0, done.output
+    done = invoke("predict", str(model), "--table", str(path), "--top", "0")
+    assert done.exit_code == 0, done.output
+    assert [line.split(",")[0] for line in done.output.splitlines()[1:]] == ids
