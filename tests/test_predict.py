@@ -920,3 +920,22 @@ def test_predict_writes_numeric_ids_as_the_table_writes_them(tmp_path: Path) -> 
     done = invoke("predict", str(model), "--table", str(path), "--top", "0")
     assert done.exit_code == 0, done.output
     assert [line.split(",")[0] for line in done.output.splitlines()[1:]] == ids
+
+
+def test_deciles_count_tied_scores_by_their_share_whatever_the_order(tmp_path: Path) -> None:
+    """Deciles cut through ties as capture and the Pareto curve do: a rule
+    model that scores every lead alike ranks nothing, in any row order. They
+    took tied leads in file order, so a table sorted by outcome had deciles
+    1-3 converting at 100% (lift 3.3) beside a ROC AUC of 0.5."""
+    path = tmp_path / "sorted.csv"
+    path.write_text("lead,plan,won\n" + "".join(f"L{i},basic,{int(i < 30)}\n" for i in range(100)))
+    done = invoke(
+        "backtest", str(EXAMPLES / "b2b-saas.yaml"), "--table", str(path), "--target", "won",
+        "--format", "json",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    report = orjson.loads(done.output)
+    assert (report["roc_auc"], report["capture_top_20pct"]) == (0.5, 0.2)
+    assert [d["leads"] for d in report["deciles"]] == [10] * 10
+    assert [d["conversions"] for d in report["deciles"]] == [3] * 10
+    assert [d["lift"] for d in report["deciles"]] == [1.0] * 10
