@@ -939,3 +939,30 @@ def test_deciles_count_tied_scores_by_their_share_whatever_the_order(tmp_path: P
     assert [d["leads"] for d in report["deciles"]] == [10] * 10
     assert [d["conversions"] for d in report["deciles"]] == [3] * 10
     assert [d["lift"] for d in report["deciles"]] == [1.0] * 10
+
+
+def _equal_traits_table(path: Path, rows: int = 2000) -> Path:
+    """Eight yes/no traits (never missing), each doubling the odds alike."""
+    rng = np.random.default_rng(7)
+    traits = rng.random((rows, 8)) < 0.5
+    won = rng.random(rows) < 1 / (1 + np.exp(2 - 0.8 * traits.sum(axis=1)))
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow([*(f"t{k}" for k in range(8)), "won"])
+        for row, outcome in zip(traits, won, strict=True):
+            writer.writerow([*np.where(row, "yes", "no"), int(outcome)])
+    return path
+
+
+def test_suggest_writes_no_rule_and_its_negation(tmp_path: Path) -> None:
+    # `t5 = no` and `t5 = yes` of a column that is never missing say one thing
+    # twice (the second rule is the first negated) and took two of the rules.
+    path = _equal_traits_table(tmp_path / "traits.csv")
+    out = tmp_path / "suggested.yaml"
+    for count in ("4", "6"):
+        done = invoke(
+            "suggest", "--table", str(path), "--target", "won", "--rules", count, "-o", str(out)
+        )
+        assert done.exit_code == 0, done.output
+        columns = [next(iter(r.where)) for r in load_model(out).fit]
+        assert len(columns) == len(set(columns)), columns

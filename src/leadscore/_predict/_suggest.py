@@ -111,8 +111,16 @@ def _value_candidates(
                 shown = f"{q:.4g}"
                 add(np.nan_to_num(x, nan=-np.inf) >= q, {"gte": float(shown)}, f"{key} ≥ {shown}")
         return found
-    for value in sorted({v for v in data if v is not None}):
+    values = sorted({v for v in data if v is not None})
+    for value in values:
         add(np.array([v == value for v in data], dtype=bool), value, f"{key} = {value}")
+    if len(values) == 2 and len(found) == 2 and not any(v is None for v in data):
+        # Two values and never missing: each rule is the other one negated
+        # (yes = -x points, no = +x points say the same), and L1 has no
+        # reason to pick one of two candidates that are exact negatives once
+        # standardised; it keeps both, two rules' room for one fact. Keep
+        # the rarer value, the exception a rule reads best about.
+        found.pop(max((0, 1), key=lambda i: (found[i].values.sum(), i)))
     return found
 
 
