@@ -966,3 +966,19 @@ def test_suggest_writes_no_rule_and_its_negation(tmp_path: Path) -> None:
         assert done.exit_code == 0, done.output
         columns = [next(iter(r.where)) for r in load_model(out).fit]
         assert len(columns) == len(set(columns)), columns
+
+
+def test_suggest_keeps_the_rules_asked_for_when_several_enter_at_once(tmp_path: Path) -> None:
+    # Traits of about equal signal enter the L1 path between two of its
+    # steps: it went from 2 candidates to 8 and suggest kept the 2, not 6.
+    path, out = _equal_traits_table(tmp_path / "traits.csv"), tmp_path / "suggested.yaml"
+    for count in (None, 4, 7):
+        done = invoke(
+            "suggest", "--table", str(path), "--target", "won", "-o", str(out),
+            *([] if count is None else ["--rules", str(count)]),
+        )  # fmt: skip
+        assert done.exit_code == 0, done.output
+        model = load_model(out)
+        assert len(model.fit) == (count or 6), done.output
+        # Every trait raises the odds: yes earns points, no loses them.
+        assert all((r.points > 0) == (list(r.where.values()) == ["yes"]) for r in model.fit)

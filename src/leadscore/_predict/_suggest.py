@@ -158,21 +158,47 @@ def candidates(table: Table, names: list[str], y: Labels, *, events: bool) -> li
 
 
 def _select(found: list[Candidate], y: Labels, wanted: int) -> list[int]:
-    """Indexes of the candidates an L1 path keeps when it first keeps `wanted`."""
+    """Indexes of the candidates an L1 path keeps when it first keeps `wanted`
+    (or, if it never keeps exactly that many, the `wanted` largest of the
+    strongest penalty that keeps more)."""
     from sklearn.linear_model import LogisticRegression
 
     x = np.column_stack([c.values for c in found])
     z = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+
+    def path(c: float) -> Floats:
+        model = LogisticRegression(l1_ratio=1.0, C=c, solver="liblinear", max_iter=1000)
+        coef: Floats = np.abs(model.fit(z, y).coef_[0])
+        return coef
+
+    low, high = 0.0, 0.0
     best: list[int] = []
     for c in np.logspace(-4, 1, 40):
-        model = LogisticRegression(l1_ratio=1.0, C=c, solver="liblinear", max_iter=1000)
-        kept = [int(i) for i in np.flatnonzero(np.abs(model.fit(z, y).coef_[0]) > 1e-8)]
+        kept = [int(i) for i in np.flatnonzero(path(c) > 1e-8)]
         if len(kept) > wanted:
+            high = float(c)
             break
-        best = kept
+        best, low = kept, float(c)
         if len(kept) == wanted:
-            break
-    return best
+            return best
+    if not high:
+        return best  # fewer candidates than wanted carry any signal
+    # Several candidates entered between two steps of the path (as many as
+    # ten when they carry about the same signal): halve the gap, and if no
+    # strength keeps exactly `wanted`, the strongest `wanted` of the first
+    # fit that keeps more, rather than the few before the jump.
+    coef = path(high)
+    for _ in range(10):  # the gap narrowed 1,000-fold in log strength
+        middle = math.sqrt(low * high) if low else high / 2
+        fitted = path(middle)
+        kept = [int(i) for i in np.flatnonzero(fitted > 1e-8)]
+        if len(kept) == wanted:
+            return kept
+        if len(kept) > wanted:
+            high, coef = middle, fitted
+        else:
+            low = middle
+    return sorted(int(i) for i in np.argsort(-coef, kind="stable")[:wanted])
 
 
 def _slug(text: str) -> str:
