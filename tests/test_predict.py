@@ -982,3 +982,50 @@ def test_suggest_keeps_the_rules_asked_for_when_several_enter_at_once(tmp_path: 
         assert len(model.fit) == (count or 6), done.output
         # Every trait raises the odds: yes earns points, no loses them.
         assert all((r.points > 0) == (list(r.where.values()) == ["yes"]) for r in model.fit)
+
+
+def test_an_identity_link_after_the_cut_off_reaches_no_feature() -> None:
+    """Anonymous visits become a contact's when an event links them, and not
+    before (a replay as of the cut-off does not know the link yet). The link
+    came from the whole log: a purchase that carried the visitor's anonymous
+    id gave every converter, and no one else, visits before its cut-off and
+    an earlier cut-off, a perfect leak."""
+    rng = np.random.default_rng(11)
+    events: list[Event] = []
+    for i in range(300):
+        contact, visitor = f"c{i:03d}", f"a{i:03d}"
+        first = START + timedelta(days=int(rng.integers(0, 60)))
+        for k in range(2):  # browsing before signing up, anonymous
+            when = from_datetime(first - timedelta(hours=5 - k))
+            events.append(Event(f"{contact}-pv{k}", "page_view", when, anonymous_id=visitor))
+        events.append(Event(f"{contact}-fc", "first_contact", from_datetime(first), contact))
+        if rng.random() < 0.3:  # converting has nothing to do with anything seen
+            when = from_datetime(first + timedelta(days=10))
+            events.append(Event(f"{contact}-won", "deal_won", when, contact, visitor))
+    unlinked = [
+        Event(e.id, e.type, e.timestamp, e.contact_id) if e.type == "deal_won" else e
+        for e in events
+    ]
+    setup = Setup("deal_won", 1.0)
+    _, linked_table, y, cutoffs = event_table(events, setup)
+    _, plain_table, y_plain, plain_cutoffs = event_table(unlinked, setup)
+    assert np.array_equal(y, y_plain)
+    assert np.array_equal(cutoffs, plain_cutoffs)
+    assert linked_table.columns.keys() == plain_table.columns.keys()
+    for name, column in plain_table.columns.items():
+        other = linked_table.columns[name]
+        if column.dtype == np.float64:
+            assert np.array_equal(other, column, equal_nan=True), name
+        else:
+            assert other.tolist() == column.tolist(), name
+    # Linked by the signing up itself, the visits before it are the contact's
+    # at its cut-off, as a replay then has them.
+    signed = [
+        Event(e.id, e.type, e.timestamp, e.contact_id, f"a{e.contact_id[1:]}")
+        if e.type == "first_contact" and e.contact_id
+        else e
+        for e in unlinked
+    ]
+    _, signed_table, _, signed_cutoffs = event_table(signed, setup)
+    assert np.array_equal(signed_cutoffs, plain_cutoffs)
+    assert signed_table.columns["page_view count"].tolist() == [2.0] * y.size
