@@ -1029,3 +1029,17 @@ def test_an_identity_link_after_the_cut_off_reaches_no_feature() -> None:
     _, signed_table, _, signed_cutoffs = event_table(signed, setup)
     assert np.array_equal(signed_cutoffs, plain_cutoffs)
     assert signed_table.columns["page_view count"].tolist() == [2.0] * y.size
+
+
+def test_an_id_column_with_duplicates_exits_1_naming_it(table_path: Path, tmp_path: Path) -> None:
+    # A table of one row per lead whose id repeats (an export appended twice)
+    # trained without a word: each copied lead sat in training and validation
+    # folds at once, and the report's AUC was that of leads already seen.
+    header, *rows = table_path.read_text().splitlines()
+    twice = tmp_path / "twice.csv"
+    twice.write_text("\n".join([header, *rows, *rows[:40]]) + "\n")
+    args = ["--table", str(twice), "--target", "converted", "--id", "lead"]
+    done = invoke("train", *args, "-o", str(tmp_path / "m"), *FAST)
+    assert done.exit_code == 1, done.output
+    assert "id column 'lead' has 40 values on more than one row (such as 'L00000')" in done.output
+    assert not (tmp_path / "m").exists()
