@@ -1043,3 +1043,27 @@ def test_an_id_column_with_duplicates_exits_1_naming_it(table_path: Path, tmp_pa
     assert done.exit_code == 1, done.output
     assert "id column 'lead' has 40 values on more than one row (such as 'L00000')" in done.output
     assert not (tmp_path / "m").exists()
+
+
+def test_infinite_numbers_are_missing_values(table_path: Path, tmp_path: Path) -> None:
+    # Arrow reads inf, -inf and 1e400 in a numeric CSV column as infinities;
+    # the logistic regression's clipping percentiles became NaN and training
+    # ended in scikit-learn's "Input X contains NaN" traceback. Text read as
+    # numbers already took a non-finite value for a missing one.
+    header, *rows = table_path.read_text().splitlines()
+    for k, spelled in enumerate(["inf", "-inf", "1e400", "-Infinity"]):
+        lead, _, rest = rows[k].split(",", 2)
+        rows[k] = f"{lead},{spelled},{rest}"
+    path = tmp_path / "inf.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    table = read_table(path)
+    assert table.is_numeric("visits")
+    assert np.isnan(table.columns["visits"][:4]).all()
+    assert np.isfinite(table.columns["visits"][4:]).all()
+    model = tmp_path / "m"
+    args = ["--table", str(path), "--target", "converted", "--id", "lead"]
+    done = invoke("train", *args, "--exclude", "sales_verdict", "-o", str(model), *FAST)
+    assert done.exit_code == 0, done.output
+    done = invoke("predict", str(model), "--table", str(path), "--format", "jsonl")
+    assert done.exit_code == 0, done.output
+    assert len(done.output.splitlines()) == len(rows)

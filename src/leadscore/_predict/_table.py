@@ -228,7 +228,10 @@ def read_table(path: str | Path, *, text: Sequence[str] = ()) -> Table:
             missing = column.is_null().to_numpy(zero_copy_only=False)
             dates[name] = np.where(missing, np.nan, values).astype(np.float64) / MICROS_PER_DAY
         elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-            columns[name] = column.cast(pa.float64()).fill_null(np.nan).to_numpy()
+            numbers = column.cast(pa.float64()).fill_null(np.nan).to_numpy()
+            # Arrow reads inf and 1e400 as infinities: missing, as `_as_number`
+            # has them (no percentile, mean or split can use one).
+            columns[name] = np.where(np.isfinite(numbers), numbers, np.nan)
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             columns[name] = _arrow_text(column)
         else:
