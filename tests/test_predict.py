@@ -1067,3 +1067,19 @@ def test_infinite_numbers_are_missing_values(table_path: Path, tmp_path: Path) -
     done = invoke("predict", str(model), "--table", str(path), "--format", "jsonl")
     assert done.exit_code == 0, done.output
     assert len(done.output.splitlines()) == len(rows)
+
+
+def test_predict_on_a_table_without_the_id_column_says_so(
+    trained_dir: Path, table_path: Path, tmp_path: Path
+) -> None:
+    # Without the model's id column, leads were numbered 1, 2, ... in silence:
+    # numbers that looked like ids and joined back to the wrong leads.
+    path = tmp_path / "no-id.csv"
+    path.write_text(
+        "\n".join(line.split(",", 1)[1] for line in table_path.read_text().splitlines()) + "\n"
+    )
+    done = invoke("predict", str(trained_dir), "--table", str(path), "--top", "0")
+    assert done.exit_code == 0, done.output
+    assert f"{path}: no column 'lead' (the model's id); leads are numbered by row" in " ".join(
+        done.output.split()
+    )

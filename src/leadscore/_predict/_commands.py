@@ -345,6 +345,13 @@ def scored_rows(
         if id_column and id_column in data.columns:
             ids = ["" if v is None else str(v) for v in data.columns[id_column]]
         else:
+            if id_column:  # row numbers look like ids: say they are not
+                err.print(
+                    f"[yellow]warning[/yellow] {table}: no column {id_column!r} (the model's "
+                    "id); leads are numbered by row",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             ids = [str(i) for i in range(1, data.rows + 1)]
         return ids, data
     with _bad_input():
