@@ -1083,3 +1083,21 @@ def test_predict_on_a_table_without_the_id_column_says_so(
     assert f"{path}: no column 'lead' (the model's id); leads are numbered by row" in " ".join(
         done.output.split()
     )
+
+
+def test_a_suggested_threshold_is_the_one_the_rule_writes(tmp_path: Path) -> None:
+    # The threshold was written to 4 significant digits (revenue >= 148700)
+    # but the rule was fitted, described ("N leads had ...") and its grades
+    # cut with the unrounded quantile (148728.5): leads in between got points
+    # from the model that the suggestion had not counted.
+    from leadscore._predict._suggest import suggest
+
+    rng = np.random.default_rng(3)
+    revenue = rng.integers(100_000, 200_000, 2000)
+    won = (rng.random(2000) < np.where(revenue >= 150_000, 0.6, 0.2)).astype(np.int8)
+    table = from_columns({"revenue": [str(v) for v in revenue]})
+    made = suggest(table, ["revenue"], won, events=False, rules=2, source="t")
+    fit = np.zeros(revenue.size)
+    for rule in made.document["fit"]:
+        fit += rule["points"] * (revenue >= rule["where"]["revenue"]["gte"])
+    assert np.array_equal(made.fit, fit)

@@ -107,9 +107,13 @@ def _value_candidates(
         x = data.astype(np.float64)
         seen = x[~np.isnan(x)]
         if seen.size:
-            for q in sorted({float(v) for v in np.quantile(seen, QUANTILES)}):
-                shown = f"{q:.4g}"
-                add(np.nan_to_num(x, nan=-np.inf) >= q, {"gte": float(shown)}, f"{key} ≥ {shown}")
+            # The threshold as the rule writes it (4 significant digits) is
+            # the one tested here: fitted, described and cut into grades with
+            # the unrounded quantile, the rule would award points to leads
+            # the suggestion did not count.
+            for shown in sorted({f"{v:.4g}" for v in np.quantile(seen, QUANTILES)}, key=float):
+                q = float(shown)
+                add(np.nan_to_num(x, nan=-np.inf) >= q, {"gte": q}, f"{key} ≥ {shown}")
         return found
     values = sorted({v for v in data if v is not None})
     for value in values:
