@@ -386,3 +386,28 @@ def test_stage_set_of_a_typed_struct_equals_the_pure_reader(tmp_path: Path) -> N
     pure = replay(case.model, read_events([str(path)], on_bad=_never), case.at)
     assert any("z1" in warning.event_id for warning in pure.warnings)
     assert_same(score_batch(case.model, str(path), at=case.at), pure)
+
+
+def test_a_file_duckdb_cannot_read_is_an_input_error_naming_it(tmp_path: Path) -> None:
+    # A Latin-1 CSV and a damaged Parquet file were DuckDB tracebacks
+    # (InvalidInputException) out of `score --engine duckdb`.
+    model = parse_model("version: 1\nname: m\nrules: []\n")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(
+        b"id,type,contact_id,timestamp\ne1,signup,c1,2026-05-04T10:00:00Z\n"
+        b"e2,signup,M\xfcller,2026-05-04T10:00:00Z\n"
+    )
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(b"PAR1 not a parquet file at all")
+    at = parse_timestamp("2026-06-01T00:00:00Z")
+    for path, reason in ((latin, "not utf-8"), (damaged, "parquet")):
+        with pytest.raises(InputError, match=f"(?is)^{path}: cannot read it: .*{reason}"):
+            score_batch(model, str(path), at=at)
+        done = subprocess.run(
+            [sys.executable, "-m", "leadscore", "score",
+             str(Path(__file__).parents[1] / "examples" / "b2b-saas.yaml"),
+             str(path), "--engine", "duckdb"], capture_output=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        assert f"{path}: cannot read it" in done.stderr.decode()
+        assert b"Traceback" not in done.stderr

@@ -22,8 +22,8 @@ from __future__ import annotations
 import glob
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -81,13 +81,15 @@ def load(
     Arrow table (or anything with `__arrow_c_stream__`) with the event
     columns, or an iterable of Event (already valid).
     """
+    files: list[str] = []
     if isinstance(events, EventTable):
         select, unit, shape = _table(con, events, stack)
     elif isinstance(events, str | os.PathLike) or (
         isinstance(events, Sequence) and events and all(isinstance(e, str) for e in events)
     ):
-        paths = [os.fspath(events)] if isinstance(events, str | os.PathLike) else list(events)
-        select, unit, shape = _files(con, paths, format)
+        files = [os.fspath(events)] if isinstance(events, str | os.PathLike) else list(events)
+        with _reading(files):
+            select, unit, shape = _files(con, files, format)
     elif hasattr(events, "__arrow_c_stream__") or hasattr(events, "schema"):
         con.register("ls_arrow", events)
         select, shape = _columns(con, "ls_arrow", "<arrow>")
@@ -106,14 +108,16 @@ def load(
         # once here, for the report; the plan reads the file (only the
         # columns each step needs) and checks again only if a record was bad.
         con.execute(f"CREATE OR REPLACE TEMP VIEW ls_raw AS {select}")
-        bad = _report(con, unit, on_bad, strict, header=0, seq="seq")
+        with _reading(files):
+            bad = _report(con, unit, on_bad, strict, header=0, seq="seq")
         good = "WHERE ok" if bad else ""
         con.execute(
             "CREATE OR REPLACE TEMP VIEW ls_checked AS SELECT seq, id, type, contact_id, "
             f"anonymous_id, ts, properties, traits FROM ls_raw {good}"
         )
     else:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
+        with _reading(files):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
         csv_header = isinstance(events, str | os.PathLike | Sequence) and _kind_of(events) == "csv"
         _report(con, unit, on_bad, strict, header=1 if csv_header else 0, seq="rowid")
         # A view, not another copy of every event: the good records in arrival order.
@@ -124,6 +128,24 @@ def load(
     return Input(
         "ls_checked", traits_nulls_absent=shape.nulls_absent, properties_shape=shape.properties
     )
+
+
+@contextmanager
+def _reading(files: Sequence[str]) -> Iterator[None]:
+    """DuckDB's errors reading event files (a CSV that is not UTF-8, a
+    damaged Parquet file) as an InputError naming them, not a traceback."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.Error as exc:
+        if not files:
+            raise
+        # DuckDB's first paragraph says what and where (its "Original Line"
+        # may be another line than the one named); the rest suggests options.
+        first = str(exc).split("\n\n")[0].splitlines()
+        reason = " ".join(line for line in first if not line.startswith("Original Line:"))
+        raise InputError(f"{', '.join(files)}: cannot read it: {reason}") from None
 
 
 def _kind_of(events: Any) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -50,6 +52,22 @@ def train_table(
     labels, known = target_labels(table, target, positive)
     if id_column is not None and id_column not in table.columns:
         raise InputError(f"id column {id_column!r} is not in the table")
+    if id_column is not None:
+        # One row per lead: a lead on two rows would sit in a training fold
+        # and in the fold that validates it, and the report would be about
+        # leads the model has seen.
+        ids = Counter(table.columns[id_column].tolist())
+        repeated = [
+            v
+            for v, n in ids.items()
+            if n > 1 and v is not None and not (isinstance(v, float) and math.isnan(v))
+        ]  # a missing id (None, NaN) is no lead's
+        if repeated:
+            shown = f"{repeated[0]:g}" if isinstance(repeated[0], float) else repeated[0]
+            raise InputError(
+                f"id column {id_column!r} has {len(repeated):,} values on more than one row "
+                f"(such as {shown!r}); expected one row per lead"
+            )
     rows = np.flatnonzero(known)
     data = table.take(rows) if rows.size < table.rows else table
     y = labels[rows]

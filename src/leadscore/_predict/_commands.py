@@ -48,11 +48,11 @@ def _rules(path: str | None) -> Model | None:
     return model_or_fail(path)
 
 
-def _table(path: str) -> Table:
+def _table(path: str, *, text: Sequence[str] = ()) -> Table:
     from ._table import read_table
 
     with _bad_input():
-        return read_table(path)
+        return read_table(path, text=text)
 
 
 def _fingerprint(paths: Sequence[str]) -> str:
@@ -338,12 +338,20 @@ def scored_rows(
     from ._api import event_features
 
     if table is not None:
-        data = _table(table)
-        _has_features(model, data, table)
         id_column = model.meta.get("source", {}).get("id")
+        # Ids as written, to join the predictions back on (not 42.0 for 0042).
+        data = _table(table, text=[id_column] if id_column else [])
+        _has_features(model, data, table)
         if id_column and id_column in data.columns:
             ids = ["" if v is None else str(v) for v in data.columns[id_column]]
         else:
+            if id_column:  # row numbers look like ids: say they are not
+                err.print(
+                    f"[yellow]warning[/yellow] {table}: no column {id_column!r} (the model's "
+                    "id); leads are numbered by row",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             ids = [str(i) for i in range(1, data.rows + 1)]
         return ids, data
     with _bad_input():

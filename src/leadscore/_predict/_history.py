@@ -2,9 +2,11 @@
 nothing of the outcome.
 
 Each contact is observed `window` days after it was first seen (its first
-event of another type than the outcome): its **cut-off**. Features are what
-happened up to the cut-off; the label is whether the outcome event happened
-after it, within `horizon` days (or at any time when no horizon is given).
+event of another type than the outcome under its own contact id): its
+**cut-off**. Features are what happened up to the cut-off (anonymous
+events from when an event links them to the contact, as in a replay); the
+label is whether the outcome event happened after it, within `horizon` days
+(or at any time when no horizon is given).
 
 Why the cut-off does not stop at the outcome: a cut-off that moves with the
 outcome date ("features from before the conversion") makes every
@@ -83,6 +85,14 @@ def contacts(events: Iterable[Event], setup: Setup, *, at: int | None = None) ->
     if at is not None:
         unique = [e for e in unique if e.timestamp <= at]
     linked = links(unique)
+    # When each anonymous id was linked: its events are the contact's from
+    # then on (before, a replay as of that instant does not know whose they
+    # are). The first link in (timestamp, id) order, as `links` chooses.
+    linked_at: dict[str, tuple[int, str]] = {}
+    for event in unique:
+        if event.anonymous_id is not None and event.contact_id is not None:
+            order = (event.timestamp, event.id)
+            linked_at[event.anonymous_id] = min(linked_at.get(event.anonymous_id, order), order)
     owned: dict[str, list[Event]] = {}
     for event in unique:
         identified, key = owner_of(event, linked)
@@ -94,7 +104,11 @@ def contacts(events: Iterable[Event], setup: Setup, *, at: int | None = None) ->
     history = History([], end)
     for contact_id in sorted(owned):
         mine = sorted(owned[contact_id], key=lambda e: (e.timestamp, e.id))
-        seen = [e.timestamp for e in mine if e.type != setup.outcome]
+        # First seen under its own id: anonymous events alone say nothing of
+        # who it is until a link, which may come later, as late as the
+        # outcome (a purchase carrying the visitor's id would otherwise give
+        # converters, and only them, an earlier cut-off and more behaviour).
+        seen = [e.timestamp for e in mine if e.type != setup.outcome and e.contact_id is not None]
         outcomes = [e.timestamp for e in mine if e.type == setup.outcome]
         outcome_at = outcomes[0] if outcomes else None
         if not seen:
@@ -116,8 +130,18 @@ def contacts(events: Iterable[Event], setup: Setup, *, at: int | None = None) ->
             label = 0
         if why:
             history.left_out[why] += 1
+        observed_at = min(cutoff, end)
+        # Anonymous events linked only after the cut-off are not the contact's
+        # there (the label above may know the future; features may not).
+        mine = [
+            e
+            for e in mine
+            if e.anonymous_id is None
+            or e.contact_id is not None
+            or linked_at[e.anonymous_id][0] <= observed_at
+        ]
         history.contacts.append(
-            Contact(contact_id, mine, first, min(cutoff, end), outcome_at, label, why)
+            Contact(contact_id, mine, first, observed_at, outcome_at, label, why)
         )
     return history
 

@@ -13,13 +13,6 @@ Labels = npt.NDArray[np.int8]
 _EPS = 1e-15
 
 
-def ranked(y: Labels, score: Floats) -> Labels:
-    """Outcomes ordered from the highest score down (ties keep the input order)."""
-    order = np.argsort(-score, kind="stable")
-    result: Labels = y[order]
-    return result
-
-
 def roc_auc(y: Labels, score: Floats) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -27,16 +20,29 @@ def roc_auc(y: Labels, score: Floats) -> float:
 
 
 def deciles(y: Labels, score: Floats) -> list[dict[str, Any]]:
-    """Ten groups of (nearly) equal size from the highest score down, with lift."""
+    """Ten groups of (nearly) equal size from the highest score down, with lift.
+
+    A decile boundary inside a group of equal scores splits the group's
+    conversions by its share, as `capture` does: taken in input order, a
+    file sorted by outcome would show a perfect top decile for a model that
+    ranks nothing. A decile's conversions may so be a fraction."""
     base = float(y.mean())
+    leads, wins = _tied(y, score)
+    sizes = [part.size for part in np.array_split(np.arange(y.size), 10)]
+    ends = np.cumsum(sizes)
+    found = [_top_conversions(leads, wins, int(end)) for end in ends]
     out = []
-    for number, group in enumerate(np.array_split(ranked(y, score), 10), start=1):
-        rate = float(group.mean()) if group.size else 0.0
+    for number, (size, total, before) in enumerate(
+        zip(sizes, found, [0.0, *found[:-1]], strict=True), start=1
+    ):
+        rate = (total - before) / size if size else 0.0
+        conversions = round(total - before, 2)
         out.append(
             {
                 "decile": number,
-                "leads": int(group.size),
-                "conversions": int(group.sum()),
+                "leads": int(size),
+                # An integer when no tie is split (trained models' probabilities).
+                "conversions": int(conversions) if conversions.is_integer() else conversions,
                 "rate": round(rate, 4),
                 "lift": round(rate / base, 3) if base else 0.0,
             }

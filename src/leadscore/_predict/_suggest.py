@@ -107,12 +107,24 @@ def _value_candidates(
         x = data.astype(np.float64)
         seen = x[~np.isnan(x)]
         if seen.size:
-            for q in sorted({float(v) for v in np.quantile(seen, QUANTILES)}):
-                shown = f"{q:.4g}"
-                add(np.nan_to_num(x, nan=-np.inf) >= q, {"gte": float(shown)}, f"{key} ≥ {shown}")
+            # The threshold as the rule writes it (4 significant digits) is
+            # the one tested here: fitted, described and cut into grades with
+            # the unrounded quantile, the rule would award points to leads
+            # the suggestion did not count.
+            for shown in sorted({f"{v:.4g}" for v in np.quantile(seen, QUANTILES)}, key=float):
+                q = float(shown)
+                add(np.nan_to_num(x, nan=-np.inf) >= q, {"gte": q}, f"{key} ≥ {shown}")
         return found
-    for value in sorted({v for v in data if v is not None}):
+    values = sorted({v for v in data if v is not None})
+    for value in values:
         add(np.array([v == value for v in data], dtype=bool), value, f"{key} = {value}")
+    if len(values) == 2 and len(found) == 2 and not any(v is None for v in data):
+        # Two values and never missing: each rule is the other one negated
+        # (yes = -x points, no = +x points say the same), and L1 has no
+        # reason to pick one of two candidates that are exact negatives once
+        # standardised; it keeps both, two rules' room for one fact. Keep
+        # the rarer value, the exception a rule reads best about.
+        found.pop(max((0, 1), key=lambda i: (found[i].values.sum(), i)))
     return found
 
 
@@ -150,21 +162,47 @@ def candidates(table: Table, names: list[str], y: Labels, *, events: bool) -> li
 
 
 def _select(found: list[Candidate], y: Labels, wanted: int) -> list[int]:
-    """Indexes of the candidates an L1 path keeps when it first keeps `wanted`."""
+    """Indexes of the candidates an L1 path keeps when it first keeps `wanted`
+    (or, if it never keeps exactly that many, the `wanted` largest of the
+    strongest penalty that keeps more)."""
     from sklearn.linear_model import LogisticRegression
 
     x = np.column_stack([c.values for c in found])
     z = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
+
+    def path(c: float) -> Floats:
+        model = LogisticRegression(l1_ratio=1.0, C=c, solver="liblinear", max_iter=1000)
+        coef: Floats = np.abs(model.fit(z, y).coef_[0])
+        return coef
+
+    low, high = 0.0, 0.0
     best: list[int] = []
     for c in np.logspace(-4, 1, 40):
-        model = LogisticRegression(l1_ratio=1.0, C=c, solver="liblinear", max_iter=1000)
-        kept = [int(i) for i in np.flatnonzero(np.abs(model.fit(z, y).coef_[0]) > 1e-8)]
+        kept = [int(i) for i in np.flatnonzero(path(c) > 1e-8)]
         if len(kept) > wanted:
+            high = float(c)
             break
-        best = kept
+        best, low = kept, float(c)
         if len(kept) == wanted:
-            break
-    return best
+            return best
+    if not high:
+        return best  # fewer candidates than wanted carry any signal
+    # Several candidates entered between two steps of the path (as many as
+    # ten when they carry about the same signal): halve the gap, and if no
+    # strength keeps exactly `wanted`, the strongest `wanted` of the first
+    # fit that keeps more, rather than the few before the jump.
+    coef = path(high)
+    for _ in range(10):  # the gap narrowed 1,000-fold in log strength
+        middle = math.sqrt(low * high) if low else high / 2
+        fitted = path(middle)
+        kept = [int(i) for i in np.flatnonzero(fitted > 1e-8)]
+        if len(kept) == wanted:
+            return kept
+        if len(kept) > wanted:
+            high, coef = middle, fitted
+        else:
+            low = middle
+    return sorted(int(i) for i in np.argsort(-coef, kind="stable")[:wanted])
 
 
 def _slug(text: str) -> str:

@@ -137,9 +137,10 @@ def _delimiter(path: Path) -> str:
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
-def _arrow_text(column: Any) -> Floats | Texts:
+def _arrow_text(column: Any, *, typed: bool = True) -> Floats | Texts:
     """`typed_column` for an Arrow text column, in Arrow's compute kernels
-    (a million values in well under a second, not tens of seconds)."""
+    (a million values in well under a second, not tens of seconds); text
+    whatever its values when not `typed`."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -149,7 +150,7 @@ def _arrow_text(column: Any) -> Floats | Texts:
     recorded = len(cleaned) - cleaned.null_count
     numeric = pc.match_substring_regex(cleaned, _NUMBER)
     share = pc.sum(numeric).as_py() or 0
-    if recorded and share >= _NUMERIC_SHARE * recorded:
+    if typed and recorded and share >= _NUMERIC_SHARE * recorded:
         kept = pc.if_else(numeric, cleaned, pa.scalar(None, pa.string()))
         result: Floats = kept.cast(pa.float64()).fill_null(np.nan).to_numpy()
         return result
@@ -157,8 +158,12 @@ def _arrow_text(column: Any) -> Floats | Texts:
     return texts
 
 
-def read_table(path: str | Path) -> Table:
-    """Read a CSV (any of , ; tab) or Parquet file. Raises InputError naming the path."""
+def read_table(path: str | Path, *, text: Sequence[str] = ()) -> Table:
+    """Read a CSV (any of , ; tab) or Parquet file. Raises InputError naming the path.
+
+    The columns named in `text` (those present) are read as text as they are
+    written: an identifier such as 0042 is not the number 42.0.
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -173,18 +178,46 @@ def read_table(path: str | Path) -> Table:
             arrow = pacsv.read_csv(
                 source,
                 parse_options=pacsv.ParseOptions(delimiter=_delimiter(source)),
-                convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+                convert_options=pacsv.ConvertOptions(
+                    strings_can_be_null=True, column_types=dict.fromkeys(text, pa.string())
+                ),
             )
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{source}: cannot read it as a table: {exc}") from None
+    # Arrow reads a CSV's bytes as they are and decodes names only when asked:
+    # a header that is not UTF-8 (a Latin-1 export) fails here, and cells
+    # that are not come as binary columns (below).
+    not_utf8 = (
+        f"{source}: not UTF-8 text ({{}}); expected a UTF-8 file (export or save it as UTF-8)"
+    )
+    try:
+        names = arrow.column_names
+    except UnicodeDecodeError:
+        raise InputError(not_utf8.format("its header")) from None
     # Columns are known by name (--target, --exclude, a model's features).
-    twice = sorted({name for name in arrow.column_names if arrow.column_names.count(name) > 1})
+    twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise InputError(f"{source}: more than one column named {', '.join(map(repr, twice))}")
     columns: dict[str, Floats | Texts] = {}
     dates: dict[str, Floats] = {}
-    for name in arrow.column_names:
+    for name in names:
         column = arrow.column(name)
+        if name in text and (
+            pa.types.is_integer(column.type)
+            or pa.types.is_string(column.type)
+            or pa.types.is_large_string(column.type)
+        ):
+            columns[name] = _arrow_text(column.cast(pa.string()), typed=False)
+            continue
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            # Text in UTF-8 (a Parquet writer's untyped strings) is text;
+            # anything else would become categories spelled as Python bytes.
+            try:
+                column = column.cast(
+                    pa.large_string() if pa.types.is_large_binary(column.type) else pa.string()
+                )
+            except pa.ArrowInvalid:
+                raise InputError(not_utf8.format(f"column {name!r}")) from None
         if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
             # Microseconds, leadscore's unit: a timestamp with a fraction of a
             # second (CSV times such as 12:00:00.5 are read as nanoseconds)
@@ -195,7 +228,10 @@ def read_table(path: str | Path) -> Table:
             missing = column.is_null().to_numpy(zero_copy_only=False)
             dates[name] = np.where(missing, np.nan, values).astype(np.float64) / MICROS_PER_DAY
         elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-            columns[name] = column.cast(pa.float64()).fill_null(np.nan).to_numpy()
+            numbers = column.cast(pa.float64()).fill_null(np.nan).to_numpy()
+            # Arrow reads inf and 1e400 as infinities: missing, as `_as_number`
+            # has them (no percentile, mean or split can use one).
+            columns[name] = np.where(np.isfinite(numbers), numbers, np.nan)
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             columns[name] = _arrow_text(column)
         else:
