@@ -6,6 +6,7 @@ address, sign-out revoking the session, disabled users, and the
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 
 from leadscore._settings import Settings
-from leadscore._store import create_workspace, store_model
+from leadscore._store import create_workspace, ingest, store_model
 from leadscore._store.tables import users as user_rows
 from leadscore._store.users import (
     Role,
@@ -283,6 +284,32 @@ def test_a_nul_in_a_contact_id_or_a_filter_is_no_server_error(
             for path in ("/", "/leads.csv"):
                 answer = http.get(path, params={name: "x\x00"})
                 assert answer.status_code == 200, (path, name, answer.status_code)
+
+
+def test_a_contact_id_with_a_slash_has_its_card(base: str, database: sa.Engine) -> None:
+    # Ids are free text (Segment user ids are often paths); the leads list links
+    # to /contacts/team/ann (urlencode leaves "/"), which the card's one-segment
+    # route did not match: the list showed the lead and its link was a 404.
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    contact = "team/ann@example.com"
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        model = store_model(conn, workspace=workspace, document=MODEL, activate=True)
+        event = {"id": "e1", "type": "demo_request", "contact_id": contact,
+                 "timestamp": "2026-01-05T10:00:00Z"}  # fmt: skip
+        (outcome,) = ingest(conn, workspace=workspace, model=model, events=[event])
+        assert outcome.reason is None, outcome.reason
+        create_user(conn, workspace=workspace, email=email, role=Role.SALES, password=PASSWORD)
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        listed = http.get("/")
+        assert listed.status_code == 200
+        (link,) = set(re.findall(r'href="(/contacts/[^"]+)"', listed.text))
+        for path in (link, "/contacts/team%2Fann%40example.com"):
+            card = http.get(path)
+            assert card.status_code == 200, (path, card.status_code)
+            assert contact in card.text
 
 
 def test_a_nul_in_an_e_mail_address_is_no_server_error(base: str, database: sa.Engine) -> None:

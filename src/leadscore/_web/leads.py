@@ -218,7 +218,9 @@ def leads_csv(session: Sales, query: Filters, database: Database, models: Models
 # -- the contact card ---------------------------------------------------------------
 
 
-@router.get("/contacts/{contact_id}")
+# `path`: an id is free text and may hold a "/" (the lists' links leave it as
+# it is, and %2F arrives decoded); the card has no sub-pages to tell apart.
+@router.get("/contacts/{contact_id:path}")
 def contact_card(
     session: Sales,
     request: Request,
