@@ -744,6 +744,23 @@ def test_numeric_targets_are_compared_as_numbers(tmp_path: Path) -> None:
         target_labels(table, "won", "yes")
 
 
+def test_a_numeric_target_of_more_than_0_and_1_asks_for_positive(tmp_path: Path) -> None:
+    # A count (deals won: 0, 1, 2) read with 1 as the only positive value made
+    # every lead with 2 a loss, silently; which values are wins is the user's call.
+    from leadscore._predict._table import target_labels
+
+    path = tmp_path / "t.csv"
+    path.write_text("x,deals\n1,0\n2,1\n3,2\n4,0\n5,\n")
+    table = read_table(path)
+    with pytest.raises(
+        InputError,
+        match=r"'deals' holds numbers other than 0 and 1 \(values seen: '0', '1', '2'\).*positive",
+    ):
+        target_labels(table, "deals", None)
+    labels, known = target_labels(table, "deals", "2")  # given: the rest are negative
+    assert labels[known].tolist() == [0, 0, 1, 0]
+
+
 def test_date_columns_are_read_to_the_fraction_of_a_second(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text(

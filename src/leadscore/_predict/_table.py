@@ -265,7 +265,16 @@ def target_labels(
         known_rows = ~np.isnan(numbers)
         wanted_number = 1.0 if positive is None else _as_number(positive.strip())
         labels = (numbers == (np.nan if wanted_number is None else wanted_number)).astype(np.int8)
-        texts = [f"{v:g}" for v in np.unique(numbers[known_rows])[:10]]
+        values = np.unique(numbers[known_rows])
+        texts = [f"{v:g}" for v in values[:10]]
+        if positive is None and not np.isin(values, (0.0, 1.0)).all():
+            # A count or a code (deals won: 0, 1, 2): reading 1 as the only win
+            # would make every other value a loss, silently.
+            raise InputError(
+                f"target column {target!r} holds numbers other than 0 and 1 "
+                f"(values seen: {', '.join(map(repr, texts))}); expected 1/0, or give "
+                "--positive VALUE for the positive class (every other value is then negative)"
+            )
     else:
         known_rows = np.array([v is not None for v in column], dtype=bool)
         texts = ["" if v is None else str(v) for v in column]
