@@ -110,6 +110,8 @@ def test_every_secured_route_answers_no_key_with_a_problem(
         for method, path in _routes(document):
             if document[path][method.lower()].get("security"):
                 assert_problem(http.request(method, _url(path), json={}), 401)
+                # No key and a body that is not JSON: still who, before what.
+                assert_problem(http.request(method, _url(path), content=b"{nope"), 401)
 
 
 def test_every_route_with_a_body_answers_bad_json_with_a_problem(

@@ -16,6 +16,7 @@ from .bodies import json_body, text_body
 from .committer import Committer
 from .metrics import Metrics
 from .modelcache import ModelCache
+from .problems import Problem
 
 # The app's parts are read from its state in `async def` dependencies: FastAPI
 # runs a plain `def` dependency in its thread pool, a hand-off to a thread and
@@ -92,6 +93,9 @@ class SegmentRequest:
     key: str | None  # the Authorization header's, else the body's `writeKey`
     body: Any
     app: Ingestion
+    # The 422 of a body that is not JSON, answered after the key is checked
+    # (a caller without a valid key learns nothing of its body first).
+    not_json: Problem | None = None
 
 
 async def _segment_request(request: Request, bearer: Bearer, basic: Basic) -> SegmentRequest:
@@ -100,13 +104,19 @@ async def _segment_request(request: Request, bearer: Bearer, basic: Basic) -> Se
     # the app's parts: FastAPI resolves each on its own. Resolving the seven
     # a call had was 9% of its server CPU, this one and its two schemes 6%
     # (py-spy samples of sequential calls).
-    body = await json_body(request)
+    not_json = None
+    try:
+        body = await json_body(request)
+    except Problem as error:
+        if error.status != 422:  # the transport's own: gzip, size
+            raise
+        body, not_json = None, error
     key = key_in(bearer, basic)
     # analytics.js sends no Authorization header (it would cost a CORS
     # preflight per call) but the write key in the body.
     if key is None and isinstance(body, dict) and isinstance(body.get("writeKey"), str):
         key = body["writeKey"] or None
-    return SegmentRequest(key, body, _ingestion_of(request))
+    return SegmentRequest(key, body, _ingestion_of(request), not_json)
 
 
 # The caller of a route, by the scope the route needs (auth.py): admin keys

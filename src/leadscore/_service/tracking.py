@@ -29,7 +29,7 @@ from .._store.keys import Scope
 from . import problems
 from .auth import authorize
 from .bodies import BodyFirst
-from .deps import Ingestion, Segment
+from .deps import Segment, SegmentRequest
 from .ingestion import (
     EventResult,
     IngestAnswer,
@@ -109,17 +109,19 @@ def _message_id(call: object) -> str | None:
 
 def _store(
     *,
-    key: str | None,
+    call: SegmentRequest,
     translate: Callable[[], list[dict[str, Any] | Refused]],
-    app: Ingestion,
 ) -> list[EventResult]:
     """A Segment route's work, in its one trip to the thread pool: the key
     checked, the calls translated, the active model found (in that order, so
     a bad key is a 401 before a bad body is a 422, and a workspace without a
     model a 409 after both), on one connection (see `lookup_reader`); then
     the events stored."""
+    app = call.app
     with lookup_reader(app.database) as conn, conn.begin():
-        caller = authorize(conn, key, Scope.WRITE)
+        caller = authorize(conn, call.key, Scope.WRITE)
+        if call.not_json is not None:
+            raise call.not_json
         calls = translate()
         model = active_model(conn, app.models, workspace=caller.workspace)
     return store_events(
@@ -143,7 +145,7 @@ def _call_route(kind: str) -> Callable[..., Awaitable[TrackingAnswer]]:
                 raise rejection(str(error), error) from None
 
         def work() -> TrackingAnswer:
-            (result,) = _store(key=call.key, translate=translate, app=call.app)
+            (result,) = _store(call=call, translate=translate)
             return answer_one(result, TrackingAnswer)
 
         return await run_in_threadpool(work)
@@ -200,7 +202,7 @@ async def post_batch(*, call: Segment) -> TrackingAnswer:
         ]
 
     def work() -> TrackingAnswer:
-        return answer(_store(key=call.key, translate=translate, app=app), TrackingAnswer)
+        return answer(_store(call=call, translate=translate), TrackingAnswer)
 
     return await run_in_threadpool(work)
 
