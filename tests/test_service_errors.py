@@ -208,6 +208,26 @@ def test_problems_reach_browsers(service: Service) -> None:
     assert response.headers["access-control-allow-origin"] == "*"
 
 
+def test_browsers_may_send_and_read_the_request_id(service: Service) -> None:
+    # The logs' request id (docs/api.md): a page's script may name its call
+    # (the preflight allows the header) and read the id it was logged under.
+    origin = {"Origin": "https://a.test"}
+    with service.client() as http:
+        preflight = http.options(
+            "/v1/track",
+            headers={
+                **origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type, x-request-id",
+            },
+        )
+        assert preflight.status_code == 200, preflight.text
+        response = http.post("/v1/track", json={}, headers={**origin, "X-Request-ID": "call-7"})
+    assert response.headers["x-request-id"] == "call-7"
+    exposed = response.headers["access-control-expose-headers"].lower()
+    assert "x-request-id" in [name.strip() for name in exposed.split(",")]
+
+
 def test_a_failure_of_the_server_is_a_problem_too(tmp_path: Path) -> None:
     # A real failure: the database was never migrated, so looking up the key
     # fails. The answer says so in the one shape, and nothing of the cause.

@@ -100,7 +100,10 @@ def create_app(settings: Settings, *, own_process: bool = False) -> FastAPI:
         CORSMiddleware,
         allow_origins=["*"],
         allow_methods=["GET", "POST", "PUT", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
+        # X-Request-ID: a script may name its call, and read the id its call
+        # was logged under (logs.py), to report a failure.
+        allow_headers=["Authorization", "Content-Type", "Content-Encoding", "X-Request-ID"],
+        expose_headers=["X-Request-ID"],
         max_age=86_400,
     )
     # Outermost: every answer, 413s and CORS preflights included, gets its
