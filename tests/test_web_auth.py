@@ -331,3 +331,28 @@ def test_a_nul_in_an_e_mail_address_is_no_server_error(base: str, database: sa.E
         assert "not an e-mail address" in added.text
         gone = http.post("/settings/users/a%00%40example.com/disable", data={"csrf": token})
         assert gone.status_code == 404
+
+
+def test_reports_of_a_model_without_grades_or_stages(base: str, database: sa.Engine) -> None:
+    # Grades, stages and bands are optional, and the model editor starts from
+    # a model without grades or stages; the reports' SQL grouped by a CASE
+    # with no WHEN for them ("CASE ELSE 0 END", a syntax error): a 500 page.
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    bare = "version: 1\nname: bare\nrules:\n  - {id: demo, event: demo_request, points: 30}\n"
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        model = store_model(conn, workspace=workspace, document=bare, activate=True)
+        events = [
+            {"id": f"e{i}", "type": "demo_request", "contact_id": f"c{i}",
+             "timestamp": "2026-01-05T10:00:00Z"}
+            for i in range(3)
+        ]  # fmt: skip
+        ingest(conn, workspace=workspace, model=model, events=events)
+        create_user(conn, workspace=workspace, email=email, role=Role.MARKETER, password=PASSWORD)
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        page = http.get("/reports", params={"outcome": "demo_request"})
+        assert page.status_code == 200
+        assert "3 contacts, 3 with a <code>demo_request</code> event" in page.text
+        assert "The model has no stages." in page.text

@@ -374,6 +374,15 @@ def _order(
     return rounded, owners.c.key.collate("C") if postgresql else owners.c.key
 
 
+def _index(whens: list[tuple[sa.ColumnElement[bool], int]], none: int) -> sa.ColumnElement[int]:
+    """The index of the first of `whens` that holds, else `none`. Bands,
+    grades and stages are optional: with no WHEN, "CASE ELSE n END" is a
+    syntax error in both databases, so it is the number itself."""
+    if not whens:
+        return sa.literal(none, sa.Integer)
+    return sa.case(*whens, else_=none)
+
+
 def tallies(
     conn: sa.Connection,
     *,
@@ -431,19 +440,15 @@ def tallies(
         bands = [name for name, _ in compiled.bands]
         grades = [name for name, _ in compiled.grades]
         stages = list(compiled.stage_names)
-        band = sa.case(
-            *[
+        band = _index(
+            [
                 (sa.true() if floor is None else scored.c.value >= floor, i)
                 for i, (_, floor) in enumerate(compiled.bands)
             ],
-            else_=len(bands),
+            len(bands),
         )
-        grade = sa.case(
-            *[(scored.c.grade == name, i) for i, name in enumerate(grades)], else_=len(grades)
-        )
-        stage = sa.case(
-            *[(scored.c.stage == name, i) for i, name in enumerate(stages)], else_=len(stages)
-        )
+        grade = _index([(scored.c.grade == name, i) for i, name in enumerate(grades)], len(grades))
+        stage = _index([(scored.c.stage == name, i) for i, name in enumerate(stages)], len(stages))
         days = (at - scored.c.last_event_at) / sa.literal(float(_MICROS_PER_DAY), sa.Double)
         limits = [(days <= limit, i) for i, limit in enumerate(age_limits) if limit is not None]
         age = sa.case(*limits, else_=len(age_limits) - 1)
