@@ -6,6 +6,7 @@ address, sign-out revoking the session, disabled users, and the
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -356,3 +357,37 @@ def test_reports_of_a_model_without_grades_or_stages(base: str, database: sa.Eng
         assert page.status_code == 200
         assert "3 contacts, 3 with a <code>demo_request</code> event" in page.text
         assert "The model has no stages." in page.text
+
+
+def test_names_from_the_model_in_the_reports_charts_stay_text(
+    base: str, database: sa.Engine
+) -> None:
+    # The charts' data is JSON in a <script> element, where the HTML escaping
+    # of the rest of the page does not apply: a band or stage named
+    # "</script><script>..." closed that element and ran as script.
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    evil = "</script><script>alert(1)</script>"
+    document = (
+        "version: 1\nname: x\nrules:\n  - {id: demo, event: demo_request, points: 30}\n"
+        f"bands:\n  - {{band: '{evil}', min_score: 10}}\n  - {{band: cold}}\n"
+        f"stages:\n  - name: '{evil}'\n"
+    )
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        model = store_model(conn, workspace=workspace, document=document, activate=True)
+        event = {"id": "e1", "type": "demo_request", "contact_id": "c1",
+                 "timestamp": "2026-01-05T10:00:00Z"}  # fmt: skip
+        ingest(conn, workspace=workspace, model=model, events=[event])
+        create_user(conn, workspace=workspace, email=email, role=Role.MARKETER, password=PASSWORD)
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        page = http.get("/reports")
+        assert page.status_code == 200
+        assert "<script>alert(1)" not in page.text
+        (data,) = re.findall(
+            r'<script type="application/json" id="report-data">(.*?)</script>', page.text, re.S
+        )
+        charts = json.loads(data)
+        assert evil in [name for name, *_ in charts["bands"]]
+        assert [evil, 1] in charts["funnel"]

@@ -13,6 +13,7 @@ echoed by the form (a double submit).
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,14 @@ def _when(micros: int | None) -> str:
 
 templates.env.filters["when"] = _when
 templates.env.globals["vendor"] = lambda name: (HERE / "static" / "vendor" / name).is_file()
+
+
+def script_json(value: Any) -> str:
+    """`value` as JSON to put in a <script> element, where HTML escaping does
+    not apply: a name from the model holding "</script>" would end the
+    element and run what follows. JSON reads the escapes as the characters."""
+    text = json.dumps(value)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 class SignInNeeded(Exception):
