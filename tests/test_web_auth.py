@@ -417,3 +417,22 @@ def test_a_nul_in_the_preview_outcome_is_no_server_error(base: str, database: sa
             )
             assert shown.status_code == 200, outcome
             assert 'id="preview-result"' in shown.text
+
+
+def test_an_admin_cannot_sign_out_a_user_of_another_workspace(
+    base: str, database: sa.Engine
+) -> None:
+    # Disabling a user of another workspace is "no such user"; it also closed
+    # every session of that address, whatever its workspace: an admin could
+    # sign anyone out, again and again.
+    admin = _user(database, Role.ADMIN)
+    other = _sales_user(database)
+    with _client(base) as theirs, _client(base) as mine:
+        assert _sign_in(theirs, other).status_code == 303
+        assert theirs.get("/").status_code == 200
+        assert _sign_in(mine, admin).status_code == 303
+        token = _token(mine.get("/settings/users").text)
+        refused = mine.post(f"/settings/users/{other}/disable", data={"csrf": token})
+        assert refused.status_code == 404
+        still = theirs.get("/")
+        assert still.status_code == 200, still.headers.get("location")
