@@ -436,3 +436,23 @@ def test_an_admin_cannot_sign_out_a_user_of_another_workspace(
         assert refused.status_code == 404
         still = theirs.get("/")
         assert still.status_code == 200, still.headers.get("location")
+
+
+def test_a_user_whose_address_has_a_slash_can_be_disabled(base: str, database: sa.Engine) -> None:
+    # "/" is allowed in an address's local part; the users page's Disable
+    # form posts to /settings/users/team/bo%40example.com/disable (urlencode
+    # leaves "/"), which the one-segment route did not match: a 404.
+    admin = _user(database, Role.ADMIN)
+    with _client(base) as http:
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/settings/users").text)
+        added = http.post(
+            "/settings/users",
+            data={"csrf": token, "email": "team/bo@example.com", "role": "sales",
+                  "password": PASSWORD},
+        )  # fmt: skip
+        assert added.status_code == 200
+        (action,) = re.findall(r'action="(/settings/users/[^"]+/disable)"', added.text)
+        gone = http.post(action, data={"csrf": token})
+        assert gone.status_code == 303, (action, gone.status_code)
+        assert "disabled" in http.get("/settings/users").text

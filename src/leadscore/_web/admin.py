@@ -87,7 +87,8 @@ def new_user(
     return _users_page(session, request, database, created=created)
 
 
-@router.post("/settings/users/{email}/disable")
+# `path`: an address may hold a "/" (the users page's link leaves it as it is).
+@router.post("/settings/users/{email:path}/disable")
 def disable(session: Admin, email: str, database: Database) -> Response:
     if email == session.user.email:
         raise Refused(409, "That is you", "Admins cannot disable themselves.")
