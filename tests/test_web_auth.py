@@ -456,3 +456,20 @@ def test_a_user_whose_address_has_a_slash_can_be_disabled(base: str, database: s
         gone = http.post(action, data={"csrf": token})
         assert gone.status_code == 303, (action, gone.status_code)
         assert "disabled" in http.get("/settings/users").text
+
+
+def test_the_new_user_form_keeps_what_was_typed_on_an_error(base: str, database: sa.Engine) -> None:
+    # A refused new user came back with the address emptied and the role
+    # back at the first (sales).
+    admin = _user(database, Role.ADMIN)
+    with _client(base) as http:
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/settings/users").text)
+        refused = http.post(
+            "/settings/users",
+            data={"csrf": token, "email": "new@example.com", "role": "marketer",
+                  "password": "short"},
+        )  # fmt: skip
+        assert refused.status_code == 422
+        assert 'value="new@example.com"' in refused.text
+        assert re.search(r'<option value="marketer"\s+selected>', refused.text), refused.text

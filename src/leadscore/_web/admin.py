@@ -83,7 +83,9 @@ def new_user(
                 password=password,
             )
     except ValueError as error:
-        return _users_page(session, request, database, status=422, error=str(error))
+        # The address and role as typed, to correct rather than type again.
+        typed = {"email": email, "role": role}
+        return _users_page(session, request, database, status=422, error=str(error), typed=typed)
     return _users_page(session, request, database, created=created)
 
 
