@@ -473,3 +473,31 @@ def test_the_new_user_form_keeps_what_was_typed_on_an_error(base: str, database:
         assert refused.status_code == 422
         assert 'value="new@example.com"' in refused.text
         assert re.search(r'<option value="marketer"\s+selected>', refused.text), refused.text
+
+
+def test_the_webhook_form_keeps_the_trigger_picked_on_an_error(
+    base: str, database: sa.Engine
+) -> None:
+    # A refused webhook came back with its URL but the trigger back at the
+    # first: sent again once corrected, it went to another trigger than the
+    # one picked.
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    admin = f"{uuid.uuid4().hex[:8]}@example.com"
+    document = MODEL + (
+        "  - id: second\n    when: {stage_entered: lead}\n"
+        "    actions:\n      - webhook: {url: 'https://crm.example.com/hooks/two'}\n"
+    )
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        store_model(conn, workspace=workspace, document=document, activate=True)
+        create_user(conn, workspace=workspace, email=admin, role=Role.ADMIN, password=PASSWORD)
+    with _client(base) as http:
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/settings/webhooks").text)
+        hook = http.post(
+            "/settings/webhooks",
+            data={"csrf": token, "trigger": "second", "url": "ftp://example.com/x"},
+        )
+        assert hook.status_code == 422
+        assert 'value="ftp://example.com/x"' in hook.text
+        assert re.search(r'<option value="second"\s+selected>', hook.text), hook.text
