@@ -501,3 +501,24 @@ def test_the_webhook_form_keeps_the_trigger_picked_on_an_error(
         assert hook.status_code == 422
         assert 'value="ftp://example.com/x"' in hook.text
         assert re.search(r'<option value="second"\s+selected>', hook.text), hook.text
+
+
+def test_the_search_finds_an_id_past_ascii_in_any_case(base: str, database: sa.Engine) -> None:
+    # The search ignores case; the ids it looked in were lowered in SQL, and
+    # SQLite's lower() (and LIKE) fold ASCII letters only: "über" found the
+    # contact "Über-Kunde" on PostgreSQL, not on SQLite.
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        model = store_model(conn, workspace=workspace, document=MODEL, activate=True)
+        event = {"id": "e1", "type": "demo_request", "contact_id": "Über-Kunde",
+                 "timestamp": "2026-01-05T10:00:00Z"}  # fmt: skip
+        ingest(conn, workspace=workspace, model=model, events=[event])
+        create_user(conn, workspace=workspace, email=email, role=Role.SALES, password=PASSWORD)
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        for needle in ("Über", "über", "ÜBER-K"):
+            listed = http.get("/", params={"q": needle})
+            assert listed.status_code == 200
+            assert ">Über-Kunde</a>" in listed.text, needle
