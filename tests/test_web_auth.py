@@ -522,3 +522,24 @@ def test_the_search_finds_an_id_past_ascii_in_any_case(base: str, database: sa.E
             listed = http.get("/", params={"q": needle})
             assert listed.status_code == 200
             assert ">Über-Kunde</a>" in listed.text, needle
+
+
+def test_a_csrf_token_past_ascii_is_refused_not_a_server_error(
+    base: str, database: sa.Engine
+) -> None:
+    # hmac.compare_digest raises TypeError on str past ASCII: a forged token
+    # "é" (a form field, or an X-CSRF-Token header) was a 500 page, even on
+    # the sign-in form, before any sign-in.
+    email = _user(database, Role.ADMIN)
+    with _client(base) as http:
+        http.get("/signin")
+        data = {"email": email, "password": PASSWORD, "csrf": "é"}
+        assert http.post("/signin", data=data).status_code == 403
+        assert _sign_in(http, email).status_code == 303
+        assert http.post("/signout", data={"csrf": "é"}).status_code == 403
+        refused = http.post(
+            "/models/validate",
+            json={"document": "version: 1"},
+            headers={"X-CSRF-Token": "é".encode("latin-1")},
+        )
+        assert refused.status_code == 403

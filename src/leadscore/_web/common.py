@@ -140,7 +140,9 @@ async def csrf_guard(request: Request, database: Database) -> None:
         # Blocking I/O, but one indexed read.
         session = _session(request, database)
         expected = None if session is None else session.csrf
-    if not sent or not expected or not hmac.compare_digest(sent, expected):
+    # As bytes: compare_digest raises TypeError on str past ASCII (a 500 for
+    # a forged token "é").
+    if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise Refused(
             403,
             "Form expired",
