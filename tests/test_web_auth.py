@@ -6,6 +6,7 @@ address, sign-out revoking the session, disabled users, and the
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -331,3 +332,214 @@ def test_a_nul_in_an_e_mail_address_is_no_server_error(base: str, database: sa.E
         assert "not an e-mail address" in added.text
         gone = http.post("/settings/users/a%00%40example.com/disable", data={"csrf": token})
         assert gone.status_code == 404
+
+
+def test_reports_of_a_model_without_grades_or_stages(base: str, database: sa.Engine) -> None:
+    # Grades, stages and bands are optional, and the model editor starts from
+    # a model without grades or stages; the reports' SQL grouped by a CASE
+    # with no WHEN for them ("CASE ELSE 0 END", a syntax error): a 500 page.
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    bare = "version: 1\nname: bare\nrules:\n  - {id: demo, event: demo_request, points: 30}\n"
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        model = store_model(conn, workspace=workspace, document=bare, activate=True)
+        events = [
+            {"id": f"e{i}", "type": "demo_request", "contact_id": f"c{i}",
+             "timestamp": "2026-01-05T10:00:00Z"}
+            for i in range(3)
+        ]  # fmt: skip
+        ingest(conn, workspace=workspace, model=model, events=events)
+        create_user(conn, workspace=workspace, email=email, role=Role.MARKETER, password=PASSWORD)
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        page = http.get("/reports", params={"outcome": "demo_request"})
+        assert page.status_code == 200
+        assert "3 contacts, 3 with a <code>demo_request</code> event" in page.text
+        assert "The model has no stages." in page.text
+
+
+def test_names_from_the_model_in_the_reports_charts_stay_text(
+    base: str, database: sa.Engine
+) -> None:
+    # The charts' data is JSON in a <script> element, where the HTML escaping
+    # of the rest of the page does not apply: a band or stage named
+    # "</script><script>..." closed that element and ran as script.
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    evil = "</script><script>alert(1)</script>"
+    document = (
+        "version: 1\nname: x\nrules:\n  - {id: demo, event: demo_request, points: 30}\n"
+        f"bands:\n  - {{band: '{evil}', min_score: 10}}\n  - {{band: cold}}\n"
+        f"stages:\n  - name: '{evil}'\n"
+    )
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        model = store_model(conn, workspace=workspace, document=document, activate=True)
+        event = {"id": "e1", "type": "demo_request", "contact_id": "c1",
+                 "timestamp": "2026-01-05T10:00:00Z"}  # fmt: skip
+        ingest(conn, workspace=workspace, model=model, events=[event])
+        create_user(conn, workspace=workspace, email=email, role=Role.MARKETER, password=PASSWORD)
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        page = http.get("/reports")
+        assert page.status_code == 200
+        assert "<script>alert(1)" not in page.text
+        (data,) = re.findall(
+            r'<script type="application/json" id="report-data">(.*?)</script>', page.text, re.S
+        )
+        charts = json.loads(data)
+        assert evil in [name for name, *_ in charts["bands"]]
+        assert [evil, 1] in charts["funnel"]
+
+
+def test_a_nul_in_the_preview_outcome_is_no_server_error(base: str, database: sa.Engine) -> None:
+    # The preview's conversion event is free text in its request; PostgreSQL
+    # refuses U+0000 in any text it is sent: a 500 there. No event type holds
+    # one, so no contact converted.
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        model = store_model(conn, workspace=workspace, document=MODEL, activate=True)
+        event = {"id": "e1", "type": "demo_request", "contact_id": "c1",
+                 "timestamp": "2026-01-05T10:00:00Z"}  # fmt: skip
+        ingest(conn, workspace=workspace, model=model, events=[event])
+        create_user(conn, workspace=workspace, email=email, role=Role.MARKETER, password=PASSWORD)
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        token = _token(http.get("/").text)
+        for outcome in ("demo_request", "demo_request\x00"):
+            shown = http.post(
+                "/models/preview",
+                json={"document": MODEL, "outcome": outcome},
+                headers={"X-CSRF-Token": token},
+            )
+            assert shown.status_code == 200, outcome
+            assert 'id="preview-result"' in shown.text
+
+
+def test_an_admin_cannot_sign_out_a_user_of_another_workspace(
+    base: str, database: sa.Engine
+) -> None:
+    # Disabling a user of another workspace is "no such user"; it also closed
+    # every session of that address, whatever its workspace: an admin could
+    # sign anyone out, again and again.
+    admin = _user(database, Role.ADMIN)
+    other = _sales_user(database)
+    with _client(base) as theirs, _client(base) as mine:
+        assert _sign_in(theirs, other).status_code == 303
+        assert theirs.get("/").status_code == 200
+        assert _sign_in(mine, admin).status_code == 303
+        token = _token(mine.get("/settings/users").text)
+        refused = mine.post(f"/settings/users/{other}/disable", data={"csrf": token})
+        assert refused.status_code == 404
+        still = theirs.get("/")
+        assert still.status_code == 200, still.headers.get("location")
+
+
+def test_a_user_whose_address_has_a_slash_can_be_disabled(base: str, database: sa.Engine) -> None:
+    # "/" is allowed in an address's local part; the users page's Disable
+    # form posts to /settings/users/team/bo%40example.com/disable (urlencode
+    # leaves "/"), which the one-segment route did not match: a 404.
+    admin = _user(database, Role.ADMIN)
+    with _client(base) as http:
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/settings/users").text)
+        added = http.post(
+            "/settings/users",
+            data={"csrf": token, "email": "team/bo@example.com", "role": "sales",
+                  "password": PASSWORD},
+        )  # fmt: skip
+        assert added.status_code == 200
+        (action,) = re.findall(r'action="(/settings/users/[^"]+/disable)"', added.text)
+        gone = http.post(action, data={"csrf": token})
+        assert gone.status_code == 303, (action, gone.status_code)
+        assert "disabled" in http.get("/settings/users").text
+
+
+def test_the_new_user_form_keeps_what_was_typed_on_an_error(base: str, database: sa.Engine) -> None:
+    # A refused new user came back with the address emptied and the role
+    # back at the first (sales).
+    admin = _user(database, Role.ADMIN)
+    with _client(base) as http:
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/settings/users").text)
+        refused = http.post(
+            "/settings/users",
+            data={"csrf": token, "email": "new@example.com", "role": "marketer",
+                  "password": "short"},
+        )  # fmt: skip
+        assert refused.status_code == 422
+        assert 'value="new@example.com"' in refused.text
+        assert re.search(r'<option value="marketer"\s+selected>', refused.text), refused.text
+
+
+def test_the_webhook_form_keeps_the_trigger_picked_on_an_error(
+    base: str, database: sa.Engine
+) -> None:
+    # A refused webhook came back with its URL but the trigger back at the
+    # first: sent again once corrected, it went to another trigger than the
+    # one picked.
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    admin = f"{uuid.uuid4().hex[:8]}@example.com"
+    document = MODEL + (
+        "  - id: second\n    when: {stage_entered: lead}\n"
+        "    actions:\n      - webhook: {url: 'https://crm.example.com/hooks/two'}\n"
+    )
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        store_model(conn, workspace=workspace, document=document, activate=True)
+        create_user(conn, workspace=workspace, email=admin, role=Role.ADMIN, password=PASSWORD)
+    with _client(base) as http:
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/settings/webhooks").text)
+        hook = http.post(
+            "/settings/webhooks",
+            data={"csrf": token, "trigger": "second", "url": "ftp://example.com/x"},
+        )
+        assert hook.status_code == 422
+        assert 'value="ftp://example.com/x"' in hook.text
+        assert re.search(r'<option value="second"\s+selected>', hook.text), hook.text
+
+
+def test_the_search_finds_an_id_past_ascii_in_any_case(base: str, database: sa.Engine) -> None:
+    # The search ignores case; the ids it looked in were lowered in SQL, and
+    # SQLite's lower() (and LIKE) fold ASCII letters only: "über" found the
+    # contact "Über-Kunde" on PostgreSQL, not on SQLite.
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        model = store_model(conn, workspace=workspace, document=MODEL, activate=True)
+        event = {"id": "e1", "type": "demo_request", "contact_id": "Über-Kunde",
+                 "timestamp": "2026-01-05T10:00:00Z"}  # fmt: skip
+        ingest(conn, workspace=workspace, model=model, events=[event])
+        create_user(conn, workspace=workspace, email=email, role=Role.SALES, password=PASSWORD)
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        for needle in ("Über", "über", "ÜBER-K"):
+            listed = http.get("/", params={"q": needle})
+            assert listed.status_code == 200
+            assert ">Über-Kunde</a>" in listed.text, needle
+
+
+def test_a_csrf_token_past_ascii_is_refused_not_a_server_error(
+    base: str, database: sa.Engine
+) -> None:
+    # hmac.compare_digest raises TypeError on str past ASCII: a forged token
+    # "é" (a form field, or an X-CSRF-Token header) was a 500 page, even on
+    # the sign-in form, before any sign-in.
+    email = _user(database, Role.ADMIN)
+    with _client(base) as http:
+        http.get("/signin")
+        data = {"email": email, "password": PASSWORD, "csrf": "é"}
+        assert http.post("/signin", data=data).status_code == 403
+        assert _sign_in(http, email).status_code == 303
+        assert http.post("/signout", data={"csrf": "é"}).status_code == 403
+        refused = http.post(
+            "/models/validate",
+            json={"document": "version: 1"},
+            headers={"X-CSRF-Token": "é".encode("latin-1")},
+        )
+        assert refused.status_code == 403

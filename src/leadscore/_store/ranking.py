@@ -114,9 +114,15 @@ def ranked(
         query = query.where(owners.c.last_event_at >= updated_since)
     if search is not None:
         pattern = f"%{_escape(search.lower())}%"
+        by_key: sa.ColumnElement[bool] = sa.func.lower(owners.c.key).like(pattern, escape="\\")
+        if conn.dialect.name == "sqlite":
+            # SQLite's lower() and LIKE fold ASCII letters only: "über" missed
+            # the id "Über-Kunde" there. An ASCII id folds as in Python; one
+            # with other characters is kept for the check below (key.lower()).
+            by_key = sa.or_(by_key, owners.c.key.op("GLOB")("*[^\x01-\x7f]*"))
         query = query.where(
             sa.or_(
-                sa.func.lower(owners.c.key).like(pattern, escape="\\"),
+                by_key,
                 owners.c.search.like(pattern, escape="\\"),
                 # Rows from before the search column: checked below, from
                 # their states. (Not here: naming `state` in this query would
@@ -374,6 +380,15 @@ def _order(
     return rounded, owners.c.key.collate("C") if postgresql else owners.c.key
 
 
+def _index(whens: list[tuple[sa.ColumnElement[bool], int]], none: int) -> sa.ColumnElement[int]:
+    """The index of the first of `whens` that holds, else `none`. Bands,
+    grades and stages are optional: with no WHEN, "CASE ELSE n END" is a
+    syntax error in both databases, so it is the number itself."""
+    if not whens:
+        return sa.literal(none, sa.Integer)
+    return sa.case(*whens, else_=none)
+
+
 def tallies(
     conn: sa.Connection,
     *,
@@ -431,19 +446,15 @@ def tallies(
         bands = [name for name, _ in compiled.bands]
         grades = [name for name, _ in compiled.grades]
         stages = list(compiled.stage_names)
-        band = sa.case(
-            *[
+        band = _index(
+            [
                 (sa.true() if floor is None else scored.c.value >= floor, i)
                 for i, (_, floor) in enumerate(compiled.bands)
             ],
-            else_=len(bands),
+            len(bands),
         )
-        grade = sa.case(
-            *[(scored.c.grade == name, i) for i, name in enumerate(grades)], else_=len(grades)
-        )
-        stage = sa.case(
-            *[(scored.c.stage == name, i) for i, name in enumerate(stages)], else_=len(stages)
-        )
+        grade = _index([(scored.c.grade == name, i) for i, name in enumerate(grades)], len(grades))
+        stage = _index([(scored.c.stage == name, i) for i, name in enumerate(stages)], len(stages))
         days = (at - scored.c.last_event_at) / sa.literal(float(_MICROS_PER_DAY), sa.Double)
         limits = [(days <= limit, i) for i, limit in enumerate(age_limits) if limit is not None]
         age = sa.case(*limits, else_=len(age_limits) - 1)

@@ -145,7 +145,10 @@ def disable_user(conn: sa.Connection, *, workspace: str, email: str) -> bool:
             .where(users.c.workspace == workspace, users.c.email == email)
             .values(disabled_at=sa.func.coalesce(users.c.disabled_at, now()))
         ).rowcount
-        conn.execute(web_sessions.delete().where(web_sessions.c.email == email))
+        # Only when the user is of this workspace: sessions are by address
+        # alone, and an admin must not sign out users of another workspace.
+        if found:
+            conn.execute(web_sessions.delete().where(web_sessions.c.email == email))
     return found > 0
 
 

@@ -83,11 +83,14 @@ def new_user(
                 password=password,
             )
     except ValueError as error:
-        return _users_page(session, request, database, status=422, error=str(error))
+        # The address and role as typed, to correct rather than type again.
+        typed = {"email": email, "role": role}
+        return _users_page(session, request, database, status=422, error=str(error), typed=typed)
     return _users_page(session, request, database, created=created)
 
 
-@router.post("/settings/users/{email}/disable")
+# `path`: an address may hold a "/" (the users page's link leaves it as it is).
+@router.post("/settings/users/{email:path}/disable")
 def disable(session: Admin, email: str, database: Database) -> Response:
     if email == session.user.email:
         raise Refused(409, "That is you", "Admins cannot disable themselves.")

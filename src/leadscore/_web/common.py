@@ -13,6 +13,7 @@ echoed by the form (a double submit).
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,14 @@ def _when(micros: int | None) -> str:
 
 templates.env.filters["when"] = _when
 templates.env.globals["vendor"] = lambda name: (HERE / "static" / "vendor" / name).is_file()
+
+
+def script_json(value: Any) -> str:
+    """`value` as JSON to put in a <script> element, where HTML escaping does
+    not apply: a name from the model holding "</script>" would end the
+    element and run what follows. JSON reads the escapes as the characters."""
+    text = json.dumps(value)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 class SignInNeeded(Exception):
@@ -131,7 +140,9 @@ async def csrf_guard(request: Request, database: Database) -> None:
         # Blocking I/O, but one indexed read.
         session = _session(request, database)
         expected = None if session is None else session.csrf
-    if not sent or not expected or not hmac.compare_digest(sent, expected):
+    # As bytes: compare_digest raises TypeError on str past ASCII (a 500 for
+    # a forged token "é").
+    if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise Refused(
             403,
             "Form expired",

@@ -198,9 +198,11 @@ def _compare_draft(
                 if model is None
                 else with_bands(model, ranked(conn, workspace=workspace, model=model, at=at))
             )
+            # No event type holds U+0000 (and PostgreSQL refuses it: a 500):
+            # none converted.
             won = (
                 set()
-                if outcome is None
+                if outcome is None or "\x00" in outcome
                 else contacts_with(conn, workspace=workspace, event_type=outcome)
             )
         result = compare(current, candidate, str(path) if events else [], at=at, converted=won)

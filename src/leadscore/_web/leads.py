@@ -7,7 +7,6 @@ its contact queries (_store/contacts.py).
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -24,7 +23,7 @@ from .._store.database import now
 from .._store.ranking import Ranked, ranked, traits, with_bands
 from .._store.workspaces import ModelVersion
 from .analysis import score_series
-from .common import Page, Refused, Sales, active
+from .common import Page, Refused, Sales, active, script_json
 from .predicted import prediction
 
 router = APIRouter(include_in_schema=False)
@@ -277,7 +276,7 @@ def contact_card(
         labels=found.contact.labels,
         predicted=predicted,
         fired=[(firing, deliveries.get((firing.trigger, firing.event_id), [])) for firing in fired],
-        series=json.dumps([[stamp // 1000, score] for stamp, score in series]),
+        series=script_json([[stamp // 1000, score] for stamp, score in series]),
         series_table=series[:: max(len(series) // 12, 1)],
         model=model,
     )

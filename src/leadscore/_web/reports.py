@@ -3,7 +3,6 @@ how that ranking relates to an outcome they pick (analysis.report)."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -15,7 +14,7 @@ from .._store.database import now
 from .._store.ranking import with_bands
 from .._store.reports import contacts_with, event_types
 from .analysis import AGE_BUCKETS, POINTS, Tallies, report, tally
-from .common import Marketer, Page, active
+from .common import Marketer, Page, active, script_json
 from .outcomes import default_outcome
 
 router = APIRouter(include_in_schema=False)
@@ -71,5 +70,5 @@ def reports(
         result=result,
         types=types,
         outcome=picked,
-        charts=json.dumps(charts),
+        charts=script_json(charts),
     )

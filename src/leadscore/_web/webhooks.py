@@ -145,7 +145,18 @@ def add_webhook(
             stored = store_model(conn, workspace=workspace, document=document)
     except ModelError as error:
         problems = [f"{issue.path}: {issue.message}" for issue in error.issues]
-        return _page(session, request, database, models, status=422, problems=problems, url=url)
+        # The trigger and URL as picked and typed: with the trigger back at
+        # the first, sending the corrected form again added it elsewhere.
+        return _page(
+            session,
+            request,
+            database,
+            models,
+            status=422,
+            problems=problems,
+            url=url,
+            picked=trigger,
+        )
     started = activate_version(
         request, database, models, workspace=workspace, version=stored.version
     )
