@@ -124,6 +124,24 @@ def _sales_user(database: sa.Engine) -> str:
     return email
 
 
+def _user_with_an_event(
+    database: sa.Engine, role: Role, *, contact_id: str = "c1", document: str = MODEL
+) -> str:
+    """A new workspace with `document` active, one scored demo_request of
+    `contact_id`, and a user of `role`; the user's e-mail."""
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        model = store_model(conn, workspace=workspace, document=document, activate=True)
+        event = {"id": "e1", "type": "demo_request", "contact_id": contact_id,
+                 "timestamp": "2026-01-05T10:00:00Z"}  # fmt: skip
+        (outcome,) = ingest(conn, workspace=workspace, model=model, events=[event])
+        assert outcome.reason is None, outcome.reason
+        create_user(conn, workspace=workspace, email=email, role=role, password=PASSWORD)
+    return email
+
+
 def test_a_page_number_past_any_end_shows_the_last_page(base: str, database: sa.Engine) -> None:
     email = _sales_user(database)
     with _client(base) as http:
@@ -291,17 +309,8 @@ def test_a_contact_id_with_a_slash_has_its_card(base: str, database: sa.Engine) 
     # Ids are free text (Segment user ids are often paths); the leads list links
     # to /contacts/team/ann (urlencode leaves "/"), which the card's one-segment
     # route did not match: the list showed the lead and its link was a 404.
-    workspace = f"w-{uuid.uuid4().hex[:10]}"
-    email = f"{uuid.uuid4().hex[:8]}@example.com"
     contact = "team/ann@example.com"
-    with database.connect() as conn:
-        create_workspace(conn, workspace=workspace)
-        model = store_model(conn, workspace=workspace, document=MODEL, activate=True)
-        event = {"id": "e1", "type": "demo_request", "contact_id": contact,
-                 "timestamp": "2026-01-05T10:00:00Z"}  # fmt: skip
-        (outcome,) = ingest(conn, workspace=workspace, model=model, events=[event])
-        assert outcome.reason is None, outcome.reason
-        create_user(conn, workspace=workspace, email=email, role=Role.SALES, password=PASSWORD)
+    email = _user_with_an_event(database, Role.SALES, contact_id=contact)
     with _client(base) as http:
         assert _sign_in(http, email).status_code == 303
         listed = http.get("/")
@@ -365,21 +374,13 @@ def test_names_from_the_model_in_the_reports_charts_stay_text(
     # The charts' data is JSON in a <script> element, where the HTML escaping
     # of the rest of the page does not apply: a band or stage named
     # "</script><script>..." closed that element and ran as script.
-    workspace = f"w-{uuid.uuid4().hex[:10]}"
-    email = f"{uuid.uuid4().hex[:8]}@example.com"
     evil = "</script><script>alert(1)</script>"
     document = (
         "version: 1\nname: x\nrules:\n  - {id: demo, event: demo_request, points: 30}\n"
         f"bands:\n  - {{band: '{evil}', min_score: 10}}\n  - {{band: cold}}\n"
         f"stages:\n  - name: '{evil}'\n"
     )
-    with database.connect() as conn:
-        create_workspace(conn, workspace=workspace)
-        model = store_model(conn, workspace=workspace, document=document, activate=True)
-        event = {"id": "e1", "type": "demo_request", "contact_id": "c1",
-                 "timestamp": "2026-01-05T10:00:00Z"}  # fmt: skip
-        ingest(conn, workspace=workspace, model=model, events=[event])
-        create_user(conn, workspace=workspace, email=email, role=Role.MARKETER, password=PASSWORD)
+    email = _user_with_an_event(database, Role.MARKETER, document=document)
     with _client(base) as http:
         assert _sign_in(http, email).status_code == 303
         page = http.get("/reports")
@@ -397,15 +398,7 @@ def test_a_nul_in_the_preview_outcome_is_no_server_error(base: str, database: sa
     # The preview's conversion event is free text in its request; PostgreSQL
     # refuses U+0000 in any text it is sent: a 500 there. No event type holds
     # one, so no contact converted.
-    workspace = f"w-{uuid.uuid4().hex[:10]}"
-    email = f"{uuid.uuid4().hex[:8]}@example.com"
-    with database.connect() as conn:
-        create_workspace(conn, workspace=workspace)
-        model = store_model(conn, workspace=workspace, document=MODEL, activate=True)
-        event = {"id": "e1", "type": "demo_request", "contact_id": "c1",
-                 "timestamp": "2026-01-05T10:00:00Z"}  # fmt: skip
-        ingest(conn, workspace=workspace, model=model, events=[event])
-        create_user(conn, workspace=workspace, email=email, role=Role.MARKETER, password=PASSWORD)
+    email = _user_with_an_event(database, Role.MARKETER)
     with _client(base) as http:
         assert _sign_in(http, email).status_code == 303
         token = _token(http.get("/").text)
@@ -507,15 +500,7 @@ def test_the_search_finds_an_id_past_ascii_in_any_case(base: str, database: sa.E
     # The search ignores case; the ids it looked in were lowered in SQL, and
     # SQLite's lower() (and LIKE) fold ASCII letters only: "über" found the
     # contact "Über-Kunde" on PostgreSQL, not on SQLite.
-    workspace = f"w-{uuid.uuid4().hex[:10]}"
-    email = f"{uuid.uuid4().hex[:8]}@example.com"
-    with database.connect() as conn:
-        create_workspace(conn, workspace=workspace)
-        model = store_model(conn, workspace=workspace, document=MODEL, activate=True)
-        event = {"id": "e1", "type": "demo_request", "contact_id": "Über-Kunde",
-                 "timestamp": "2026-01-05T10:00:00Z"}  # fmt: skip
-        ingest(conn, workspace=workspace, model=model, events=[event])
-        create_user(conn, workspace=workspace, email=email, role=Role.SALES, password=PASSWORD)
+    email = _user_with_an_event(database, Role.SALES, contact_id="Über-Kunde")
     with _client(base) as http:
         assert _sign_in(http, email).status_code == 303
         for needle in ("Über", "über", "ÜBER-K"):
