@@ -525,6 +525,6 @@ def test_a_csrf_token_past_ascii_is_refused_not_a_server_error(
         refused = http.post(
             "/models/validate",
             json={"document": "version: 1"},
-            headers={"X-CSRF-Token": "é".encode("latin-1")},
+            headers={b"X-CSRF-Token": "é".encode("latin-1")},
         )
         assert refused.status_code == 403
