@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from leadscore._batch.plan import BatchPlan, _repeated_ids, canonical_view, events_table
 from leadscore._batch.walk import score_floor
 from leadscore._events import Event
+from leadscore._loader import model_from_data
 from leadscore._model import Model
 from leadscore._replay import Result, replay
 
@@ -263,3 +264,36 @@ def test_repeated_ids_are_found_whichever_way_they_are_asked(
     assert _repeated_ids(con, "events", limit=limit) is bool(repeated)
     if repeated:
         assert sorted(r for (r,) in con.execute("SELECT id FROM ls_dups").fetchall()) == repeated
+
+
+def test_a_half_life_past_a_double_of_microseconds_equals_replay() -> None:
+    # 1e300 days is infinitely many microseconds as a double: no decay, as the
+    # pure engine computes it (2^(-t/inf) = 1). The SQL wrote the half-life as
+    # `inf`, a column name to DuckDB (an error), and the walk's span test took
+    # int() of an infinite instant (OverflowError).
+    model = model_from_data(
+        {
+            "version": 1,
+            "name": "slow",
+            "decay": {"half_life_days": 1e300},
+            "rules": [
+                {"id": "a", "event": "a", "points": 30, "limit": {"times": 1, "per": "day"}},
+                {"id": "b", "event": "b", "points": 10},
+            ],
+            "stages": [{"name": "new"}, {"name": "lead", "enter": {"score_gte": 35}}],
+            "triggers": [{"id": "t", "when": {"score_crosses": 35}, "actions": [{"add_tag": "x"}]}],
+        }
+    )
+    at = 1_780_000_000_000_000
+    day = 86_400_000_000
+    events = [
+        Event("e1", "a", at - 400 * day, contact_id="c1"),
+        Event("e2", "a", at - 400 * day + 1, contact_id="c1"),
+        Event("e3", "b", at - 3 * day, contact_id="c1"),
+        Event("e4", "b", at - day, anonymous_id="v1"),
+    ]
+    expected = replay(model, events, at)
+    assert expected.scorecards[0].score == 40.0  # undecayed
+    assert_same(_batch(model, events, at), expected)
+    rules_only = model.model_copy(update={"stages": [], "triggers": []})
+    assert_same(_batch(rules_only, events, at), replay(rules_only, events, at))

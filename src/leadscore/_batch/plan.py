@@ -677,7 +677,7 @@ class BatchPlan:
         first, second = compiler.select_items(self._shape, guarded=False)
         offset = _zone_offset(con, c, f"SELECT min(ts), max(ts) FROM {unique} WHERE ts <= {at}")
         decay = (
-            f"pow(2.0::DOUBLE, ({{}} - {at}) / {c.half_life_micros!r})"
+            f"pow(2.0::DOUBLE, ({{}} - {at}) / {number(c.half_life_micros)})"
             if c.half_life_micros is not None
             else "1.0::DOUBLE"
         )
@@ -872,7 +872,7 @@ class BatchPlan:
             for rule in c.rules
         )
         decay = (
-            f"pow(2.0::DOUBLE, (a.ts - {at}) / {c.half_life_micros!r})"
+            f"pow(2.0::DOUBLE, (a.ts - {at}) / {number(c.half_life_micros)})"
             if c.half_life_micros is not None
             else "1.0::DOUBLE"
         )
@@ -1183,7 +1183,9 @@ class BatchPlan:
         walks = walkable(self.model)
         if walks:
             fallback = "FALSE"
-            if c.half_life_micros is not None:
+            # An infinite half-life (past a double's range of microseconds)
+            # decays nothing: no span is too long then.
+            if c.half_life_micros is not None and math.isfinite(c.half_life_micros):
                 oldest = at - SPAN_HALF_LIVES * c.half_life_micros
                 fallback = f"ts < {int(oldest)}"
             con.execute(

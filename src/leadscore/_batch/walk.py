@@ -264,7 +264,7 @@ class Walk:
         """
         c = self.c
         decay = (
-            f"pow(2.0::DOUBLE, ({at} - ts) / {c.half_life_micros!r})"
+            f"pow(2.0::DOUBLE, ({at} - ts) / {number(c.half_life_micros)})"
             if c.half_life_micros is not None
             else "1.0::DOUBLE"
         )
@@ -368,7 +368,7 @@ class Walk:
             firings = [(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
         if c.has_stages:
             scale = (
-                f"pow(2.0::DOUBLE, (a.ts - {at}) / {c.half_life_micros!r})"
+                f"pow(2.0::DOUBLE, (a.ts - {at}) / {number(c.half_life_micros)})"
                 if c.half_life_micros is not None
                 else "1.0::DOUBLE"
             )
@@ -443,7 +443,7 @@ class Walk:
         """SELECT of each event's award sums: decaying (scaled to `at`) and flat, per tag."""
         c = self.c
         scale = (
-            f"pow(2.0::DOUBLE, (a.ts - {at}) / {c.half_life_micros!r})"
+            f"pow(2.0::DOUBLE, (a.ts - {at}) / {number(c.half_life_micros)})"
             if c.half_life_micros is not None
             else "1.0::DOUBLE"
         )
