@@ -87,7 +87,7 @@ from .sql import (
     probe_derived,
     tag_text,
 )
-from .walk import SPAN_HALF_LIVES, Walk, clamp_sql, score_floor, walkable
+from .walk import SPAN_HALF_LIVES, Walk, clamp_sql, scale_sql, score_floor, walkable
 
 if TYPE_CHECKING:
     import duckdb
@@ -676,11 +676,7 @@ class BatchPlan:
         # Unguarded: the mask tests each probe under its event type already.
         first, second = compiler.select_items(self._shape, guarded=False)
         offset = _zone_offset(con, c, f"SELECT min(ts), max(ts) FROM {unique} WHERE ts <= {at}")
-        decay = (
-            f"pow(2.0::DOUBLE, ({{}} - {at}) / {number(c.half_life_micros)})"
-            if c.half_life_micros is not None
-            else "1.0::DOUBLE"
-        )
+        decay = scale_sql(c, f"{{}} - {at}")
 
         # Each rule's points, decay and limit are columns of the small tables
         # joined to the events (r) and to the periods (k), rather than a CASE
@@ -871,11 +867,7 @@ class BatchPlan:
             f"({rule.index}, {rule.points}, {'TRUE' if rule.decays else 'FALSE'})"
             for rule in c.rules
         )
-        decay = (
-            f"pow(2.0::DOUBLE, (a.ts - {at}) / {number(c.half_life_micros)})"
-            if c.half_life_micros is not None
-            else "1.0::DOUBLE"
-        )
+        decay = scale_sql(c, f"a.ts - {at}")
         amounts = (
             "SELECT a.owner, a.ident, a.rule, a.tagf, "
             f"r.points * CASE WHEN r.decays THEN {decay} ELSE 1.0::DOUBLE END AS amount "

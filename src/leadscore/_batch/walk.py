@@ -61,6 +61,15 @@ def clamp_sql(c: CompiledModel, value: str) -> str:
     return value
 
 
+def scale_sql(c: CompiledModel, elapsed: str) -> str:
+    """SQL of 2^(elapsed/H), the model's decay over the SQL `elapsed` (µs, negative
+    into the past): 1 without decay. H is the exact DOUBLE literal of the
+    half-life, infinite past a double's range of microseconds (no decay either)."""
+    if c.half_life_micros is None:
+        return "1.0::DOUBLE"
+    return f"pow(2.0::DOUBLE, ({elapsed}) / {number(c.half_life_micros)})"
+
+
 def score_floor(model: Model) -> float | None:
     """The least engagement score that any score test of the model's stage conditions
     and triggers needs (infinity: none reads it); None when one may hold on a low
@@ -263,11 +272,7 @@ class Walk:
         the raw stage sum), which the plan finishes its scorecards from in SQL.
         """
         c = self.c
-        decay = (
-            f"pow(2.0::DOUBLE, ({at} - ts) / {number(c.half_life_micros)})"
-            if c.half_life_micros is not None
-            else "1.0::DOUBLE"
-        )
+        decay = scale_sql(c, f"{at} - ts")
         win = "PARTITION BY owner, ident ORDER BY ts, id"
         now = f"({win} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
         # A sum just before an event is the running sum less the event's own term,
@@ -367,11 +372,7 @@ class Walk:
             rows = con.execute(" UNION ALL ".join(parts)).fetchall()
             firings = [(trigger, owner, event_id, ts) for trigger, owner, event_id, ts in rows]
         if c.has_stages:
-            scale = (
-                f"pow(2.0::DOUBLE, (a.ts - {at}) / {number(c.half_life_micros)})"
-                if c.half_life_micros is not None
-                else "1.0::DOUBLE"
-            )
+            scale = scale_sql(c, f"a.ts - {at}")
             rules = ", ".join(
                 f"({rule.index}, {rule.points}, {'TRUE' if rule.decays else 'FALSE'})"
                 for rule in c.rules
@@ -442,11 +443,7 @@ class Walk:
     def award_sums(self, at: int) -> str:
         """SELECT of each event's award sums: decaying (scaled to `at`) and flat, per tag."""
         c = self.c
-        scale = (
-            f"pow(2.0::DOUBLE, (a.ts - {at}) / {number(c.half_life_micros)})"
-            if c.half_life_micros is not None
-            else "1.0::DOUBLE"
-        )
+        scale = scale_sql(c, f"a.ts - {at}")
         rules = ", ".join(
             f"({rule.index}, {rule.points}, {'TRUE' if rule.decays else 'FALSE'}, "
             f"[{', '.join(map(literal, rule.tags))}]::VARCHAR[])"

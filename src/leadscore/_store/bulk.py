@@ -59,7 +59,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .._batch.plan import BatchPlan, Input, period_case
-from .._batch.sql import literal, number
+from .._batch.sql import literal
+from .._batch.walk import scale_sql
 from .._engine import REBASE_HALF_LIVES, ContactState, Engine, Firing, merge_traits
 from .._replay import Owner
 from .database import reader
@@ -361,9 +362,7 @@ def _states(
         f"({rule.index}, {rule.points}, {'TRUE' if rule.decays else 'FALSE'})" for rule in c.rules
     )
     half_life = c.half_life_micros
-    scale = (
-        f"pow(2.0::DOUBLE, (a.ts - h.ref) / {number(half_life)})" if half_life else "1.0::DOUBLE"
-    )
+    scale = scale_sql(c, "a.ts - h.ref")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE ls_heads AS SELECT owner, ident, min(ts) AS ref, "
         "max(ts) AS last_ts, arg_max(id, {'ts': ts, 'id': id}) AS last_id "
