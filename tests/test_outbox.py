@@ -43,7 +43,7 @@ from leadscore._store.tables import firings as firing_rows
 from leadscore._store.tables import outbox as outbox_rows
 from leadscore._store.tables import rotations
 
-from ._receiver import receiving, verify
+from ._receiver import Trickle, receiving, verify
 from ._service import event
 from .conftest import BACKENDS, _empty_database
 
@@ -330,6 +330,43 @@ def test_timeouts_and_refused_connections_are_failed_attempts(fresh: sa.Engine) 
     assert timed_out.last_error.startswith("timed out")
     assert no_answer.status == "dead"
     assert "ConnectError" in no_answer.last_error
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "error"),
+    [
+        # A 200, then a body that never ends: the status decides, the body is not read.
+        (Trickle(every=0.05, most=200), "done", None),
+        # As fast as it goes: a huge body is not read into memory either.
+        (Trickle(every=0.0, chunk=1024 * 1024), "done", None),
+        # Headers a byte at a time, each read within the timeout: the call's
+        # timeout bounds the whole call, not each read.
+        (Trickle(every=0.05, head=True, most=200), "dead", "timed out"),
+    ],
+    ids=["slow-body", "huge-body", "slow-headers"],
+)
+def test_an_answer_that_never_ends_holds_the_worker_no_longer_than_the_timeout(
+    fresh: sa.Engine, answer: Trickle, status: str, error: str | None
+) -> None:
+    with receiving("s3cret", lambda received, nth: answer) as receiver:
+        name, model = workspace(fresh, webhook_model(receiver.url))
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        with OutboxWorker(
+            fresh, quick(webhook_timeout_seconds=0.5, webhook_max_attempts=1)
+        ) as worker:
+            started = time.monotonic()
+            worker.drain()
+            assert time.monotonic() - started < 4.0  # the timeout and a round, not the answer
+        # What the worker read, and the socket buffers: far from the 256 MiB a huge body offers.
+        assert receiver.trickled < 64 * 1024 * 1024
+    (row,) = hook_rows(fresh, name)
+    assert row.status == status
+    assert (row.last_error is None) if error is None else row.last_error.startswith(error)
 
 
 def test_the_workspace_secret_signs_webhooks_without_their_own(fresh: sa.Engine) -> None:

@@ -23,7 +23,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import httpx
 import sqlalchemy as sa
 
 from .._settings import Settings
@@ -78,10 +77,8 @@ class OutboxWorker:
         # Unique among all workers ever: leases name their worker.
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._rng = random.Random()
-        self._client = httpx.Client(
-            timeout=settings.webhook_timeout_seconds,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=settings.outbox_concurrency),
+        self._client = webhooks.client(
+            timeout=settings.webhook_timeout_seconds, connections=settings.outbox_concurrency
         )
         self._pool = ThreadPoolExecutor(
             settings.outbox_concurrency, thread_name_prefix="leadscore-webhook"
@@ -166,6 +163,7 @@ class OutboxWorker:
                 timestamp=int(time.time()),
                 body=ready.body,
             ),
+            timeout=self._settings.webhook_timeout_seconds,
         )
         return Attempted(row, started, now(), answer)
 
