@@ -369,6 +369,36 @@ def test_an_answer_that_never_ends_holds_the_worker_no_longer_than_the_timeout(
     assert (row.last_error is None) if error is None else row.last_error.startswith(error)
 
 
+def test_a_host_name_the_socket_cannot_encode_fails_alone(fresh: sa.Engine) -> None:
+    # "a..b" passes the model's URL pattern and httpx's parser; the socket's
+    # IDNA encoding raises UnicodeError. Out of the round, it left the round's
+    # other attempts unrecorded: sent again at each lease's end, for ever.
+    with receiving("s3cret") as receiver:
+        document = webhook_model(receiver.url).replace(
+            "      - webhook:", '      - webhook: {url: "http://a..b/hook"}\n      - webhook:'
+        )
+        name, model = workspace(fresh, document)
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        with OutboxWorker(fresh, quick(webhook_max_attempts=2)) as worker:
+            until(
+                lambda: {row.status for row in hook_rows(fresh, name)} == {"done", "dead"}, worker
+            )
+        assert len(receiver.received) == 1
+    bad, good = hook_rows(fresh, name)
+    assert (bad.action["webhook"]["url"], bad.status, bad.attempts) == (
+        "http://a..b/hook",
+        "dead",
+        2,
+    )
+    assert bad.last_error.startswith("not a usable host name")
+    assert (good.status, good.attempts) == ("done", 1)
+
+
 def test_the_workspace_secret_signs_webhooks_without_their_own(fresh: sa.Engine) -> None:
     with receiving() as receiver:
         name, model = workspace(fresh, webhook_model(receiver.url, secret=None))

@@ -132,6 +132,8 @@ def send(
         return Answer(None, f"timed out: {type(error).__name__}")
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         return Answer(None, f"{type(error).__name__}: {error}"[:500])
+    except UnicodeError as error:  # a host name IDNA cannot encode (a..b), raised by the socket
+        return Answer(None, f"not a usable host name: {error}"[:500])
     finally:
         _DEADLINE.at = None
     if 200 <= status < 300:
