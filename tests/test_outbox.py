@@ -369,6 +369,32 @@ def test_an_answer_that_never_ends_holds_the_worker_no_longer_than_the_timeout(
     assert (row.last_error is None) if error is None else row.last_error.startswith(error)
 
 
+def test_webhooks_go_through_the_environments_proxy(
+    fresh: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The receiver is the proxy: it gets the request for a host that does not
+    # resolve, as a proxy does (the call's timeout bounds it all the same).
+    for variable in ("ALL_PROXY", "HTTPS_PROXY", "NO_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.delenv(variable.lower(), raising=False)
+    with receiving("s3cret") as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/hook"))
+        name, model = workspace(fresh, webhook_model("http://hooks.invalid/hook"))
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        with OutboxWorker(fresh, quick()) as worker:
+            worker.drain()
+        (through,) = proxy.received
+        assert through.verified
+        assert through.headers["host"] == "hooks.invalid"
+    (row,) = hook_rows(fresh, name)
+    assert (row.status, row.attempts) == ("done", 1)
+
+
 def test_a_host_name_the_socket_cannot_encode_fails_alone(fresh: sa.Engine) -> None:
     # "a..b" passes the model's URL pattern and httpx's parser; the socket's
     # IDNA encoding raises UnicodeError. Out of the round, it left the round's

@@ -220,19 +220,27 @@ class _BoundedBackend(httpcore.NetworkBackend):
 
 def client(*, timeout: float, connections: int) -> httpx.Client:
     """The HTTP client of a worker's webhook calls, whose connections keep to
-    the deadline `send` sets (redirects not followed)."""
-    limits = httpx.Limits(max_connections=connections)
-    transport = httpx.HTTPTransport(limits=limits)
-    # httpx takes no network backend of its own: its transport's pool is made
-    # again, as httpx makes it (the same TLS context and limits), with ours.
-    transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=_BoundedBackend(),
+    the deadline `send` sets (redirects not followed; proxies from the
+    environment, HTTPS_PROXY and the like, used as httpx uses them)."""
+    made = httpx.Client(
+        timeout=timeout,
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=connections),
     )
-    return httpx.Client(timeout=timeout, follow_redirects=False, limits=limits, transport=transport)
+    # httpx takes no network backend of its own, and a transport given to it
+    # would turn off the environment's proxies: the pool of each transport it
+    # made (the direct one, each proxy's) gets ours instead. It is read at
+    # each new connection. Checked, so that another httpx fails loudly here
+    # rather than calling without the deadline.
+    backend = _BoundedBackend()
+    for transport in [made._transport, *made._mounts.values()]:
+        if transport is None:  # a NO_PROXY pattern: the direct transport
+            continue
+        pool: Any = getattr(transport, "_pool", None)
+        if not isinstance(getattr(pool, "_network_backend", None), httpcore.NetworkBackend):
+            raise RuntimeError(f"httpx {httpx.__version__}: no network backend to bound")
+        pool._network_backend = backend
+    return made
 
 
 def backoff(attempts: int, *, base: float, cap: float, rng: random.Random) -> float:
