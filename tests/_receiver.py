@@ -50,9 +50,22 @@ def verify(secret: str, timestamp: str, signature: str, body: bytes, now: float)
     )
 
 
-# How the receiver answers a request: a status, or a number of seconds to
-# hang before answering 200 (to outlast the sender's timeout).
-Answer = Callable[[Received, int], int | float]
+@dataclass(frozen=True)
+class Trickle:
+    """An answer that does not end: after a 200 and its headers, a chunked
+    body of `chunk` bytes every `every` seconds; with `head`, the headers
+    themselves, a byte every `every` seconds. Either goes on until the
+    sender hangs up, or `most` bytes are sent."""
+
+    every: float
+    chunk: int = 1
+    head: bool = False
+    most: int = 256 * 1024 * 1024
+
+
+# How the receiver answers a request: a status, a number of seconds to hang
+# before answering 200 (to outlast the sender's timeout), or a Trickle.
+Answer = Callable[[Received, int], int | float | Trickle]
 
 
 class Receiver:
@@ -62,6 +75,7 @@ class Receiver:
         self.received: list[Received] = []
         self._lock = threading.Lock()
         self.url = ""
+        self.trickled = 0  # bytes of Trickle answers sent
 
     def keys(self) -> set[str]:
         with self._lock:
@@ -99,12 +113,35 @@ class Receiver:
             self.received.append(item)
             nth = sum(1 for other in self.received if other.key == item.key)
         decided = self.answer(item, nth)
+        if isinstance(decided, Trickle):
+            self._trickle(handler, decided)
+            return
         if isinstance(decided, float):
             time.sleep(decided)
             decided = 200
         handler.send_response(decided)
         handler.send_header("Content-Length", "0")
         handler.end_headers()
+
+    def _trickle(self, handler: BaseHTTPRequestHandler, how: Trickle) -> None:
+        if how.head:
+            handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+            piece = b"a" * how.chunk
+        else:
+            handler.send_response(200)
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.end_headers()
+            piece = b"%x\r\n" % how.chunk + b"x" * how.chunk + b"\r\n"
+        try:
+            while self.trickled < how.most:
+                handler.wfile.write(piece)
+                handler.wfile.flush()
+                with self._lock:
+                    self.trickled += how.chunk
+                time.sleep(how.every)
+        except OSError:
+            pass  # the sender hung up
+        handler.close_connection = True
 
 
 @contextmanager

@@ -43,7 +43,7 @@ from leadscore._store.tables import firings as firing_rows
 from leadscore._store.tables import outbox as outbox_rows
 from leadscore._store.tables import rotations
 
-from ._receiver import receiving, verify
+from ._receiver import Trickle, receiving, verify
 from ._service import event
 from .conftest import BACKENDS, _empty_database
 
@@ -330,6 +330,99 @@ def test_timeouts_and_refused_connections_are_failed_attempts(fresh: sa.Engine) 
     assert timed_out.last_error.startswith("timed out")
     assert no_answer.status == "dead"
     assert "ConnectError" in no_answer.last_error
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "error"),
+    [
+        # A 200, then a body that never ends: the status decides, the body is not read.
+        (Trickle(every=0.05, most=200), "done", None),
+        # As fast as it goes: a huge body is not read into memory either.
+        (Trickle(every=0.0, chunk=1024 * 1024), "done", None),
+        # Headers a byte at a time, each read within the timeout: the call's
+        # timeout bounds the whole call, not each read.
+        (Trickle(every=0.05, head=True, most=200), "dead", "timed out"),
+    ],
+    ids=["slow-body", "huge-body", "slow-headers"],
+)
+def test_an_answer_that_never_ends_holds_the_worker_no_longer_than_the_timeout(
+    fresh: sa.Engine, answer: Trickle, status: str, error: str | None
+) -> None:
+    with receiving("s3cret", lambda received, nth: answer) as receiver:
+        name, model = workspace(fresh, webhook_model(receiver.url))
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        with OutboxWorker(
+            fresh, quick(webhook_timeout_seconds=0.5, webhook_max_attempts=1)
+        ) as worker:
+            started = time.monotonic()
+            worker.drain()
+            assert time.monotonic() - started < 4.0  # the timeout and a round, not the answer
+        # What the worker read, and the socket buffers: far from the 256 MiB a huge body offers.
+        assert receiver.trickled < 64 * 1024 * 1024
+    (row,) = hook_rows(fresh, name)
+    assert row.status == status
+    assert (row.last_error is None) if error is None else row.last_error.startswith(error)
+
+
+def test_webhooks_go_through_the_environments_proxy(
+    fresh: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The receiver is the proxy: it gets the request for a host that does not
+    # resolve, as a proxy does (the call's timeout bounds it all the same).
+    for variable in ("ALL_PROXY", "HTTPS_PROXY", "NO_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.delenv(variable.lower(), raising=False)
+    with receiving("s3cret") as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/hook"))
+        name, model = workspace(fresh, webhook_model("http://hooks.invalid/hook"))
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        with OutboxWorker(fresh, quick()) as worker:
+            worker.drain()
+        (through,) = proxy.received
+        assert through.verified
+        assert through.headers["host"] == "hooks.invalid"
+    (row,) = hook_rows(fresh, name)
+    assert (row.status, row.attempts) == ("done", 1)
+
+
+def test_a_host_name_the_socket_cannot_encode_fails_alone(fresh: sa.Engine) -> None:
+    # "a..b" passes the model's URL pattern and httpx's parser; the socket's
+    # IDNA encoding raises UnicodeError. Out of the round, it left the round's
+    # other attempts unrecorded: sent again at each lease's end, for ever.
+    with receiving("s3cret") as receiver:
+        document = webhook_model(receiver.url).replace(
+            "      - webhook:", '      - webhook: {url: "http://a..b/hook"}\n      - webhook:'
+        )
+        name, model = workspace(fresh, document)
+        send(
+            fresh,
+            name,
+            model,
+            [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+        )
+        with OutboxWorker(fresh, quick(webhook_max_attempts=2)) as worker:
+            until(
+                lambda: {row.status for row in hook_rows(fresh, name)} == {"done", "dead"}, worker
+            )
+        assert len(receiver.received) == 1
+    bad, good = hook_rows(fresh, name)
+    assert (bad.action["webhook"]["url"], bad.status, bad.attempts) == (
+        "http://a..b/hook",
+        "dead",
+        2,
+    )
+    assert bad.last_error.startswith("not a usable host name")
+    assert (good.status, good.attempts) == ("done", 1)
 
 
 def test_the_workspace_secret_signs_webhooks_without_their_own(fresh: sa.Engine) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -231,6 +232,9 @@ def test_export_holds_deliveries_and_erasure_removes_them(service: Service) -> N
             export = http.get("/v1/contacts/c1/export", headers=admin).json()
             (hook,) = [a for a in export["actions"] if a["kind"] == "webhook"]
             assert hook["status"] == "done"
+            # The export is handed to the person: the action's signing secret is not theirs.
+            assert hook["action"] == {"webhook": {"url": receiver.url}}
+            assert "s3cret" not in json.dumps(export)
             assert hook["payload"] is not None
             assert [a["outbox"] for a in export["delivery_attempts"]] == [hook["seq"]]
             assert export["contact"]["tags"] == ["demo"]

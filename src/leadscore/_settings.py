@@ -108,8 +108,8 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(
         default=10.0,
         gt=0,
-        description="Timeout of a webhook call, for connecting, sending and each read of "
-        "the answer; no answer in time is a failed attempt.",
+        description="Timeout of a whole webhook call: connecting, sending, and the answer's "
+        "status and headers (its body is not waited for); no answer in time is a failed attempt.",
     )
     webhook_max_attempts: int = Field(
         default=15,

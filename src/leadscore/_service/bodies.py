@@ -56,7 +56,8 @@ async def raw_body(request: Request) -> bytes:
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding == "identity":
         return body
-    if encoding != "gzip":
+    # x-gzip is gzip's old name, which RFC 9110 (8.4.1.3) says to take as gzip.
+    if encoding not in ("gzip", "x-gzip"):
         raise Problem(415, f"Content-Encoding {encoding!r} is not supported; use gzip or none")
     settings: Settings = request.app.state.settings
     limit = settings.max_body_bytes

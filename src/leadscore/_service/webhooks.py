@@ -21,8 +21,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+import threading
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+import httpcore
 import httpx
 import orjson
 
@@ -92,19 +97,150 @@ class Answer:
     error: str | None  # None when it succeeded (a 2xx)
 
 
-def send(client: httpx.Client, url: str, body: bytes, sent_headers: dict[str, str]) -> Answer:
+# At most this much of an answer's body is read (and dropped): enough for
+# the short bodies receivers send, so that their connection can be reused;
+# past it the connection is closed unread.
+_BODY_READ = 64 * 1024
+
+
+def send(
+    client: httpx.Client, url: str, body: bytes, sent_headers: dict[str, str], *, timeout: float
+) -> Answer:
     """One attempt: POST the body. A 2xx succeeds; anything else, a timeout or
     a connection that fails, is a failed attempt (redirects are not followed:
-    a signed body is not sent on to another address)."""
+    a signed body is not sent on to another address).
+
+    `timeout` bounds the whole call, from connecting to the answer's status
+    and headers, for a `client` made by `client()`: a receiver that trickles
+    its answer a byte at a time must not hold the worker past its lease. The
+    answer's body decides nothing: at most _BODY_READ bytes of it are read,
+    within what is left of the timeout, so a huge or endless one costs
+    neither memory nor time."""
+    _DEADLINE.at = time.monotonic() + timeout
     try:
-        response = client.post(url, content=body, headers=sent_headers)
+        with client.stream("POST", url, content=body, headers=sent_headers) as response:
+            status = response.status_code
+            try:
+                read = 0
+                for chunk in response.iter_raw():
+                    read += len(chunk)
+                    if read > _BODY_READ:
+                        break
+            except httpx.HTTPError:
+                pass  # the status has come: the body's fate changes nothing
     except httpx.TimeoutException as error:
         return Answer(None, f"timed out: {type(error).__name__}")
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         return Answer(None, f"{type(error).__name__}: {error}"[:500])
-    if 200 <= response.status_code < 300:
-        return Answer(response.status_code, None)
-    return Answer(response.status_code, f"answered {response.status_code}")
+    except UnicodeError as error:  # a host name IDNA cannot encode (a..b), raised by the socket
+        return Answer(None, f"not a usable host name: {error}"[:500])
+    finally:
+        _DEADLINE.at = None
+    if 200 <= status < 300:
+        return Answer(status, None)
+    return Answer(status, f"answered {status}")
+
+
+# -- the whole call within its timeout ------------------------------------------------
+#
+# httpx's timeouts bound each connect, write and read, not a call: an answer
+# that comes a byte at a time, each within the timeout, would hold the call
+# for ever. So the client's connections go through streams that give each
+# socket operation only what is left of the calling thread's deadline (set
+# by `send`; each call runs in a thread of its own).
+
+
+class _Deadline(threading.local):
+    at: float | None = None
+
+
+_DEADLINE = _Deadline()
+
+
+def _left(timeout: float | None, expired: type[Exception]) -> float | None:
+    """The timeout of one socket operation: the smaller of its own and what
+    is left of the call's deadline; `expired` raised when nothing is left."""
+    if _DEADLINE.at is None:
+        return timeout
+    left = _DEADLINE.at - time.monotonic()
+    if left <= 0:
+        raise expired("the webhook call took longer than its timeout")
+    return left if timeout is None else min(timeout, left)
+
+
+class _BoundedStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _BoundedBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(
+            self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        )
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def client(*, timeout: float, connections: int) -> httpx.Client:
+    """The HTTP client of a worker's webhook calls, whose connections keep to
+    the deadline `send` sets (redirects not followed; proxies from the
+    environment, HTTPS_PROXY and the like, used as httpx uses them)."""
+    made = httpx.Client(
+        timeout=timeout,
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=connections),
+    )
+    # httpx takes no network backend of its own, and a transport given to it
+    # would turn off the environment's proxies: the pool of each transport it
+    # made (the direct one, each proxy's) gets ours instead. It is read at
+    # each new connection. Checked, so that another httpx fails loudly here
+    # rather than calling without the deadline.
+    backend = _BoundedBackend()
+    for transport in [made._transport, *made._mounts.values()]:
+        if transport is None:  # a NO_PROXY pattern: the direct transport
+            continue
+        pool: Any = getattr(transport, "_pool", None)
+        if not isinstance(getattr(pool, "_network_backend", None), httpcore.NetworkBackend):
+            raise RuntimeError(f"httpx {httpx.__version__}: no network backend to bound")
+        pool._network_backend = backend
+    return made
 
 
 def backoff(attempts: int, *, base: float, cap: float, rng: random.Random) -> float:

@@ -23,7 +23,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import httpx
 import sqlalchemy as sa
 
 from .._settings import Settings
@@ -78,10 +77,8 @@ class OutboxWorker:
         # Unique among all workers ever: leases name their worker.
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._rng = random.Random()
-        self._client = httpx.Client(
-            timeout=settings.webhook_timeout_seconds,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=settings.outbox_concurrency),
+        self._client = webhooks.client(
+            timeout=settings.webhook_timeout_seconds, connections=settings.outbox_concurrency
         )
         self._pool = ThreadPoolExecutor(
             settings.outbox_concurrency, thread_name_prefix="leadscore-webhook"
@@ -155,18 +152,25 @@ class OutboxWorker:
     def _send(self, ready: Ready) -> Attempted:
         row = ready.row
         started = now()
-        answer = webhooks.send(
-            self._client,
-            row.action["webhook"]["url"],
-            ready.body,
-            webhooks.headers(
-                delivery=row.seq,
-                attempt=row.attempts + 1,
-                secret=ready.secret,
-                timestamp=int(time.time()),
-                body=ready.body,
-            ),
-        )
+        try:
+            answer = webhooks.send(
+                self._client,
+                row.action["webhook"]["url"],
+                ready.body,
+                webhooks.headers(
+                    delivery=row.seq,
+                    attempt=row.attempts + 1,
+                    secret=ready.secret,
+                    timestamp=int(time.time()),
+                    body=ready.body,
+                ),
+                timeout=self._settings.webhook_timeout_seconds,
+            )
+        except Exception as error:  # a bug: a failed attempt, so that it ends
+            # Raised out of the round, it would leave every attempt of the
+            # round unrecorded: the others sent again at each lease's end.
+            log.exception("webhook delivery %s: the attempt failed", row.seq)
+            answer = webhooks.Answer(None, f"{type(error).__name__}: {error}"[:500])
         return Attempted(row, started, now(), answer)
 
     def _record(self, attempted: list[Attempted]) -> None:

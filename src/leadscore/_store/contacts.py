@@ -252,9 +252,20 @@ def held(
         events=[event.to_json() for event in owned],
         anonymous_ids=anonymous,
         firings=[dict(row._mapping) for row in fired],
-        actions=[dict(row._mapping) for row in queued],
+        actions=[_without_secret(dict(row._mapping)) for row in queued],
         attempts=attempts,
     )
+
+
+def _without_secret(row: dict[str, Any]) -> dict[str, Any]:
+    """An outbox row as an access request shows it: a webhook's action
+    without the `secret` that signs it (the export is handed to the person,
+    and the secret is the receiver's, not theirs)."""
+    webhook = row["action"].get("webhook")
+    if isinstance(webhook, dict) and "secret" in webhook:
+        kept = {key: value for key, value in webhook.items() if key != "secret"}
+        row["action"] = {**row["action"], "webhook": kept}
+    return row
 
 
 def _linked(conn: sa.Connection, workspace: str, contact_id: str) -> list[str]:
