@@ -94,6 +94,32 @@ def test_versions_are_uploaded_listed_and_read(service: Service) -> None:
         assert http.get("/v1/models/active", headers=read).json()["version"] == 1
 
 
+def test_a_model_with_nul_in_a_name_is_a_422_naming_its_path(service: Service) -> None:
+    """PostgreSQL cannot store U+0000, and a model's names end up in its
+    columns: a NUL in the model's name was a 500 there at the upload."""
+    workspace = service.workspace(model=json.dumps(V1))
+    admin, read = workspace.auth(Scope.ADMIN), workspace.auth(Scope.READ)
+    bands = [{"band": "hot\0", "min_score": 20}, {"band": "cold"}]
+    with service.client() as http:
+        for document, path in [
+            ({**V2, "name": "eager\0"}, "name"),
+            ({**V2, "bands": bands}, "bands[0].band"),
+        ]:
+            for method, url in [("PUT", "/v1/models/active"), ("POST", "/v1/models")]:
+                response = http.request(method, url, content=json.dumps(document), headers=admin)
+                body = assert_problem(response, 422)
+                assert body["type"].endswith("/invalid-model")
+                assert body["errors"] == [
+                    {
+                        "path": path,
+                        "message": "must not contain U+0000 (the NUL character)",
+                        "line": 1,
+                    }
+                ]
+        listed = http.get("/v1/models", headers=read).json()["models"]
+        assert [(m["version"], m["active"]) for m in listed] == [(1, True)]
+
+
 def test_activation_rescores_everyone_and_fires_nothing_for_history(service: Service) -> None:
     workspace = service.workspace(model=json.dumps(V1))
     admin, read = workspace.auth(Scope.ADMIN), workspace.auth(Scope.READ)
