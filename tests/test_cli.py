@@ -201,6 +201,19 @@ def test_validate_reports_every_problem_with_path_and_line(tmp_path: Path) -> No
     assert f"{model}:8: rules[1].id" in err
 
 
+def test_validate_refuses_nul_with_its_path(tmp_path: Path) -> None:
+    model = tmp_path / "model.yaml"
+    model.write_text(
+        "version: 1\nname: demo\nrules:\n  - id: ok\n    event: page_view\n    points: 5\n"
+        '    tags: ["web\\0"]\n'
+    )
+    done = run("validate", str(model))
+    assert done.returncode == 1
+    assert done.stderr.decode().splitlines()[-1].strip() == (
+        f"{model}:7: rules[0].tags[0]: must not contain U+0000 (the NUL character)"
+    )
+
+
 def test_schema_is_json_schema_with_the_where_language() -> None:
     done = run("schema")
     assert done.returncode == 0

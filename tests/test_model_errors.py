@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from leadscore._errors import InputError, Issue, ModelError
 from leadscore._loader import load_model, model_from_data, parse_model
 from leadscore._model import Model, json_schema
-from leadscore._semantics import check
+from leadscore._semantics import check, keys_of
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec"
 CONFORMANCE = sorted((SPEC / "conformance").glob("*.yaml"))
@@ -1015,3 +1015,66 @@ def test_a_document_nested_thousands_deep_is_a_model_error(format: Literal["yaml
     text = '{"version": 1, "name": "deep", "rules": [], "x": ' + "[" * 3000 + "]" * 3000 + "}"
     with pytest.raises(ModelError, match="nests lists or mappings too deeply to be read"):
         parse_model(text, source=f"deep.{format}", format=format)
+
+
+# --- U+0000, which PostgreSQL cannot store in text ---
+
+_NUL = "must not contain U+0000 (the NUL character)"
+
+
+@pytest.mark.parametrize(
+    ("addition", "path", "marker"),
+    [
+        ('description: "the \\0 model"\n', "description", "description"),
+        ('bands:\n  - {band: "hot\\0", min_score: 5}\n  - {band: cold}\n', "bands[0].band", "hot"),
+        ('grades:\n  - {grade: "A\\0", min_fit: 5}\n  - {grade: B}\n', "grades[0].grade", "A"),
+        ('stages:\n  - name: "new\\0"\n', "stages[0].name", "new"),
+        (
+            "triggers:\n  - id: t\n    when: {score_crosses: 5}\n"
+            '    actions: [{add_tag: "hot\\0"}]\n',
+            "triggers[0].actions[0].add_tag",
+            "actions",
+        ),
+    ],
+    ids=["description", "band", "grade", "stage", "add_tag"],
+)
+def test_nul_in_any_name_is_refused_with_its_path(addition: str, path: str, marker: str) -> None:
+    text = BASE + addition
+    assert_issue(text, path, marker, _NUL)
+
+
+def test_nul_in_the_model_name_a_tag_and_a_where_value_and_key() -> None:
+    text = (
+        'version: 1\nname: "demo\\0"\nrules:\n  - id: visit\n    event: page_view\n'
+        '    points: 1\n    tags: ["web\\0"]\n    where:\n      "plan\\0": pro\n'
+        '      country: {in: [PL, "D\\0E"]}\n'
+    )
+    assert [(i.path, i.line, i.message) for i in issues_of(text)] == [
+        ("name", 2, _NUL),
+        ("rules[0].tags[0]", 7, _NUL),
+        ("rules[0].where", 9, f"the key 'plan\\x00' {_NUL}"),
+        ("rules[0].where.country.in[1]", 10, _NUL),
+    ]
+
+
+def test_nul_in_json_and_in_data() -> None:
+    document = json.loads(json.dumps({"version": 1, "name": "demo\0", "rules": []}))
+    issue = only_issue(json.dumps(document), "json")
+    assert (issue.path, issue.line, issue.message) == ("name", 1, _NUL)
+    with pytest.raises(ModelError) as raised:
+        model_from_data(document)
+    assert [str(issue) for issue in raised.value.issues] == [f"name: {_NUL}"]
+
+
+def test_nul_where_the_shape_already_objects_is_one_issue() -> None:
+    # Below an unknown key nothing more is said: its keys may be any text at
+    # all (the service's fuzz test sent lone surrogates, which no answer can
+    # encode), and the whole part is already the mistake.
+    assert_issue(
+        BASE + 'bogus:\n  "\\0": {"a\\0": "\\0"}\n',
+        "bogus",
+        "bogus",
+        "unknown key 'bogus'; allowed keys: " + ", ".join(keys_of(Model)),
+    )
+    text = with_rule('- id: "opens\\0"\n  event: email_open\n  points: 2\n')
+    assert_issue(text, "rules[1].id", "opens", "does not match [a-z0-9][a-z0-9_-]*: 'opens\\x00'")

@@ -14,7 +14,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -1060,6 +1060,45 @@ def test_an_id_column_with_duplicates_exits_1_naming_it(table_path: Path, tmp_pa
     assert done.exit_code == 1, done.output
     assert "id column 'lead' has 40 values on more than one row (such as 'L00000')" in done.output
     assert not (tmp_path / "m").exists()
+
+
+def test_rows_without_a_split_date_are_counted_and_warned_of(
+    table_path: Path, tmp_path: Path
+) -> None:
+    """A row with no date in --split-column is neither before nor after the
+    split: it was left out of training and testing without a word."""
+    header, *rows = table_path.read_text().splitlines()
+    dated = tmp_path / "dated.csv"
+    days = [
+        "" if i % 40 == 7 else (date(2026, 1, 1) + timedelta(days=i % 200)).isoformat()
+        for i in range(len(rows))
+    ]
+    undated = days.count("")
+    dated.write_text(
+        "\n".join([f"{header},signed_up", *(f"{r},{d}" for r, d in zip(rows, days, strict=True))])
+        + "\n"
+    )
+    args = ["--table", str(dated), "--target", "converted", "--id", "lead"]
+    split = ["--split-column", "signed_up", "--split-at", "2026-05-01"]
+    done = CliRunner().invoke(cli, ["train", *args, *split, "-o", str(tmp_path / "m"), *FAST])
+    assert done.exit_code == 0, done.output
+    assert " ".join(done.stderr.split()) == (
+        f"warning {dated}: {undated} rows with no date in 'signed_up', "
+        "left out of training and testing"
+    )
+    meta = TrainedModel.load(tmp_path / "m").meta
+    assert meta["source"]["left_out"] == {"no date in 'signed_up'": undated}
+    assert meta["training_data"]["rows"] == len(rows) - undated
+    # Dates only where the target is missing: no split to make, said as such.
+    bare = tmp_path / "bare.csv"
+    unknown = rows[0].rsplit(",", 1)[0] + ",,2026-01-01"
+    bare.write_text("\n".join([f"{header},signed_up", unknown, *(f"{r}," for r in rows[1:])]))
+    bare_args = ["--table", str(bare), "--target", "converted"]
+    refused = invoke("train", *bare_args, *split, "-o", str(tmp_path / "n"), *FAST)
+    assert refused.exit_code == 1
+    assert "split column 'signed_up' has no date on any row with a 'converted' value" in (
+        " ".join(refused.output.split())
+    )
 
 
 def test_infinite_numbers_are_missing_values(table_path: Path, tmp_path: Path) -> None:

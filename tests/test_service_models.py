@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -92,6 +93,65 @@ def test_versions_are_uploaded_listed_and_read(service: Service) -> None:
         assert len(http.get("/v1/models", headers=read).json()["models"]) == 2  # nothing stored
         assert_problem(http.post("/v1/models/9/activate", headers=admin), 404)
         assert http.get("/v1/models/active", headers=read).json()["version"] == 1
+
+
+def test_a_model_with_nul_in_a_name_is_a_422_naming_its_path(service: Service) -> None:
+    """PostgreSQL cannot store U+0000, and a model's names end up in its
+    columns: a NUL in the model's name was a 500 there at the upload."""
+    workspace = service.workspace(model=json.dumps(V1))
+    admin, read = workspace.auth(Scope.ADMIN), workspace.auth(Scope.READ)
+    bands = [{"band": "hot\0", "min_score": 20}, {"band": "cold"}]
+    with service.client() as http:
+        for document, path in [
+            ({**V2, "name": "eager\0"}, "name"),
+            ({**V2, "bands": bands}, "bands[0].band"),
+        ]:
+            for method, url in [("PUT", "/v1/models/active"), ("POST", "/v1/models")]:
+                response = http.request(method, url, content=json.dumps(document), headers=admin)
+                body = assert_problem(response, 422)
+                assert body["type"].endswith("/invalid-model")
+                assert body["errors"] == [
+                    {
+                        "path": path,
+                        "message": "must not contain U+0000 (the NUL character)",
+                        "line": 1,
+                    }
+                ]
+        listed = http.get("/v1/models", headers=read).json()["models"]
+        assert [(m["version"], m["active"]) for m in listed] == [(1, True)]
+
+
+def test_each_activation_answers_with_its_own_activation(service: Service) -> None:
+    """Activations of one workspace in parallel, of versions 1 and 2 in turn:
+    each answer is the activation its own call recorded. The routes answered
+    with the workspace's latest, which another call may have recorded between
+    this one's commit and its read: an answer with the other version, or two
+    answers with one id. Nothing but running many at once puts a call in that
+    gap (no lock holds a read back without holding back the write before it),
+    so before the fix this test could pass by luck (it failed 9 runs in 10,
+    SQLite and PostgreSQL alike); after it, it cannot fail."""
+    workspace = service.workspace(model=json.dumps(V1))
+    admin = workspace.auth(Scope.ADMIN)
+    calls = 24
+
+    def activate(index: int) -> tuple[int, dict[str, Any]]:
+        version = 1 + index % 2
+        with service.client() as http:
+            if index % 3 == 0:  # the upload's activation too, as a new version
+                document = json.dumps({**(V1 if version == 1 else V2), "name": f"n{index}"})
+                response = http.put("/v1/models/active", content=document, headers=admin)
+                assert response.status_code == 200, response.text
+                return response.json()["version"], response.json()["activation"]
+            response = http.post(f"/v1/models/{version}/activate", headers=admin)
+            assert response.status_code == 202, response.text
+            return version, response.json()
+
+    with service.client() as http:
+        http.post("/v1/models", content=json.dumps(V2), headers=admin).raise_for_status()
+    with ThreadPoolExecutor(max_workers=calls) as pool:
+        answers = list(pool.map(activate, range(calls)))
+    assert [activation["version"] for _, activation in answers] == [v for v, _ in answers]
+    assert len({activation["id"] for _, activation in answers}) == calls
 
 
 def test_activation_rescores_everyone_and_fires_nothing_for_history(service: Service) -> None:

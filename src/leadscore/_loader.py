@@ -328,12 +328,51 @@ def _validate(document: _Document, source: str | None) -> Model:
         model = Model.model_validate(document.data)
     except ValidationError as error:
         problems = [_translate(detail) for detail in error.errors()] + problems
-    issues = document.issues + [
-        Issue(format_path(p.loc), p.message, document.line(p.loc)) for p in problems
-    ]
+    # A NUL where a problem is already reported (an id's pattern, an unknown
+    # key and all below it) is part of that one mistake.
+    reported = {problem.loc for problem in problems}
+    issues = (
+        document.issues
+        + [Issue(format_path(p.loc), p.message, document.line(p.loc)) for p in problems]
+        + [
+            Issue(format_path(loc), message, document.line(line_loc))
+            for loc, line_loc, message in _nul_texts(document.data, (), reported)
+        ]
+    )
     if issues or model is None:
         raise ModelError(_finish(issues, source))
     return model
+
+
+_NUL = "\x00"
+
+
+def _nul_texts(data: object, loc: Loc, reported: set[Loc]) -> Iterator[tuple[Loc, Loc, str]]:
+    """(path, where its line is, message) of every text holding U+0000, keys
+    too, but none at or below a location in `reported`.
+
+    PostgreSQL cannot store U+0000 in text, and a model's names and tags end
+    up in its columns (the model's name, a contact's band, stage and tags):
+    activating such a model was a server error. No event id or type holds one
+    either, so a model's text has no use for it. A key's problem is told at its
+    mapping, so that the path the message shows holds no NUL itself.
+    """
+    if loc in reported:
+        return
+    if isinstance(data, str):
+        if _NUL in data:
+            yield loc, loc, "must not contain U+0000 (the NUL character)"
+    elif isinstance(data, Mapping):
+        for key, value in data.items():
+            if (*loc, key) in reported:
+                continue
+            if isinstance(key, str) and _NUL in key:
+                message = f"the key {describe(key)} must not contain U+0000 (the NUL character)"
+                yield loc, (*loc, key), message
+            yield from _nul_texts(value, (*loc, key), reported)
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            yield from _nul_texts(item, (*loc, index), reported)
 
 
 def _finish(issues: list[Issue], source: str | None) -> list[Issue]:

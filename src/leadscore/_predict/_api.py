@@ -68,19 +68,33 @@ def train_table(
                 f"id column {id_column!r} has {len(repeated):,} values on more than one row "
                 f"(such as {shown!r}); expected one row per lead"
             )
-    rows = np.flatnonzero(known)
-    data = table.take(rows) if rows.size < table.rows else table
-    y = labels[rows]
-    times = None
+    left_out: dict[str, int] = {}
     if split_column is not None:
         if split_column not in table.dates:
             raise InputError(f"split column {split_column!r} is not a date column of the table")
-        times = data.dates[split_column]
+        # A row without a date is neither before the split nor after it: it
+        # can be neither trained nor tested on, and is left out, counted (the
+        # command warns of it) rather than dropped by the comparisons unseen.
+        dated = ~np.isnan(table.dates[split_column])
+        undated = int(np.count_nonzero(known & ~dated))
+        if undated and undated == int(np.count_nonzero(known)):
+            raise InputError(
+                f"split column {split_column!r} has no date on any row with a {target!r} value"
+            )
+        if undated:
+            left_out[f"no date in {split_column!r}"] = undated
+        known = known & dated
+    rows = np.flatnonzero(known)
+    data = table.take(rows) if rows.size < table.rows else table
+    y = labels[rows]
+    times = None if split_column is None else data.dates[split_column]
     candidates = [n for n in data.columns if n not in (target, id_column)]
     selection = select_features(
         data, y, candidates=candidates, exclude=tuple(exclude), keep=tuple(keep)
     )
     source: dict[str, Any] = {"kind": "table", "target": target, "id": id_column}
+    if left_out:
+        source["left_out"] = left_out
     return fit(data, y, selection, options, times=times, split_at=split_at, source=source)
 
 

@@ -297,6 +297,13 @@ def train(
                 split_at=None if at is None else at / DAY,
                 options=options,
             )
+            for why, count in model.meta["source"].get("left_out", {}).items():
+                err.print(
+                    f"[yellow]warning[/yellow] {table}: {count:,} row{'s' if count != 1 else ''} "
+                    f"with {why}, left out of training and testing",
+                    highlight=False,
+                    soft_wrap=True,
+                )
         else:
             if outcome is None:
                 raise click.UsageError("--events needs --outcome EVENT_TYPE")

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
 from .._errors import ModelError
-from .._store.activation import Activation, get_activation, latest_activation
+from .._store.activation import Activation, get_activation
 from .._store.errors import UnknownModelVersion
 from .._store.workspaces import (
     ModelVersion,
@@ -133,12 +133,20 @@ def _issue(path: str, message: str, line: int | None) -> dict[str, Any]:
     return found
 
 
-def _started(request: Request, database: Database, workspace: str) -> ActivationInfo | None:
-    """The activation just recorded for the workspace; the runner is told at once."""
+def _started(
+    request: Request, database: Database, workspace: str, model: ModelVersion
+) -> ActivationInfo:
+    """The activation this call has just recorded; the runner is told at once.
+
+    Its own, by id: the workspace's latest may already be another call's,
+    activating another version in the meantime.
+    """
     request.app.state.activations.wake()
+    assert model.activation is not None  # only a model just activated comes here
     with database.connect() as conn:
-        found = latest_activation(conn, workspace=workspace)
-    return None if found is None else activation_info(found)
+        found = get_activation(conn, workspace=workspace, activation_id=model.activation)
+    assert found is not None  # activations are never deleted
+    return activation_info(found)
 
 
 @router.put(
@@ -160,7 +168,7 @@ def put_active_model(
     return ModelSummary(
         version=stored.version,
         name=stored.engine.model.name,
-        activation=_started(request, database, caller.workspace),
+        activation=_started(request, database, caller.workspace, stored),
     )
 
 
@@ -277,9 +285,7 @@ def activate_version(
     with database.connect() as conn:
         model = activate_model(conn, workspace=workspace, version=version)
     models.keep(workspace, model)
-    started = _started(request, database, workspace)
-    assert started is not None  # activate_model has just recorded it
-    return started
+    return _started(request, database, workspace, model)
 
 
 @router.get(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -25,6 +26,11 @@ class ModelVersion:
     version: int
     document: str
     engine: Engine
+    # The id of the activation that the call returning it recorded
+    # (store_model with activate=True, activate_model), None from the others:
+    # the caller's own, which the workspace's latest may no longer be once
+    # another activation has come in meanwhile.
+    activation: int | None = None
 
 
 def create_workspace(conn: sa.Connection, *, workspace: str) -> bool:
@@ -70,9 +76,8 @@ def store_model(
                 created_at=now(),
             )
         )
-        if activate:
-            _activate(conn, workspace, version)
-    return ModelVersion(version, document, engine)
+        activation = _activate(conn, workspace, version) if activate else None
+    return ModelVersion(version, document, engine, activation)
 
 
 def activate_model(conn: sa.Connection, *, workspace: str, version: int) -> ModelVersion:
@@ -83,8 +88,8 @@ def activate_model(conn: sa.Connection, *, workspace: str, version: int) -> Mode
     once."""
     with transaction(conn):
         found = load_model(conn, workspace=workspace, version=version)
-        _activate(conn, workspace, version)
-    return found
+        activation = _activate(conn, workspace, version)
+    return dataclasses.replace(found, activation=activation)
 
 
 def _activate(conn: sa.Connection, workspace: str, version: int) -> int:

@@ -44,7 +44,24 @@ def _when(micros: int | None) -> str:
     return format_timestamp(micros).replace("T", " ").removesuffix("Z")[:16] + " UTC"
 
 
+def contact_href(contact_id: str) -> str:
+    """The link to a contact's card.
+
+    `/contacts/<id>`, the id percent-encoded but its "/" kept (the card's route
+    takes the id whole). An id with a "." or ".." segment (`..`, `a/.`) cannot
+    travel so: browsers collapse such segments ("/contacts/.." is "/"), and
+    %2E does not help, since the URL standard collapses "%2e" and "%2E%2E" too
+    (httpx does not, so only a browser shows it). Such an id goes in the query
+    instead, `/contacts/?id=<id>`, which no one normalises; the card's route
+    reads it there when its path holds none.
+    """
+    if any(segment in (".", "..") for segment in contact_id.split("/")):
+        return "/contacts/?id=" + quote(contact_id, safe="")
+    return "/contacts/" + quote(contact_id, safe="/")
+
+
 templates.env.filters["when"] = _when
+templates.env.filters["contact_href"] = contact_href
 templates.env.globals["vendor"] = lambda name: (HERE / "static" / "vendor" / name).is_file()
 
 

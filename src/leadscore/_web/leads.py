@@ -219,6 +219,8 @@ def leads_csv(session: Sales, query: Filters, database: Database, models: Models
 
 # `path`: an id is free text and may hold a "/" (the lists' links leave it as
 # it is, and %2F arrives decoded); the card has no sub-pages to tell apart.
+# An id with a "." or ".." segment comes as `/contacts/?id=...` instead
+# (common.contact_href says why).
 @router.get("/contacts/{contact_id:path}")
 def contact_card(
     session: Sales,
@@ -228,7 +230,10 @@ def contact_card(
     database: Database,
     models: Models,
     settings: CurrentSettings,
+    in_query: Annotated[str | None, Query(alias="id")] = None,
 ) -> Response:
+    if not contact_id and in_query is not None:
+        contact_id = in_query
     workspace = session.user.workspace
     model = active(database, models, workspace)
     if model is None:
