@@ -1078,3 +1078,72 @@ def test_nul_where_the_shape_already_objects_is_one_issue() -> None:
     )
     text = with_rule('- id: "opens\\0"\n  event: email_open\n  points: 2\n')
     assert_issue(text, "rules[1].id", "opens", "does not match [a-z0-9][a-z0-9_-]*: 'opens\\x00'")
+
+
+# --- integers past a double's range (YAML and JSON read them exactly) ---
+
+_HUGE = "1" + "0" * 400  # 10**400: an integer, and no double
+_IN_RANGE = "expected a number within a double's range (about ±1.8e308)"
+
+
+@pytest.mark.parametrize(
+    ("addition", "path", "marker"),
+    [
+        (
+            f"bands:\n  - {{band: hot, min_score: {_HUGE}}}\n  - {{band: cold}}\n",
+            "bands[0].min_score",
+            "hot",
+        ),
+        (
+            f"grades:\n  - {{grade: A, min_fit: -{_HUGE}}}\n  - {{grade: B}}\n",
+            "grades[0].min_fit",
+            "A",
+        ),
+        (f"clamp: {{max: {_HUGE}}}\n", "clamp.max", "clamp"),
+    ],
+    ids=["band", "grade", "clamp"],
+)
+def test_an_integer_past_a_double_is_an_issue_not_a_crash(
+    addition: str, path: str, marker: str
+) -> None:
+    # It was an OverflowError from math.isfinite: a traceback for validate, a 500 for the API.
+    issue = only_issue(BASE + addition)
+    assert (issue.path, issue.line) == (path, line_of(BASE + addition, marker))
+    assert issue.message.startswith(f"{_IN_RANGE}, got an integer of about 40")
+
+
+@pytest.mark.parametrize("test", ["gt", "eq", "in"])
+def test_an_integer_past_a_double_in_a_where_test(test: str) -> None:
+    operand = f"[{_HUGE}]" if test == "in" else _HUGE
+    text = with_rule(
+        f"- id: big\n  event: purchase\n  points: 1\n  where: {{amount: {{{test}: {operand}}}}}\n"
+    )
+    issue = only_issue(text)
+    where = "rules[1].where.amount." + ("in[0]" if test == "in" else test)
+    assert (issue.path, issue.line) == (where, line_of(text, "where"))
+    expected = _IN_RANGE if test == "gt" else "expected text, a number, true or false"
+    assert issue.message.startswith(f"{expected}, got an integer of about 40")
+    # A large integer inside the range is a number like any other.
+    parse_model(text.replace(_HUGE, "1" + "0" * 300), source="model.yaml", format="yaml")
+
+
+def test_an_integer_past_a_double_in_json() -> None:
+    text = (
+        '{"version": 1, "name": "n", "rules": [], "bands": [{"band": "hot", "min_score": '
+        + _HUGE
+        + '}, {"band": "cold"}]}'
+    )
+    assert only_issue(text, "json").path == "bands[0].min_score"
+
+
+@pytest.mark.parametrize("tag_from", ["product..category", ".category", "product."])
+def test_tag_from_is_a_property_path(tag_from: str) -> None:
+    # An empty name between dots matched nothing in the pure engine and was a
+    # DuckDB BinderException in the batch engine; where keys were refused already.
+    text = with_rule(f"- id: cat\n  event: purchase\n  points: 1\n  tag_from: '{tag_from}'\n")
+    assert_issue(
+        text,
+        "rules[1].tag_from",
+        "tag_from",
+        f"a property path needs a name between every two dots, got {tag_from!r}",
+    )

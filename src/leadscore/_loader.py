@@ -46,7 +46,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from ._errors import InputError, Issue, ModelError
-from ._model import ACTION_KINDS, Model
+from ._model import ACTION_KINDS, IN_RANGE, Model
 from ._semantics import (
     Loc,
     Problem,
@@ -422,6 +422,7 @@ _EXPECTED = {
     "list_type": "a list",
     "number_type": "a number",
     "finite_number": "a finite number",
+    "number_range": IN_RANGE,
     "event_types_type": "an event type or a list of event types",
 }
 

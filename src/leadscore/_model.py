@@ -14,6 +14,7 @@ silently ignored rule.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -78,6 +79,26 @@ Points = Annotated[
 ]
 
 
+def number_problem(value: int | float) -> str | None:
+    """Why a number cannot be a model's number, or None.
+
+    Scores are doubles (spec 4), so every number must be one: infinities and
+    NaN are not numbers to compare with, and an integer past a double's range
+    (YAML reads 1 followed by 400 zeros exactly) would fail every comparison
+    with OverflowError instead of being reported.
+    """
+    if isinstance(value, int):
+        if abs(value) > _DOUBLE_MAX:
+            return f"expected {IN_RANGE}"
+        return None
+    return None if math.isfinite(value) else "expected a finite number"
+
+
+IN_RANGE = "a number within a double's range (about ±1.8e308)"
+# The largest double, as an exact integer: every integer up to it converts.
+_DOUBLE_MAX = int(sys.float_info.max)
+
+
 def _real_number(value: Any) -> Any:
     """Accept only finite ints and floats before the union sees the value.
 
@@ -86,8 +107,10 @@ def _real_number(value: Any) -> Any:
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PydanticCustomError("number_type", "expected a number")
-    if not math.isfinite(value):
-        raise PydanticCustomError("finite_number", "expected a finite number")
+    problem = number_problem(value)
+    if problem is not None:
+        kind = "number_range" if isinstance(value, int) else "finite_number"
+        raise PydanticCustomError(kind, problem)
     return value
 
 

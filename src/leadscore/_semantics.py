@@ -34,7 +34,7 @@ import re2
 from pydantic import BaseModel
 
 from ._errors import Issue
-from ._model import Band, Grade, StageCondition, TriggerCondition
+from ._model import Band, Grade, StageCondition, TriggerCondition, number_problem
 
 Loc = tuple[str | int, ...]
 
@@ -102,6 +102,10 @@ def describe(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and number_problem(value) is not None:
+        # Past a double's range: repr would quote hundreds of digits (and
+        # refuses past 4,300, Python's guard against slow conversions).
+        return f"an integer of about {int(abs(value).bit_length() * math.log10(2)) + 1} digits"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
@@ -139,7 +143,9 @@ def text_key_message(key: object) -> str:
 
 def is_number(value: object) -> TypeGuard[int | float]:
     """A finite int or float; booleans are not numbers (spec 2.2)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return number_problem(value) is None
 
 
 # --- the checks ---
@@ -268,6 +274,10 @@ def _rule_conditions(data: Mapping[str, Any], key: str) -> list[Problem]:
         where = entry.get("where")
         if isinstance(where, Mapping):  # anything else is a type error pydantic reports
             problems += check_where(where, (key, index, "where"))
+        # tag_from names a property as a where key does (pydantic checks it is text).
+        tag_from = entry.get("tag_from")
+        if isinstance(tag_from, str) and tag_from:
+            problems += _property_path(tag_from, (key, index, "tag_from"))
     return problems
 
 
@@ -504,6 +514,9 @@ def _operand_problem(name: str, operand: object) -> str | None:
         return f"expected text, a number, true or false, got {scalar}" if scalar else None
     if name in _STRING_TESTS and not isinstance(operand, str):
         return f"expected text, got {describe(operand)}"
+    if name in _NUMBER_TESTS and isinstance(operand, int) and not isinstance(operand, bool):
+        problem = number_problem(operand)
+        return f"{problem}, got {describe(operand)}" if problem else None
     if name in _NUMBER_TESTS and not is_number(operand):
         hint = " (write it without quotes)" if isinstance(operand, str) else ""
         return f"expected a number, got {describe(operand)}{hint}"
