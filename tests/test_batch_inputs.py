@@ -105,6 +105,10 @@ BAD_LINES = [
     # In years 10000 and 0 in UTC: instants no output can write.
     b'{"id": "e10", "type": "view", "contact_id": "c1", "timestamp": "9999-12-31T23:30:00-01:00"}',
     b'{"id": "e11", "type": "view", "contact_id": "c1", "timestamp": "0001-01-01T00:30:00+01:00"}',
+    # An offset's minutes stop at 59 and its hours at 23 (datetime read +05:60 as +06:00).
+    b'{"id": "e13", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00+05:60"}',
+    b'{"id": "e14", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00+24:00"}',
+    b'{"id": "e15", "type": "view", "contact_id": "c2", "timestamp": "2026-05-04T10:00:00-23:59"}',
 ]
 
 
@@ -127,7 +131,7 @@ def test_bad_records_are_the_pure_readers_and_the_good_ones_are_scored(tmp_path:
     assert [(r.source, r.line, r.field) for r in batch_bad] == [
         (r.source, r.line, r.field) for r in pure_bad
     ]
-    assert len(batch_bad) == 12
+    assert len(batch_bad) == 14
     with pytest.raises(InputError, match=r"events.jsonl:2: timestamp: expected an RFC 3339"):
         score_batch(load_case(CASES[0]).model, str(path), at=1, strict=True)
 

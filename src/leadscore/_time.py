@@ -15,8 +15,11 @@ MICROS_PER_DAY = 86_400 * MICROS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICRO = timedelta(microseconds=1)
 # RFC 3339 date-time with a mandatory offset and at most six fraction digits.
+# The offset's minutes are 00-59 and its hours 00-23 (RFC 3339's
+# time-numoffset): datetime would read +05:60 as +06:00.
 _RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:[Zz]|[+-]\d{2}:\d{2})"
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?"
+    r"(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
 )
 
 

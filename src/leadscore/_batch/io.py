@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 _RFC3339: Final = (
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"  # as _time._RFC3339
 )
 _TYPE: Final = r"[A-Za-z0-9_.:-]{1,64}"
 _UNITS: Final[dict[str, Unit]] = {"jsonl": "line", "json": "item", "csv": "line", "parquet": "row"}
