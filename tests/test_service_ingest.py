@@ -446,6 +446,38 @@ def test_a_segment_batch_answers_per_call(service: Service) -> None:
         assert assert_problem(unusable, 422)["errors"][0]["path"] == "batch"
 
 
+def test_a_rejected_batch_call_keeps_its_message_id_as_an_accepted_one_would(
+    service: Service,
+) -> None:
+    # A number is an id, as its decimal text (as from_segment takes it); a
+    # messageId of another type has no id to give, and is itself an error.
+    workspace = service.workspace()
+    calls = [
+        {"type": "nonsense", "userId": "u", "messageId": 1.5},
+        {"type": "nonsense", "userId": "u", "messageId": 1e3},
+        {"type": "track", "userId": "u", "event": "Demo Request", "messageId": 2.5},
+        {"type": "track", "userId": "u", "event": "Demo Request", "messageId": True},
+        {"type": "track", "userId": "u", "event": "Demo Request", "messageId": {"id": 1}},
+    ]
+    body = {"batch": calls, "sentAt": "2026-05-04T10:00:00Z"}
+    with service.client() as http:
+        response = http.post("/v1/batch", json=body, headers=workspace.auth(Scope.WRITE))
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [(r["id"], r["status"]) for r in results] == [
+        ("1.5", "rejected"),
+        ("1000", "rejected"),
+        ("2.5", "accepted"),
+        (None, "rejected"),
+        (None, "rejected"),
+    ]
+    for index in (3, 4):
+        assert results[index]["reason"].startswith(
+            f"batch[{index}].messageId: expected a string or a number"
+        )
+    assert stored_ids(service, workspace) == {"2.5"}
+
+
 def test_analytics_js_paths_text_plain_and_body_write_key(service: Service) -> None:
     # analytics.js posts text/plain (no CORS preflight) to one-letter paths,
     # with the write key in the body and no Authorization header.

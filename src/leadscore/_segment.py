@@ -167,7 +167,7 @@ from typing import Any
 from ._errors import EventError
 from ._time import FIRST_MICROS, LAST_MICROS, format_timestamp, from_datetime
 
-__all__ = ["CALL_TYPES", "batch", "event_type", "from_segment"]
+__all__ = ["CALL_TYPES", "batch", "event_type", "from_segment", "message_id"]
 
 CALL_TYPES = ("track", "identify", "page", "screen", "alias", "group")
 """The Segment call types leadscore accepts, each its own `/v1/<type>` endpoint."""
@@ -384,6 +384,19 @@ def _id(call: Mapping[str, Any], key: str) -> str | None:
     if isinstance(value, float) and math.isfinite(value):
         return str(int(value)) if value.is_integer() else repr(value)
     raise EventError(key, f"expected a string or a number, got {_show(value)}")
+
+
+def message_id(call: object) -> str | None:
+    """The event id a call's `messageId` makes, as `from_segment` takes it (a
+    number is its decimal text), for the result of a call rejected before it
+    became an event; None when there is none or it is not an id (which
+    `from_segment` reports as an error of `messageId`)."""
+    if not isinstance(call, Mapping):
+        return None
+    try:
+        return _id(call, "messageId")
+    except EventError:
+        return None
 
 
 def _fill(properties: dict[str, Any], key: str, value: object) -> None:

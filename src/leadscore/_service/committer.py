@@ -15,6 +15,15 @@ answer is still sent only after its events are committed, and each event is
 still decided as if it came alone (ingest decides the events of a batch one
 by one, in order).
 
+Nor does a request's failure cost the others of its transaction: when the
+commit of a group of requests fails (an event the database fails on rather
+than refuses, an exception of the engine's), its requests are committed
+again one at a time, in the order they came, each in a transaction of its
+own, so that only a request whose own commit fails gets an error (the
+routes' 500, or the store's error) and the others their outcomes. (An event
+the database refuses, a constraint, is rejected alone by ingest itself and
+fails no transaction.)
+
 The leader is a request's own thread, not a thread of the committer's: a
 request alone is stored without a hand-off to another thread and back (a
 queue, a future, and the GIL changing hands twice per call).
@@ -122,6 +131,22 @@ class Committer:
                     events=[event for job in group for event in job.events],
                 )
         except BaseException as error:  # each request answers it (a 500, or the store's error)
+            if len(group) > 1 and isinstance(error, Exception):
+                # One request's events may be all that made the shared
+                # transaction fail (it rolled back): commit each request
+                # alone, so that the others are not answered with its error.
+                # In the order they came, as the shared transaction decided
+                # them: a later request's copy of an earlier one's event id
+                # is still the duplicate (or, if the earlier request fails,
+                # the copy stored). Each once, and a group of one not at all:
+                # an error that is no request's own (the database is down)
+                # fails every retry too, and each request is answered with
+                # its own attempt's error. (Events that ingest's one-by-one
+                # fallback had committed before the failure are answered as
+                # duplicates by the retry: stored, not lost.)
+                for job in group:
+                    self._commit([job])
+                return
             for job in group:
                 job.error = error
             return

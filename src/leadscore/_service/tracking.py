@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from .._errors import EventError
-from .._segment import CALL_TYPES, batch, from_segment
+from .._segment import CALL_TYPES, batch, from_segment, message_id
 from .._store.database import lookup_reader
 from .._store.keys import Scope
 from . import problems
@@ -96,15 +96,6 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 _RESPONSES = problems.responses(401, 403, 409, 413, 415, 422)
-
-
-def _message_id(call: object) -> str | None:
-    value = call.get("messageId") if isinstance(call, dict) else None
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
 
 
 def _store(
@@ -195,7 +186,7 @@ async def post_batch(*, call: Segment) -> TrackingAnswer:
             ) from None
         assert isinstance(items, list)  # batch() has checked it
         return [
-            Refused(_message_id(items[index]), str(result))
+            Refused(message_id(items[index]), str(result))
             if isinstance(result, EventError)
             else result
             for index, result in enumerate(translated)
