@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -60,6 +60,9 @@ from ._time import format_timestamp, from_datetime, parse_instant
 
 _PROGRESS_EVERY = 10_000
 _WARNINGS_SHOWN = 20
+
+if TYPE_CHECKING:
+    from ._service.demo import DemoReceiver
 
 
 def _as_of(text: str | None) -> int:
@@ -456,7 +459,16 @@ def demo(
 
 
 def _service_demo(folder: Path, *, contacts: int, count: int, port: int) -> None:
-    from ._service.demo import setup_demo
+    from ._service.demo import DemoReceiver
+
+    with DemoReceiver() as receiver:
+        _serve_demo(folder, contacts=contacts, count=count, port=port, receiver=receiver)
+
+
+def _serve_demo(
+    folder: Path, *, contacts: int, count: int, port: int, receiver: DemoReceiver
+) -> None:
+    from ._service.demo import EXAMPLE_WEBHOOK, setup_demo
     from ._service.server import run
     from ._store.keys import Scope
 
@@ -474,6 +486,7 @@ def _service_demo(folder: Path, *, contacts: int, count: int, port: int) -> None
             settings.database(),
             contacts=contacts,
             events=count,
+            webhook_url=receiver.url,
             progress=lambda done: status.update(f"Scored {done:,} events of the history..."),
         )
     base = f"http://127.0.0.1:{port}"
@@ -488,6 +501,8 @@ def _service_demo(folder: Path, *, contacts: int, count: int, port: int) -> None
         f"  read key:  {read}\n"
         f"  write key: {write}\n"
         f"  admin key: {made.keys[Scope.ADMIN]}\n"
+        f"  webhooks:  the model's CRM webhook ({EXAMPLE_WEBHOOK}) goes to a receiver of the "
+        f"demo's own, {receiver.url}\n"
         f"Try:\n"
         f'  curl -H "Authorization: Bearer {read}" "{base}/v1/contacts?limit=5"\n'
         f'  curl -H "Authorization: Bearer {read}" {base}/v1/contacts/{someone}/timeline\n'

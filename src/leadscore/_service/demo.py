@@ -8,9 +8,11 @@ the web app, more workspaces). `leadscore demo` then serves it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
@@ -28,6 +30,10 @@ WORKSPACE = "demo"
 MODEL = "b2b-saas"
 DAYS = 90  # of history, ending now: scores as of now are alive, not decayed away
 BATCH = 1_000  # events per transaction while the history is loaded
+# The example model's CRM webhook, which no demo can reach (example.com has
+# no such receiver, and a demo machine may have no network at all): the demo
+# sends it to a receiver of its own instead (DemoReceiver).
+EXAMPLE_WEBHOOK = "https://crm.example.com/hooks/mql"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,20 +55,66 @@ def setup_demo(
     events: int,
     seed: int = 42,
     now: datetime | None = None,
+    webhook_url: str | None = None,
     progress: Callable[[int], None] = lambda done: None,
 ) -> Demo:
     """Migrate the database, create the demo workspace with a key of each
     scope, an admin user of the web app and the B2B SaaS example model, and
     load a generated history of `DAYS` days ending at `now`, scored as it
-    goes (`progress` is told how many events are in)."""
+    goes (`progress` is told how many events are in). `webhook_url`, when
+    given, replaces the model's CRM webhook (EXAMPLE_WEBHOOK)."""
     upgrade(database_url)
     database = open_database(database_url)
     try:
         return _fill(
-            database, contacts=contacts, events=events, seed=seed, now=now, progress=progress
+            database,
+            contacts=contacts,
+            events=events,
+            seed=seed,
+            now=now,
+            webhook_url=webhook_url,
+            progress=progress,
         )
     finally:
         database.dispose()
+
+
+class DemoReceiver:
+    """A webhook receiver on loopback for the demo's CRM webhook: it answers
+    every POST with 204 and counts them, so that the history's hand-offs are
+    delivered (the web app's Webhooks page shows them done) instead of
+    failing, and retrying, for as long as the demo runs."""
+
+    def __init__(self) -> None:
+        counter = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with counter._lock:
+                    counter.received += 1
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # the service logs each delivery already
+
+        self.received = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/mql"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="demo-receiver", daemon=True
+        )
+
+    def __enter__(self) -> DemoReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def _fill(
@@ -72,11 +124,16 @@ def _fill(
     events: int,
     seed: int,
     now: datetime | None,
+    webhook_url: str | None,
     progress: Callable[[int], None],
 ) -> Demo:
     end = (now or datetime.now(UTC)).replace(microsecond=0)
     start = end - timedelta(days=DAYS)
     document = (resources.files("leadscore") / "examples" / f"{MODEL}.yaml").read_text()
+    if webhook_url is not None:
+        if document.count(EXAMPLE_WEBHOOK) != 1:  # the example changed: say so, not demo less
+            raise RuntimeError(f"the {MODEL} example no longer has one {EXAMPLE_WEBHOOK} webhook")
+        document = document.replace(EXAMPLE_WEBHOOK, webhook_url)
     with database.connect() as conn:
         create_workspace(conn, workspace=WORKSPACE)
         keys = {scope: create_key(conn, workspace=WORKSPACE, scope=scope)[1] for scope in Scope}
