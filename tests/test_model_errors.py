@@ -1147,3 +1147,32 @@ def test_tag_from_is_a_property_path(tag_from: str) -> None:
         "tag_from",
         f"a property path needs a name between every two dots, got {tag_from!r}",
     )
+
+
+# --- characters past U+FFFF escaped as JSON writes them (a surrogate pair) ---
+
+
+def test_an_escaped_surrogate_pair_is_its_character() -> None:
+    # json.dumps escapes every emoji as a pair; YAML, reading the JSON, kept
+    # the two halves apart, and the model was refused as no Unicode text.
+    document = {
+        "version": 1,
+        "name": "launch 🚀",
+        "rules": [{"id": "a", "event": "x", "points": 1, "tags": ["😀"], "where": {"🏷": "🎉"}}],
+    }
+    text = json.dumps(document)
+    assert "\\ud83d" in text
+    model = parse_model(text, source="model.json", format="json")
+    assert (model.name, model.rules[0].tags, model.rules[0].where) == (
+        "launch 🚀",
+        ["😀"],
+        {"🏷": "🎉"},
+    )
+    yaml_text = 'version: 1\nname: "launch \\ud83d\\ude80"\nrules: []\n'
+    assert parse_model(yaml_text, source="model.yaml", format="yaml").name == "launch 🚀"
+
+
+def test_a_lone_surrogate_is_still_refused_with_its_path() -> None:
+    text = '{"version": 1, "name": "half \\ud83d of it", "rules": []}'
+    issue = only_issue(text, "json")
+    assert (issue.path, issue.line) == ("name", 1)

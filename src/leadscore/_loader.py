@@ -290,10 +290,30 @@ def _plain(node: object, loc: Loc, document: _Document) -> object:
         return items
     # ruamel's scalar types (ScalarFloat, ScalarInt, ...) subclass the built-in
     # ones; strict validation and the engine expect the built-ins themselves.
-    for kind in (ScalarBoolean, bool, int, float, str):
+    if isinstance(node, str):
+        return _paired(str(node))
+    for kind in (ScalarBoolean, bool, int, float):
         if isinstance(node, kind):
             return bool(node) if kind is ScalarBoolean else kind(node)
     return node
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _paired(text: str) -> str:
+    """`text` with its escaped surrogate pairs as the characters they encode.
+
+    JSON escapes a character past U+FFFF as a pair ("\\ud83d\\ude00" is 😀;
+    json.dumps writes every emoji so), and YAML, reading JSON as YAML,
+    keeps the two halves as two code points: no Unicode text, so the model
+    was refused. A lone half stays as it is, for validation to refuse."""
+    if not _SURROGATE.search(text):
+        return text
+    try:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        return text
 
 
 def _plain_mapping(node: Mapping[Any, Any], loc: Loc, document: _Document) -> dict[str, Any]:
@@ -304,8 +324,9 @@ def _plain_mapping(node: Mapping[Any, Any], loc: Loc, document: _Document) -> di
             # A model's keys and property paths are text; `1:` or `true:` is a mistake.
             document.issues.append(Issue(format_path(loc), text_key_message(key), line))
             continue
-        _note_line(document, (*loc, key), line)
-        result[str(key)] = _plain(value, (*loc, key), document)
+        name = _paired(str(key))
+        _note_line(document, (*loc, name), line)
+        result[name] = _plain(value, (*loc, name), document)
     for key, line in document.duplicates.get(id(node), []):
         first = _line_of(node, key)
         message = f"duplicate key {key!r}" + (f" (first on line {first})" if first else "")
