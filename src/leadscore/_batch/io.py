@@ -59,18 +59,22 @@ _RFC3339: Final = (
 _TYPE: Final = r"[A-Za-z0-9_.:-]{1,64}"
 # DuckDB's JSON reader takes what the pure engine's readers refuse: NaN and
 # Infinity (in any case, as nan, inf, -Infinity) and numbers past a double's
-# range (1e400), read as infinity. Such a literal starts a value: at the start
-# of the text or after [ : or , and JSON's whitespace, past an optional minus;
-# a number overflows only with an exponent of three digits or more, or 210
-# digits or more before its point (209 digits and an exponent of two stay
-# below 10^308).
+# range (1e400), read as infinity, and a trailing comma ({"a": 1,}). Such a
+# literal starts a value: at the start of the text or after [ : or , and
+# JSON's whitespace, past an optional minus; a number overflows only with an
+# exponent of three digits or more, or 210 digits or more before its point
+# (209 digits and an exponent of two stay below 10^308); a trailing comma is
+# one that only whitespace parts from ] or }.
 # Texts this pattern matches (a string holding ", NaN" does too) are parsed
 # by the pure reader itself, a Python function on the connection (_register),
 # so the verdict and its message are the pure engine's. The pattern keeps that
 # to the few texts that might hold one: over 1M JSON Lines records of 170
 # bytes, it costs 0.7 CPU s on DuckDB's threads, and the parse of every record
 # 3.8 s, in one thread (the GIL).
-_SUSPECT: Final = r"(?i)(^|[\[:,])[ \t\n\r]*-?(nan|inf|[0-9]{210}|[0-9]+(\.[0-9]+)?e[+-]?[0-9]{3})"
+_SUSPECT: Final = (
+    r"(?i)(^|[\[:,])[ \t\n\r]*-?(nan|inf|[0-9]{210}|[0-9]+(\.[0-9]+)?e[+-]?[0-9]{3})"
+    r"|,[ \t\n\r]*[\]}]"
+)
 _UNITS: Final[dict[str, Unit]] = {"jsonl": "line", "json": "item", "csv": "line", "parquet": "row"}
 
 
@@ -375,8 +379,9 @@ def _json_records(reader: str, origin: str, *, array: bool) -> str:
     record = "ls_record"
     text = f"CAST({record} AS VARCHAR)"
     # What the pure reader refuses that DuckDB reads (_SUSPECT): in JSON Lines
-    # a bad line; in an array, yajl's syntax errors (NaN) end the file (a NULL
-    # field, see _report) and a number past a double's range is a bad item.
+    # a bad line; in an array, yajl's syntax errors (NaN, a trailing comma) end
+    # the file (a NULL field, see _report), a number past a double's range is
+    # a bad item.
     refusals = (
         [("ls_json_item_unreadable", "NULL"), ("ls_json_item_fault", "''")]
         if array
