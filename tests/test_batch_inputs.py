@@ -109,6 +109,30 @@ BAD_LINES = [
     b'{"id": "e13", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00+05:60"}',
     b'{"id": "e14", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00+24:00"}',
     b'{"id": "e15", "type": "view", "contact_id": "c2", "timestamp": "2026-05-04T10:00:00-23:59"}',
+    # NaN, infinities and numbers past a double's range: DuckDB's JSON reader
+    # takes them (as infinity), the pure reader refuses them as not JSON.
+    b'{"id": "e16", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z",'
+    b' "properties": {"x": NaN}}',
+    b'{"id": "e17", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z",'
+    b' "properties": {"x": [1, Infinity]}}',
+    b'{"id": "e18", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z",'
+    b' "properties": {"x": -Infinity}}',
+    b'{"id": "e19", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z",'
+    b' "properties": {"x": 1e400}}',
+    b'{"id": "e20", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z",'
+    b' "properties": {"x":\t-inf}}',
+    b'{"id": "e21", "type": "identify", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z",'
+    b' "traits": {"x": 1' + b"0" * 400 + b".5}}",
+    b'{"id": NaN, "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z"}',
+    # A trailing comma, which DuckDB's JSON reader takes too.
+    b'{"id": "e23", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z",'
+    b' "properties": {"x": [1, 2 ,\t]}}',
+    b'{"id": "e24", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z",}',
+    # Good: the text of such literals in strings, an integer of 401 digits
+    # (exact in Python, as the pure reader keeps it) and 1e-400 (0.0).
+    b'{"id": "e22", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z",'
+    b' "properties": {"x": "a, NaN", "y": "[Infinity", "z": ":1e400", "n": 1' + b"0" * 400 + b","
+    b' "m": 1e-400, "NaN": ["nan", " -inf", "a,}", ",]"]}}',
 ]
 
 
@@ -131,9 +155,135 @@ def test_bad_records_are_the_pure_readers_and_the_good_ones_are_scored(tmp_path:
     assert [(r.source, r.line, r.field) for r in batch_bad] == [
         (r.source, r.line, r.field) for r in pure_bad
     ]
-    assert len(batch_bad) == 14
+    assert len(batch_bad) == 23
+    assert [r.message for r in batch_bad[-9:]] == [r.message for r in pure_bad[-9:]]
+    assert (
+        batch_bad[-3].message  # {"id": NaN, ...}: the record, not its id
+        == "invalid JSON at column 8: unexpected character, expected a JSON value"
+    )
     with pytest.raises(InputError, match=r"events.jsonl:2: timestamp: expected an RFC 3339"):
         score_batch(load_case(CASES[0]).model, str(path), at=1, strict=True)
+    nan = tmp_path / "nan.jsonl"
+    nan.write_bytes(BAD_LINES[0] + b"\n" + BAD_LINES[-10] + b"\n")
+    with pytest.raises(InputError, match=r"nan.jsonl:2: invalid JSON at column 108: unexpected"):
+        score_batch(load_case(CASES[0]).model, str(nan), at=1, strict=True)
+
+
+# JSON text of properties and traits in CSV cells, Parquet text columns and
+# tables: what DuckDB's JSON functions take and the pure reader refuses (as
+# in JSON Lines), beside strings that only hold such text.
+NAN_CELLS = [
+    ("properties", '{"x": NaN}'),
+    ("properties", '{"a": {"b": [1, -Infinity]}}'),
+    ("properties", "NaN"),
+    ("traits", '{"x": 1e400}'),
+    ("traits", '{"x": -1E+309, "y": 2}'),
+    ("properties", '{"x": [1, 2], }'),
+    ("properties", '{"x": "a, NaN", "y": ":Infinity", "z": "[1e400", "w": "nan", "v": ",]"}'),
+    ("properties", '{"n": 1' + "0" * 400 + ', "m": 1e-400, "o": 1e99}'),
+    ("traits", '{"country": "Infinity, NaN"}'),
+]
+
+
+def _nan_rows() -> list[dict[str, Any]]:
+    return [
+        {"id": f"n{i}", "type": "identify", "contact_id": f"c{i % 3}",
+         "timestamp": "2026-05-04T10:00:00Z", "properties": None, "traits": None, column: text}
+        for i, (column, text) in enumerate(NAN_CELLS)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "duckdb"])
+def test_nan_and_infinity_in_json_text_are_bad_records_in_both_engines(
+    tmp_path: Path, kind: str
+) -> None:
+    rows = _nan_rows()
+    table = pa.Table.from_pylist(rows)
+    if kind == "csv":
+        path = tmp_path / "events.csv"
+        with path.open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(rows[0].keys())
+            writer.writerows([[v or "" for v in row.values()] for row in rows])
+    else:
+        path = tmp_path / "events.parquet"
+        pq.write_table(table, path)
+    pure_bad, batch_bad = _both_report(path)
+    if kind == "duckdb":
+        database = tmp_path / "warehouse.duckdb"
+        with duckdb.connect(str(database)) as con:
+            con.execute(f"CREATE TABLE events AS SELECT * FROM read_parquet('{path}')")
+        batch_bad = []
+        model = load_case(CASES[0]).model
+        at = 1_900_000_000 * 1_000_000
+        got = score_batch(
+            model, EventTable("events", str(database)), at=at, on_bad=batch_bad.append
+        )
+        assert_same(got, replay(model, read_events([str(path)], on_bad=lambda _: None), at))
+    assert [(r.line, r.field, r.message) for r in batch_bad] == [
+        (r.line, r.field, r.message) for r in pure_bad
+    ]
+    first = 2 if kind == "csv" else 1  # the CSV header is line 1
+    assert [r.line - first for r in batch_bad] == [0, 1, 2, 3, 4, 5]
+    assert batch_bad[0].message.startswith("invalid JSON at column 7")
+
+
+def test_nan_and_infinity_in_a_postgresql_table(postgresql_url: str, tmp_path: Path) -> None:
+    # A text column holds anything; json keeps 1e400 as written (it refuses NaN).
+    rows = _nan_rows()
+    with psycopg.connect(postgresql_url) as pg:
+        pg.execute(
+            "CREATE TABLE events (id text, type text, contact_id text, "
+            '"timestamp" text, properties text, traits json)'
+        )
+        with pg.cursor() as cur:
+            for row in rows:
+                cur.execute(
+                    "INSERT INTO events VALUES (%s, %s, %s, %s, %s, %s)",
+                    [row[n] for n in ("id", "type", "contact_id", "timestamp", "properties",
+                                      "traits")],
+                )  # fmt: skip
+    bad: list[BadRecord] = []
+    model = load_case(CASES[0]).model
+    score_batch(model, EventTable("events", postgresql_url), at=1, on_bad=bad.append)
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    pure: list[BadRecord] = []
+    list(read_events([str(path)], on_bad=pure.append))
+    assert [(r.line, r.field, r.message) for r in bad] == [
+        (r.line, r.field, r.message) for r in pure
+    ]
+    assert len(bad) == 6
+
+
+def test_nan_and_infinity_in_a_json_array(tmp_path: Path) -> None:
+    # The pure reader's yajl reads 1e400 (a bad item) but not NaN: the array
+    # cannot be read past it, an InputError after the items before it.
+    head = '{"id": "e1", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z"'
+    items = [
+        head + ', "properties": {"x": "a, NaN", "n": 1' + "0" * 400 + "}}",
+        head + ', "properties": {"x": 1e400}}',
+        head.replace("e1", "e2") + "}",
+        head + ', "properties": {"x": [-Infinity]}}',
+        head.replace("e1", "e3") + "}",
+    ]
+    path = tmp_path / "events.json"
+    path.write_text("[" + ",\n".join(items[:3]) + "]")
+    pure_bad, batch_bad = _both_report(path)
+    assert [(r.line, r.field, r.message) for r in batch_bad] == [
+        (r.line, r.field, r.message) for r in pure_bad
+    ]
+    assert [(r.line, r.unit) for r in batch_bad] == [(2, "item")]
+    path.write_text("[" + ",\n".join(items) + "]")
+    model = load_case(CASES[0]).model
+    pure_bad, batch_bad = [], []
+    message = r"events.json: invalid JSON after item 3: lexical error: malformed number"
+    with pytest.raises(InputError, match=message):
+        list(read_events([str(path)], on_bad=pure_bad.append))
+    with pytest.raises(InputError, match=message):
+        score_batch(model, str(path), at=1, on_bad=batch_bad.append)
+    assert batch_bad == pure_bad
+    assert len(batch_bad) == 1
 
 
 def test_bad_records_in_parquet_are_the_pure_readers(tmp_path: Path) -> None:

@@ -20,17 +20,29 @@ that DuckDB's CSV reader then reads like any other.
 from __future__ import annotations
 
 import glob
+import io
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from .._engine import Engine
-from .._errors import InputError
-from .._eventfiles import FORMATS, BadRecord, Unit, check_columns, format_from_name
+from .._errors import EventError, InputError
+from .._eventfiles import (
+    FORMATS,
+    BadRecord,
+    Unit,
+    _floats,
+    _ijson_reason,
+    _json_reason,
+    check_columns,
+    format_from_name,
+)
 from .._events import FIELDS, Event
+from .._jsonexact import loads as exact_loads
 from .._model import Model
 from .._replay import Result
 from .._time import FIRST_MICROS, LAST_MICROS
@@ -45,6 +57,24 @@ _RFC3339: Final = (
     r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"  # as _time._RFC3339
 )
 _TYPE: Final = r"[A-Za-z0-9_.:-]{1,64}"
+# DuckDB's JSON reader takes what the pure engine's readers refuse: NaN and
+# Infinity (in any case, as nan, inf, -Infinity) and numbers past a double's
+# range (1e400), read as infinity, and a trailing comma ({"a": 1,}). Such a
+# literal starts a value: at the start of the text or after [ : or , and
+# JSON's whitespace, past an optional minus; a number overflows only with an
+# exponent of three digits or more, or 210 digits or more before its point
+# (209 digits and an exponent of two stay below 10^308); a trailing comma is
+# one that only whitespace parts from ] or }.
+# Texts this pattern matches (a string holding ", NaN" does too) are parsed
+# by the pure reader itself, a Python function on the connection (_register),
+# so the verdict and its message are the pure engine's. The pattern keeps that
+# to the few texts that might hold one: over 1M JSON Lines records of 170
+# bytes, it costs 0.7 CPU s on DuckDB's threads, and the parse of every record
+# 3.8 s, in one thread (the GIL).
+_SUSPECT: Final = (
+    r"(?i)(^|[\[:,])[ \t\n\r]*-?(nan|inf|[0-9]{210}|[0-9]+(\.[0-9]+)?e[+-]?[0-9]{3})"
+    r"|,[ \t\n\r]*[\]}]"
+)
 _UNITS: Final[dict[str, Unit]] = {"jsonl": "line", "json": "item", "csv": "line", "parquet": "row"}
 
 
@@ -82,6 +112,7 @@ def load(
     columns, or an iterable of Event (already valid).
     """
     files: list[str] = []
+    _register(con)
     if isinstance(events, EventTable):
         select, unit, shape = _table(con, events, stack)
     elif isinstance(events, str | os.PathLike) or (
@@ -185,6 +216,10 @@ def _report(
         [header],
     ).fetchall()
     for source, line, field, message in rows:
+        if field is None:
+            # A JSON array's item yajl cannot read: the pure reader stops the
+            # file there, the items after it unread (_eventfiles._Counted).
+            raise InputError(f"{source}: invalid JSON after item {line - 1}: {message}")
         record = BadRecord(source, line, field, message, unit)
         if on_bad is not None:
             on_bad(record)  # may raise: that is how the CLI stops under --strict
@@ -239,7 +274,7 @@ def _files(
     if kind in ("jsonl", "json"):
         layout = "newline_delimited" if kind == "jsonl" else "array"
         reader = f"read_json_objects({listed}, format={literal(layout)}{named})"
-        return _json_records(reader, origin), _UNITS[kind], _Typed()
+        return _json_records(reader, origin, array=kind == "json"), _UNITS[kind], _Typed()
     if kind == "csv":
         for path in files:
             header = con.execute(
@@ -290,6 +325,8 @@ class _Field:
     shown: str  # how a faulty value is shown in a message
     value: str  # the canonical column (JSON fields: their JSON text)
     invalid: str = "FALSE"  # JSON text that does not parse
+    refused: str = "FALSE"  # JSON text DuckDB reads and the pure reader refuses (_SUSPECT)
+    refusal: str = "''"  # the pure reader's message for it
     not_object: str = "FALSE"  # a JSON value that is not an object
     instant: str | None = None  # timestamps: µs, NULL when not a valid time
     present: str | None = None  # its text or NULL when missing, when cheaper than a CASE
@@ -328,15 +365,28 @@ def _text_field(name: str) -> _Field:
         shown=f"left(to_json({column})::VARCHAR, 60)" if not json_text else f"left({column}, 60)",
         value=column,
         invalid=f"NOT json_valid({column})" if json_text else "FALSE",
+        refused=_refused("ls_json_cell_fault", column) if json_text else "FALSE",
+        refusal=f"ls_json_cell_fault({column})",
         # Valid JSON whose first character (past JSON's whitespace) is `{` is an object.
         not_object=f"NOT starts_with(ltrim({column}, ' \t\n\r'), '{{')" if json_text else "FALSE",
     )
 
 
-def _json_records(reader: str, origin: str) -> str:
-    """Checked records from a reader of JSON objects (one `json` column per record)."""
+def _json_records(reader: str, origin: str, *, array: bool) -> str:
+    """Checked records from a reader of JSON objects (one `json` column per record):
+    the lines of JSON Lines, or the items of JSON `array`s."""
     known = "[" + ", ".join(map(literal, FIELDS)) + "]"
     record = "ls_record"
+    text = f"CAST({record} AS VARCHAR)"
+    # What the pure reader refuses that DuckDB reads (_SUSPECT): in JSON Lines
+    # a bad line; in an array, yajl's syntax errors (NaN, a trailing comma) end
+    # the file (a NULL field, see _report), a number past a double's range is
+    # a bad item.
+    refusals = (
+        [("ls_json_item_unreadable", "NULL"), ("ls_json_item_fault", "''")]
+        if array
+        else [("ls_json_line_fault", "''")]
+    )
     items = {name: f"json_extract(r.json, {literal('$.' + name)})" for name in FIELDS}
     items["record"] = "r.json"
     extra = (
@@ -353,6 +403,7 @@ def _json_records(reader: str, origin: str) -> str:
                 "''",
                 f"'not valid JSON: ' || left(CAST({record} AS VARCHAR), 60)",
             ),
+            *((_refused(name, text), field, f"{name}({text})") for name, field in refusals),
             (
                 f"json_type({record}) <> 'OBJECT'",
                 "''",
@@ -561,6 +612,9 @@ def _checked(
                     f"'not valid JSON: ' || {field.shown}",
                 )
             )
+        if field.refused != "FALSE":
+            refused = f"NOT {field.missing} AND {field.refused}"
+            checks.append((refused, literal(name), field.refusal))
         if field.not_object != "FALSE":
             checks.append(
                 (
@@ -612,6 +666,84 @@ def _checked(
         f"SELECT *, {good_but_type} AS ls_ok_but_type FROM ("
         f"SELECT *, {instant} AS ls_ts FROM (SELECT {source} AS source, {inner} FROM {frm})))))"
     )
+
+
+def _refused(function: str, text: str) -> str:
+    """SQL of the test that the pure reader refuses JSON `text` that DuckDB reads:
+    `function` (a verdict of _register) only where _SUSPECT matches. A CASE,
+    not AND: DuckDB evaluates both sides of an AND for every record."""
+    return (
+        f"CASE WHEN regexp_matches({text}, {literal(_SUSPECT)}) "
+        f"THEN {function}({text}) <> '' ELSE FALSE END"
+    )
+
+
+# The verdicts are '' for a text the pure reader takes (SQL NULL, for a
+# function of DuckDB's default null handling, is what NULL text gives).
+
+
+def _line_fault(text: str) -> str:
+    """The pure reader's message for a JSON Lines line it refuses."""
+    return _json_fault(text.encode("utf-8"))  # bytes, as _eventfiles reads a line
+
+
+def _cell_fault(text: str) -> str:
+    """The same for the JSON text of a properties or traits cell (row_event)."""
+    return _json_fault(text)
+
+
+def _json_fault(data: bytes | str) -> str:
+    try:
+        exact_loads(data)
+    except json.JSONDecodeError as exc:
+        return _json_reason(exc)
+    return ""
+
+
+def _array_item(text: str) -> tuple[Any, str | None]:
+    """A JSON array's item read by yajl as the pure reader reads it, or yajl's reason."""
+    import ijson  # type: ignore[import-untyped]
+
+    try:
+        return next(ijson.items(io.BytesIO(text.encode("utf-8")), "", use_float=False)), None
+    except ijson.JSONError as exc:
+        return None, _ijson_reason(exc)
+
+
+def _item_unreadable(text: str) -> str:
+    """yajl's reason when it cannot read an item: the pure reader's file ends there."""
+    return _array_item(text)[1] or ""
+
+
+def _item_fault(text: str) -> str:
+    """The pure reader's message for an item it reads and refuses (a number past a double)."""
+    item, unreadable = _array_item(text)
+    if unreadable is not None:
+        return ""  # _item_unreadable's
+    try:
+        _floats(item)
+    except EventError as exc:
+        return exc.message
+    return ""
+
+
+_VERDICTS: Final = {
+    "ls_json_line_fault": _line_fault,
+    "ls_json_cell_fault": _cell_fault,
+    "ls_json_item_unreadable": _item_unreadable,
+    "ls_json_item_fault": _item_fault,
+}
+
+
+def _register(con: duckdb.DuckDBPyConnection) -> None:
+    """The pure reader's verdicts on JSON text as SQL functions on `con` (see _SUSPECT),
+    replaced when a caller's connection has them from an earlier run."""
+    import duckdb
+
+    for name, function in _VERDICTS.items():
+        with suppress(duckdb.InvalidInputException):  # not there yet
+            con.remove_function(name)
+        con.create_function(name, function, ["VARCHAR"], "VARCHAR", side_effects=False)
 
 
 def _present(field: _Field) -> str:
