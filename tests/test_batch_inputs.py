@@ -169,6 +169,110 @@ def test_bad_records_are_the_pure_readers_and_the_good_ones_are_scored(tmp_path:
         score_batch(load_case(CASES[0]).model, str(nan), at=1, strict=True)
 
 
+# Lines that are no JSON at all: DuckDB's JSON reader failed the whole file
+# at the first ("cannot read it: Malformed JSON"), where the pure reader
+# reports the line and scores the rest.
+MALFORMED = [
+    b'{"id": "e1", "type": "vi',
+    b"{oops",
+    b'{"id": "m1", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z"}'
+    b' {"id": "m2"}',
+    b"\x00\x00\x00",  # what a crash leaves at the end of a log
+    b'{"id": "m3", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z",'
+    b' "properties": {"a": "\tb"}}',  # a raw tab in a string
+    b"[1, 2",
+    b'{"id": "m4", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z"}}',
+]
+# Blank lines: no record, no report, but counted (they shifted the batch
+# engine's line numbers: DuckDB's JSON reader skips them).
+BLANK = [b"", b"   ", b"\t", b"\x0c \t"]
+
+
+def _good(i: int) -> bytes:
+    return (
+        b'{"id": "g%d", "type": "page_view", "contact_id": "c%d", '
+        b'"timestamp": "2026-05-04T10:00:%02dZ", "properties": {"url": "/pricing"}}' % (i, i % 3, i)
+    )
+
+
+def _lines_file(path: Path, *, end: bytes = b"\n", last: bytes | None = None, bom: bool = False,
+                compress: bool = False) -> None:  # fmt: skip
+    """Good, malformed and blank lines interleaved, ended by `end`; `last` an
+    unterminated last line."""
+    import gzip
+
+    lines: list[bytes] = []
+    for i, bad in enumerate(MALFORMED):
+        lines += [_good(i), bad, BLANK[i % len(BLANK)]]
+    data = b"".join(line + end for line in lines) + (last or b"")
+    data = (b"\xef\xbb\xbf" if bom else b"") + data
+    path.write_bytes(gzip.compress(data) if compress else data)
+
+
+@pytest.mark.parametrize(
+    "variant", ["lf", "crlf", "unterminated", "bom", "gzip", "gzip-crlf-bom-unterminated"]
+)
+def test_malformed_and_blank_lines_are_reported_as_the_pure_reader_does(
+    tmp_path: Path, variant: str
+) -> None:
+    path = tmp_path / ("events.jsonl.gz" if "gzip" in variant else "events.jsonl")
+    # Without its \n, a truncated last line ends the data (with it, `tru`
+    # is no literal): the message is another one, as in the pure reader.
+    last = b'{"id": "z1", "type": tru' if "unterminated" in variant else None
+    _lines_file(path, end=b"\r\n" if "crlf" in variant else b"\n", last=last,
+                bom="bom" in variant, compress="gzip" in variant)  # fmt: skip
+    pure_bad, batch_bad = _both_report(path)
+    assert [(r.source, r.line, r.field, r.message, r.unit) for r in batch_bad] == [
+        (r.source, r.line, r.field, r.message, r.unit) for r in pure_bad
+    ]
+    assert [r.line for r in batch_bad] == [2, 5, 8, 11, 14, 17, 20] + ([22] if last else [])
+    assert (
+        batch_bad[0].message == "invalid JSON at column 25: unexpected control character in string"
+    )
+    if last:
+        assert batch_bad[-1].message == "invalid JSON at column 25: unexpected end of data"
+    model = load_case(CASES[0]).model
+    assert score_batch(model, str(path), at=1_900_000_000 * 1_000_000).scorecards
+    with pytest.raises(InputError, match=rf"{path.name}:2: invalid JSON at column 25: unexpected"):
+        score_batch(model, str(path), at=1, strict=True)
+
+
+def test_blank_lines_count_in_the_line_numbers(tmp_path: Path) -> None:
+    # The pure reader skips them but counts them: the bad record is line 4.
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(BAD_LINES[0] + b"\n\n  \r\n" + BAD_LINES[1] + b"\n\n")
+    pure_bad, batch_bad = _both_report(path)
+    assert [(r.line, r.field) for r in batch_bad] == [(r.line, r.field) for r in pure_bad]
+    assert [r.line for r in batch_bad] == [4]
+
+
+def test_an_unterminated_only_line_after_a_bom(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": tru')
+    pure_bad, batch_bad = _both_report(path)
+    assert [(r.line, r.message) for r in batch_bad] == [(r.line, r.message) for r in pure_bad]
+    assert [(r.line, r.message) for r in batch_bad] == [
+        (1, "invalid JSON at column 11: unexpected end of data")
+    ]
+
+
+def test_lines_of_several_files_are_numbered_in_each(tmp_path: Path) -> None:
+    _lines_file(tmp_path / "part-1.jsonl")
+    _lines_file(tmp_path / "part-2.jsonl", end=b"\r\n", last=b"{oops")
+    model = load_case(CASES[0]).model
+    at = 1_900_000_000 * 1_000_000
+    pure_bad: list[BadRecord] = []
+    batch_bad: list[BadRecord] = []
+    files = [str(tmp_path / "part-1.jsonl"), str(tmp_path / "part-2.jsonl")]
+    expected = replay(model, read_events(files, on_bad=pure_bad.append), at)
+    got = score_batch(model, str(tmp_path / "part-*.jsonl"), at=at, on_bad=batch_bad.append)
+    assert_same(got, expected)
+    assert [(r.source, r.line, r.message) for r in batch_bad] == [
+        (r.source, r.line, r.message) for r in pure_bad
+    ]
+    assert len(batch_bad) == 2 * len(MALFORMED) + 1
+
+
 # JSON text of properties and traits in CSV cells, Parquet text columns and
 # tables: what DuckDB's JSON functions take and the pure reader refuses (as
 # in JSON Lines), beside strings that only hold such text.
@@ -565,3 +669,15 @@ def test_a_file_duckdb_cannot_read_is_an_input_error_naming_it(tmp_path: Path) -
         assert done.returncode == 1, done.stderr
         assert f"{path}: cannot read it" in done.stderr.decode()
         assert b"Traceback" not in done.stderr
+
+
+def test_a_csv_file_named_otherwise_counts_its_header_line(tmp_path: Path) -> None:
+    # The header was counted only for a name ending in .csv: with --input-format
+    # csv, events.txt's bad record was line 1 (the header's) in the batch engine.
+    path = tmp_path / "events.txt"
+    path.write_text("id,type,contact_id,timestamp\n,view,c1,2026-05-04T10:00:00Z\n")
+    pure: list[BadRecord] = []
+    batch: list[BadRecord] = []
+    list(read_events([str(path)], format="csv", on_bad=pure.append))
+    score_batch(load_case(CASES[0]).model, str(path), format="csv", at=1, on_bad=batch.append)
+    assert [(r.line, r.field) for r in batch] == [(r.line, r.field) for r in pure] == [(2, "id")]

@@ -20,6 +20,7 @@ that DuckDB's CSV reader then reads like any other.
 from __future__ import annotations
 
 import glob
+import gzip
 import io
 import json
 import os
@@ -32,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Final
 from .._engine import Engine
 from .._errors import EventError, InputError
 from .._eventfiles import (
+    _BOM,
+    _GZIP_MAGIC,
     FORMATS,
     BadRecord,
     Unit,
@@ -75,6 +78,7 @@ _SUSPECT: Final = (
     r"(?i)(^|[\[:,])[ \t\n\r]*-?(nan|inf|[0-9]{210}|[0-9]+(\.[0-9]+)?e[+-]?[0-9]{3})"
     r"|,[ \t\n\r]*[\]}]"
 )
+_TAIL_BLOCK: Final = 1 << 16
 _UNITS: Final[dict[str, Unit]] = {"jsonl": "line", "json": "item", "csv": "line", "parquet": "row"}
 
 
@@ -112,6 +116,7 @@ def load(
     columns, or an iterable of Event (already valid).
     """
     files: list[str] = []
+    kind: str | None = None  # of the files
     _register(con)
     if isinstance(events, EventTable):
         select, unit, shape = _table(con, events, stack)
@@ -120,7 +125,7 @@ def load(
     ):
         files = [os.fspath(events)] if isinstance(events, str | os.PathLike) else list(events)
         with _reading(files):
-            select, unit, shape = _files(con, files, format)
+            select, unit, shape, kind = _files(con, files, format)
     elif hasattr(events, "__arrow_c_stream__") or hasattr(events, "schema"):
         con.register("ls_arrow", events)
         select, shape = _columns(con, "ls_arrow", "<arrow>")
@@ -149,8 +154,8 @@ def load(
     else:
         with _reading(files):
             con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
-        csv_header = isinstance(events, str | os.PathLike | Sequence) and _kind_of(events) == "csv"
-        _report(con, unit, on_bad, strict, header=1 if csv_header else 0, seq="rowid")
+        header = 1 if kind == "csv" else 0  # the CSV header is line 1
+        _report(con, unit, on_bad, strict, header=header, seq="rowid", jsonl=kind == "jsonl")
         # A view, not another copy of every event: the good records in arrival order.
         con.execute(
             "CREATE OR REPLACE TEMP VIEW ls_checked AS SELECT rowid AS seq, id, type, "
@@ -179,14 +184,6 @@ def _reading(files: Sequence[str]) -> Iterator[None]:
         raise InputError(f"{', '.join(files)}: cannot read it: {reason}") from None
 
 
-def _kind_of(events: Any) -> str | None:
-    paths = [os.fspath(events)] if isinstance(events, str | os.PathLike) else list(events)
-    try:
-        return format_from_name(expand(paths)[0])
-    except (InputError, IndexError):
-        return None
-
-
 def _report(
     con: duckdb.DuckDBPyConnection,
     unit: Unit,
@@ -195,10 +192,12 @@ def _report(
     *,
     header: int,
     seq: str,
+    jsonl: bool = False,
 ) -> int:
     """Report the bad records; `header` lines come before the first record (CSV: 1).
 
-    `seq` orders the records of ls_raw (arrival order). Returns how many were bad.
+    `seq` orders the records of ls_raw (arrival order); `jsonl`: they are a
+    JSON Lines file's lines (see _last_line_fault). Returns how many were bad.
     """
     # A record is bad when another check fails, or its type is not of the
     # pattern: tested once per distinct type (`type` is the text the check reads).
@@ -209,23 +208,67 @@ def _report(
     ).fetchall()
     if not bad[0]:
         return 0
+    # Rows without a fault are no records (a JSON Lines file's blank lines):
+    # not reported, but counted in the line numbers.
     rows = con.execute(
-        "SELECT source, line + ?, fault.field, fault.message FROM ("
+        "SELECT source, line + ?, fault.field, fault.message, line = lines FROM ("
         f"SELECT source, ok, fault, row_number() OVER (PARTITION BY source ORDER BY {seq}) "
-        f"AS line, {seq} AS o FROM ls_raw) WHERE NOT ok ORDER BY o",
+        f"AS line, count(*) OVER (PARTITION BY source) AS lines, {seq} AS o FROM ls_raw) "
+        "WHERE NOT ok AND fault IS NOT NULL ORDER BY o",
         [header],
     ).fetchall()
-    for source, line, field, message in rows:
+    for source, line, field, said, last in rows:
         if field is None:
             # A JSON array's item yajl cannot read: the pure reader stops the
             # file there, the items after it unread (_eventfiles._Counted).
-            raise InputError(f"{source}: invalid JSON after item {line - 1}: {message}")
+            raise InputError(f"{source}: invalid JSON after item {line - 1}: {said}")
+        message = said
+        if last and jsonl and field == "" and said.startswith("invalid JSON"):
+            message = _last_line_fault(source) or said
         record = BadRecord(source, line, field, message, unit)
         if on_bad is not None:
             on_bad(record)  # may raise: that is how the CLI stops under --strict
         if strict:
             raise InputError(f"{record} (strict: stopping at the first bad record)")
-    return int(bad[0])
+    return len(rows)
+
+
+def _last_line_fault(path: str) -> str | None:
+    """The pure reader's message for the last line of a JSON Lines file when
+    the file does not end with \n (None when it does): the line without \n,
+    whose message may differ from the \n-ended line's that SQL knows
+    (`{"a": tru` ends the data; with \n, `tru` is no literal). Read only for
+    a bad last line: the end of a plain file, all of a gzipped one."""
+    with open(path, "rb") as raw:
+        if raw.read(2) == _GZIP_MAGIC:
+            raw.seek(0)
+            tail, whole = _tail(gzip.GzipFile(fileobj=raw))
+        else:
+            end = raw.seek(0, os.SEEK_END)
+            start, block, tail = end, _TAIL_BLOCK, b""
+            while start > 0 and b"\n" not in tail:
+                start = max(0, end - block)
+                block *= 2
+                raw.seek(start)
+                tail = raw.read(end - start)
+            whole = b"\n" not in tail
+            tail = tail.rsplit(b"\n", 1)[-1]
+    if not tail:
+        return None  # ends with \n (or is empty)
+    if whole:  # the file's only line, its BOM dropped as the pure reader does
+        tail = tail.removeprefix(_BOM)
+    return _json_fault(tail) or None
+
+
+def _tail(stream: Any) -> tuple[bytes, bool]:
+    """What follows the last \n of `stream`, and whether it has no \n at all."""
+    tail, whole = b"", True
+    while chunk := stream.read(_TAIL_BLOCK):
+        if b"\n" in chunk:
+            tail, whole = chunk.rsplit(b"\n", 1)[1], False
+        else:
+            tail += chunk
+    return tail, whole
 
 
 def expand(paths: Sequence[str]) -> list[str]:
@@ -259,7 +302,8 @@ class _Typed:
 
 def _files(
     con: duckdb.DuckDBPyConnection, paths: Sequence[str], format: str | None
-) -> tuple[str, Unit, _Typed]:
+) -> tuple[str, Unit, _Typed, str]:
+    """The checked records of event files, their unit, shape and format."""
     files = expand(paths)
     if format is not None and format not in FORMATS:
         raise InputError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
@@ -271,10 +315,12 @@ def _files(
     # The file of each record, for reports: a column only when there are several.
     named = ", filename=true" if len(files) > 1 else ""
     origin = "filename" if len(files) > 1 else literal(files[0])
-    if kind in ("jsonl", "json"):
-        layout = "newline_delimited" if kind == "jsonl" else "array"
-        reader = f"read_json_objects({listed}, format={literal(layout)}{named})"
-        return _json_records(reader, origin, array=kind == "json"), _UNITS[kind], _Typed()
+    if kind == "jsonl":
+        lines = _jsonl_lines(listed, named)
+        return _json_records(lines, origin, array=False), "line", _Typed(), kind
+    if kind == "json":
+        reader = f"read_json_objects({listed}, format='array'{named})"
+        return _json_records(reader, origin, array=True), "item", _Typed(), kind
     if kind == "csv":
         for path in files:
             header = con.execute(
@@ -287,7 +333,7 @@ def _files(
         )
         con.execute(f"CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM {reader}")
         select, shape = _columns(con, "ls_file", files[0], origin=origin)
-        return select, "line", shape
+        return select, "line", shape, kind
     for path in files:
         names = con.execute(f"SELECT * FROM read_parquet({literal(path)}) LIMIT 0").description
         check_columns([column[0] for column in names or ()], path)
@@ -301,7 +347,42 @@ def _files(
         else f"(list_position({listed}, filename) - 1) * {1 << 40} + file_row_number"
     )
     select, shape = _columns(con, "ls_file", files[0], origin=origin, frm=row, seq=seq)
-    return select, "row", replace(shape, seq=True)
+    return select, "row", replace(shape, seq=True), kind
+
+
+# JSON Lines are read as lines of text, not by DuckDB's JSON reader: that
+# reader fails the whole file at a malformed line and skips blank lines, so
+# the pure reader's line numbers (it counts blank lines, and reports a bad
+# line and goes on) could not be kept. DuckDB's CSV reader with one column,
+# no quote, no escape and a delimiter no JSON text holds gives one row per
+# line in file order (blank lines too: an empty one is NULL), gzip and a BOM
+# undone as in the pure reader, at no more cost than the JSON reader (1M
+# lines: 0.3 CPU s). With new_line '\r\n' it splits at \n, dropping a \r
+# before it (JSON whitespace, as in the pure reader's lines); it also splits
+# at a \r alone, which the pure reader does not (see docs/batch.md). Other
+# settings (new_line '\n', another nullstr, a second column with
+# null_padding) drop blank lines or split \r\n in two.
+# The delimiter, four control characters, is in no line of JSON (a raw
+# control character is JSON nowhere): a line holding it is read up to it.
+_DELIMITER: Final = "\x01\x02\x03\x04"
+# What bytes.isspace takes, as the pure reader's blank lines (\n is not in a line).
+_BLANK: Final = " \t\r\x0b\x0c"
+# As read_json_objects' maximum_object_size, read before: a longer line is an
+# error naming the file, not a bad record.
+_MAX_LINE: Final = 16 << 20
+
+
+def _jsonl_lines(listed: str, named: str) -> str:
+    """A relation of JSON Lines files: `line`, the text of each line (without
+    its \n; NULL for an empty line), `json`, that text as JSON or NULL when it
+    is not JSON, and `filename` when `named`, one row per line, blank lines too."""
+    reader = (
+        f"read_csv({listed}, columns={{'line': 'VARCHAR'}}, header=false, "
+        f"auto_detect=false, delim={literal(_DELIMITER)}, quote='', escape='', "
+        f"new_line='\\r\\n', strict_mode=false, max_line_size={_MAX_LINE}{named})"
+    )
+    file = "filename, " if named else ""
+    return f"(SELECT {file}line, TRY_CAST(line AS JSON) AS json FROM {reader})"
 
 
 def _sniff(path: str) -> str:
@@ -374,21 +455,39 @@ def _text_field(name: str) -> _Field:
 
 def _json_records(reader: str, origin: str, *, array: bool) -> str:
     """Checked records from a reader of JSON objects (one `json` column per record):
-    the lines of JSON Lines, or the items of JSON `array`s."""
+    the lines of JSON Lines (_jsonl_lines, with their text, `line`), or the
+    items of JSON `array`s."""
     known = "[" + ", ".join(map(literal, FIELDS)) + "]"
     record = "ls_record"
-    text = f"CAST({record} AS VARCHAR)"
-    # What the pure reader refuses that DuckDB reads (_SUSPECT): in JSON Lines
-    # a bad line; in an array, yajl's syntax errors (NaN, a trailing comma) end
-    # the file (a NULL field, see _report), a number past a double's range is
-    # a bad item.
-    refusals = (
-        [("ls_json_item_unreadable", "NULL"), ("ls_json_item_fault", "''")]
-        if array
-        else [("ls_json_line_fault", "''")]
-    )
     items = {name: f"json_extract(r.json, {literal('$.' + name)})" for name in FIELDS}
     items["record"] = "r.json"
+    skip = "FALSE"
+    if array:
+        text = f"CAST({record} AS VARCHAR)"
+        # What the pure reader refuses that DuckDB reads (_SUSPECT): yajl's
+        # syntax errors (NaN, a trailing comma) end the file (a NULL field,
+        # see _report), a number past a double's range is a bad item.
+        refusals = [("ls_json_item_unreadable", "NULL"), ("ls_json_item_fault", "''")]
+        faults = [
+            (
+                f"json_valid({record}) IS NOT TRUE",
+                "''",
+                f"'not valid JSON: ' || left({text}, 60)",
+            ),
+            *((_refused(name, text), field, f"{name}({text})") for name, field in refusals),
+        ]
+    else:
+        # A line: blank (no record, as in the pure reader, but counted), not
+        # JSON (its `json` is NULL), or JSON the pure reader refuses
+        # (_SUSPECT); either is a bad line with the pure reader's message.
+        items["line"] = "r.line"
+        text = "ls_line"
+        skip = f"({text} IS NULL OR ltrim({text}, {literal(_BLANK)}) = '')"
+        fault = f"ls_json_line_fault({text})"
+        faults = [
+            (f"{record} IS NULL", "''", fault),
+            (_refused("ls_json_line_fault", text), "''", fault),
+        ]
     extra = (
         f"list_sort(list_filter(json_keys({record}), lambda k: NOT list_contains({known}, k)))[1]"
     )
@@ -397,13 +496,9 @@ def _json_records(reader: str, origin: str, *, array: bool) -> str:
         items,
         source=origin,
         frm=f"{reader} r",
+        skip=skip,
         prelude=[
-            (
-                f"json_valid({record}) IS NOT TRUE",
-                "''",
-                f"'not valid JSON: ' || left(CAST({record} AS VARCHAR), 60)",
-            ),
-            *((_refused(name, text), field, f"{name}({text})") for name, field in refusals),
+            *faults,
             (
                 f"json_type({record}) <> 'OBJECT'",
                 "''",
@@ -514,8 +609,11 @@ def _checked(
     source: str,
     frm: str,
     prelude: list[tuple[str, str, str]],
+    skip: str = "FALSE",
 ) -> str:
     """SELECT the canonical columns and `fault` (field, message) of the first problem.
+
+    A row `skip` finds is no record (a blank line): neither ok nor a fault.
 
     The checks and their order are parse_event's, so a record has the same
     first fault in both engines. `items` are the inner SELECT's columns
@@ -533,6 +631,8 @@ def _checked(
         f"THEN epoch_us(TRY_CAST({normal} AS TIMESTAMPTZ)) END"
     )
     checks: list[tuple[str, str, str]] = [*prelude]
+    if skip != "FALSE":
+        checks.insert(0, (skip, "NULL", "NULL"))  # a NULL fault (see below)
     # A check that cannot fail (present text is always a non-empty string) is
     # left out: DuckDB evaluates it for every record all the same. Without the
     # four of a typed Parquet file's columns, its checks took 0.85 s instead
@@ -638,7 +738,8 @@ def _checked(
     fault = (
         "CASE WHEN ls_ok THEN NULL "
         + " ".join(
-            f"WHEN {test} THEN {{'field': {field}, 'message': {message}}}"
+            f"WHEN {test} THEN "
+            + ("NULL" if test == skip else f"{{'field': {field}, 'message': {message}}}")
             for test, field, message in checks
         )
         + " END"
@@ -683,8 +784,13 @@ def _refused(function: str, text: str) -> str:
 
 
 def _line_fault(text: str) -> str:
-    """The pure reader's message for a JSON Lines line it refuses."""
-    return _json_fault(text.encode("utf-8"))  # bytes, as _eventfiles reads a line
+    """The pure reader's message for a JSON Lines line it refuses; `text` is
+    without its end, the pure reader's line has \n (a \r before it, dropped by
+    _jsonl_lines, gives the same message: it is JSON whitespace, or a control
+    character in a string as \n is). An unterminated last line is _report's."""
+    # Bytes, as _eventfiles reads a line; surrogatepass: exact_loads's own
+    # encoding of str, so no text raises here.
+    return _json_fault(text.encode("utf-8", "surrogatepass") + b"\n")
 
 
 def _cell_fault(text: str) -> str:
