@@ -1157,3 +1157,44 @@ def test_a_suggested_threshold_is_the_one_the_rule_writes(tmp_path: Path) -> Non
     for rule in made.document["fit"]:
         fit += rule["points"] * (revenue >= rule["where"]["revenue"]["gte"])
     assert np.array_equal(made.fit, fit)
+
+
+def test_a_model_file_whose_parts_do_not_fit_exits_1(
+    trained_dir: Path, table_path: Path, tmp_path: Path
+) -> None:
+    """A model.json edited by hand loaded and then failed in scipy, LightGBM
+    or the command with a traceback (a feature removed, `source` null, a
+    trees file cut short), or scored NaN for every lead (calibration NaN)."""
+    document = orjson.loads((trained_dir / "model.json").read_bytes())
+    cases: dict[str, dict[str, Any]] = {
+        "features": {**document, "encoder": document["encoder"][:-1]},
+        "source": {**document, "source": None},
+        "id": {**document, "source": {**document["source"], "id": 5}},
+        "calibration": {**document, "calibration": {"method": "platt", "a": "NaN", "b": 0}},
+        "kind": {**document, "learner": {**document["learner"], "kind": "svm"}},
+        "categories": {
+            **document,
+            "encoder": [
+                {**f, "values": [1, 2]} if f["kind"] == "categorical" else f
+                for f in document["encoder"]
+            ],
+        },
+    }
+    for name, changed in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "model.json").write_bytes(orjson.dumps(changed))
+        if (trained_dir / "trees.txt").exists():
+            (folder / "trees.txt").write_bytes((trained_dir / "trees.txt").read_bytes())
+        done = invoke("predict", str(folder), "--table", str(table_path))
+        assert done.exit_code == 1, (name, done.output)
+        assert f"{folder / 'model.json'}: a damaged model file" in done.output, name
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "model.json").write_bytes(
+        orjson.dumps({**document, "learner": {"kind": "gbm", "file": "trees.txt"}})
+    )
+    (cut / "trees.txt").write_text("tree\nversion=v4\n")
+    done = invoke("predict", str(cut), "--table", str(table_path))
+    assert done.exit_code == 1, done.output
+    assert f"{cut / 'trees.txt'}: damaged trees" in done.output
