@@ -1198,3 +1198,21 @@ def test_a_model_file_whose_parts_do_not_fit_exits_1(
     done = invoke("predict", str(cut), "--table", str(table_path))
     assert done.exit_code == 1, done.output
     assert f"{cut / 'trees.txt'}: damaged trees" in done.output
+
+
+def test_a_backtest_with_no_conversion_to_measure_exits_1_saying_so(
+    log: tuple[list[Event], Path], tmp_path: Path
+) -> None:
+    """A misspelt --outcome (won for deal_won), or a --from after the last
+    contact, printed a report of 0 conversions and exited 0."""
+    _, path = log
+    model = str(EXAMPLES / "b2b-saas.yaml")
+    typo = invoke("backtest", model, "--events", str(path), "--outcome", "won")
+    assert typo.exit_code == 1, typo.output
+    assert "none of the 600 labelled contacts had a 'won' event after its cut-off" in " ".join(
+        typo.output.split()
+    )
+    late = ["--outcome", "deal_won", "--from", "2030-01-01"]
+    done = invoke("backtest", model, "--events", str(path), *late)
+    assert done.exit_code == 1, done.output
+    assert "no contact with a cut-off from 2030-01-01T00:00:00Z can be labelled" in done.output
