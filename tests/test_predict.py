@@ -1216,3 +1216,23 @@ def test_a_backtest_with_no_conversion_to_measure_exits_1_saying_so(
     done = invoke("backtest", model, "--events", str(path), *late)
     assert done.exit_code == 1, done.output
     assert "no contact with a cut-off from 2030-01-01T00:00:00Z can be labelled" in done.output
+
+
+def test_a_semicolon_csv_reads_decimal_commas_as_numbers(tmp_path: Path) -> None:
+    """Spreadsheets where the comma is the decimal separator write CSV with
+    semicolons and 4,75 for 4.75: such a column was a category of nearly
+    distinct values, which trained to nothing without a word."""
+    values = [f"{i / 7:.2f}" for i in range(200)]
+    path = tmp_path / "leads.csv"
+    lines = ["lead;minutes;ratio;won", "L0;n.a.;1.5;yes"]
+    lines += [f"L{i + 1};{v.replace('.', ',')};{v};no" for i, v in enumerate(values)]
+    path.write_text("\n".join(lines) + "\n")
+    table = read_table(path)
+    assert table.is_numeric("minutes")
+    assert table.columns["minutes"][1:].tolist() == [float(v) for v in values]
+    assert math.isnan(table.columns["minutes"][0])
+    assert table.columns["ratio"][:2].tolist() == [1.5, 0.0]  # a decimal point still is one
+    # With commas as the delimiter, a comma in a quoted cell is no decimal separator.
+    commas = tmp_path / "commas.csv"
+    commas.write_text('lead,amount\nL1,"1,250"\nL2,"3,500"\n')
+    assert not read_table(commas).is_numeric("amount")
