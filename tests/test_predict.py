@@ -1157,3 +1157,82 @@ def test_a_suggested_threshold_is_the_one_the_rule_writes(tmp_path: Path) -> Non
     for rule in made.document["fit"]:
         fit += rule["points"] * (revenue >= rule["where"]["revenue"]["gte"])
     assert np.array_equal(made.fit, fit)
+
+
+def test_a_model_file_whose_parts_do_not_fit_exits_1(
+    trained_dir: Path, table_path: Path, tmp_path: Path
+) -> None:
+    """A model.json edited by hand loaded and then failed in scipy, LightGBM
+    or the command with a traceback (a feature removed, `source` null, a
+    trees file cut short), or scored NaN for every lead (calibration NaN)."""
+    document = orjson.loads((trained_dir / "model.json").read_bytes())
+    cases: dict[str, dict[str, Any]] = {
+        "features": {**document, "encoder": document["encoder"][:-1]},
+        "source": {**document, "source": None},
+        "id": {**document, "source": {**document["source"], "id": 5}},
+        "calibration": {**document, "calibration": {"method": "platt", "a": "NaN", "b": 0}},
+        "kind": {**document, "learner": {**document["learner"], "kind": "svm"}},
+        "categories": {
+            **document,
+            "encoder": [
+                {**f, "values": [1, 2]} if f["kind"] == "categorical" else f
+                for f in document["encoder"]
+            ],
+        },
+    }
+    for name, changed in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "model.json").write_bytes(orjson.dumps(changed))
+        if (trained_dir / "trees.txt").exists():
+            (folder / "trees.txt").write_bytes((trained_dir / "trees.txt").read_bytes())
+        done = invoke("predict", str(folder), "--table", str(table_path))
+        assert done.exit_code == 1, (name, done.output)
+        assert f"{folder / 'model.json'}: a damaged model file" in done.output, name
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "model.json").write_bytes(
+        orjson.dumps({**document, "learner": {"kind": "gbm", "file": "trees.txt"}})
+    )
+    (cut / "trees.txt").write_text("tree\nversion=v4\n")
+    done = invoke("predict", str(cut), "--table", str(table_path))
+    assert done.exit_code == 1, done.output
+    assert f"{cut / 'trees.txt'}: damaged trees" in done.output
+
+
+def test_a_backtest_with_no_conversion_to_measure_exits_1_saying_so(
+    log: tuple[list[Event], Path], tmp_path: Path
+) -> None:
+    """A misspelt --outcome (won for deal_won), or a --from after the last
+    contact, printed a report of 0 conversions and exited 0."""
+    _, path = log
+    model = str(EXAMPLES / "b2b-saas.yaml")
+    typo = invoke("backtest", model, "--events", str(path), "--outcome", "won")
+    assert typo.exit_code == 1, typo.output
+    assert "none of the 600 labelled contacts had a 'won' event after its cut-off" in " ".join(
+        typo.output.split()
+    )
+    late = ["--outcome", "deal_won", "--from", "2030-01-01"]
+    done = invoke("backtest", model, "--events", str(path), *late)
+    assert done.exit_code == 1, done.output
+    assert "no contact with a cut-off from 2030-01-01T00:00:00Z can be labelled" in done.output
+
+
+def test_a_semicolon_csv_reads_decimal_commas_as_numbers(tmp_path: Path) -> None:
+    """Spreadsheets where the comma is the decimal separator write CSV with
+    semicolons and 4,75 for 4.75: such a column was a category of nearly
+    distinct values, which trained to nothing without a word."""
+    values = [f"{i / 7:.2f}" for i in range(200)]
+    path = tmp_path / "leads.csv"
+    lines = ["lead;minutes;ratio;won", "L0;n.a.;1.5;yes"]
+    lines += [f"L{i + 1};{v.replace('.', ',')};{v};no" for i, v in enumerate(values)]
+    path.write_text("\n".join(lines) + "\n")
+    table = read_table(path)
+    assert table.is_numeric("minutes")
+    assert table.columns["minutes"][1:].tolist() == [float(v) for v in values]
+    assert math.isnan(table.columns["minutes"][0])
+    assert table.columns["ratio"][:2].tolist() == [1.5, 0.0]  # a decimal point still is one
+    # With commas as the delimiter, a comma in a quoted cell is no decimal separator.
+    commas = tmp_path / "commas.csv"
+    commas.write_text('lead,amount\nL1,"1,250"\nL2,"3,500"\n')
+    assert not read_table(commas).is_numeric("amount")

@@ -443,6 +443,23 @@ def _has_features(model: TrainedModel, data: Table, path: str) -> None:
         )
 
 
+def _has_outcomes(report: dict[str, Any], since: int | None) -> None:
+    """An event backtest with no contact, or no conversion, to measure is an
+    error: it printed a report of 0 conversions and exit 0, which is what a
+    misspelt --outcome (won for deal_won) looks like, and says nothing of
+    the model (no ROC AUC, every rate 0)."""
+    outcome = report["outcome"]
+    period = "" if since is None else f" with a cut-off from {report['from']}"
+    if report["leads"] == 0:
+        raise InputError(f"no contact{period} can be labelled with outcome {outcome!r}")
+    if report["conversions"] == 0:
+        raise InputError(
+            f"none of the {report['leads']:,} labelled contact"
+            f"{'s' if report['leads'] != 1 else ''}{period} had a {outcome!r} event after "
+            "its cut-off: nothing to measure (is --outcome the event type of a conversion?)"
+        )
+
+
 def _labelled_table(path: str, target: str, positive: str | None) -> tuple[Table, Any]:
     from ._table import target_labels
 
@@ -646,6 +663,7 @@ def backtest(
                     horizon_days=horizon,
                     split_at=since,
                 )
+            _has_outcomes(report, since)
         if chart is not None:
             draw(report, chart, title=f"Backtest of {Path(model).name}")
     if output_format == "json":

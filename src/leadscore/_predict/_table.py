@@ -137,10 +137,11 @@ def _delimiter(path: Path) -> str:
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
-def _arrow_text(column: Any, *, typed: bool = True) -> Floats | Texts:
+def _arrow_text(column: Any, *, typed: bool = True, decimal_comma: bool = False) -> Floats | Texts:
     """`typed_column` for an Arrow text column, in Arrow's compute kernels
     (a million values in well under a second, not tens of seconds); text
-    whatever its values when not `typed`."""
+    whatever its values when not `typed`. With `decimal_comma`, 3,5 is
+    the number 3.5."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -148,10 +149,17 @@ def _arrow_text(column: Any, *, typed: bool = True) -> Floats | Texts:
     placeholder = pc.is_in(pc.utf8_lower(trimmed), value_set=pa.array(sorted(PLACEHOLDERS)))
     cleaned = pc.if_else(placeholder, pa.scalar(None, pa.string()), trimmed)
     recorded = len(cleaned) - cleaned.null_count
-    numeric = pc.match_substring_regex(cleaned, _NUMBER)
+    # A CSV delimited by semicolons is what spreadsheets write where the
+    # comma is the decimal separator (4,75 for 4.75): read as text, such a
+    # column of numbers became a category of nearly distinct values, which
+    # trained to nothing (importance 0) without a word.
+    spelled = (
+        pc.replace_substring(cleaned, ",", ".", max_replacements=1) if decimal_comma else cleaned
+    )
+    numeric = pc.match_substring_regex(spelled, _NUMBER)
     share = pc.sum(numeric).as_py() or 0
     if typed and recorded and share >= _NUMERIC_SHARE * recorded:
-        kept = pc.if_else(numeric, cleaned, pa.scalar(None, pa.string()))
+        kept = pc.if_else(numeric, spelled, pa.scalar(None, pa.string()))
         result: Floats = kept.cast(pa.float64()).fill_null(np.nan).to_numpy()
         return result
     texts: Texts = cleaned.to_numpy(zero_copy_only=False)  # str, None for missing
@@ -171,13 +179,16 @@ def read_table(path: str | Path, *, text: Sequence[str] = ()) -> Table:
     source = Path(path)
     if not source.is_file():
         raise InputError(f"{source}: no such file")
+    decimal_comma = False
     try:
         if source.suffix.lower() == ".parquet":
             arrow = pq.read_table(source)
         else:
+            delimiter = _delimiter(source)
+            decimal_comma = delimiter == ";"
             arrow = pacsv.read_csv(
                 source,
-                parse_options=pacsv.ParseOptions(delimiter=_delimiter(source)),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter),
                 convert_options=pacsv.ConvertOptions(
                     strings_can_be_null=True, column_types=dict.fromkeys(text, pa.string())
                 ),
@@ -233,7 +244,7 @@ def read_table(path: str | Path, *, text: Sequence[str] = ()) -> Table:
             # has them (no percentile, mean or split can use one).
             columns[name] = np.where(np.isfinite(numbers), numbers, np.nan)
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            columns[name] = _arrow_text(column)
+            columns[name] = _arrow_text(column, decimal_comma=decimal_comma)
         else:
             columns[name] = typed_column(column.to_pylist())
     return Table(columns, arrow.num_rows, dates, file_fingerprint([source]))

@@ -28,6 +28,7 @@ optimistic by a hair; both are reported.
 from __future__ import annotations
 
 import json
+import math
 import platform
 from dataclasses import dataclass, field, replace
 from importlib import metadata
@@ -542,23 +543,65 @@ class TrainedModel:
         try:
             spec = document.pop("learner")
             learner: Learner
+            encoder = Encoder.from_json(document.pop("encoder"))
             if spec["kind"] == "gbm":
+                from lightgbm.basic import LightGBMError
+
                 trees = folder / spec["file"]
                 try:
                     learner = Trees.from_text(trees.read_text())
                 except OSError as exc:
                     raise InputError(f"{trees}: cannot read the trees: {exc.strerror}") from None
-            else:
+                except LightGBMError as exc:  # a trees file cut short or edited: no traceback
+                    raise InputError(f"{trees}: damaged trees ({exc})") from None
+            elif spec["kind"] == "logistic":
                 learner = Logistic.from_json(spec)
-            encoder = Encoder.from_json(document.pop("encoder"))
+            else:
+                raise ValueError(f"learner kind {spec['kind']!r}, expected 'gbm' or 'logistic'")
             calibration = document.pop("calibration")
             platt = Platt(float(calibration["a"]), float(calibration["b"]))
+            _check_loaded(encoder, learner, platt, document)
         except (KeyError, TypeError, ValueError) as exc:
             # A file edited by hand or cut short: say so, not a traceback.
             raise InputError(
                 f"{path}: a damaged model file ({type(exc).__name__}: {exc})"
             ) from None
         return cls(encoder, learner, platt, document)
+
+
+def _check_loaded(encoder: Encoder, learner: Learner, platt: Platt, meta: dict[str, Any]) -> None:
+    """ValueError when a loaded model's parts do not fit together. A
+    model.json edited by hand (a feature removed, a coefficient more, a
+    category that is a number, `source` null) loaded and then failed in
+    scipy, LightGBM or the command as a traceback, or scored NaN for every
+    lead (a calibration of NaN)."""
+    if not encoder.features:
+        raise ValueError("the encoder has no feature")
+    for f in encoder.features:
+        if not isinstance(f.name, str) or not all(isinstance(v, str) for v in f.values):
+            raise ValueError(f"feature {f.name!r}: expected a text name and text categories")
+        if f.numeric and not all(map(math.isfinite, (f.low, f.high, f.mean, f.sd))):
+            raise ValueError(f"feature {f.name!r}: expected finite numbers")
+    if isinstance(learner, Logistic):
+        width = len(encoder.linear_owner)
+        for what, values in (("coef", learner.coef), ("means", learner.means)):
+            if values.shape != (width,) or not np.isfinite(values).all():
+                raise ValueError(
+                    f"learner {what}: expected {width} finite numbers (one per column of "
+                    "the encoder's features)"
+                )
+        if not math.isfinite(learner.intercept):
+            raise ValueError("learner intercept: expected a finite number")
+    elif isinstance(learner, Trees) and learner.booster.num_feature() != len(encoder.features):
+        raise ValueError(
+            f"the trees read {learner.booster.num_feature()} features, the encoder has "
+            f"{len(encoder.features)}"
+        )
+    if not (math.isfinite(platt.a) and math.isfinite(platt.b)):
+        raise ValueError("calibration: expected finite numbers a and b")
+    source = meta.get("source", {})
+    if not isinstance(source, dict) or not isinstance(source.get("id"), str | None):
+        raise ValueError("source: expected an object whose id is a column name or null")
 
 
 def _importance(model: TrainedModel, table: Table, seed: int) -> list[dict[str, Any]]:
