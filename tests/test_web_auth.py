@@ -568,3 +568,63 @@ def test_a_csrf_token_past_ascii_is_refused_not_a_server_error(
             headers={b"X-CSRF-Token": "é".encode("latin-1")},
         )
         assert refused.status_code == 403
+
+
+_SHARING = """version: 1
+name: sharing
+rules:
+  - {id: demo, event: demo_request, points: 30}
+stages:
+  - name: new
+  - name: lead
+    enter: {score_gte: 30}
+triggers:
+  - &first
+    id: first
+    when: {stage_entered: lead}
+    actions: &shared
+      - webhook: {url: "https://one.example/hook"}
+  - id: second
+    when: {stage_entered: lead}
+    actions: *shared
+  - <<: *first
+    id: third
+"""
+
+
+def test_a_webhook_added_to_a_trigger_reaches_no_other(base: str, database: sa.Engine) -> None:
+    # Triggers may share their actions through YAML (an alias, a merge key);
+    # the webhooks page appended to the shared list, so a webhook added to
+    # one trigger was called for the others' firings too, sending their
+    # contacts where no one chose to.
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    admin = f"{uuid.uuid4().hex[:8]}@example.com"
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        store_model(conn, workspace=workspace, document=_SHARING, activate=True)
+        create_user(conn, workspace=workspace, email=admin, role=Role.ADMIN, password=PASSWORD)
+
+    def hooks(page: str) -> dict[str, list[str]]:
+        rows = re.findall(
+            r"<tr><td><strong>([^<]+)</strong>.*?</td>\s*<td>(.*?)</td></tr>", page, re.S
+        )
+        return {name: re.findall(r"<code>([^<]+)</code>", urls) for name, urls in rows}
+
+    one, two = "https://one.example/hook", "https://two.example/hook"
+    with _client(base) as http:
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/settings/webhooks").text)
+        added = http.post(
+            "/settings/webhooks", data={"csrf": token, "trigger": "second", "url": two}
+        )
+        assert added.status_code == 200, added.text
+        assert hooks(added.text) == {"first": [one], "second": [one, two], "third": [one]}
+        # The third merges the first in: a webhook of the first would be the
+        # third's too, which no edit of the first alone avoids: refused.
+        refused = http.post(
+            "/settings/webhooks", data={"csrf": token, "trigger": "first", "url": two}
+        )
+        assert refused.status_code == 409
+        assert "merge key" in refused.text
+        shown = hooks(http.get("/settings/webhooks").text)
+        assert shown == {"first": [one], "second": [one, two], "third": [one]}
