@@ -11,8 +11,10 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -628,3 +630,34 @@ def test_a_webhook_added_to_a_trigger_reaches_no_other(base: str, database: sa.E
         assert "merge key" in refused.text
         shown = hooks(http.get("/settings/webhooks").text)
         assert shown == {"first": [one], "second": [one, two], "third": [one]}
+
+
+def test_guesses_sent_at_once_are_held_to_the_limit(base: str, database: sa.Engine) -> None:
+    # The failures were counted before the password was checked and recorded
+    # after: guesses sent in parallel each saw the count from before any of
+    # them, and every one was checked, however many, past the limit.
+    email = _user(database)
+    guesses = 4 * PER_ACCOUNT
+    with database.connect() as conn:
+        clear_failures(conn, subject="ip:127.0.0.1")
+    clients = [_client(base) for _ in range(guesses)]
+    try:
+        forms = [(http, _token(http.get("/signin").text)) for http in clients]
+        start = threading.Barrier(guesses)
+
+        def guess(http: httpx.Client, token: str) -> int:
+            data = {"csrf": token, "email": email, "password": "wrong-password!", "next": "/"}
+            start.wait()
+            return http.post("/signin", data=data).status_code
+
+        with ThreadPoolExecutor(guesses) as pool:
+            answers = list(pool.map(lambda form: guess(*form), forms))
+    finally:
+        for http in clients:
+            http.close()
+        with database.connect() as conn:  # let later tests from this address sign in
+            clear_failures(conn, subject="ip:127.0.0.1")
+    assert set(answers) <= {401, 429}, answers
+    # The others were not checked. (All may be 429s: each attempt recorded
+    # before any counted sees too many.)
+    assert answers.count(401) <= PER_ACCOUNT, answers
