@@ -11,8 +11,10 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -568,3 +570,94 @@ def test_a_csrf_token_past_ascii_is_refused_not_a_server_error(
             headers={b"X-CSRF-Token": "é".encode("latin-1")},
         )
         assert refused.status_code == 403
+
+
+_SHARING = """version: 1
+name: sharing
+rules:
+  - {id: demo, event: demo_request, points: 30}
+stages:
+  - name: new
+  - name: lead
+    enter: {score_gte: 30}
+triggers:
+  - &first
+    id: first
+    when: {stage_entered: lead}
+    actions: &shared
+      - webhook: {url: "https://one.example/hook"}
+  - id: second
+    when: {stage_entered: lead}
+    actions: *shared
+  - <<: *first
+    id: third
+"""
+
+
+def test_a_webhook_added_to_a_trigger_reaches_no_other(base: str, database: sa.Engine) -> None:
+    # Triggers may share their actions through YAML (an alias, a merge key);
+    # the webhooks page appended to the shared list, so a webhook added to
+    # one trigger was called for the others' firings too, sending their
+    # contacts where no one chose to.
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    admin = f"{uuid.uuid4().hex[:8]}@example.com"
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        store_model(conn, workspace=workspace, document=_SHARING, activate=True)
+        create_user(conn, workspace=workspace, email=admin, role=Role.ADMIN, password=PASSWORD)
+
+    def hooks(page: str) -> dict[str, list[str]]:
+        rows = re.findall(
+            r"<tr><td><strong>([^<]+)</strong>.*?</td>\s*<td>(.*?)</td></tr>", page, re.S
+        )
+        return {name: re.findall(r"<code>([^<]+)</code>", urls) for name, urls in rows}
+
+    one, two = "https://one.example/hook", "https://two.example/hook"
+    with _client(base) as http:
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/settings/webhooks").text)
+        added = http.post(
+            "/settings/webhooks", data={"csrf": token, "trigger": "second", "url": two}
+        )
+        assert added.status_code == 200, added.text
+        assert hooks(added.text) == {"first": [one], "second": [one, two], "third": [one]}
+        # The third merges the first in: a webhook of the first would be the
+        # third's too, which no edit of the first alone avoids: refused.
+        refused = http.post(
+            "/settings/webhooks", data={"csrf": token, "trigger": "first", "url": two}
+        )
+        assert refused.status_code == 409
+        assert "merge key" in refused.text
+        shown = hooks(http.get("/settings/webhooks").text)
+        assert shown == {"first": [one], "second": [one, two], "third": [one]}
+
+
+def test_guesses_sent_at_once_are_held_to_the_limit(base: str, database: sa.Engine) -> None:
+    # The failures were counted before the password was checked and recorded
+    # after: guesses sent in parallel each saw the count from before any of
+    # them, and every one was checked, however many, past the limit.
+    email = _user(database)
+    guesses = 4 * PER_ACCOUNT
+    with database.connect() as conn:
+        clear_failures(conn, subject="ip:127.0.0.1")
+    clients = [_client(base) for _ in range(guesses)]
+    try:
+        forms = [(http, _token(http.get("/signin").text)) for http in clients]
+        start = threading.Barrier(guesses)
+
+        def guess(http: httpx.Client, token: str) -> int:
+            data = {"csrf": token, "email": email, "password": "wrong-password!", "next": "/"}
+            start.wait()
+            return http.post("/signin", data=data).status_code
+
+        with ThreadPoolExecutor(guesses) as pool:
+            answers = list(pool.map(lambda form: guess(*form), forms))
+    finally:
+        for http in clients:
+            http.close()
+        with database.connect() as conn:  # let later tests from this address sign in
+            clear_failures(conn, subject="ip:127.0.0.1")
+    assert set(answers) <= {401, 429}, answers
+    # The others were not checked. (All may be 429s: each attempt recorded
+    # before any counted sees too many.)
+    assert answers.count(401) <= PER_ACCOUNT, answers

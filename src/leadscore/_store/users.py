@@ -185,13 +185,28 @@ def failures(conn: sa.Connection, *, subject: str, since: int) -> int:
     return int(count)
 
 
-def record_failure(conn: sa.Connection, *, subjects: list[str], before: int) -> None:
-    """Record a failed sign-in for each subject; forget failures older than `before`."""
+def record_failure(conn: sa.Connection, *, subjects: list[str], before: int) -> list[int]:
+    """Record a failed sign-in for each subject; forget failures older than
+    `before`. The rows' ids, for `forget_attempt`."""
     at = now()
+    seqs = []
     with transaction(conn):
         conn.execute(signin_failures.delete().where(signin_failures.c.at < before))
         for subject in subjects:
-            conn.execute(signin_failures.insert().values(subject=subject, at=at))
+            seq = conn.execute(
+                signin_failures.insert()
+                .values(subject=subject, at=at)
+                .returning(signin_failures.c.seq)
+            ).scalar_one()
+            seqs.append(int(seq))
+    return seqs
+
+
+def forget_attempt(conn: sa.Connection, *, seqs: list[int]) -> None:
+    """Remove rows `record_failure` added: an attempt counted before its
+    password was checked that turned out not to be a failure."""
+    with transaction(conn):
+        conn.execute(signin_failures.delete().where(signin_failures.c.seq.in_(seqs)))
 
 
 def clear_failures(conn: sa.Connection, *, subject: str) -> None:

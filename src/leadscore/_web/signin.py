@@ -21,6 +21,7 @@ from .._store.users import (
     clear_failures,
     close_session,
     failures,
+    forget_attempt,
     open_session,
     record_failure,
     verify_password,
@@ -88,9 +89,17 @@ def signin(
     window = int(settings.signin_window_minutes * _MINUTE)
     since = now() - window
     with database.connect() as conn:
+        # The attempt counts as a failure before its password is checked:
+        # counted after, guesses sent in parallel each saw the count from
+        # before any of them, and all were checked (dozens at once, one per
+        # thread of the pool, for a limit of 5). Counted first, the last of
+        # any set of attempts to be recorded sees them all.
+        attempt = record_failure(conn, subjects=subjects, before=since)
         counts = [failures(conn, subject=subject, since=since) for subject in subjects]
         limits = [settings.signin_failures_per_account, settings.signin_failures_per_address]
-        if any(count >= limit for count, limit in zip(counts, limits, strict=True)):
+        if any(count > limit for count, limit in zip(counts, limits, strict=True)):
+            # Not checked, so not a failure: the lock lasts from the failures.
+            forget_attempt(conn, seqs=attempt)
             return _form(
                 request,
                 settings,
@@ -102,7 +111,6 @@ def signin(
             )
         user = verify_password(conn, email=email, password=password)
         if user is None:
-            record_failure(conn, subjects=subjects, before=since)
             return _form(
                 request,
                 settings,
@@ -111,6 +119,7 @@ def signin(
                 email=email,
                 error="Wrong e-mail address or password.",
             )
+        forget_attempt(conn, seqs=attempt)
         clear_failures(conn, subject=subjects[0])
         lifetime = int(settings.session_hours * 3600 * 1_000_000)
         token = open_session(conn, email=user.email, lifetime=lifetime)

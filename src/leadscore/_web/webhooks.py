@@ -12,12 +12,14 @@ store's (`_store.outbox`), as the deliveries API serves them.
 
 from __future__ import annotations
 
+import copy
 import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedSeq
 
 from .._errors import ModelError
 from .._model import Trigger, WebhookAction
@@ -63,20 +65,59 @@ def _dump(yaml: YAML, root: Any) -> str:
     return written.getvalue()
 
 
+class SharedActions(Exception):
+    """The trigger's actions are another trigger's too, in a way no edit of
+    this trigger alone can undo (the other merges this one in: `<<: *it`)."""
+
+
 def with_webhook(document: str, *, trigger: str, url: str) -> str:
     """The model document with one more action on `trigger`: a webhook to
     `url`, signed with the workspace's secret (the rest as it was). Raises
-    KeyError when the document has no such trigger."""
+    KeyError when the document has no such trigger, SharedActions when the
+    webhook would reach another trigger too."""
     yaml, root = _dumper(document)
     triggers = root.get("triggers") if hasattr(root, "get") else None
-    for item in triggers or []:
-        if hasattr(item, "get") and item.get("id") == trigger:
+    items = [item for item in triggers or [] if hasattr(item, "get")]
+    for item in items:
+        if item.get("id") == trigger:
             actions = item.get("actions")
             if actions is None:
                 actions = item["actions"] = []
+            elif _references(root).get(id(actions), 0) > 1:
+                # Another trigger's list too (`actions: *shared`, or `<<: *other`
+                # merged in): appending to it gave both triggers the webhook,
+                # which then received firings no one chose to send it. This
+                # trigger gets a list of its own, the same actions in it.
+                actions = item["actions"] = CommentedSeq(copy.deepcopy(list(actions)))
             actions.append({"webhook": {"url": url}})
-            return _dump(yaml, root)
+            edited = _dump(yaml, root)
+            if _others(edited, trigger) != _others(document, trigger):
+                raise SharedActions(trigger)
+            return edited
     raise KeyError(trigger)
+
+
+def _others(document: str, trigger: str) -> dict[Any, Any]:
+    """The actions of every trigger but `trigger`, aliases and merge keys expanded."""
+    root = YAML(typ="safe", pure=True).load(document)
+    triggers = root.get("triggers") if isinstance(root, dict) else None
+    return {
+        item.get("id"): item.get("actions")
+        for item in triggers or []
+        if isinstance(item, dict) and item.get("id") != trigger
+    }
+
+
+def _references(node: Any, counts: dict[int, int] | None = None) -> dict[int, int]:
+    """How many times each mapping and sequence of a loaded document is
+    reached (an alias, or a merge key's values, reaches one again)."""
+    counts = {} if counts is None else counts
+    if isinstance(node, dict | list):
+        counts[id(node)] = counts.get(id(node), 0) + 1
+        if counts[id(node)] == 1:
+            for child in node.values() if isinstance(node, dict) else node:
+                _references(child, counts)
+    return counts
 
 
 def webhooks_of(model: ModelVersion) -> list[tuple[Trigger, list[str]]]:
@@ -139,6 +180,14 @@ def add_webhook(
     except KeyError:
         raise Refused(
             404, "No such trigger", f"The active model has no trigger {trigger!r}."
+        ) from None
+    except SharedActions:
+        raise Refused(
+            409,
+            "Actions shared with another trigger",
+            f"Another trigger takes its actions from {trigger!r} (a YAML merge key), so "
+            "a webhook added here would be called for its firings too. Add it in the "
+            "model editor.",
         ) from None
     try:
         with database.connect() as conn:
