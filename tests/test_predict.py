@@ -1236,3 +1236,44 @@ def test_a_semicolon_csv_reads_decimal_commas_as_numbers(tmp_path: Path) -> None
     commas = tmp_path / "commas.csv"
     commas.write_text('lead,amount\nL1,"1,250"\nL2,"3,500"\n')
     assert not read_table(commas).is_numeric("amount")
+
+
+def test_a_target_of_several_negative_values_is_warned_of(tmp_path: Path) -> None:
+    """won / lost / open without --positive: won was positive and open deals
+    counted as lost without a word. It still trains so (a column of several
+    spellings is read that way), with a warning on stderr naming the values
+    and their counts; stdout stays the report (valid JSON with --format json)."""
+    rng = np.random.default_rng(5)
+    visits = rng.integers(0, 10, 400)
+    not_won = np.where(rng.random(400) < 0.7, "lost", "open")
+    outcome = np.where(rng.random(400) < 0.05 + 0.06 * visits, "won", not_won)
+    path = tmp_path / "deals.csv"
+    with path.open("w", newline="") as out:
+        rows = [[f"D{i}", v, o] for i, (v, o) in enumerate(zip(visits, outcome, strict=True))]
+        csv.writer(out).writerows([["deal", "visits", "outcome"], *rows])
+    counts = {v: int((outcome == v).sum()) for v in ("won", "lost", "open")}
+    said = (
+        f"warning {path}: target column 'outcome': 'won' ({counts['won']:,}) taken as positive "
+        f"and every other value as negative: 'lost' ({counts['lost']:,}), 'open' "
+        f"({counts['open']:,}); give --positive VALUE"
+    )
+    args = ["--table", str(path), "--target", "outcome"]
+    model = tmp_path / "m"
+    done = invoke("train", *args, "--id", "deal", "-o", str(model), "--format", "json", *FAST)
+    assert done.exit_code == 0, done.output
+    assert said in " ".join(done.stderr.split())
+    assert orjson.loads(done.stdout)["rows"] > 0  # the report, nothing else
+    for command in (["suggest"], ["backtest", str(model), "--format", "json"]):
+        done = invoke(command[0], *command[1:], *args)
+        assert done.exit_code == 0, done.output
+        assert said in " ".join(done.stderr.split()), command
+        if command[0] == "backtest":
+            orjson.loads(done.stdout)
+    # Said which value is positive, or of two values, there is nothing to warn of.
+    done = invoke("suggest", *args, "--positive", "won")
+    assert done.exit_code == 0, done.output
+    assert "warning" not in done.stderr
+    (tmp_path / "two.csv").write_text(path.read_text().replace(",open", ",lost"))
+    done = invoke("suggest", "--table", str(tmp_path / "two.csv"), "--target", "outcome")
+    assert done.exit_code == 0, done.output
+    assert "warning" not in done.stderr

@@ -48,6 +48,16 @@ def _rules(path: str | None) -> Model | None:
     return model_or_fail(path)
 
 
+def _warn_of_target(path: str, data: Table, target: str, positive: str | None) -> None:
+    """A warning when the default positive class leaves several values
+    counted as negative (won / lost / open: open silently became a loss)."""
+    from ._table import default_positive_note
+
+    note = default_positive_note(data, target, positive)
+    if note is not None:
+        err.print(f"[yellow]warning[/yellow] {path}: {note}", highlight=False, soft_wrap=True)
+
+
 def _table(path: str, *, text: Sequence[str] = ()) -> Table:
     from ._table import read_table
 
@@ -286,8 +296,10 @@ def train(
                 raise click.UsageError("--table needs --target COLUMN")
             if (split_column is None) != (at is None):
                 raise click.UsageError("--split-column and --split-at go together")
+            data = _table(table)
+            _warn_of_target(table, data, target, positive)
             model = train_table(
-                _table(table),
+                data,
                 target=target,
                 id_column=id_column,
                 positive=positive,
@@ -466,6 +478,7 @@ def _labelled_table(path: str, target: str, positive: str | None) -> tuple[Table
     data = _table(path)
     with _bad_input():
         labels, known = target_labels(data, target, positive)
+    _warn_of_target(path, data, target, positive)
     import numpy as np
 
     rows = np.flatnonzero(known)

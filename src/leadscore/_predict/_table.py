@@ -307,3 +307,38 @@ def target_labels(
             + ")"
         )
     return labels, known_rows
+
+
+def default_positive_note(table: Table, target: str, positive: str | None) -> str | None:
+    """What to warn of when the positive class is the default's and more than
+    one other value is counted as negative (won / lost / open: an open deal
+    is no loss yet), else None. Names the target, the values taken as
+    positive and those counted as negative, with their counts."""
+    if positive is not None or target not in table.columns or table.is_numeric(target):
+        return None
+    # By value trimmed and in any case, as the labels compare them; shown
+    # as first written, most frequent first.
+    counts: dict[str, int] = {}
+    shown: dict[str, str] = {}
+    for value in table.columns[target]:
+        if value is None:
+            continue
+        text = str(value).strip()
+        key = text.lower()
+        counts[key] = counts.get(key, 0) + 1
+        shown.setdefault(key, text)
+    taken = [key for key in counts if key in POSITIVE_WORDS]
+    negative = [key for key in counts if key not in POSITIVE_WORDS]
+    if not taken or len(negative) < 2:  # no positive at all is target_labels' error
+        return None
+
+    def listed(keys: list[str]) -> str:
+        keys = sorted(keys, key=lambda k: (-counts[k], k))
+        named = ", ".join(f"{shown[k]!r} ({counts[k]:,})" for k in keys[:10])
+        return named + (f" and {len(keys) - 10:,} more" if len(keys) > 10 else "")
+
+    return (
+        f"target column {target!r}: {listed(taken)} taken as positive and every other "
+        f"value as negative: {listed(negative)}; give --positive VALUE to say which value "
+        "is a conversion, and leave out rows whose outcome is not known yet"
+    )
