@@ -1277,3 +1277,18 @@ def test_a_target_of_several_negative_values_is_warned_of(tmp_path: Path) -> Non
     done = invoke("suggest", "--table", str(tmp_path / "two.csv"), "--target", "outcome")
     assert done.exit_code == 0, done.output
     assert "warning" not in done.stderr
+
+
+def test_predict_on_a_table_of_no_rows_writes_the_header_of_one_of_many(
+    trained_dir: Path, table_path: Path, tmp_path: Path
+) -> None:
+    # The header was taken from the first row: with none, it was
+    # id,probability while factors were asked for (the default --top 3).
+    empty = tmp_path / "empty.csv"
+    empty.write_text(table_path.read_text().splitlines()[0] + "\n")
+    for top, header in (("3", "id,probability,raising,lowering"), ("0", "id,probability")):
+        for table in (empty, table_path):
+            done = invoke("predict", str(trained_dir), "--table", str(table), "--top", top)
+            assert done.exit_code == 0, done.output
+            assert done.stdout.splitlines()[0] == header, (top, table)
+        assert done.stdout.splitlines()[1:]  # rows of the full table

@@ -430,11 +430,11 @@ def predict(
     with _bad_input():
         rows = model.factors(data, top)
     if output is None:
-        write_predictions(ids, rows, output_format, sys.stdout.buffer)
+        write_predictions(ids, rows, output_format, sys.stdout.buffer, explained=top > 0)
         sys.stdout.flush()
     else:
         with open(output, "wb") as out:
-            write_predictions(ids, rows, output_format, out)
+            write_predictions(ids, rows, output_format, out, explained=top > 0)
 
 
 def _has_features(model: TrainedModel, data: Table, path: str) -> None:
