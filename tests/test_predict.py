@@ -1292,3 +1292,24 @@ def test_predict_on_a_table_of_no_rows_writes_the_header_of_one_of_many(
             assert done.exit_code == 0, done.output
             assert done.stdout.splitlines()[0] == header, (top, table)
         assert done.stdout.splitlines()[1:]  # rows of the full table
+
+
+def test_counted_messages_say_one_in_the_singular(table_path: Path, tmp_path: Path) -> None:
+    # "has 1 values on more than one row", "suggested 1 rules", "of 1 conversions".
+    header, *rows = table_path.read_text().splitlines()
+    twice = tmp_path / "twice.csv"
+    twice.write_text("\n".join([header, *rows, rows[0]]) + "\n")
+    with pytest.raises(InputError, match="has 1 value on more than one row"):
+        train_table(read_table(twice), target="converted", id_column="lead")
+    scorecard = tmp_path / "s.yaml"
+    args = ["--table", str(table_path), "--target", "converted", "--exclude", "sales_verdict"]
+    done = invoke("suggest", *args, "--rules", "1", "-o", str(scorecard))
+    assert done.exit_code == 0, done.output
+    assert "suggested 1 rule from 1,500 leads" in done.stderr
+    lines = ["visits,won", "9,1", *(f"{i % 9},0" for i in range(60))]
+    one = tmp_path / "one.csv"
+    one.write_text("\n".join(lines) + "\n")
+    done = invoke("backtest", str(scorecard), "--table", str(one), "--target", "won")
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.stdout.split())
+    assert "of 1 conversion " in said, said

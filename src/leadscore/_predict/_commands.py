@@ -575,7 +575,9 @@ def suggest(
     else:
         Path(output).write_text(text)
     kept = len(suggestion.document["rules"]) + len(suggestion.document.get("fit", []))
-    err.print(f"suggested {kept} rules from {y.size:,} leads", highlight=False)
+    err.print(
+        f"suggested {kept} rule{'s' if kept != 1 else ''} from {y.size:,} leads", highlight=False
+    )
 
 
 @click.command()

@@ -127,7 +127,8 @@ def print_backtest(report: dict[str, Any], name: str, console: Console | None = 
     out.print(
         f"[bold]{name}[/bold] ranked {report['leads']:,} leads by {report['ranked_by']}: "
         f"ROC AUC {'—' if auc is None else f'{auc:.4f}'} · base rate {report['base_rate']:.1%} · "
-        f"top 20% hold {report['capture_top_20pct']:.1%} of {report['conversions']:,} conversions",
+        f"top 20% hold {report['capture_top_20pct']:.1%} of {report['conversions']:,} "
+        f"conversion{'s' if report['conversions'] != 1 else ''}",
         highlight=False,
     )
     out.print(deciles_table(report["deciles"], "By decile of score"))
