@@ -1232,10 +1232,11 @@ def test_a_semicolon_csv_reads_decimal_commas_as_numbers(tmp_path: Path) -> None
     assert table.columns["minutes"][1:].tolist() == [float(v) for v in values]
     assert math.isnan(table.columns["minutes"][0])
     assert table.columns["ratio"][:2].tolist() == [1.5, 0.0]  # a decimal point still is one
-    # With commas as the delimiter, a comma in a quoted cell is no decimal separator.
+    # With commas as the delimiter, a comma in a quoted cell is no decimal
+    # separator (1,250 is 1250 there: test_thousands_separators_...).
     commas = tmp_path / "commas.csv"
     commas.write_text('lead,amount\nL1,"1,250"\nL2,"3,500"\n')
-    assert not read_table(commas).is_numeric("amount")
+    assert read_table(commas).columns["amount"].tolist() == [1250.0, 3500.0]
 
 
 def test_a_target_of_several_negative_values_is_warned_of(tmp_path: Path) -> None:
@@ -1313,3 +1314,31 @@ def test_counted_messages_say_one_in_the_singular(table_path: Path, tmp_path: Pa
     assert done.exit_code == 0, done.output
     said = " ".join(done.stdout.split())
     assert "of 1 conversion " in said, said
+
+
+def test_thousands_separators_in_a_comma_csv_are_read_as_numbers(tmp_path: Path) -> None:
+    """A spreadsheet writes 5,220 quoted in a CSV delimited by commas: such a
+    column was a category of nearly distinct values, useless to every learner."""
+    amounts = [f"{i * 1234567 % 9876543 / 100:,.2f}" for i in range(200)]
+    assert sum("," in a for a in amounts) > 150
+    path = tmp_path / "leads.csv"
+    with path.open("w", newline="") as out:
+        rows = [[f"L{i}", a, f"{i * 37 % 5000:,}"] for i, a in enumerate(amounts)]
+        csv.writer(out).writerows([["lead", "amount", "visits"], ["L", "see notes", "?"], *rows])
+    table = read_table(path)
+    assert table.is_numeric("amount")
+    assert math.isnan(table.columns["amount"][0])  # the 98% rule, as for other numbers
+    assert table.columns["amount"][1:].tolist() == [float(a.replace(",", "")) for a in amounts]
+    assert table.columns["visits"][1:].tolist() == [float(i * 37 % 5000) for i in range(200)]
+    # Digits and commas that are no thousands separator make the column's
+    # commas ambiguous (a decimal comma, a list): it stays as it was.
+    for odd in ("3,5", "0,250", "12,3456", "1,2,3"):
+        path.write_text(
+            f'lead,amount\nL0,"{odd}"\n' + "".join(f'L{i},"1,{i:03d}"\n' for i in range(99))
+        )
+        assert not read_table(path).is_numeric("amount"), odd
+    # Only commas delimit such a file: with semicolons, 5,220 is 5.22 (a
+    # decimal comma), with tabs, as written.
+    for delimiter, read in ((";", [5.22, 1.5]), ("\t", ["5,220", "1,5"])):
+        path.write_text(f"lead{delimiter}amount\nL1{delimiter}5,220\nL2{delimiter}1,5\n")
+        assert read_table(path).columns["amount"].tolist() == read, delimiter

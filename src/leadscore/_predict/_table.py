@@ -135,13 +135,22 @@ def _delimiter(path: Path) -> str:
 
 
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+# A number with a comma every three digits (5,220, 1,234,567.5), as a
+# spreadsheet writes it, quoted, in a CSV delimited by commas.
+_GROUPED = r"^[+-]?[1-9][0-9]{0,2}(,[0-9]{3})+(\.[0-9]+)?$"
+# Digits and commas that are no such number (3,5, 0,250, 12,3456, 1,2,3):
+# a decimal comma or a list, which makes every comma of the column ambiguous.
+_COMMAS = r"^[+-]?[0-9]*(,[0-9]*)+(\.[0-9]*)?$"
 
 
-def _arrow_text(column: Any, *, typed: bool = True, decimal_comma: bool = False) -> Floats | Texts:
+def _arrow_text(
+    column: Any, *, typed: bool = True, decimal_comma: bool = False, thousands: bool = False
+) -> Floats | Texts:
     """`typed_column` for an Arrow text column, in Arrow's compute kernels
     (a million values in well under a second, not tens of seconds); text
     whatever its values when not `typed`. With `decimal_comma`, 3,5 is
-    the number 3.5."""
+    the number 3.5; with `thousands`, 5,220 is 5220 unless another value of
+    the column is digits and commas that are not a thousands separator."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -156,6 +165,14 @@ def _arrow_text(column: Any, *, typed: bool = True, decimal_comma: bool = False)
     spelled = (
         pc.replace_substring(cleaned, ",", ".", max_replacements=1) if decimal_comma else cleaned
     )
+    if thousands:
+        # In a CSV delimited by commas, a quoted 5,220 is 5220 (the comma
+        # is no decimal separator there): read as text, such a column of
+        # numbers became a category that trained to nothing without a word.
+        grouped = pc.match_substring_regex(cleaned, _GROUPED)
+        other = pc.and_(pc.match_substring_regex(cleaned, _COMMAS), pc.invert(grouped))
+        if pc.any(grouped).as_py() and not pc.any(other).as_py():
+            spelled = pc.if_else(grouped, pc.replace_substring(cleaned, ",", ""), cleaned)
     numeric = pc.match_substring_regex(spelled, _NUMBER)
     share = pc.sum(numeric).as_py() or 0
     if typed and recorded and share >= _NUMERIC_SHARE * recorded:
@@ -179,13 +196,13 @@ def read_table(path: str | Path, *, text: Sequence[str] = ()) -> Table:
     source = Path(path)
     if not source.is_file():
         raise InputError(f"{source}: no such file")
-    decimal_comma = False
+    decimal_comma = thousands = False
     try:
         if source.suffix.lower() == ".parquet":
             arrow = pq.read_table(source)
         else:
             delimiter = _delimiter(source)
-            decimal_comma = delimiter == ";"
+            decimal_comma, thousands = delimiter == ";", delimiter == ","
             arrow = pacsv.read_csv(
                 source,
                 parse_options=pacsv.ParseOptions(delimiter=delimiter),
@@ -244,7 +261,7 @@ def read_table(path: str | Path, *, text: Sequence[str] = ()) -> Table:
             # has them (no percentile, mean or split can use one).
             columns[name] = np.where(np.isfinite(numbers), numbers, np.nan)
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            columns[name] = _arrow_text(column, decimal_comma=decimal_comma)
+            columns[name] = _arrow_text(column, decimal_comma=decimal_comma, thousands=thousands)
         else:
             columns[name] = typed_column(column.to_pylist())
     return Table(columns, arrow.num_rows, dates, file_fingerprint([source]))
