@@ -1232,7 +1232,113 @@ def test_a_semicolon_csv_reads_decimal_commas_as_numbers(tmp_path: Path) -> None
     assert table.columns["minutes"][1:].tolist() == [float(v) for v in values]
     assert math.isnan(table.columns["minutes"][0])
     assert table.columns["ratio"][:2].tolist() == [1.5, 0.0]  # a decimal point still is one
-    # With commas as the delimiter, a comma in a quoted cell is no decimal separator.
+    # With commas as the delimiter, a comma in a quoted cell is no decimal
+    # separator (1,250 is 1250 there: test_thousands_separators_...).
     commas = tmp_path / "commas.csv"
     commas.write_text('lead,amount\nL1,"1,250"\nL2,"3,500"\n')
-    assert not read_table(commas).is_numeric("amount")
+    assert read_table(commas).columns["amount"].tolist() == [1250.0, 3500.0]
+
+
+def test_a_target_of_several_negative_values_is_warned_of(tmp_path: Path) -> None:
+    """won / lost / open without --positive: won was positive and open deals
+    counted as lost without a word. It still trains so (a column of several
+    spellings is read that way), with a warning on stderr naming the values
+    and their counts; stdout stays the report (valid JSON with --format json)."""
+    rng = np.random.default_rng(5)
+    visits = rng.integers(0, 10, 400)
+    not_won = np.where(rng.random(400) < 0.7, "lost", "open")
+    outcome = np.where(rng.random(400) < 0.05 + 0.06 * visits, "won", not_won)
+    path = tmp_path / "deals.csv"
+    with path.open("w", newline="") as out:
+        rows = [[f"D{i}", v, o] for i, (v, o) in enumerate(zip(visits, outcome, strict=True))]
+        csv.writer(out).writerows([["deal", "visits", "outcome"], *rows])
+    counts = {v: int((outcome == v).sum()) for v in ("won", "lost", "open")}
+    said = (
+        f"warning {path}: target column 'outcome': 'won' ({counts['won']:,}) taken as positive "
+        f"and every other value as negative: 'lost' ({counts['lost']:,}), 'open' "
+        f"({counts['open']:,}); give --positive VALUE"
+    )
+    args = ["--table", str(path), "--target", "outcome"]
+    model = tmp_path / "m"
+    done = invoke("train", *args, "--id", "deal", "-o", str(model), "--format", "json", *FAST)
+    assert done.exit_code == 0, done.output
+    assert said in " ".join(done.stderr.split())
+    assert orjson.loads(done.stdout)["rows"] > 0  # the report, nothing else
+    for command in (["suggest"], ["backtest", str(model), "--format", "json"]):
+        done = invoke(command[0], *command[1:], *args)
+        assert done.exit_code == 0, done.output
+        assert said in " ".join(done.stderr.split()), command
+        if command[0] == "backtest":
+            orjson.loads(done.stdout)
+    # Said which value is positive, or of two values, there is nothing to warn of.
+    done = invoke("suggest", *args, "--positive", "won")
+    assert done.exit_code == 0, done.output
+    assert "warning" not in done.stderr
+    (tmp_path / "two.csv").write_text(path.read_text().replace(",open", ",lost"))
+    done = invoke("suggest", "--table", str(tmp_path / "two.csv"), "--target", "outcome")
+    assert done.exit_code == 0, done.output
+    assert "warning" not in done.stderr
+
+
+def test_predict_on_a_table_of_no_rows_writes_the_header_of_one_of_many(
+    trained_dir: Path, table_path: Path, tmp_path: Path
+) -> None:
+    # The header was taken from the first row: with none, it was
+    # id,probability while factors were asked for (the default --top 3).
+    empty = tmp_path / "empty.csv"
+    empty.write_text(table_path.read_text().splitlines()[0] + "\n")
+    for top, header in (("3", "id,probability,raising,lowering"), ("0", "id,probability")):
+        for table in (empty, table_path):
+            done = invoke("predict", str(trained_dir), "--table", str(table), "--top", top)
+            assert done.exit_code == 0, done.output
+            assert done.stdout.splitlines()[0] == header, (top, table)
+        assert done.stdout.splitlines()[1:]  # rows of the full table
+
+
+def test_counted_messages_say_one_in_the_singular(table_path: Path, tmp_path: Path) -> None:
+    # "has 1 values on more than one row", "suggested 1 rules", "of 1 conversions".
+    header, *rows = table_path.read_text().splitlines()
+    twice = tmp_path / "twice.csv"
+    twice.write_text("\n".join([header, *rows, rows[0]]) + "\n")
+    with pytest.raises(InputError, match="has 1 value on more than one row"):
+        train_table(read_table(twice), target="converted", id_column="lead")
+    scorecard = tmp_path / "s.yaml"
+    args = ["--table", str(table_path), "--target", "converted", "--exclude", "sales_verdict"]
+    done = invoke("suggest", *args, "--rules", "1", "-o", str(scorecard))
+    assert done.exit_code == 0, done.output
+    assert "suggested 1 rule from 1,500 leads" in done.stderr
+    lines = ["visits,won", "9,1", *(f"{i % 9},0" for i in range(60))]
+    one = tmp_path / "one.csv"
+    one.write_text("\n".join(lines) + "\n")
+    done = invoke("backtest", str(scorecard), "--table", str(one), "--target", "won")
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.stdout.split())
+    assert "of 1 conversion " in said, said
+
+
+def test_thousands_separators_in_a_comma_csv_are_read_as_numbers(tmp_path: Path) -> None:
+    """A spreadsheet writes 5,220 quoted in a CSV delimited by commas: such a
+    column was a category of nearly distinct values, useless to every learner."""
+    amounts = [f"{i * 1234567 % 9876543 / 100:,.2f}" for i in range(200)]
+    assert sum("," in a for a in amounts) > 150
+    path = tmp_path / "leads.csv"
+    with path.open("w", newline="") as out:
+        rows = [[f"L{i}", a, f"{i * 37 % 5000:,}"] for i, a in enumerate(amounts)]
+        csv.writer(out).writerows([["lead", "amount", "visits"], ["L", "see notes", "?"], *rows])
+    table = read_table(path)
+    assert table.is_numeric("amount")
+    assert math.isnan(table.columns["amount"][0])  # the 98% rule, as for other numbers
+    assert table.columns["amount"][1:].tolist() == [float(a.replace(",", "")) for a in amounts]
+    assert table.columns["visits"][1:].tolist() == [float(i * 37 % 5000) for i in range(200)]
+    # Digits and commas that are no thousands separator make the column's
+    # commas ambiguous (a decimal comma, a list): it stays as it was.
+    for odd in ("3,5", "0,250", "12,3456", "1,2,3"):
+        path.write_text(
+            f'lead,amount\nL0,"{odd}"\n' + "".join(f'L{i},"1,{i:03d}"\n' for i in range(99))
+        )
+        assert not read_table(path).is_numeric("amount"), odd
+    # Only commas delimit such a file: with semicolons, 5,220 is 5.22 (a
+    # decimal comma), with tabs, as written.
+    for delimiter, read in ((";", [5.22, 1.5]), ("\t", ["5,220", "1,5"])):
+        path.write_text(f"lead{delimiter}amount\nL1{delimiter}5,220\nL2{delimiter}1,5\n")
+        assert read_table(path).columns["amount"].tolist() == read, delimiter

@@ -65,7 +65,8 @@ def train_table(
         if repeated:
             shown = f"{repeated[0]:g}" if isinstance(repeated[0], float) else repeated[0]
             raise InputError(
-                f"id column {id_column!r} has {len(repeated):,} values on more than one row "
+                f"id column {id_column!r} has {len(repeated):,} "
+                f"value{'s' if len(repeated) != 1 else ''} on more than one row "
                 f"(such as {shown!r}); expected one row per lead"
             )
     left_out: dict[str, int] = {}

@@ -48,6 +48,16 @@ def _rules(path: str | None) -> Model | None:
     return model_or_fail(path)
 
 
+def _warn_of_target(path: str, data: Table, target: str, positive: str | None) -> None:
+    """A warning when the default positive class leaves several values
+    counted as negative (won / lost / open: open silently became a loss)."""
+    from ._table import default_positive_note
+
+    note = default_positive_note(data, target, positive)
+    if note is not None:
+        err.print(f"[yellow]warning[/yellow] {path}: {note}", highlight=False, soft_wrap=True)
+
+
 def _table(path: str, *, text: Sequence[str] = ()) -> Table:
     from ._table import read_table
 
@@ -286,8 +296,10 @@ def train(
                 raise click.UsageError("--table needs --target COLUMN")
             if (split_column is None) != (at is None):
                 raise click.UsageError("--split-column and --split-at go together")
+            data = _table(table)
+            _warn_of_target(table, data, target, positive)
             model = train_table(
-                _table(table),
+                data,
                 target=target,
                 id_column=id_column,
                 positive=positive,
@@ -418,11 +430,11 @@ def predict(
     with _bad_input():
         rows = model.factors(data, top)
     if output is None:
-        write_predictions(ids, rows, output_format, sys.stdout.buffer)
+        write_predictions(ids, rows, output_format, sys.stdout.buffer, explained=top > 0)
         sys.stdout.flush()
     else:
         with open(output, "wb") as out:
-            write_predictions(ids, rows, output_format, out)
+            write_predictions(ids, rows, output_format, out, explained=top > 0)
 
 
 def _has_features(model: TrainedModel, data: Table, path: str) -> None:
@@ -466,6 +478,7 @@ def _labelled_table(path: str, target: str, positive: str | None) -> tuple[Table
     data = _table(path)
     with _bad_input():
         labels, known = target_labels(data, target, positive)
+    _warn_of_target(path, data, target, positive)
     import numpy as np
 
     rows = np.flatnonzero(known)
@@ -562,7 +575,9 @@ def suggest(
     else:
         Path(output).write_text(text)
     kept = len(suggestion.document["rules"]) + len(suggestion.document.get("fit", []))
-    err.print(f"suggested {kept} rules from {y.size:,} leads", highlight=False)
+    err.print(
+        f"suggested {kept} rule{'s' if kept != 1 else ''} from {y.size:,} leads", highlight=False
+    )
 
 
 @click.command()

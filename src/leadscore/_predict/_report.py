@@ -83,9 +83,16 @@ def _factor_text(factors: Sequence[dict[str, Any]]) -> str:
 
 
 def write_predictions(
-    ids: Sequence[str], rows: Sequence[dict[str, Any]], output_format: str, out: IO[bytes]
+    ids: Sequence[str],
+    rows: Sequence[dict[str, Any]],
+    output_format: str,
+    out: IO[bytes],
+    *,
+    explained: bool,
 ) -> None:
-    """One line per lead: id, probability, three factors up and three down."""
+    """One line per lead: id, probability, and unless not `explained` (--top
+    0) the factors raising and lowering it. The CSV header says so whatever
+    the number of rows (a table of none has the columns of one of many)."""
     if output_format == "jsonl":
         for lead, row in zip(ids, rows, strict=True):
             out.write(
@@ -95,7 +102,6 @@ def write_predictions(
         return
     text = io.TextIOWrapper(out, encoding="utf-8", newline="")
     writer = csv.writer(text)
-    explained = bool(rows) and "raising" in rows[0]
     writer.writerow(
         ["id", "probability", "raising", "lowering"] if explained else ["id", "probability"]
     )
@@ -121,7 +127,8 @@ def print_backtest(report: dict[str, Any], name: str, console: Console | None = 
     out.print(
         f"[bold]{name}[/bold] ranked {report['leads']:,} leads by {report['ranked_by']}: "
         f"ROC AUC {'—' if auc is None else f'{auc:.4f}'} · base rate {report['base_rate']:.1%} · "
-        f"top 20% hold {report['capture_top_20pct']:.1%} of {report['conversions']:,} conversions",
+        f"top 20% hold {report['capture_top_20pct']:.1%} of {report['conversions']:,} "
+        f"conversion{'s' if report['conversions'] != 1 else ''}",
         highlight=False,
     )
     out.print(deciles_table(report["deciles"], "By decile of score"))

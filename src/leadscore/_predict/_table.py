@@ -135,13 +135,22 @@ def _delimiter(path: Path) -> str:
 
 
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+# A number with a comma every three digits (5,220, 1,234,567.5), as a
+# spreadsheet writes it, quoted, in a CSV delimited by commas.
+_GROUPED = r"^[+-]?[1-9][0-9]{0,2}(,[0-9]{3})+(\.[0-9]+)?$"
+# Digits and commas that are no such number (3,5, 0,250, 12,3456, 1,2,3):
+# a decimal comma or a list, which makes every comma of the column ambiguous.
+_COMMAS = r"^[+-]?[0-9]*(,[0-9]*)+(\.[0-9]*)?$"
 
 
-def _arrow_text(column: Any, *, typed: bool = True, decimal_comma: bool = False) -> Floats | Texts:
+def _arrow_text(
+    column: Any, *, typed: bool = True, decimal_comma: bool = False, thousands: bool = False
+) -> Floats | Texts:
     """`typed_column` for an Arrow text column, in Arrow's compute kernels
     (a million values in well under a second, not tens of seconds); text
     whatever its values when not `typed`. With `decimal_comma`, 3,5 is
-    the number 3.5."""
+    the number 3.5; with `thousands`, 5,220 is 5220 unless another value of
+    the column is digits and commas that are not a thousands separator."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -156,6 +165,14 @@ def _arrow_text(column: Any, *, typed: bool = True, decimal_comma: bool = False)
     spelled = (
         pc.replace_substring(cleaned, ",", ".", max_replacements=1) if decimal_comma else cleaned
     )
+    if thousands:
+        # In a CSV delimited by commas, a quoted 5,220 is 5220 (the comma
+        # is no decimal separator there): read as text, such a column of
+        # numbers became a category that trained to nothing without a word.
+        grouped = pc.match_substring_regex(cleaned, _GROUPED)
+        other = pc.and_(pc.match_substring_regex(cleaned, _COMMAS), pc.invert(grouped))
+        if pc.any(grouped).as_py() and not pc.any(other).as_py():
+            spelled = pc.if_else(grouped, pc.replace_substring(cleaned, ",", ""), cleaned)
     numeric = pc.match_substring_regex(spelled, _NUMBER)
     share = pc.sum(numeric).as_py() or 0
     if typed and recorded and share >= _NUMERIC_SHARE * recorded:
@@ -179,13 +196,13 @@ def read_table(path: str | Path, *, text: Sequence[str] = ()) -> Table:
     source = Path(path)
     if not source.is_file():
         raise InputError(f"{source}: no such file")
-    decimal_comma = False
+    decimal_comma = thousands = False
     try:
         if source.suffix.lower() == ".parquet":
             arrow = pq.read_table(source)
         else:
             delimiter = _delimiter(source)
-            decimal_comma = delimiter == ";"
+            decimal_comma, thousands = delimiter == ";", delimiter == ","
             arrow = pacsv.read_csv(
                 source,
                 parse_options=pacsv.ParseOptions(delimiter=delimiter),
@@ -244,7 +261,7 @@ def read_table(path: str | Path, *, text: Sequence[str] = ()) -> Table:
             # has them (no percentile, mean or split can use one).
             columns[name] = np.where(np.isfinite(numbers), numbers, np.nan)
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            columns[name] = _arrow_text(column, decimal_comma=decimal_comma)
+            columns[name] = _arrow_text(column, decimal_comma=decimal_comma, thousands=thousands)
         else:
             columns[name] = typed_column(column.to_pylist())
     return Table(columns, arrow.num_rows, dates, file_fingerprint([source]))
@@ -307,3 +324,38 @@ def target_labels(
             + ")"
         )
     return labels, known_rows
+
+
+def default_positive_note(table: Table, target: str, positive: str | None) -> str | None:
+    """What to warn of when the positive class is the default's and more than
+    one other value is counted as negative (won / lost / open: an open deal
+    is no loss yet), else None. Names the target, the values taken as
+    positive and those counted as negative, with their counts."""
+    if positive is not None or target not in table.columns or table.is_numeric(target):
+        return None
+    # By value trimmed and in any case, as the labels compare them; shown
+    # as first written, most frequent first.
+    counts: dict[str, int] = {}
+    shown: dict[str, str] = {}
+    for value in table.columns[target]:
+        if value is None:
+            continue
+        text = str(value).strip()
+        key = text.lower()
+        counts[key] = counts.get(key, 0) + 1
+        shown.setdefault(key, text)
+    taken = [key for key in counts if key in POSITIVE_WORDS]
+    negative = [key for key in counts if key not in POSITIVE_WORDS]
+    if not taken or len(negative) < 2:  # no positive at all is target_labels' error
+        return None
+
+    def listed(keys: list[str]) -> str:
+        keys = sorted(keys, key=lambda k: (-counts[k], k))
+        named = ", ".join(f"{shown[k]!r} ({counts[k]:,})" for k in keys[:10])
+        return named + (f" and {len(keys) - 10:,} more" if len(keys) > 10 else "")
+
+    return (
+        f"target column {target!r}: {listed(taken)} taken as positive and every other "
+        f"value as negative: {listed(negative)}; give --positive VALUE to say which value "
+        "is a conversion, and leave out rows whose outcome is not known yet"
+    )
