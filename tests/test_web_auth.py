@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -381,7 +381,9 @@ def test_a_nul_in_an_e_mail_address_is_no_server_error(base: str, database: sa.E
         )  # fmt: skip
         assert added.status_code == 422
         assert "not an e-mail address" in added.text
-        gone = http.post("/settings/users/a%00%40example.com/disable", data={"csrf": token})
+        gone = http.post(
+            "/settings/users/disable", data={"csrf": token, "email": "a\x00@example.com"}
+        )
         assert gone.status_code == 404
 
 
@@ -467,7 +469,7 @@ def test_an_admin_cannot_sign_out_a_user_of_another_workspace(
         assert theirs.get("/").status_code == 200
         assert _sign_in(mine, admin).status_code == 303
         token = _token(mine.get("/settings/users").text)
-        refused = mine.post(f"/settings/users/{other}/disable", data={"csrf": token})
+        refused = mine.post("/settings/users/disable", data={"csrf": token, "email": other})
         assert refused.status_code == 404
         still = theirs.get("/")
         assert still.status_code == 200, still.headers.get("location")
@@ -475,7 +477,7 @@ def test_an_admin_cannot_sign_out_a_user_of_another_workspace(
 
 def test_a_user_whose_address_has_a_slash_can_be_disabled(base: str, database: sa.Engine) -> None:
     # "/" is allowed in an address's local part; the users page's Disable
-    # form posts to /settings/users/team/bo%40example.com/disable (urlencode
+    # form posted to /settings/users/team/bo%40example.com/disable (urlencode
     # leaves "/"), which the one-segment route did not match: a 404.
     admin = _user(database, Role.ADMIN)
     with _client(base) as http:
@@ -487,10 +489,60 @@ def test_a_user_whose_address_has_a_slash_can_be_disabled(base: str, database: s
                   "password": PASSWORD},
         )  # fmt: skip
         assert added.status_code == 200
-        (action,) = re.findall(r'action="(/settings/users/[^"]+/disable)"', added.text)
-        gone = http.post(action, data={"csrf": token})
-        assert gone.status_code == 303, (action, gone.status_code)
+        gone = _submit_disable(http, added.text, "team/bo@example.com")
+        assert gone.status_code == 303, gone.status_code
         assert "disabled" in http.get("/settings/users").text
+
+
+def _submit_disable(http: httpx.Client, page: str, email: str) -> httpx.Response:
+    """Send the users page's Disable form of `email` as a browser would: its
+    action resolved against the page, dot segments removed (urljoin does as
+    the URL standard does for "." and ".."), its hidden fields as they are."""
+    label = re.escape(html.escape(f"Disable {email}"))
+    (form,) = re.findall(
+        rf'<form method="post" action="([^"]*)">((?:<input [^>]*>)*)'
+        rf'<button type="submit" aria-label="{label}">',
+        page,
+    )
+    action, inputs = html.unescape(form[0]), form[1]
+    fields = {
+        html.unescape(name): html.unescape(value)
+        for name, value in re.findall(r'name="([^"]*)" value="([^"]*)"', inputs)
+    }
+    return http.post(urljoin(str(http.base_url) + "/settings/users", action), data=fields)
+
+
+@pytest.mark.parametrize("local", ["a/../b", "a/./b", "../b"])
+def test_the_disable_form_of_an_address_with_dot_segments_disables_that_user(
+    base: str, database: sa.Engine, local: str
+) -> None:
+    # The Disable form posted to /settings/users/a/../b%40example.com/disable,
+    # which a browser collapses to /settings/users/b%40example.com/disable
+    # before sending: the form of "a/../b@example.com" disabled
+    # "b@example.com". The address now travels in the form's body.
+    admin = _user(database, Role.ADMIN)
+    domain = f"{uuid.uuid4().hex[:8]}.example.com"  # addresses are unique over workspaces
+    target, a, b = (f"{name}@{domain}" for name in (local, "a", "b"))
+    with _client(base) as http:
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/settings/users").text)
+        for email in (target, a, b):
+            added = http.post(
+                "/settings/users",
+                data={"csrf": token, "email": email, "role": "sales", "password": PASSWORD},
+            )
+            assert added.status_code == 200, (email, added.text)
+        gone = _submit_disable(http, http.get("/settings/users").text, target)
+        assert gone.status_code == 303, gone.text
+        rows = {
+            html.unescape(email): status
+            for email, status in re.findall(
+                r"<tr><td>([^<]*)</td><td>[^<]*</td><td>[^<]*</td>\s*<td>(\w+)</td>",
+                http.get("/settings/users").text,
+            )
+        }
+        assert rows[target] == "disabled", rows
+        assert rows[a] == rows[b] == "active", rows
 
 
 def test_the_new_user_form_keeps_what_was_typed_on_an_error(base: str, database: sa.Engine) -> None:
