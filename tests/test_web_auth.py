@@ -26,6 +26,7 @@ from argon2 import PasswordHasher
 from leadscore._settings import Settings
 from leadscore._store import create_workspace, ingest, store_model
 from leadscore._store.tables import users as user_rows
+from leadscore._store.tables import web_sessions as session_rows
 from leadscore._store.users import (
     Role,
     clear_failures,
@@ -95,6 +96,48 @@ def test_sign_in_sets_a_safe_cookie_and_sign_out_revokes_it(base: str, database:
         # The old cookie is worthless: the session row is gone.
         other.cookies.set("ls_session", session)
         assert other.get("/").status_code == 303
+
+
+def _cleared(response: httpx.Response) -> bool:
+    """Whether `response` deletes the session cookie."""
+    cookies = [value.lower() for value in response.headers.get_list("set-cookie")]
+    return any(c.startswith("ls_session=") and "max-age=0" in c for c in cookies)
+
+
+def test_signing_out_of_an_expired_session_clears_its_cookie(
+    base: str, database: sa.Engine
+) -> None:
+    # A tab left open past the session's end: its Sign out form carried the
+    # token of a session the CSRF check no longer found, so sign-out was the
+    # 403 "Form expired" page and the dead cookie stayed.
+    email = _user(database)
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        token = _token(http.get("/").text)
+        with database.connect() as conn, conn.begin():
+            conn.execute(
+                session_rows.update().where(session_rows.c.email == email).values(expires_at=0)
+            )
+        out = http.post("/signout", data={"csrf": token})
+        assert out.status_code == 303, out.text
+        assert out.headers["location"] == "/signin"
+        assert _cleared(out)
+    # A cookie of no session at all (closed elsewhere, or made up), and no
+    # token: the same.
+    with _client(base) as http:
+        http.cookies.set("ls_session", "no-such-session")
+        out = http.post("/signout", data={})
+        assert out.status_code == 303
+        assert out.headers["location"] == "/signin"
+        assert _cleared(out)
+    # A live session still needs its token: no other site signs its user out.
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        for data in ({}, {"csrf": "forged"}):
+            refused = http.post("/signout", data=data)
+            assert refused.status_code == 403
+            assert not _cleared(refused)
+        assert http.get("/").status_code == 200
 
 
 def test_sign_in_goes_back_only_to_a_page_of_this_site(base: str, database: sa.Engine) -> None:

@@ -156,6 +156,13 @@ async def csrf_guard(request: Request, database: Database) -> None:
     else:
         # Blocking I/O, but one indexed read.
         session = _session(request, database)
+        if session is None and request.url.path == "/signout":
+            # No live session (expired, closed, its user disabled): nothing
+            # to protect, and a tab left open past the session's end must
+            # still sign out, its cookie cleared, not find "Form expired".
+            # A live session's sign-out keeps the check: no other site may
+            # sign its user out.
+            return
         expected = None if session is None else session.csrf
     # As bytes: compare_digest raises TypeError on str past ASCII (a 500 for
     # a forged token "é").
