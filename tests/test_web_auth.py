@@ -756,3 +756,38 @@ def test_guesses_sent_at_once_are_held_to_the_limit(base: str, database: sa.Engi
     # The others were not checked. (All may be 429s: each attempt recorded
     # before any counted sees too many.)
     assert answers.count(401) <= PER_ACCOUNT, answers
+
+
+def test_an_invalid_value_on_a_page_is_an_html_page_naming_it(
+    base: str, database: sa.Engine
+) -> None:
+    # A page number that is not one, a delivery or activation id out of
+    # range, a form without one of its fields: the web app answered with the
+    # API's 422 JSON problem, which a browser shows as raw JSON.
+    admin = _user(database, Role.ADMIN)
+    with _client(base) as http:
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/settings/users").text)
+        for method, path, data, named in (
+            ("GET", "/?page=abc", None, "&#39;page&#39; (in the address&#39;s query)"),
+            ("GET", "/settings/webhooks/deliveries/0", None, "&#39;delivery_id&#39;"),
+            ("GET", "/models/activation/abc", None, "&#39;activation_id&#39;"),
+            (
+                "POST",
+                "/settings/users",
+                {"csrf": token, "role": "sales", "password": PASSWORD},
+                "&#39;email&#39; (in the form) is missing",
+            ),
+        ):
+            shown = http.request(method, path, data=data)
+            assert shown.status_code == 422, (path, shown.status_code)
+            assert shown.headers["content-type"].startswith("text/html"), path
+            assert "<h1>Not a valid request</h1>" in shown.text, path
+            assert named in shown.text, (path, shown.text)
+            assert admin in shown.text, path  # the page of a signed-in user, with its menu
+    # Signed out, such a page still asks to sign in first.
+    with _client(base) as http:
+        assert http.get("/?page=abc").headers["location"].startswith("/signin?next=")
+        # The API keeps its problems.
+        problem = http.get("/v1/contacts?limit=abc", headers={"Authorization": "Bearer x"})
+        assert problem.headers["content-type"].startswith("application/problem+json")

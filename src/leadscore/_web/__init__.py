@@ -31,8 +31,9 @@ def mount(app: FastAPI) -> None:
         include_in_schema=False,
         dependencies=[Depends(common.csrf_guard)],
     )
-    for module in (signin, leads, editor, reports, admin, webhooks):
+    modules = (signin, leads, editor, reports, admin, webhooks)
+    for module in modules:
         pages.include_router(module.router)
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=common.HERE / "static"), name="static")
-    common.install(app)
+    common.install(app, [route for module in modules for route in module.router.routes])
