@@ -791,3 +791,37 @@ def test_an_invalid_value_on_a_page_is_an_html_page_naming_it(
         # The API keeps its problems.
         problem = http.get("/v1/contacts?limit=abc", headers={"Authorization": "Bearer x"})
         assert problem.headers["content-type"].startswith("application/problem+json")
+
+
+_FRAMING = {
+    "x-content-type-options": "nosniff",
+    "content-security-policy": "frame-ancestors 'self'",
+    "x-frame-options": "SAMEORIGIN",
+}
+
+
+def test_pages_refuse_other_sites_frames_and_nothing_is_sniffed(
+    base: str, database: sa.Engine
+) -> None:
+    # No page said nosniff, and any site could show a page in a frame of its
+    # own (a click meant for that site pressing a button of this one).
+    sales = _user_with_an_event(database, Role.SALES)
+    with _client(base) as http:
+        shown = [http.get("/signin")]
+        assert _sign_in(http, sales).status_code == 303
+        shown += [
+            http.get("/"),
+            http.get("/contacts/c1"),
+            http.get("/settings/users"),  # 403: not for sales
+            http.get("/?page=abc"),  # 422
+        ]
+        assert [page.status_code for page in shown] == [200, 200, 200, 403, 422]
+        for page in shown:
+            assert page.headers["content-type"].startswith("text/html"), page.url
+            for name, value in _FRAMING.items():
+                assert page.headers.get(name) == value, (page.url, name)
+        for path, kind in (("/static/app.js", "text/javascript"), ("/static/app.css", "text/css")):
+            asset = http.get(path)
+            assert asset.status_code == 200, path
+            assert asset.headers["content-type"].startswith(kind), path
+            assert asset.headers.get("x-content-type-options") == "nosniff", path
