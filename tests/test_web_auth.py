@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -26,6 +26,7 @@ from argon2 import PasswordHasher
 from leadscore._settings import Settings
 from leadscore._store import create_workspace, ingest, store_model
 from leadscore._store.tables import users as user_rows
+from leadscore._store.tables import web_sessions as session_rows
 from leadscore._store.users import (
     Role,
     clear_failures,
@@ -95,6 +96,48 @@ def test_sign_in_sets_a_safe_cookie_and_sign_out_revokes_it(base: str, database:
         # The old cookie is worthless: the session row is gone.
         other.cookies.set("ls_session", session)
         assert other.get("/").status_code == 303
+
+
+def _cleared(response: httpx.Response) -> bool:
+    """Whether `response` deletes the session cookie."""
+    cookies = [value.lower() for value in response.headers.get_list("set-cookie")]
+    return any(c.startswith("ls_session=") and "max-age=0" in c for c in cookies)
+
+
+def test_signing_out_of_an_expired_session_clears_its_cookie(
+    base: str, database: sa.Engine
+) -> None:
+    # A tab left open past the session's end: its Sign out form carried the
+    # token of a session the CSRF check no longer found, so sign-out was the
+    # 403 "Form expired" page and the dead cookie stayed.
+    email = _user(database)
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        token = _token(http.get("/").text)
+        with database.connect() as conn, conn.begin():
+            conn.execute(
+                session_rows.update().where(session_rows.c.email == email).values(expires_at=0)
+            )
+        out = http.post("/signout", data={"csrf": token})
+        assert out.status_code == 303, out.text
+        assert out.headers["location"] == "/signin"
+        assert _cleared(out)
+    # A cookie of no session at all (closed elsewhere, or made up), and no
+    # token: the same.
+    with _client(base) as http:
+        http.cookies.set("ls_session", "no-such-session")
+        out = http.post("/signout", data={})
+        assert out.status_code == 303
+        assert out.headers["location"] == "/signin"
+        assert _cleared(out)
+    # A live session still needs its token: no other site signs its user out.
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        for data in ({}, {"csrf": "forged"}):
+            refused = http.post("/signout", data=data)
+            assert refused.status_code == 403
+            assert not _cleared(refused)
+        assert http.get("/").status_code == 200
 
 
 def test_sign_in_goes_back_only_to_a_page_of_this_site(base: str, database: sa.Engine) -> None:
@@ -381,7 +424,9 @@ def test_a_nul_in_an_e_mail_address_is_no_server_error(base: str, database: sa.E
         )  # fmt: skip
         assert added.status_code == 422
         assert "not an e-mail address" in added.text
-        gone = http.post("/settings/users/a%00%40example.com/disable", data={"csrf": token})
+        gone = http.post(
+            "/settings/users/disable", data={"csrf": token, "email": "a\x00@example.com"}
+        )
         assert gone.status_code == 404
 
 
@@ -467,7 +512,7 @@ def test_an_admin_cannot_sign_out_a_user_of_another_workspace(
         assert theirs.get("/").status_code == 200
         assert _sign_in(mine, admin).status_code == 303
         token = _token(mine.get("/settings/users").text)
-        refused = mine.post(f"/settings/users/{other}/disable", data={"csrf": token})
+        refused = mine.post("/settings/users/disable", data={"csrf": token, "email": other})
         assert refused.status_code == 404
         still = theirs.get("/")
         assert still.status_code == 200, still.headers.get("location")
@@ -475,7 +520,7 @@ def test_an_admin_cannot_sign_out_a_user_of_another_workspace(
 
 def test_a_user_whose_address_has_a_slash_can_be_disabled(base: str, database: sa.Engine) -> None:
     # "/" is allowed in an address's local part; the users page's Disable
-    # form posts to /settings/users/team/bo%40example.com/disable (urlencode
+    # form posted to /settings/users/team/bo%40example.com/disable (urlencode
     # leaves "/"), which the one-segment route did not match: a 404.
     admin = _user(database, Role.ADMIN)
     with _client(base) as http:
@@ -487,10 +532,60 @@ def test_a_user_whose_address_has_a_slash_can_be_disabled(base: str, database: s
                   "password": PASSWORD},
         )  # fmt: skip
         assert added.status_code == 200
-        (action,) = re.findall(r'action="(/settings/users/[^"]+/disable)"', added.text)
-        gone = http.post(action, data={"csrf": token})
-        assert gone.status_code == 303, (action, gone.status_code)
+        gone = _submit_disable(http, added.text, "team/bo@example.com")
+        assert gone.status_code == 303, gone.status_code
         assert "disabled" in http.get("/settings/users").text
+
+
+def _submit_disable(http: httpx.Client, page: str, email: str) -> httpx.Response:
+    """Send the users page's Disable form of `email` as a browser would: its
+    action resolved against the page, dot segments removed (urljoin does as
+    the URL standard does for "." and ".."), its hidden fields as they are."""
+    label = re.escape(html.escape(f"Disable {email}"))
+    (form,) = re.findall(
+        rf'<form method="post" action="([^"]*)">((?:<input [^>]*>)*)'
+        rf'<button type="submit" aria-label="{label}">',
+        page,
+    )
+    action, inputs = html.unescape(form[0]), form[1]
+    fields = {
+        html.unescape(name): html.unescape(value)
+        for name, value in re.findall(r'name="([^"]*)" value="([^"]*)"', inputs)
+    }
+    return http.post(urljoin(str(http.base_url) + "/settings/users", action), data=fields)
+
+
+@pytest.mark.parametrize("local", ["a/../b", "a/./b", "../b"])
+def test_the_disable_form_of_an_address_with_dot_segments_disables_that_user(
+    base: str, database: sa.Engine, local: str
+) -> None:
+    # The Disable form posted to /settings/users/a/../b%40example.com/disable,
+    # which a browser collapses to /settings/users/b%40example.com/disable
+    # before sending: the form of "a/../b@example.com" disabled
+    # "b@example.com". The address now travels in the form's body.
+    admin = _user(database, Role.ADMIN)
+    domain = f"{uuid.uuid4().hex[:8]}.example.com"  # addresses are unique over workspaces
+    target, a, b = (f"{name}@{domain}" for name in (local, "a", "b"))
+    with _client(base) as http:
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/settings/users").text)
+        for email in (target, a, b):
+            added = http.post(
+                "/settings/users",
+                data={"csrf": token, "email": email, "role": "sales", "password": PASSWORD},
+            )
+            assert added.status_code == 200, (email, added.text)
+        gone = _submit_disable(http, http.get("/settings/users").text, target)
+        assert gone.status_code == 303, gone.text
+        rows = {
+            html.unescape(email): status
+            for email, status in re.findall(
+                r"<tr><td>([^<]*)</td><td>[^<]*</td><td>[^<]*</td>\s*<td>(\w+)</td>",
+                http.get("/settings/users").text,
+            )
+        }
+        assert rows[target] == "disabled", rows
+        assert rows[a] == rows[b] == "active", rows
 
 
 def test_the_new_user_form_keeps_what_was_typed_on_an_error(base: str, database: sa.Engine) -> None:
@@ -661,3 +756,72 @@ def test_guesses_sent_at_once_are_held_to_the_limit(base: str, database: sa.Engi
     # The others were not checked. (All may be 429s: each attempt recorded
     # before any counted sees too many.)
     assert answers.count(401) <= PER_ACCOUNT, answers
+
+
+def test_an_invalid_value_on_a_page_is_an_html_page_naming_it(
+    base: str, database: sa.Engine
+) -> None:
+    # A page number that is not one, a delivery or activation id out of
+    # range, a form without one of its fields: the web app answered with the
+    # API's 422 JSON problem, which a browser shows as raw JSON.
+    admin = _user(database, Role.ADMIN)
+    with _client(base) as http:
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/settings/users").text)
+        for method, path, data, named in (
+            ("GET", "/?page=abc", None, "&#39;page&#39; (in the address&#39;s query)"),
+            ("GET", "/settings/webhooks/deliveries/0", None, "&#39;delivery_id&#39;"),
+            ("GET", "/models/activation/abc", None, "&#39;activation_id&#39;"),
+            (
+                "POST",
+                "/settings/users",
+                {"csrf": token, "role": "sales", "password": PASSWORD},
+                "&#39;email&#39; (in the form) is missing",
+            ),
+        ):
+            shown = http.request(method, path, data=data)
+            assert shown.status_code == 422, (path, shown.status_code)
+            assert shown.headers["content-type"].startswith("text/html"), path
+            assert "<h1>Not a valid request</h1>" in shown.text, path
+            assert named in shown.text, (path, shown.text)
+            assert admin in shown.text, path  # the page of a signed-in user, with its menu
+    # Signed out, such a page still asks to sign in first.
+    with _client(base) as http:
+        assert http.get("/?page=abc").headers["location"].startswith("/signin?next=")
+        # The API keeps its problems.
+        problem = http.get("/v1/contacts?limit=abc", headers={"Authorization": "Bearer x"})
+        assert problem.headers["content-type"].startswith("application/problem+json")
+
+
+_FRAMING = {
+    "x-content-type-options": "nosniff",
+    "content-security-policy": "frame-ancestors 'self'",
+    "x-frame-options": "SAMEORIGIN",
+}
+
+
+def test_pages_refuse_other_sites_frames_and_nothing_is_sniffed(
+    base: str, database: sa.Engine
+) -> None:
+    # No page said nosniff, and any site could show a page in a frame of its
+    # own (a click meant for that site pressing a button of this one).
+    sales = _user_with_an_event(database, Role.SALES)
+    with _client(base) as http:
+        shown = [http.get("/signin")]
+        assert _sign_in(http, sales).status_code == 303
+        shown += [
+            http.get("/"),
+            http.get("/contacts/c1"),
+            http.get("/settings/users"),  # 403: not for sales
+            http.get("/?page=abc"),  # 422
+        ]
+        assert [page.status_code for page in shown] == [200, 200, 200, 403, 422]
+        for page in shown:
+            assert page.headers["content-type"].startswith("text/html"), page.url
+            for name, value in _FRAMING.items():
+                assert page.headers.get(name) == value, (page.url, name)
+        for path, kind in (("/static/app.js", "text/javascript"), ("/static/app.css", "text/css")):
+            asset = http.get(path)
+            assert asset.status_code == 200, path
+            assert asset.headers["content-type"].startswith(kind), path
+            assert asset.headers.get("x-content-type-options") == "nosniff", path

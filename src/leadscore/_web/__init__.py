@@ -18,7 +18,6 @@ scripts/_assets.sh into static/vendor; nothing is fetched at run time.
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from .._service.bodies import BodyFirst
 from . import admin, common, editor, leads, reports, signin, webhooks
@@ -31,8 +30,9 @@ def mount(app: FastAPI) -> None:
         include_in_schema=False,
         dependencies=[Depends(common.csrf_guard)],
     )
-    for module in (signin, leads, editor, reports, admin, webhooks):
+    modules = (signin, leads, editor, reports, admin, webhooks)
+    for module in modules:
         pages.include_router(module.router)
     app.include_router(pages)
-    app.mount("/static", StaticFiles(directory=common.HERE / "static"), name="static")
-    common.install(app)
+    app.mount("/static", common.Static(directory=common.HERE / "static"), name="static")
+    common.install(app, [route for module in modules for route in module.router.routes])

@@ -89,9 +89,11 @@ def new_user(
     return _users_page(session, request, database, created=created)
 
 
-# `path`: an address may hold a "/" (the users page's link leaves it as it is).
-@router.post("/settings/users/{email:path}/disable")
-def disable(session: Admin, email: str, database: Database) -> Response:
+# The address travels in the form, not the path: it may hold a "/", and a
+# "." or ".." segment (`a/../b@example.com`) that a browser collapses before
+# posting, so that the form of one user would disable another.
+@router.post("/settings/users/disable")
+def disable(session: Admin, email: Annotated[str, Form()], database: Database) -> Response:
     if email == session.user.email:
         raise Refused(409, "That is you", "Admins cannot disable themselves.")
     with database.connect() as conn:

@@ -13,17 +13,25 @@ echoed by the form (a double submit).
 from __future__ import annotations
 
 import hmac
+import inspect
+import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2.utils import htmlsafe_json_dumps
+from starlette.routing import BaseRoute
+from starlette.types import Scope
 
 from .._service.deps import Database, Models
 from .._store.users import Role, Session, find_session
@@ -36,6 +44,17 @@ SIGNIN_COOKIE = "ls_signin"
 CSRF_HEADER = "x-csrf-token"
 
 templates = Jinja2Templates(directory=HERE / "templates")
+
+# Defence in depth on every page: no browser guesses another type than the
+# one sent (nosniff), and no other site shows a page in a frame, where a
+# click meant for its own page would press this one's buttons
+# (frame-ancestors; X-Frame-Options for browsers without CSP level 2).
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+PAGE_HEADERS = {
+    **NOSNIFF,
+    "Content-Security-Policy": "frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+}
 
 
 def _when(micros: int | None) -> str:
@@ -86,6 +105,22 @@ class Refused(Exception):
         self.status = status
         self.title = title
         self.detail = detail
+
+
+class Static(StaticFiles):
+    """The web app's static files, sent with nosniff: a script or a style
+    sheet is only ever read as the type it is sent as."""
+
+    def file_response(
+        self,
+        full_path: PathLike[str] | str,
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers.update(NOSNIFF)
+        return response
 
 
 def secure(request: Request, setting: bool | None) -> bool:
@@ -156,6 +191,13 @@ async def csrf_guard(request: Request, database: Database) -> None:
     else:
         # Blocking I/O, but one indexed read.
         session = _session(request, database)
+        if session is None and request.url.path == "/signout":
+            # No live session (expired, closed, its user disabled): nothing
+            # to protect, and a tab left open past the session's end must
+            # still sign out, its cookie cleared, not find "Form expired".
+            # A live session's sign-out keeps the check: no other site may
+            # sign its user out.
+            return
         expected = None if session is None else session.csrf
     # As bytes: compare_digest raises TypeError on str past ASCII (a 500 for
     # a forged token "é").
@@ -188,7 +230,9 @@ class Page:
             "path": self.request.url.path,
             **values,
         }
-        return templates.TemplateResponse(self.request, template, context, status_code=status)
+        response = templates.TemplateResponse(self.request, template, context, status_code=status)
+        response.headers.update(PAGE_HEADERS)
+        return response
 
 
 def active(database: Database, models: Models, workspace: str) -> ModelVersion | None:
@@ -196,8 +240,59 @@ def active(database: Database, models: Models, workspace: str) -> ModelVersion |
         return models.active(conn, workspace=workspace)
 
 
-def install(app: FastAPI) -> None:
-    """The answers of pages that cannot be shown."""
+def _error_page(request: Request, exc: Refused) -> Response:
+    session = _session(request, request.app.state.database)
+    return Page(request, session).render(
+        "error.html", status=exc.status, title=exc.title, detail=exc.detail
+    )
+
+
+# Where a value of a request comes from, as the error page names it.
+_PLACES = {
+    "query": "in the address's query",
+    "path": "in the address's path",
+    "body": "in the form",
+    "header": "in a header",
+    "cookie": "in a cookie",
+}
+
+
+def _invalid(request: Request, exc: RequestValidationError) -> str:
+    """What is wrong with a request, for people: each value at fault, by
+    its name and where it came from."""
+    form = request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    )
+    said = []
+    for error in exc.errors():
+        where, *names = (str(part) for part in error["loc"])
+        name = ".".join(names) or where
+        place = _PLACES.get(where, f"in the {where}")
+        if where == "body" and not form:
+            place = "in the request's body"
+        if error.get("type") == "missing":
+            said.append(f"{name!r} ({place}) is missing.")
+            continue
+        value = repr(error.get("input"))
+        value = value if len(value) <= 60 else value[:57] + "..."
+        said.append(f"{name!r} ({place}) is not valid: {value}. {error['msg']}.")
+    return " ".join(said)
+
+
+def install(app: FastAPI, pages: Sequence[BaseRoute]) -> None:
+    """The answers of pages that cannot be shown; `pages`: the web app's
+    routes, whose invalid requests answer an HTML page rather than the
+    API's problem."""
+    endpoints = {route.endpoint for route in pages if isinstance(route, APIRoute)}
+    api_invalid = app.exception_handlers[RequestValidationError]
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
+        route = request.scope.get("route")
+        if isinstance(route, APIRoute) and route.endpoint in endpoints:
+            return _error_page(request, Refused(422, "Not a valid request", _invalid(request, exc)))
+        answer = api_invalid(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
 
     @app.exception_handler(SignInNeeded)
     async def on_signin(request: Request, exc: SignInNeeded) -> Response:
@@ -205,7 +300,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Refused)
     async def on_refused(request: Request, exc: Refused) -> Response:
-        session = _session(request, request.app.state.database)
-        return Page(request, session).render(
-            "error.html", status=exc.status, title=exc.title, detail=exc.detail
-        )
+        return _error_page(request, exc)
