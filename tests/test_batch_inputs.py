@@ -273,6 +273,93 @@ def test_lines_of_several_files_are_numbered_in_each(tmp_path: Path) -> None:
     assert len(batch_bad) == 2 * len(MALFORMED) + 1
 
 
+# Lines that are not UTF-8 (latin-1, bytes of another encoding): DuckDB's
+# reader refused the whole file ("This file is not utf-8 encoded"), where the
+# pure reader reports each such line (orjson's "str is not valid UTF-8").
+NOT_UTF8 = [
+    b'{"id": "caf\xe9", "type": "view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z"}',
+    b"\xff\xfe{",
+    b"\x06 a line that starts as the stand-ins do",
+]
+# A \r alone is JSON whitespace between tokens for the pure reader, which
+# splits lines at \n only; DuckDB's reader ended the line there.
+LONE_CR = [
+    b'{"id": "r1",\r "type": "page_view", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z"}',
+    b'{"id": "r2", "type": "page_view", "contact_id": "c2", "timestamp": "2026-05-04T10:00:00Z"}'
+    b"\r ",
+    b'{"id": "r3", "type": "page_view", "contact_id": "c2", "timestamp": "2026-05-04T10:00:00Z"}'
+    b"\r\r",
+    b'{"id": "r4", "type": "a\rb", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z"}',
+    b'{"id": "r5"}\r{"id": "r6"}',
+    b"\r",
+    b"\r{oops",
+]
+
+
+def _odd_lines_file(path: Path, lines: list[bytes], *, end: bytes = b"\n", last: bytes = b"",
+                    compress: bool = False) -> None:  # fmt: skip
+    import gzip
+
+    data = b"".join(_good(i) + end + line + end for i, line in enumerate(lines)) + last
+    path.write_bytes(gzip.compress(data) if compress else data)
+
+
+def _same_reports(path: Path) -> list[BadRecord]:
+    pure_bad, batch_bad = _both_report(path)
+    assert [(r.source, r.line, r.field, r.message, r.unit) for r in batch_bad] == [
+        (r.source, r.line, r.field, r.message, r.unit) for r in pure_bad
+    ]
+    return batch_bad
+
+
+@pytest.mark.parametrize("variant", ["lf", "crlf", "unterminated", "gzip", "lone-cr"])
+def test_lines_that_are_not_utf8_are_bad_records_as_in_the_pure_reader(
+    tmp_path: Path, variant: str
+) -> None:
+    path = tmp_path / ("events.jsonl.gz" if variant == "gzip" else "events.jsonl")
+    lines = NOT_UTF8 + (LONE_CR if variant == "lone-cr" else [])
+    last = b'{"id": "\xe9' if variant == "unterminated" else b""
+    _odd_lines_file(path, lines, end=b"\r\n" if variant == "crlf" else b"\n", last=last,
+                    compress=variant == "gzip")  # fmt: skip
+    bad = _same_reports(path)
+    assert [r.line for r in bad][:3] == [2, 4, 6]
+    assert (
+        bad[0].message == "invalid JSON at column 1: str is not valid UTF-8: surrogates not allowed"
+    )
+    with pytest.raises(InputError, match=rf"{path.name}:2: invalid JSON at column 1: str is not"):
+        score_batch(load_case(CASES[0]).model, str(path), at=1, strict=True)
+
+
+def test_lines_not_utf8_in_one_of_several_files(tmp_path: Path) -> None:
+    _odd_lines_file(tmp_path / "part-1.jsonl", NOT_UTF8)
+    _lines_file(tmp_path / "part-2.jsonl")
+    _odd_lines_file(tmp_path / "part-3.jsonl", LONE_CR[:1] + NOT_UTF8[:1], last=b"{oops")
+    pure_bad: list[BadRecord] = []
+    batch_bad: list[BadRecord] = []
+    model = load_case(CASES[0]).model
+    at = 1_900_000_000 * 1_000_000
+    files = [str(tmp_path / f"part-{i}.jsonl") for i in (1, 2, 3)]
+    expected = replay(model, read_events(files, on_bad=pure_bad.append), at)
+    got = score_batch(model, str(tmp_path / "part-*.jsonl"), at=at, on_bad=batch_bad.append)
+    assert_same(got, expected)
+    assert [(r.source, r.line, r.message) for r in batch_bad] == [
+        (r.source, r.line, r.message) for r in pure_bad
+    ]
+    assert {r.source for r in batch_bad} == set(files)
+
+
+@pytest.mark.parametrize("variant", ["lf", "crlf", "unterminated"])
+def test_a_lone_cr_does_not_end_a_line(tmp_path: Path, variant: str) -> None:
+    path = tmp_path / "events.jsonl"
+    last = b'{"id": "z",\r "type": tru' if variant == "unterminated" else b""
+    _odd_lines_file(path, LONE_CR, end=b"\r\n" if variant == "crlf" else b"\n", last=last)
+    bad = _same_reports(path)
+    # r1-r3 are good (the \r is whitespace); in r4's string a raw \r is no
+    # JSON; r5's line holds two objects; a line of \r is blank.
+    assert [r.line for r in bad][:3] == [8, 10, 14]
+    assert bad[0].message.endswith("unexpected control character in string")
+
+
 # JSON text of properties and traits in CSV cells, Parquet text columns and
 # tables: what DuckDB's JSON functions take and the pure reader refuses (as
 # in JSON Lines), beside strings that only hold such text.

@@ -24,6 +24,7 @@ import gzip
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
@@ -125,7 +126,7 @@ def load(
     ):
         files = [os.fspath(events)] if isinstance(events, str | os.PathLike) else list(events)
         with _reading(files):
-            select, unit, shape, kind = _files(con, files, format)
+            select, unit, shape, kind = _files(con, files, format, stack)
     elif hasattr(events, "__arrow_c_stream__") or hasattr(events, "schema"):
         con.register("ls_arrow", events)
         select, shape = _columns(con, "ls_arrow", "<arrow>")
@@ -152,8 +153,20 @@ def load(
             f"anonymous_id, ts, properties, traits FROM ls_raw {good}"
         )
     else:
+        import duckdb
+
         with _reading(files):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
+            try:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
+            except duckdb.InvalidInputException as exc:
+                # DuckDB refuses a whole file that is not UTF-8, where the pure
+                # reader reports each line that is not and reads the others:
+                # only then are the files read again, with such lines replaced
+                # (_exact_copies), so the usual file costs nothing more.
+                if kind != "jsonl" or "not utf-8" not in str(exc):
+                    raise
+                select = _jsonl(con, expand(files), stack, exact=True)
+                con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
         header = 1 if kind == "csv" else 0  # the CSV header is line 1
         _report(con, unit, on_bad, strict, header=header, seq="rowid", jsonl=kind == "jsonl")
         # A view, not another copy of every event: the good records in arrival order.
@@ -301,7 +314,7 @@ class _Typed:
 
 
 def _files(
-    con: duckdb.DuckDBPyConnection, paths: Sequence[str], format: str | None
+    con: duckdb.DuckDBPyConnection, paths: Sequence[str], format: str | None, stack: ExitStack
 ) -> tuple[str, Unit, _Typed, str]:
     """The checked records of event files, their unit, shape and format."""
     files = expand(paths)
@@ -316,8 +329,10 @@ def _files(
     named = ", filename=true" if len(files) > 1 else ""
     origin = "filename" if len(files) > 1 else literal(files[0])
     if kind == "jsonl":
-        lines = _jsonl_lines(listed, named)
-        return _json_records(lines, origin, array=False), "line", _Typed(), kind
+        # A \r alone ends a line for DuckDB's reader, not for the pure
+        # reader: a file that holds one is read the exact way (_exact_copies).
+        exact = any(_lone_cr(path) for path in files)
+        return _jsonl(con, files, stack, exact=exact), "line", _Typed(), kind
     if kind == "json":
         reader = f"read_json_objects({listed}, format='array'{named})"
         return _json_records(reader, origin, array=True), "item", _Typed(), kind
@@ -359,7 +374,8 @@ def _files(
 # undone as in the pure reader, at no more cost than the JSON reader (1M
 # lines: 0.3 CPU s). With new_line '\r\n' it splits at \n, dropping a \r
 # before it (JSON whitespace, as in the pure reader's lines); it also splits
-# at a \r alone, which the pure reader does not (see docs/batch.md). Other
+# at a \r alone (and drops the byte after it), which the pure reader does
+# not: a plain file that holds one is read through _exact_copies. Other
 # settings (new_line '\n', another nullstr, a second column with
 # null_padding) drop blank lines or split \r\n in two.
 # The delimiter, four control characters, is in no line of JSON (a raw
@@ -383,6 +399,153 @@ def _jsonl_lines(listed: str, named: str) -> str:
     )
     file = "filename, " if named else ""
     return f"(SELECT {file}line, TRY_CAST(line AS JSON) AS json FROM {reader})"
+
+
+def _jsonl(
+    con: duckdb.DuckDBPyConnection, files: Sequence[str], stack: ExitStack, *, exact: bool
+) -> str:
+    """The checked records of JSON Lines files; `exact`: read through
+    _exact_copies (a file that is not UTF-8 or holds a lone \r)."""
+    named = ", filename=true" if len(files) > 1 else ""
+    origin = "filename" if len(files) > 1 else literal(files[0])
+    read = list(files)
+    if exact:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="leadscore-jsonl-"))
+        read, faults = _exact_copies(files, folder)
+        if len(files) > 1:  # reports name the files given, not the copies
+            cases = " ".join(
+                f"WHEN {literal(copy)} THEN {literal(path)}"
+                for copy, path in zip(read, files, strict=True)
+                if copy != path
+            )
+            origin = f"CASE filename {cases} ELSE filename END"
+        _register(con, faults)
+    listed = "[" + ", ".join(literal(path) for path in read) + "]"
+    return _json_records(_jsonl_lines(listed, named), origin, array=False)
+
+
+# Read whole, a file in blocks of this size (complete lines in _exact_copies).
+_SCAN_BLOCK: Final = 1 << 20
+# A copy's line that stands for a line of the file (_exact_copies): a raw
+# control character, so no JSON, and every line of the file that starts with
+# one is replaced too, so no line of a file is taken for a stand-in.
+_STAND_IN: Final = b"\x06"
+_LONE_CR: Final = re.compile(rb"\r(?!\n)")
+
+
+def _lone_cr(path: str) -> bool:
+    """Whether a plain file holds a \r not followed by \n (a gzipped one is
+    not looked at: that would inflate it twice, see docs/batch.md). A find of
+    \r per block: 0.04 CPU s for 1M lines of JSON (of 7-8 s to read them),
+    a regular expression's search per block in a file of \r\n lines (0.17 s:
+    two counts, of \r and \r\n, took 0.34 s)."""
+    with open(path, "rb") as file:
+        if file.read(2) == _GZIP_MAGIC:
+            return False
+        file.seek(0)
+        pending = False  # the block before ended with \r
+        while block := file.read(_SCAN_BLOCK):
+            if pending and not block.startswith(b"\n"):
+                return True
+            if b"\r" not in block:
+                pending = False
+                continue
+            found = _LONE_CR.search(block)
+            pending = found is not None and found.start() == len(block) - 1
+            if found is not None and not pending:
+                return True
+        return False  # a \r that ends the file ends its last line in both readers
+
+
+def _exact_copies(files: Sequence[str], folder: str) -> tuple[list[str], dict[str, str]]:
+    """The files to read for `files` so that DuckDB's reader has the pure
+    reader's lines, and the pure reader's messages for the stand-ins.
+
+    A file is split at \n as the pure reader splits it (gzip undone, a
+    starting BOM dropped), and a line that is not UTF-8 (DuckDB refuses the
+    whole file), holds a \r alone (DuckDB ends the line there) or starts
+    with _STAND_IN is looked at alone: a line the pure reader reads, or a
+    blank one, is copied with its \r made spaces (in JSON a raw \r can only
+    be whitespace between tokens), any other is replaced by a stand-in whose
+    message is the pure reader's for the line. A file without such lines is
+    read itself. Blocks of lines without any are copied as they are."""
+    read: list[str] = []
+    faults: dict[str, str] = {}
+    for index, path in enumerate(files):
+        copy = os.path.join(folder, f"{index}.jsonl")
+        changed = False
+        with open(path, "rb") as raw, open(copy, "wb") as out:
+            stream: Any = raw
+            if raw.read(2) == _GZIP_MAGIC:
+                raw.seek(0)
+                stream = gzip.GzipFile(fileobj=raw)
+            else:
+                raw.seek(0)
+            rest = stream.read(len(_BOM))
+            rest = rest.removeprefix(_BOM)
+            while True:
+                block = stream.read(_SCAN_BLOCK)
+                data = rest + block
+                cut = len(data) if not block else data.rfind(b"\n") + 1
+                lines, rest = data[:cut], data[cut:]
+                if lines:
+                    if _plain_lines(lines):
+                        out.write(lines)
+                    else:
+                        changed = True
+                        for line in _split(lines):
+                            out.write(_exact_line(line, faults))
+                if not block:
+                    break
+        if changed:
+            read.append(copy)
+        else:
+            os.remove(copy)
+            read.append(path)
+    return read, faults
+
+
+def _split(lines: bytes) -> list[bytes]:
+    """`lines` split after each \n, as the pure reader's lines (bytes.splitlines
+    would split at \r too)."""
+    parts = lines.split(b"\n")
+    last = parts.pop()
+    return [part + b"\n" for part in parts] + ([last] if last else [])
+
+
+def _plain_lines(lines: bytes) -> bool:
+    """Whether DuckDB's reader reads the lines of `lines` as the pure reader does."""
+    if _STAND_IN in lines:
+        return False
+    if b"\r" in lines and lines.count(b"\r") != lines.count(b"\r\n"):
+        return False
+    try:
+        lines.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _exact_line(line: bytes, faults: dict[str, str]) -> bytes:
+    """The copy of one line of a block _plain_lines refused (see _exact_copies)."""
+    body = line.removesuffix(b"\n")
+    end = line[len(body) :]
+    lone = b"\r" in body.removesuffix(b"\r")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        if not lone and not body.startswith(_STAND_IN):
+            return line
+    try:
+        exact_loads(line)
+    except json.JSONDecodeError as exc:
+        if not line.isspace():
+            stand_in = _STAND_IN + str(len(faults)).encode()
+            faults[stand_in.decode()] = _json_reason(exc)
+            return stand_in + end
+    return body.replace(b"\r", b" ") + end
 
 
 def _sniff(path: str) -> str:
@@ -841,12 +1004,17 @@ _VERDICTS: Final = {
 }
 
 
-def _register(con: duckdb.DuckDBPyConnection) -> None:
+def _register(con: duckdb.DuckDBPyConnection, faults: dict[str, str] | None = None) -> None:
     """The pure reader's verdicts on JSON text as SQL functions on `con` (see _SUSPECT),
-    replaced when a caller's connection has them from an earlier run."""
+    replaced when a caller's connection has them from an earlier run; with
+    `faults`, only the JSON Lines one, which then knows the stand-ins'
+    messages (_exact_copies)."""
     import duckdb
 
-    for name, function in _VERDICTS.items():
+    verdicts: dict[str, Callable[[str], str]] = dict(_VERDICTS)
+    if faults is not None:
+        verdicts = {"ls_json_line_fault": lambda text: faults.get(text) or _line_fault(text)}
+    for name, function in verdicts.items():
         with suppress(duckdb.InvalidInputException):  # not there yet
             con.remove_function(name)
         con.create_function(name, function, ["VARCHAR"], "VARCHAR", side_effects=False)
