@@ -793,6 +793,41 @@ def test_an_invalid_value_on_a_page_is_an_html_page_naming_it(
         assert problem.headers["content-type"].startswith("application/problem+json")
 
 
+def test_an_address_of_no_page_is_an_html_page_for_a_browser(
+    base: str, database: sa.Engine
+) -> None:
+    # A mistyped or stale address opened in a browser was the API's 404 JSON
+    # problem, shown raw; a browser's navigation (HTML asked for first) now
+    # gets the error page, the API and programs keep the problem.
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    sales = _user(database)
+    with _client(base) as http:
+        assert _sign_in(http, sales).status_code == 303
+        for path in ("/nowhere", "/models/nothing/here", "/settings/nothing"):
+            shown = http.get(path, headers=html)
+            assert shown.status_code == 404, path
+            assert shown.headers["content-type"].startswith("text/html"), path
+            assert "<h1>Not found</h1>" in shown.text, path
+            assert sales in shown.text, path  # a signed-in user's page, with its menu
+        for path, headers in (
+            ("/nowhere", {"Accept": "*/*"}),
+            ("/nowhere", {"Accept": "application/json"}),
+            ("/v1/nothing", html),
+            ("/healthz/nothing", html),
+        ):
+            problem = http.get(path, headers=headers)
+            assert problem.status_code == 404, path
+            assert problem.headers["content-type"].startswith("application/problem+json"), path
+        assert (
+            http.post("/nowhere", headers=html)
+            .headers["content-type"]
+            .startswith("application/problem+json")
+        )
+    with _client(base) as http:  # signed out: the page still says so, without a menu
+        shown = http.get("/nowhere", headers=html)
+        assert (shown.status_code, "<h1>Not found</h1>" in shown.text) == (404, True)
+
+
 _FRAMING = {
     "x-content-type-options": "nosniff",
     "content-security-policy": "frame-ancestors 'self'",

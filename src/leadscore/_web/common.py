@@ -30,6 +30,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2.utils import htmlsafe_json_dumps
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 from starlette.types import Scope
 
@@ -279,6 +280,22 @@ def _invalid(request: Request, exc: RequestValidationError) -> str:
     return " ".join(said)
 
 
+# The service's own paths: never a page, whatever the client asks for.
+_API_PATHS = ("/v1/", "/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
+
+
+def _browsing(request: Request) -> bool:
+    """A browser's navigation to a path of no route: a GET asking for HTML
+    before anything else, outside the API's paths."""
+    accepted = request.headers.get("accept", "")
+    return (
+        request.method == "GET"
+        and request.scope.get("route") is None
+        and accepted.startswith("text/html")
+        and not request.url.path.startswith(_API_PATHS)
+    )
+
+
 def install(app: FastAPI, pages: Sequence[BaseRoute]) -> None:
     """The answers of pages that cannot be shown; `pages`: the web app's
     routes, whose invalid requests answer an HTML page rather than the
@@ -292,6 +309,20 @@ def install(app: FastAPI, pages: Sequence[BaseRoute]) -> None:
         if isinstance(route, APIRoute) and route.endpoint in endpoints:
             return _error_page(request, Refused(422, "Not a valid request", _invalid(request, exc)))
         answer = api_invalid(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    api_http = app.exception_handlers[StarletteHTTPException]
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        # An address that is no page, typed or followed by a person: a
+        # browser's navigation asks for HTML first, a program for JSON or
+        # anything (`*/*`), so only the former gets the error page. The API's
+        # paths keep their problem whatever was asked, as every API error does.
+        if exc.status_code == 404 and _browsing(request):
+            detail = "There is no page at this address. The leads list is at the start page."
+            return _error_page(request, Refused(404, "Not found", detail))
+        answer = api_http(request, exc)
         return await answer if inspect.isawaitable(answer) else answer
 
     @app.exception_handler(SignInNeeded)
