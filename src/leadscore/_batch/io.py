@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from .._engine import Engine
 from .._errors import EventError, InputError
@@ -253,9 +253,9 @@ def _last_line_fault(path: str) -> str | None:
     (`{"a": tru` ends the data; with \n, `tru` is no literal). Read only for
     a bad last line: the end of a plain file, all of a gzipped one."""
     with open(path, "rb") as raw:
-        if raw.read(2) == _GZIP_MAGIC:
-            raw.seek(0)
-            tail, whole = _tail(gzip.GzipFile(fileobj=raw))
+        unzipped = _unzipped(raw)
+        if unzipped is not None:
+            tail, whole = _tail(unzipped)
         else:
             end = raw.seek(0, os.SEEK_END)
             start, block, tail = end, _TAIL_BLOCK, b""
@@ -271,6 +271,14 @@ def _last_line_fault(path: str) -> str | None:
     if whole:  # the file's only line, its BOM dropped as the pure reader does
         tail = tail.removeprefix(_BOM)
     return _json_fault(tail) or None
+
+
+def _unzipped(raw: BinaryIO) -> gzip.GzipFile | None:
+    """The inflating reader of a file opened for bytes when it is gzipped,
+    else None; either way `raw` is back at its start."""
+    gzipped = raw.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC
+    raw.seek(0)
+    return gzip.GzipFile(fileobj=raw) if gzipped else None
 
 
 def _tail(stream: Any) -> tuple[bytes, bool]:
@@ -440,9 +448,8 @@ def _lone_cr(path: str) -> bool:
     a regular expression's search per block in a file of \r\n lines (0.17 s:
     two counts, of \r and \r\n, took 0.34 s)."""
     with open(path, "rb") as file:
-        if file.read(2) == _GZIP_MAGIC:
+        if _unzipped(file) is not None:
             return False
-        file.seek(0)
         pending = False  # the block before ended with \r
         while block := file.read(_SCAN_BLOCK):
             if pending and not block.startswith(b"\n"):
@@ -475,12 +482,8 @@ def _exact_copies(files: Sequence[str], folder: str) -> tuple[list[str], dict[st
         copy = os.path.join(folder, f"{index}.jsonl")
         changed = False
         with open(path, "rb") as raw, open(copy, "wb") as out:
-            stream: Any = raw
-            if raw.read(2) == _GZIP_MAGIC:
-                raw.seek(0)
-                stream = gzip.GzipFile(fileobj=raw)
-            else:
-                raw.seek(0)
+            unzipped = _unzipped(raw)
+            stream: Any = raw if unzipped is None else unzipped
             rest = stream.read(len(_BOM))
             rest = rest.removeprefix(_BOM)
             while True:
@@ -956,12 +959,9 @@ def _line_fault(text: str) -> str:
     return _json_fault(text.encode("utf-8", "surrogatepass") + b"\n")
 
 
-def _cell_fault(text: str) -> str:
-    """The same for the JSON text of a properties or traits cell (row_event)."""
-    return _json_fault(text)
-
-
 def _json_fault(data: bytes | str) -> str:
+    """The pure reader's message for JSON it refuses (a line's, or the text of
+    a properties or traits cell, as row_event reads it), '' when it takes it."""
     try:
         exact_loads(data)
     except json.JSONDecodeError as exc:
@@ -998,7 +998,7 @@ def _item_fault(text: str) -> str:
 
 _VERDICTS: Final = {
     "ls_json_line_fault": _line_fault,
-    "ls_json_cell_fault": _cell_fault,
+    "ls_json_cell_fault": _json_fault,
     "ls_json_item_unreadable": _item_unreadable,
     "ls_json_item_fault": _item_fault,
 }

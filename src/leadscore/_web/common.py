@@ -296,6 +296,14 @@ def _browsing(request: Request) -> bool:
     )
 
 
+async def _answered(handler: Callable[..., Any], request: Request, exc: Exception) -> Response:
+    """The answer of the handler the service had installed (the API's
+    problem), which Starlette allows to be sync or async."""
+    answer = handler(request, exc)
+    response: Response = await answer if inspect.isawaitable(answer) else answer
+    return response
+
+
 def install(app: FastAPI, pages: Sequence[BaseRoute]) -> None:
     """The answers of pages that cannot be shown; `pages`: the web app's
     routes, whose invalid requests answer an HTML page rather than the
@@ -308,8 +316,7 @@ def install(app: FastAPI, pages: Sequence[BaseRoute]) -> None:
         route = request.scope.get("route")
         if isinstance(route, APIRoute) and route.endpoint in endpoints:
             return _error_page(request, Refused(422, "Not a valid request", _invalid(request, exc)))
-        answer = api_invalid(request, exc)
-        return await answer if inspect.isawaitable(answer) else answer
+        return await _answered(api_invalid, request, exc)
 
     api_http = app.exception_handlers[StarletteHTTPException]
 
@@ -322,8 +329,7 @@ def install(app: FastAPI, pages: Sequence[BaseRoute]) -> None:
         if exc.status_code == 404 and _browsing(request):
             detail = "There is no page at this address. The leads list is at the start page."
             return _error_page(request, Refused(404, "Not found", detail))
-        answer = api_http(request, exc)
-        return await answer if inspect.isawaitable(answer) else answer
+        return await _answered(api_http, request, exc)
 
     @app.exception_handler(SignInNeeded)
     async def on_signin(request: Request, exc: SignInNeeded) -> Response:
