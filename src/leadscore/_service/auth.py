@@ -14,10 +14,10 @@ name, so there is nothing to get wrong.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBasic,
@@ -55,6 +55,19 @@ _NEEDED_FOR = {
 # document shows them).
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 Basic = Annotated[HTTPBasicCredentials | None, Depends(_basic)]
+
+
+# The OpenAPI `security` of a route that reads its key with `header_key`
+# rather than through the two dependencies (the schemes themselves are in the
+# document's components, from the routes that do).
+SECURITY: dict[str, Any] = {"security": [{_bearer.scheme_name: []}, {_basic.scheme_name: []}]}
+
+
+async def header_key(request: Request) -> str | None:
+    """The key in the Authorization header, read by the two schemes as the
+    dependencies would read it (a malformed Basic header is their 401), for
+    a route that takes no dependencies."""
+    return key_in(await _bearer(request), await _basic(request))
 
 
 async def presented_key(bearer: Bearer, basic: Basic) -> str | None:

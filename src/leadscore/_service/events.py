@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from . import problems
+from .auth import SECURITY
 from .bodies import BodyFirst
-from .deps import AppCommitter, AppMetrics, CurrentSettings, Database, JsonBody, Models, WriteKey
 from .ingestion import (
     IngestAnswer,
+    Ingestion,
     Refused,
-    active_model,
     answer,
     answer_one,
     check_batch_size,
-    store_events,
+    encoded,
+    read_request,
+    store_sent,
 )
 from .problems import Problem
 
@@ -65,23 +68,33 @@ _BODY = {
 }
 
 
+def _items(body: Any, app: Ingestion) -> list[dict[str, Any] | Refused]:
+    if isinstance(body, dict):
+        return [body]
+    if isinstance(body, list):
+        check_batch_size(len(body), app.settings)
+        return [
+            item
+            if isinstance(item, dict)
+            else Refused(None, f"[{index}]: expected an event (a JSON object)")
+            for index, item in enumerate(body)
+        ]
+    raise Problem(
+        422,
+        "Expected one event (a JSON object) or a JSON array of events.",
+        kind="invalid-request",
+        errors=[{"path": "body", "message": "expected a JSON object or array"}],
+    )
+
+
 @router.post(
     "/v1/events",
     response_model=IngestAnswer,
     summary="Send events",
     responses=problems.responses(401, 403, 409, 413, 415, 422),
-    openapi_extra={"requestBody": _BODY},
+    openapi_extra={"requestBody": _BODY, **SECURITY},
 )
-def post_events(
-    *,
-    caller: WriteKey,
-    body: JsonBody,
-    database: Database,
-    models: Models,
-    committer: AppCommitter,
-    metrics: AppMetrics,
-    settings: CurrentSettings,
-) -> IngestAnswer:
+async def post_events(request: Request) -> Response:
     """Store and score events (a write key).
 
     One event answers 200 when accepted or a duplicate, and a 422 problem
@@ -89,36 +102,14 @@ def post_events(
     order: accepted, duplicate, or rejected with the reason. The answer comes
     after the accepted events are committed.
     """
-    if isinstance(body, dict):
-        (result,) = store_events(
-            committer=committer,
-            metrics=metrics,
-            workspace=caller.workspace,
-            model=active_model(database, models, workspace=caller.workspace),
-            items=[body],
-        )
-        return answer_one(result, IngestAnswer)
-    if isinstance(body, list):
-        check_batch_size(len(body), settings)
-        items = [
-            item
-            if isinstance(item, dict)
-            else Refused(None, f"[{index}]: expected an event (a JSON object)")
-            for index, item in enumerate(body)
-        ]
-        return answer(
-            store_events(
-                committer=committer,
-                metrics=metrics,
-                workspace=caller.workspace,
-                model=active_model(database, models, workspace=caller.workspace),
-                items=items,
-            ),
-            IngestAnswer,
-        )
-    raise Problem(
-        422,
-        "Expected one event (a JSON object) or a JSON array of events.",
-        kind="invalid-request",
-        errors=[{"path": "body", "message": "expected a JSON object or array"}],
-    )
+    # The request read by the route and the answer encoded by it, as the
+    # Segment routes' (ingestion.read_request says why).
+    sent = await read_request(request)
+
+    def work() -> Response:
+        stored = store_sent(sent, items=lambda app: _items(sent.body, app))
+        if isinstance(sent.body, dict):
+            return encoded(answer_one(stored, IngestAnswer))
+        return encoded(answer(stored, IngestAnswer))
+
+    return await run_in_threadpool(work)

@@ -18,28 +18,26 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from .._errors import EventError
 from .._segment import CALL_TYPES, batch, from_segment, message_id
-from .._store.database import lookup_reader
-from .._store.keys import Scope
 from . import problems
-from .auth import authorize
+from .auth import SECURITY
 from .bodies import BodyFirst
-from .deps import Segment, SegmentRequest
 from .ingestion import (
-    EventResult,
     IngestAnswer,
+    Ingestion,
     Refused,
-    active_model,
     answer,
     answer_one,
     check_batch_size,
+    encoded,
+    read_request,
     rejection,
-    store_events,
+    store_sent,
 )
 from .problems import Problem
 
@@ -98,46 +96,22 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
 _RESPONSES = problems.responses(401, 403, 409, 413, 415, 422)
 
 
-def _store(
-    *,
-    call: SegmentRequest,
-    translate: Callable[[], list[dict[str, Any] | Refused]],
-) -> list[EventResult]:
-    """A Segment route's work, in its one trip to the thread pool: the key
-    checked, the calls translated, the active model found (in that order, so
-    a bad key is a 401 before a bad body is a 422, and a workspace without a
-    model a 409 after both), on one connection (see `lookup_reader`); then
-    the events stored."""
-    app = call.app
-    with lookup_reader(app.database) as conn, conn.begin():
-        caller = authorize(conn, call.key, Scope.WRITE)
-        if call.not_json is not None:
-            raise call.not_json
-        calls = translate()
-        model = active_model(conn, app.models, workspace=caller.workspace)
-    return store_events(
-        committer=app.committer,
-        metrics=app.metrics,
-        workspace=caller.workspace,
-        model=model,
-        items=calls,
-    )
-
-
-def _call_route(kind: str) -> Callable[..., Awaitable[TrackingAnswer]]:
-    async def post_call(*, call: Segment) -> TrackingAnswer:
+# The routes read their request themselves and return their answer encoded
+# (ingestion.read_request says why); the key's schemes are still in the
+# OpenAPI document (SECURITY).
+def _call_route(kind: str) -> Callable[..., Awaitable[Response]]:
+    async def post_call(request: Request) -> Response:
         received_at = datetime.now(UTC)
-        body = call.body
+        sent = await read_request(request, key_in_body=True)
 
-        def translate() -> list[dict[str, Any] | Refused]:
+        def translate(_: Ingestion) -> list[dict[str, Any] | Refused]:
             try:
-                return [from_segment(body, kind=kind, received_at=received_at)]
+                return [from_segment(sent.body, kind=kind, received_at=received_at)]
             except EventError as error:
                 raise rejection(str(error), error) from None
 
-        def work() -> TrackingAnswer:
-            (result,) = _store(call=call, translate=translate)
-            return answer_one(result, TrackingAnswer)
+        def work() -> Response:
+            return encoded(answer_one(store_sent(sent, items=translate), TrackingAnswer))
 
         return await run_in_threadpool(work)
 
@@ -160,18 +134,19 @@ for _kind in CALL_TYPES:
             response_model=TrackingAnswer,
             summary=_summary,
             responses=_RESPONSES,
-            openapi_extra={"requestBody": _body(SegmentCall)},
+            openapi_extra={"requestBody": _body(SegmentCall), **SECURITY},
             operation_id=f"segment_{_path.removeprefix('/v1/')}",
         )
 
 
-async def post_batch(*, call: Segment) -> TrackingAnswer:
+async def post_batch(request: Request) -> Response:
     """Segment calls in a batch (a write key, or the body's `writeKey`): 200
     with one result per call, in order."""
     received_at = datetime.now(UTC)
-    body, app = call.body, call.app
+    sent = await read_request(request, key_in_body=True)
+    body = sent.body
 
-    def translate() -> list[dict[str, Any] | Refused]:
+    def translate(app: Ingestion) -> list[dict[str, Any] | Refused]:
         items = body.get("batch") if isinstance(body, dict) else None
         if isinstance(items, list):
             check_batch_size(len(items), app.settings)
@@ -192,8 +167,8 @@ async def post_batch(*, call: Segment) -> TrackingAnswer:
             for index, result in enumerate(translated)
         ]
 
-    def work() -> TrackingAnswer:
-        return answer(_store(call=call, translate=translate), TrackingAnswer)
+    def work() -> Response:
+        return encoded(answer(store_sent(sent, items=translate), TrackingAnswer))
 
     return await run_in_threadpool(work)
 
@@ -206,6 +181,6 @@ for _path, _summary in (("/v1/batch", "Segment batch"), ("/v1/b", "Segment batch
         response_model=TrackingAnswer,
         summary=_summary,
         responses=_RESPONSES,
-        openapi_extra={"requestBody": _body(SegmentBatch)},
+        openapi_extra={"requestBody": _body(SegmentBatch), **SECURITY},
         operation_id=f"segment_{_path.removeprefix('/v1/')}",
     )
