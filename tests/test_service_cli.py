@@ -26,6 +26,7 @@ def test_bad_settings_are_named_with_their_variable_and_value(tmp_path: Path) ->
         "LEADSCORE_PORT": "99999",
         "LEADSCORE_SESSION_HOURS": "-1",
         "LEADSCORE_PREDICTIVE_MODEL": str(missing),
+        "LEADSCORE_FORWARDED_ALLOW_IPS": "10.0.0.1, proxy.internal",
     }
     done = CliRunner().invoke(cli, ["serve", "--data-dir", str(tmp_path)], env=env)
     assert done.exit_code == 1
@@ -36,6 +37,10 @@ def test_bad_settings_are_named_with_their_variable_and_value(tmp_path: Path) ->
     assert (
         f"predictive_model (LEADSCORE_PREDICTIVE_MODEL): {missing} is not a directory "
         "`leadscore train` wrote (no model.json)"
+    ) in done.output
+    assert (
+        "forwarded_allow_ips (LEADSCORE_FORWARDED_ALLOW_IPS): 'proxy.internal' "
+        "is not an IP address or network"
     ) in done.output
     assert "errors.pydantic.dev" not in done.output
 

@@ -25,6 +25,8 @@ from argon2 import PasswordHasher
 
 from leadscore._settings import Settings
 from leadscore._store import create_workspace, ingest, store_model
+from leadscore._store.database import now, open_database
+from leadscore._store.migrate import upgrade
 from leadscore._store.tables import users as user_rows
 from leadscore._store.tables import web_sessions as session_rows
 from leadscore._store.users import (
@@ -32,11 +34,12 @@ from leadscore._store.users import (
     clear_failures,
     create_user,
     disable_user,
+    failures,
     verify_password,
 )
 
 from ._browser import MODEL
-from ._live import form_token, serving, web_sign_in
+from ._live import form_token, serve_process, serving, web_sign_in
 
 PASSWORD = "a-long-enough-secret"
 PER_ACCOUNT = 3
@@ -860,3 +863,51 @@ def test_pages_refuse_other_sites_frames_and_nothing_is_sniffed(
             assert asset.status_code == 200, path
             assert asset.headers["content-type"].startswith(kind), path
             assert asset.headers.get("x-content-type-options") == "nosniff", path
+
+
+def _failed_sign_in_from(base: str, email: str, forwarded_for: str) -> None:
+    """A wrong password sent as a proxy passes it on: naming its client."""
+    with _client(base) as http:
+        form = http.get("/signin")
+        answer = http.post(
+            "/signin",
+            data={"csrf": _token(form.text), "email": email, "password": "wrong-password!"},
+            headers={"X-Forwarded-For": forwarded_for},
+        )
+        assert answer.status_code == 401, answer.text  # the form again, with its error
+
+
+@pytest.mark.parametrize(
+    ("trusted", "counted_as"),
+    [
+        (None, "203.0.113.7"),  # the default trusts a proxy on this machine
+        ("127.0.0.0/8, 10.0.0.5", "203.0.113.7"),
+        ("10.0.0.5", "127.0.0.1"),  # the loopback "proxy" is not trusted
+    ],
+)
+def test_sign_in_limits_count_the_client_a_trusted_proxy_names(
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    trusted: str | None,
+    counted_as: str,
+) -> None:
+    # A real `leadscore serve` (the setting is the server's, not the app's);
+    # this test's client stands for the proxy, on loopback.
+    upgrade(database_url)
+    database = open_database(database_url)
+    try:
+        email = _user(database)
+        if trusted is not None:
+            monkeypatch.setenv("LEADSCORE_FORWARDED_ALLOW_IPS", trusted)
+        with serve_process("--database-url", database_url) as (base, _):
+            _failed_sign_in_from(base, email, "203.0.113.7")
+        since = now() - 60 * 1_000_000
+        with database.connect() as conn:
+            counted = {
+                address: failures(conn, subject=f"ip:{address}", since=since)
+                for address in ("203.0.113.7", "127.0.0.1")
+            }
+        assert counted == {"203.0.113.7": 0, "127.0.0.1": 0} | {counted_as: 1}
+    finally:
+        database.dispose()

@@ -7,6 +7,7 @@ them all, and a test keeps that page complete.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Self
 
@@ -73,6 +74,13 @@ class Settings(BaseSettings):
         gt=0,
         description="The window, in minutes, over which failed sign-ins are counted.",
     )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies in front of `leadscore serve` whose X-Forwarded-For and "
+        "X-Forwarded-Proto headers are trusted: comma-separated addresses or networks "
+        "(`10.0.0.0/8`), or `*` for any. A request through one of them has the client "
+        "address (what the per-address sign-in limit counts) and scheme they name.",
+    )
 
     predictive_model: Path | None = Field(
         default=None,
@@ -137,6 +145,30 @@ class Settings(BaseSettings):
         if value is not None and not (value / "model.json").is_file():
             raise ValueError(f"{value} is not a directory `leadscore train` wrote (no model.json)")
         return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        # uvicorn takes a value it cannot read as an address for a literal
+        # that no client address ever equals: a mistyped proxy address would
+        # silently leave every user behind that proxy sharing one address
+        # (so one person's failed sign-ins would lock everybody out).
+        items = [item.strip() for item in value.split(",")]
+        if items == ["*"]:
+            return "*"
+        written = []
+        for item in items:
+            try:
+                # Networks as uvicorn reads them: host bits set (10.0.0.1/8) are
+                # dropped here rather than making it a literal there.
+                parsed = ipaddress.ip_network(item, strict=False) if "/" in item else None
+                written.append(str(parsed) if parsed else str(ipaddress.ip_address(item)))
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (such as 10.0.0.5 or "
+                    "10.0.0.0/8); give addresses separated by commas, or *"
+                ) from None
+        return ",".join(written)
 
     @model_validator(mode="after")
     def _lease_outlasts_a_call(self) -> Self:

@@ -41,6 +41,10 @@ def run(settings: Settings) -> None:
             log_level="warning",
             log_config=None,  # logs.configure's JSON lines
             access_log=False,  # logs.AccessLog writes one line per request
+            # The client's address and scheme from these proxies' headers
+            # (uvicorn's ProxyHeadersMiddleware): what sign-in limits count.
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )
         return
     for name, value in settings.model_dump(exclude_none=True).items():
@@ -54,4 +58,6 @@ def run(settings: Settings) -> None:
         log_level="warning",
         log_config=None,
         access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
