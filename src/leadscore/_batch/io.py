@@ -34,16 +34,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final
 from .._engine import Engine
 from .._errors import EventError, InputError
 from .._eventfiles import (
-    _BOM,
-    _GZIP_MAGIC,
+    BOM,
     FORMATS,
+    GZIP_MAGIC,
     BadRecord,
     Unit,
-    _floats,
-    _ijson_reason,
-    _json_reason,
     check_columns,
+    floats,
     format_from_name,
+    ijson_reason,
+    json_reason,
 )
 from .._events import FIELDS, Event
 from .._jsonexact import loads as exact_loads
@@ -269,14 +269,14 @@ def _last_line_fault(path: str) -> str | None:
     if not tail:
         return None  # ends with \n (or is empty)
     if whole:  # the file's only line, its BOM dropped as the pure reader does
-        tail = tail.removeprefix(_BOM)
+        tail = tail.removeprefix(BOM)
     return _json_fault(tail) or None
 
 
 def _unzipped(raw: BinaryIO) -> gzip.GzipFile | None:
     """The inflating reader of a file opened for bytes when it is gzipped,
     else None; either way `raw` is back at its start."""
-    gzipped = raw.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC
+    gzipped = raw.read(len(GZIP_MAGIC)) == GZIP_MAGIC
     raw.seek(0)
     return gzip.GzipFile(fileobj=raw) if gzipped else None
 
@@ -484,8 +484,8 @@ def _exact_copies(files: Sequence[str], folder: str) -> tuple[list[str], dict[st
         with open(path, "rb") as raw, open(copy, "wb") as out:
             unzipped = _unzipped(raw)
             stream: Any = raw if unzipped is None else unzipped
-            rest = stream.read(len(_BOM))
-            rest = rest.removeprefix(_BOM)
+            rest = stream.read(len(BOM))
+            rest = rest.removeprefix(BOM)
             while True:
                 block = stream.read(_SCAN_BLOCK)
                 data = rest + block
@@ -546,7 +546,7 @@ def _exact_line(line: bytes, faults: dict[str, str]) -> bytes:
     except json.JSONDecodeError as exc:
         if not line.isspace():
             stand_in = _STAND_IN + str(len(faults)).encode()
-            faults[stand_in.decode()] = _json_reason(exc)
+            faults[stand_in.decode()] = json_reason(exc)
             return stand_in + end
     return body.replace(b"\r", b" ") + end
 
@@ -965,7 +965,7 @@ def _json_fault(data: bytes | str) -> str:
     try:
         exact_loads(data)
     except json.JSONDecodeError as exc:
-        return _json_reason(exc)
+        return json_reason(exc)
     return ""
 
 
@@ -976,7 +976,7 @@ def _array_item(text: str) -> tuple[Any, str | None]:
     try:
         return next(ijson.items(io.BytesIO(text.encode("utf-8")), "", use_float=False)), None
     except ijson.JSONError as exc:
-        return None, _ijson_reason(exc)
+        return None, ijson_reason(exc)
 
 
 def _item_unreadable(text: str) -> str:
@@ -990,7 +990,7 @@ def _item_fault(text: str) -> str:
     if unreadable is not None:
         return ""  # _item_unreadable's
     try:
-        _floats(item)
+        floats(item)
     except EventError as exc:
         return exc.message
     return ""
