@@ -7,7 +7,9 @@ address, sign-out revoking the session, disabled users, and the
 from __future__ import annotations
 
 import html
+import importlib
 import json
+import pkgutil
 import re
 import subprocess
 import sys
@@ -22,7 +24,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
+from fastapi.routing import APIRoute
 
+import leadscore._web
 from leadscore._settings import Settings
 from leadscore._store import create_workspace, ingest, store_model
 from leadscore._store.tables import users as user_rows
@@ -860,3 +864,89 @@ def test_pages_refuse_other_sites_frames_and_nothing_is_sniffed(
             assert asset.status_code == 200, path
             assert asset.headers["content-type"].startswith(kind), path
             assert asset.headers.get("x-content-type-options") == "nosniff", path
+
+
+def _web_routes() -> list[tuple[str, str]]:
+    """Each (method, path) of the web app's routes, read from its modules'
+    routers (a new route is covered the moment it exists), its path
+    parameters filled in; sign-out last, since it ends the session."""
+    found = []
+    for module in pkgutil.iter_modules(leadscore._web.__path__):
+        router = getattr(importlib.import_module(f"leadscore._web.{module.name}"), "router", None)
+        for route in [] if router is None else router.routes:
+            assert isinstance(route, APIRoute), route
+            path = re.sub(r"\{(\w+)\}", lambda m: _PARAMETERS[m.group(1)], route.path_format)
+            found += [(method, path) for method in sorted(route.methods or ())]
+    assert {("GET", "/leads.csv"), ("POST", "/models/validate")} <= set(found), found
+    return sorted(found, key=lambda route: route == ("POST", "/signout"))
+
+
+_PARAMETERS = {"key_id": "0123456789abcdef", "contact_id": "c1", "delivery_id": "1",
+               "activation_id": "1"}  # fmt: skip
+
+
+def test_every_answer_of_the_web_app_refuses_frames_and_sniffing(
+    base: str, database: sa.Engine
+) -> None:
+    # Pages said nosniff and refused other sites' frames, but the CSV export,
+    # the model editor's JSON, redirects and static files did not. Every
+    # route of the web app, each as a signed-in admin (who may open all),
+    # POSTs with the session's token and the editor's body; and the answers
+    # no route makes: an asset, the sign-in redirect, addresses of no page,
+    # a wrong method, a body too large, a CORS preflight.
+    admin = _user_with_an_event(database, Role.ADMIN)
+    answers: list[httpx.Response] = []
+    with _client(base) as http:
+        answers.append(http.get("/models"))  # signed out: to the sign-in page
+        assert answers[-1].status_code == 303
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/").text)
+        for method, path in _web_routes():
+            answers.append(
+                http.request(
+                    method,
+                    path,
+                    json={"document": MODEL} if method == "POST" else None,
+                    headers={"X-CSRF-Token": token} if method == "POST" else None,
+                )
+            )
+        browsing = {"Accept": "text/html"}
+        answers += [
+            http.get("/static/app.js"),
+            http.get("/static/nothing.js"),
+            http.get("/nowhere", headers=browsing),
+            http.get("/nowhere", headers={"Accept": "application/json"}),
+            http.get("/signout"),  # 405
+            http.post("/models/validate", content=b"x" * 1_048_577),  # 413
+            http.options(
+                "/models/validate",
+                headers={"Origin": "https://a.test", "Access-Control-Request-Method": "POST"},
+            ),
+        ]
+    kinds = {
+        (answer.status_code, answer.headers.get("content-type", "").split(";")[0])
+        for answer in answers
+    }
+    # Each kind of answer is among them: pages, the CSV, the editor's JSON,
+    # redirects, a script, error pages and problems.
+    assert {
+        (200, "text/html"),
+        (200, "text/csv"),
+        (200, "application/json"),
+        (303, ""),
+        (200, "text/javascript"),
+        (404, "text/html"),
+        (404, "application/problem+json"),
+        (405, "application/problem+json"),
+        (413, "application/problem+json"),
+        (200, "text/plain"),  # the preflight
+    } <= kinds, kinds
+    for answer in answers:
+        where = (answer.request.method, answer.url.path, answer.status_code)
+        for name, value in _FRAMING.items():
+            assert answer.headers.get(name) == value, (where, name)
+    # The API's answers are left as they were.
+    with _client(base) as http:
+        api = http.get("/healthz")
+    assert api.status_code == 200
+    assert "x-frame-options" not in api.headers
