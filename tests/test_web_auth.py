@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import importlib
 import json
+import logging
 import pkgutil
 import re
 import subprocess
@@ -28,7 +29,9 @@ from fastapi.routing import APIRoute
 
 import leadscore._web
 from leadscore._settings import Settings
-from leadscore._store import create_workspace, ingest, store_model
+from leadscore._store import Scope, create_key, create_workspace, ingest, store_model
+from leadscore._store.database import open_database
+from leadscore._store.migrate import upgrade
 from leadscore._store.tables import users as user_rows
 from leadscore._store.tables import web_sessions as session_rows
 from leadscore._store.users import (
@@ -41,6 +44,7 @@ from leadscore._store.users import (
 
 from ._browser import MODEL
 from ._live import form_token, serving, web_sign_in
+from ._service import assert_problem
 
 PASSWORD = "a-long-enough-secret"
 PER_ACCOUNT = 3
@@ -830,6 +834,94 @@ def test_an_address_of_no_page_is_an_html_page_for_a_browser(
     with _client(base) as http:  # signed out: the page still says so, without a menu
         shown = http.get("/nowhere", headers=html)
         assert (shown.status_code, "<h1>Not found</h1>" in shown.text) == (404, True)
+
+
+class _Kept(logging.Handler):
+    """The records of a logger, kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_failure_on_a_page_is_an_html_page_and_is_logged(tmp_path: Path) -> None:
+    # A page that failed (a bug, the database gone) answered with the API's
+    # 500 JSON problem, shown raw. A real failure: tables of a live database
+    # dropped under the server, the tags a leads page reads, the keys the
+    # API looks up, then the sessions every page and the 404 page look up.
+    url = f"sqlite:///{tmp_path / 'web.db'}"
+    upgrade(url)
+    database = open_database(url)
+    email = _user_with_an_event(database, Role.ADMIN)
+    with database.begin() as conn:
+        (workspace,) = conn.execute(
+            sa.select(user_rows.c.workspace).where(user_rows.c.email == email)
+        ).one()
+        key = create_key(conn, workspace=workspace, scope=Scope.ADMIN)[1]
+    browsing = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    api = {"Authorization": f"Bearer {key}"}
+    settings = Settings(database_url=url, outbox_worker=False)
+    # uvicorn logs the traceback of what the app raised on "uvicorn.error"
+    # (`leadscore serve` writes it as a JSON line), once it has set its
+    # logging up: the records are kept from then on.
+    logged = _Kept()
+    errors = logging.getLogger("uvicorn.error")
+    with serving(settings) as base, _client(base) as http:
+        errors.addHandler(logged)
+        try:
+            assert _sign_in(http, email).status_code == 303
+            assert http.get("/", headers=browsing).status_code == 200
+            assert http.get("/v1/contacts", headers=api).status_code == 200
+
+            def get(path: str, headers: dict[str, str]) -> httpx.Response:
+                # On a connection of its own: after an exception, uvicorn
+                # closes the connection it answered on.
+                return http.get(path, headers={**headers, "Connection": "close"})
+
+            with database.begin() as conn:
+                conn.execute(sa.text("DROP TABLE contact_tags"))
+                conn.execute(sa.text("DROP TABLE api_keys"))
+            failed = [
+                get("/", browsing),
+                get("/leads.csv", {}),  # any page, whatever it asks for
+            ]
+            problems = [
+                get("/v1/contacts", api),
+                get("/v1/contacts", {**api, **browsing}),  # the API's, whatever
+            ]
+            with database.begin() as conn:
+                conn.execute(sa.text("DROP TABLE web_sessions"))
+            failed += [
+                get("/models", browsing),
+                get("/nowhere", browsing),  # the 404 page failed
+            ]
+        finally:
+            errors.removeHandler(logged)
+            database.dispose()
+    for shown in failed:
+        where = shown.url.path
+        assert shown.status_code == 500, (where, shown.text)
+        assert shown.headers["content-type"].startswith("text/html"), where
+        assert "<h1>Server error</h1>" in shown.text, where
+        # Nothing of the cause, the exception's text or where it was raised.
+        for said in ("Traceback", "no such table", "OperationalError", "sqlalchemy", ".py"):
+            assert said not in shown.text, (where, said)
+        for name, value in _FRAMING.items():
+            assert shown.headers.get(name) == value, (where, name)
+    for problem in problems:
+        body = assert_problem(problem, 500)
+        assert body["type"].endswith("/internal-server-error")
+        assert "no such table" not in problem.text
+    # Each failure is logged with its traceback, the pages' as the API's.
+    tracebacks = [
+        record
+        for record in logged.records
+        if record.exc_info and "no such table" in str(record.exc_info[1])
+    ]
+    assert len(tracebacks) == len(failed) + len(problems), [r.getMessage() for r in logged.records]
 
 
 _FRAMING = {

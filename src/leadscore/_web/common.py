@@ -275,7 +275,8 @@ class PageHeaders:
     static file, an error page, Starlette's 405, BodyLimit's 413, a CORS
     preflight), set in this one place rather than by each route. The API's
     paths are left as they are. Starlette's answer to an unexpected error is
-    made outside every middleware, so it does not pass here."""
+    made outside every middleware: the handler of those (`install`) sets
+    them itself."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -317,15 +318,19 @@ async def _answered(handler: Callable[..., Any], request: Request, exc: Exceptio
 
 def install(app: FastAPI, pages: Sequence[BaseRoute]) -> None:
     """The answers of pages that cannot be shown; `pages`: the web app's
-    routes, whose invalid requests answer an HTML page rather than the
-    API's problem."""
+    routes, whose invalid requests and failures answer an HTML page rather
+    than the API's problem."""
     endpoints = {route.endpoint for route in pages if isinstance(route, APIRoute)}
+
+    def of_a_page(request: Request) -> bool:
+        route = request.scope.get("route")
+        return isinstance(route, APIRoute) and route.endpoint in endpoints
+
     api_invalid = app.exception_handlers[RequestValidationError]
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
-        route = request.scope.get("route")
-        if isinstance(route, APIRoute) and route.endpoint in endpoints:
+        if of_a_page(request):
             return _error_page(request, Refused(422, "Not a valid request", _invalid(request, exc)))
         return await _answered(api_invalid, request, exc)
 
@@ -341,6 +346,30 @@ def install(app: FastAPI, pages: Sequence[BaseRoute]) -> None:
             detail = "There is no page at this address. The leads list is at the start page."
             return _error_page(request, Refused(404, "Not found", detail))
         return await _answered(api_http, request, exc)
+
+    api_unexpected = app.exception_handlers[Exception]
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # A bug or an outage (the database gone) on a page, or in the 404
+        # page of a browser's navigation: the error page, saying nothing of
+        # the cause. Starlette raises the exception again once this is sent,
+        # so the server logs its traceback, as for the API's 500s. No menu:
+        # finding the session needs the database, maybe what failed.
+        if of_a_page(request) or _browsing(request):
+            response: Response = Page(request, None).render(
+                "error.html",
+                status=500,
+                title="Server error",
+                detail="This page could not be shown: the server failed. "
+                "It has been logged; try again in a moment.",
+            )
+        else:
+            response = await _answered(api_unexpected, request, exc)
+        if of_the_web_app(request.url.path):
+            # Starlette sends this outside every middleware, PageHeaders too.
+            response.headers.update(PAGE_HEADERS)
+        return response
 
     @app.exception_handler(SignInNeeded)
     async def on_signin(request: Request, exc: SignInNeeded) -> Response:
