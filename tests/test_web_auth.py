@@ -7,7 +7,10 @@ address, sign-out revoking the session, disabled users, and the
 from __future__ import annotations
 
 import html
+import importlib
 import json
+import logging
+import pkgutil
 import re
 import subprocess
 import sys
@@ -22,9 +25,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
+from fastapi.routing import APIRoute
 
+import leadscore._web
 from leadscore._settings import Settings
-from leadscore._store import create_workspace, ingest, store_model
+from leadscore._store import Scope, create_key, create_workspace, ingest, store_model
 from leadscore._store.database import now, open_database
 from leadscore._store.migrate import upgrade
 from leadscore._store.tables import users as user_rows
@@ -40,6 +45,7 @@ from leadscore._store.users import (
 
 from ._browser import MODEL
 from ._live import form_token, serve_process, serving, web_sign_in
+from ._service import assert_problem
 
 PASSWORD = "a-long-enough-secret"
 PER_ACCOUNT = 3
@@ -831,6 +837,94 @@ def test_an_address_of_no_page_is_an_html_page_for_a_browser(
         assert (shown.status_code, "<h1>Not found</h1>" in shown.text) == (404, True)
 
 
+class _Kept(logging.Handler):
+    """The records of a logger, kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_failure_on_a_page_is_an_html_page_and_is_logged(tmp_path: Path) -> None:
+    # A page that failed (a bug, the database gone) answered with the API's
+    # 500 JSON problem, shown raw. A real failure: tables of a live database
+    # dropped under the server, the tags a leads page reads, the keys the
+    # API looks up, then the sessions every page and the 404 page look up.
+    url = f"sqlite:///{tmp_path / 'web.db'}"
+    upgrade(url)
+    database = open_database(url)
+    email = _user_with_an_event(database, Role.ADMIN)
+    with database.begin() as conn:
+        (workspace,) = conn.execute(
+            sa.select(user_rows.c.workspace).where(user_rows.c.email == email)
+        ).one()
+        key = create_key(conn, workspace=workspace, scope=Scope.ADMIN)[1]
+    browsing = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    api = {"Authorization": f"Bearer {key}"}
+    settings = Settings(database_url=url, outbox_worker=False)
+    # uvicorn logs the traceback of what the app raised on "uvicorn.error"
+    # (`leadscore serve` writes it as a JSON line), once it has set its
+    # logging up: the records are kept from then on.
+    logged = _Kept()
+    errors = logging.getLogger("uvicorn.error")
+    with serving(settings) as base, _client(base) as http:
+        errors.addHandler(logged)
+        try:
+            assert _sign_in(http, email).status_code == 303
+            assert http.get("/", headers=browsing).status_code == 200
+            assert http.get("/v1/contacts", headers=api).status_code == 200
+
+            def get(path: str, headers: dict[str, str]) -> httpx.Response:
+                # On a connection of its own: after an exception, uvicorn
+                # closes the connection it answered on.
+                return http.get(path, headers={**headers, "Connection": "close"})
+
+            with database.begin() as conn:
+                conn.execute(sa.text("DROP TABLE contact_tags"))
+                conn.execute(sa.text("DROP TABLE api_keys"))
+            failed = [
+                get("/", browsing),
+                get("/leads.csv", {}),  # any page, whatever it asks for
+            ]
+            problems = [
+                get("/v1/contacts", api),
+                get("/v1/contacts", {**api, **browsing}),  # the API's, whatever
+            ]
+            with database.begin() as conn:
+                conn.execute(sa.text("DROP TABLE web_sessions"))
+            failed += [
+                get("/models", browsing),
+                get("/nowhere", browsing),  # the 404 page failed
+            ]
+        finally:
+            errors.removeHandler(logged)
+            database.dispose()
+    for shown in failed:
+        where = shown.url.path
+        assert shown.status_code == 500, (where, shown.text)
+        assert shown.headers["content-type"].startswith("text/html"), where
+        assert "<h1>Server error</h1>" in shown.text, where
+        # Nothing of the cause, the exception's text or where it was raised.
+        for said in ("Traceback", "no such table", "OperationalError", "sqlalchemy", ".py"):
+            assert said not in shown.text, (where, said)
+        for name, value in _FRAMING.items():
+            assert shown.headers.get(name) == value, (where, name)
+    for problem in problems:
+        body = assert_problem(problem, 500)
+        assert body["type"].endswith("/internal-server-error")
+        assert "no such table" not in problem.text
+    # Each failure is logged with its traceback, the pages' as the API's.
+    tracebacks = [
+        record
+        for record in logged.records
+        if record.exc_info and "no such table" in str(record.exc_info[1])
+    ]
+    assert len(tracebacks) == len(failed) + len(problems), [r.getMessage() for r in logged.records]
+
+
 _FRAMING = {
     "x-content-type-options": "nosniff",
     "content-security-policy": "frame-ancestors 'self'",
@@ -911,3 +1005,89 @@ def test_sign_in_limits_count_the_client_a_trusted_proxy_names(
         assert counted == {"203.0.113.7": 0, "127.0.0.1": 0} | {counted_as: 1}
     finally:
         database.dispose()
+
+
+def _web_routes() -> list[tuple[str, str]]:
+    """Each (method, path) of the web app's routes, read from its modules'
+    routers (a new route is covered the moment it exists), its path
+    parameters filled in; sign-out last, since it ends the session."""
+    found = []
+    for module in pkgutil.iter_modules(leadscore._web.__path__):
+        router = getattr(importlib.import_module(f"leadscore._web.{module.name}"), "router", None)
+        for route in [] if router is None else router.routes:
+            assert isinstance(route, APIRoute), route
+            path = re.sub(r"\{(\w+)\}", lambda m: _PARAMETERS[m.group(1)], route.path_format)
+            found += [(method, path) for method in sorted(route.methods or ())]
+    assert {("GET", "/leads.csv"), ("POST", "/models/validate")} <= set(found), found
+    return sorted(found, key=lambda route: route == ("POST", "/signout"))
+
+
+_PARAMETERS = {"key_id": "0123456789abcdef", "contact_id": "c1", "delivery_id": "1",
+               "activation_id": "1"}  # fmt: skip
+
+
+def test_every_answer_of_the_web_app_refuses_frames_and_sniffing(
+    base: str, database: sa.Engine
+) -> None:
+    # Pages said nosniff and refused other sites' frames, but the CSV export,
+    # the model editor's JSON, redirects and static files did not. Every
+    # route of the web app, each as a signed-in admin (who may open all),
+    # POSTs with the session's token and the editor's body; and the answers
+    # no route makes: an asset, the sign-in redirect, addresses of no page,
+    # a wrong method, a body too large, a CORS preflight.
+    admin = _user_with_an_event(database, Role.ADMIN)
+    answers: list[httpx.Response] = []
+    with _client(base) as http:
+        answers.append(http.get("/models"))  # signed out: to the sign-in page
+        assert answers[-1].status_code == 303
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/").text)
+        for method, path in _web_routes():
+            answers.append(
+                http.request(
+                    method,
+                    path,
+                    json={"document": MODEL} if method == "POST" else None,
+                    headers={"X-CSRF-Token": token} if method == "POST" else None,
+                )
+            )
+        browsing = {"Accept": "text/html"}
+        answers += [
+            http.get("/static/app.js"),
+            http.get("/static/nothing.js"),
+            http.get("/nowhere", headers=browsing),
+            http.get("/nowhere", headers={"Accept": "application/json"}),
+            http.get("/signout"),  # 405
+            http.post("/models/validate", content=b"x" * 1_048_577),  # 413
+            http.options(
+                "/models/validate",
+                headers={"Origin": "https://a.test", "Access-Control-Request-Method": "POST"},
+            ),
+        ]
+    kinds = {
+        (answer.status_code, answer.headers.get("content-type", "").split(";")[0])
+        for answer in answers
+    }
+    # Each kind of answer is among them: pages, the CSV, the editor's JSON,
+    # redirects, a script, error pages and problems.
+    assert {
+        (200, "text/html"),
+        (200, "text/csv"),
+        (200, "application/json"),
+        (303, ""),
+        (200, "text/javascript"),
+        (404, "text/html"),
+        (404, "application/problem+json"),
+        (405, "application/problem+json"),
+        (413, "application/problem+json"),
+        (200, "text/plain"),  # the preflight
+    } <= kinds, kinds
+    for answer in answers:
+        where = (answer.request.method, answer.url.path, answer.status_code)
+        for name, value in _FRAMING.items():
+            assert answer.headers.get(name) == value, (where, name)
+    # The API's answers are left as they were.
+    with _client(base) as http:
+        api = http.get("/healthz")
+    assert api.status_code == 200
+    assert "x-frame-options" not in api.headers

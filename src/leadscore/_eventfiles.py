@@ -7,6 +7,13 @@ line, one array item or one Parquet batch at a time, so memory grows with what
 the scorer keeps, not with the files. Record fields are those of spec section
 1; validation is :func:`leadscore._events.parse_event`'s alone, so every
 format accepts and rejects exactly the same events.
+
+The batch engine (`_batch`) reads the same files in DuckDB and Spark, and
+takes and refuses what these readers do, in their words. Besides the readers'
+own steps (`jsonl_event`, `row_event`, `check_columns`, `format_from_name`,
+`instant_text`), it uses what a file's start is read by (`GZIP_MAGIC`, `BOM`),
+how a JSON item's numbers are made (`floats`) and the messages of JSON that
+does not parse (`json_reason` for orjson's errors, `ijson_reason` for yajl's).
 """
 
 from __future__ import annotations
@@ -53,9 +60,11 @@ _EXTENSIONS: Final = {
 # Large reads keep the per-line cost at what orjson and parse_event need.
 _BUFFER: Final = 1 << 20
 _PARQUET_BATCH = 8192
-_GZIP_MAGIC: Final = b"\x1f\x8b"
+# A gzipped file starts with GZIP_MAGIC; a UTF-8 text may start with BOM,
+# which the text readers drop (once gzip is undone).
+GZIP_MAGIC: Final = b"\x1f\x8b"
 _PARQUET_MAGIC: Final = b"PAR1"
-_BOM: Final = b"\xef\xbb\xbf"
+BOM: Final = b"\xef\xbb\xbf"
 _JSON_COLUMNS: Final = frozenset({"properties", "traits"})
 _REQUIRED_COLUMNS: Final = ("id", "type", "timestamp")
 _IDENTITY_COLUMNS: Final = ("contact_id", "anonymous_id")
@@ -226,10 +235,10 @@ def _reader(stream: _ByteStream, name: str) -> Callable[[int], bytes]:
 def _sniff(read: Callable[[int], bytes], name: str) -> tuple[io.BufferedReader, bytes]:
     """The stream to read (gzip undone, a UTF-8 BOM dropped) and its first non-blank bytes."""
     head = _read_head(read)
-    if head.startswith(_GZIP_MAGIC):
+    if head.startswith(GZIP_MAGIC):
         unzipped = gzip.GzipFile(fileobj=_replay(head, read), mode="rb")
         return _sniff(_reader(unzipped, name), name)
-    text = head.removeprefix(_BOM)
+    text = head.removeprefix(BOM)
     return _replay(text, read), text.lstrip()[: len(_PARQUET_MAGIC)]
 
 
@@ -237,7 +246,7 @@ def _read_head(read: Callable[[int], bytes]) -> bytes:
     head = b""
     while chunk := read(_BUFFER):
         head += chunk
-        if len(head) >= len(_PARQUET_MAGIC) and head.removeprefix(_BOM).lstrip():
+        if len(head) >= len(_PARQUET_MAGIC) and head.removeprefix(BOM).lstrip():
             break
     return head
 
@@ -306,7 +315,9 @@ def _convert(
             yield event
 
 
-def _json_reason(exc: json.JSONDecodeError) -> str:
+def json_reason(exc: json.JSONDecodeError) -> str:
+    """The message of a bad record whose JSON orjson (`exact_loads`) cannot
+    parse: a JSON Lines line, or a properties or traits cell of CSV or Parquet."""
     # orjson's own text says "line 1 column 7", which misleads when the line is 14.
     return f"invalid JSON at column {exc.colno}: {exc.msg}"
 
@@ -328,7 +339,7 @@ def jsonl_event(line: bytes) -> Event | None:
         # Blank lines are rare, so they are recognised on this slow path only.
         if line.isspace():
             return None
-        raise EventError("", _json_reason(exc)) from None
+        raise EventError("", json_reason(exc)) from None
     return parse_event(raw)
 
 
@@ -352,11 +363,14 @@ def _read_json_array(
 
 
 def _array_event(item: Any) -> Event:
-    return parse_event(_floats(item))
+    return parse_event(floats(item))
 
 
-def _floats(value: Any) -> Any:
-    """`value` with its Decimals made floats (in place: ijson's objects are fresh)."""
+def floats(value: Any) -> Any:
+    """`value`, a JSON array's item as ijson reads it (`use_float=False`),
+    with its Decimals made floats, as JSON Lines has them (in place: ijson's
+    objects are fresh). Raises EventError, the item bad, for a number past a
+    double's range."""
     kind = type(value)
     if kind is Decimal:
         number = float(value)  # correctly rounded, as orjson reads the same text
@@ -366,11 +380,11 @@ def _floats(value: Any) -> Any:
     if kind is dict:
         for key, item in value.items():
             if type(item) in _NESTED:
-                value[key] = _floats(item)
+                value[key] = floats(item)
     elif kind is list:
         for index, item in enumerate(value):
             if type(item) in _NESTED:
-                value[index] = _floats(item)
+                value[index] = floats(item)
     return value
 
 
@@ -391,7 +405,7 @@ class _Counted(Iterator[tuple[int, Any]]):
         except ijson.JSONError as exc:
             # Past a syntax error an array cannot be resynchronised: the rest is unreadable.
             raise InputError(
-                f"{self._source}: invalid JSON after item {self._count}: {_ijson_reason(exc)}"
+                f"{self._source}: invalid JSON after item {self._count}: {ijson_reason(exc)}"
             ) from None
         self._count += 1
         return self._count, item
@@ -405,7 +419,9 @@ def _describe(first: bytes) -> str:
     return repr(first[:1].decode("utf-8", "replace"))
 
 
-def _ijson_reason(exc: Exception) -> str:
+def ijson_reason(exc: Exception) -> str:
+    """What a syntax error of ijson (yajl) in a JSON array says, in one line:
+    the reason given when the array's reading stops there."""
     # yajl's message is several lines with a caret drawing; its first line is the reason.
     reason = exc.args[0] if exc.args else ""
     if isinstance(reason, bytes):
@@ -510,7 +526,7 @@ def _decode_cell(name: str, cell: object) -> object:
     try:
         return exact_loads(cell)
     except json.JSONDecodeError as exc:
-        raise EventError(name, _json_reason(exc)) from None
+        raise EventError(name, json_reason(exc)) from None
 
 
 # Parquet

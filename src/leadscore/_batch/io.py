@@ -34,16 +34,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final
 from .._engine import Engine
 from .._errors import EventError, InputError
 from .._eventfiles import (
-    _BOM,
-    _GZIP_MAGIC,
+    BOM,
     FORMATS,
+    GZIP_MAGIC,
     BadRecord,
     Unit,
-    _floats,
-    _ijson_reason,
-    _json_reason,
     check_columns,
+    floats,
     format_from_name,
+    ijson_reason,
+    json_reason,
 )
 from .._events import FIELDS, Event
 from .._jsonexact import loads as exact_loads
@@ -269,14 +269,14 @@ def _last_line_fault(path: str) -> str | None:
     if not tail:
         return None  # ends with \n (or is empty)
     if whole:  # the file's only line, its BOM dropped as the pure reader does
-        tail = tail.removeprefix(_BOM)
+        tail = tail.removeprefix(BOM)
     return _json_fault(tail) or None
 
 
 def _unzipped(raw: BinaryIO) -> gzip.GzipFile | None:
     """The inflating reader of a file opened for bytes when it is gzipped,
     else None; either way `raw` is back at its start."""
-    gzipped = raw.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC
+    gzipped = raw.read(len(GZIP_MAGIC)) == GZIP_MAGIC
     raw.seek(0)
     return gzip.GzipFile(fileobj=raw) if gzipped else None
 
@@ -484,8 +484,8 @@ def _exact_copies(files: Sequence[str], folder: str) -> tuple[list[str], dict[st
         with open(path, "rb") as raw, open(copy, "wb") as out:
             unzipped = _unzipped(raw)
             stream: Any = raw if unzipped is None else unzipped
-            rest = stream.read(len(_BOM))
-            rest = rest.removeprefix(_BOM)
+            rest = stream.read(len(BOM))
+            rest = rest.removeprefix(BOM)
             while True:
                 block = stream.read(_SCAN_BLOCK)
                 data = rest + block
@@ -546,7 +546,7 @@ def _exact_line(line: bytes, faults: dict[str, str]) -> bytes:
     except json.JSONDecodeError as exc:
         if not line.isspace():
             stand_in = _STAND_IN + str(len(faults)).encode()
-            faults[stand_in.decode()] = _json_reason(exc)
+            faults[stand_in.decode()] = json_reason(exc)
             return stand_in + end
     return body.replace(b"\r", b" ") + end
 
@@ -632,15 +632,20 @@ def _json_records(reader: str, origin: str, *, array: bool) -> str:
         text = f"CAST({record} AS VARCHAR)"
         # What the pure reader refuses that DuckDB reads (_SUSPECT): yajl's
         # syntax errors (NaN, a trailing comma) end the file (a NULL field,
-        # see _report), a number past a double's range is a bad item.
-        refusals = [("ls_json_item_unreadable", "NULL"), ("ls_json_item_fault", "''")]
+        # see _report), a number past a double's range is a bad item. One
+        # verdict says which (_item_verdict), the item parsed once for both.
+        verdict = f"ls_json_item_verdict({text})"
         faults = [
             (
                 f"json_valid({record}) IS NOT TRUE",
                 "''",
                 f"'not valid JSON: ' || left({text}, 60)",
             ),
-            *((_refused(name, text), field, f"{name}({text})") for name, field in refusals),
+            (
+                _refused("ls_json_item_verdict", text),
+                f"CASE WHEN starts_with({verdict}, {literal(_ENDS)}) THEN NULL ELSE '' END",
+                f"substr({verdict}, {len(_ENDS) + 1})",
+            ),
         ]
     else:
         # A line: blank (no record, as in the pure reader, but counted), not
@@ -965,42 +970,39 @@ def _json_fault(data: bytes | str) -> str:
     try:
         exact_loads(data)
     except json.JSONDecodeError as exc:
-        return _json_reason(exc)
+        return json_reason(exc)
     return ""
 
 
-def _array_item(text: str) -> tuple[Any, str | None]:
-    """A JSON array's item read by yajl as the pure reader reads it, or yajl's reason."""
+# How _item_verdict's message starts: with _ENDS, yajl cannot read the item
+# (the pure reader's file ends there), with _BAD, the pure reader reads it
+# and refuses it. One character each, which the SQL cuts off.
+_ENDS: Final = "E"
+_BAD: Final = "B"
+
+
+def _item_verdict(text: str) -> str:
+    """The pure reader's verdict on a JSON array's item, read by yajl once as
+    the pure reader reads it: '' when it takes the item, else _ENDS and yajl's
+    reason when yajl cannot read it, or _BAD and the message for an item it
+    reads and refuses (a number past a double)."""
     import ijson  # type: ignore[import-untyped]
 
     try:
-        return next(ijson.items(io.BytesIO(text.encode("utf-8")), "", use_float=False)), None
+        item = next(ijson.items(io.BytesIO(text.encode("utf-8")), "", use_float=False))
     except ijson.JSONError as exc:
-        return None, _ijson_reason(exc)
-
-
-def _item_unreadable(text: str) -> str:
-    """yajl's reason when it cannot read an item: the pure reader's file ends there."""
-    return _array_item(text)[1] or ""
-
-
-def _item_fault(text: str) -> str:
-    """The pure reader's message for an item it reads and refuses (a number past a double)."""
-    item, unreadable = _array_item(text)
-    if unreadable is not None:
-        return ""  # _item_unreadable's
+        return _ENDS + ijson_reason(exc)
     try:
-        _floats(item)
+        floats(item)
     except EventError as exc:
-        return exc.message
+        return _BAD + exc.message
     return ""
 
 
 _VERDICTS: Final = {
     "ls_json_line_fault": _line_fault,
     "ls_json_cell_fault": _json_fault,
-    "ls_json_item_unreadable": _item_unreadable,
-    "ls_json_item_fault": _item_fault,
+    "ls_json_item_verdict": _item_verdict,
 }
 
 

@@ -14,6 +14,7 @@ from .._collector import collect_periodically, settle_server
 from .._settings import Settings
 from .._store.database import open_database
 from .._web import mount as mount_web_app
+from .._web.common import PageHeaders
 from . import admin, contacts, deliveries, events, health, models, problems, tracking
 from . import metrics as metrics_routes
 from .activations import ActivationRunner
@@ -106,6 +107,9 @@ def create_app(settings: Settings, *, own_process: bool = False) -> FastAPI:
         expose_headers=["X-Request-ID"],
         max_age=86_400,
     )
+    # The web app's security headers on each of its answers, CORS preflights
+    # and 413s included (_web/common.py).
+    app.add_middleware(PageHeaders)
     # Outermost: every answer, 413s and CORS preflights included, gets its
     # request id, log line and counts.
     app.add_middleware(AccessLog, metrics=metrics)

@@ -18,13 +18,17 @@ scripts/_assets.sh into static/vendor; nothing is fetched at run time.
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from .._service.bodies import BodyFirst
 from . import admin, common, editor, leads, reports, signin, webhooks
 
 
 def mount(app: FastAPI) -> None:
-    """Serve the web app from `app`: its pages, its static files, its error pages."""
+    """Serve the web app from `app`: its pages, its static files, its error pages.
+
+    Its security headers are common.PageHeaders's, a middleware the app adds
+    around its others (see create_app)."""
     pages = APIRouter(
         route_class=BodyFirst,
         include_in_schema=False,
@@ -34,5 +38,5 @@ def mount(app: FastAPI) -> None:
     for module in modules:
         pages.include_router(module.router)
     app.include_router(pages)
-    app.mount("/static", common.Static(directory=common.HERE / "static"), name="static")
+    app.mount("/static", StaticFiles(directory=common.HERE / "static"), name="static")
     common.install(app, [route for module in modules for route in module.router.routes])

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import hmac
 import inspect
-import os
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from os import PathLike
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -27,12 +25,12 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2.utils import htmlsafe_json_dumps
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._service.deps import Database, Models
 from .._store.users import Role, Session, find_session
@@ -46,13 +44,13 @@ CSRF_HEADER = "x-csrf-token"
 
 templates = Jinja2Templates(directory=HERE / "templates")
 
-# Defence in depth on every page: no browser guesses another type than the
-# one sent (nosniff), and no other site shows a page in a frame, where a
-# click meant for its own page would press this one's buttons
-# (frame-ancestors; X-Frame-Options for browsers without CSP level 2).
-NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+# Defence in depth on every answer of the web app (PageHeaders): no browser
+# guesses another type than the one sent (nosniff), and no other site shows
+# a page in a frame, where a click meant for its own page would press this
+# one's buttons (frame-ancestors; X-Frame-Options for browsers without CSP
+# level 2).
 PAGE_HEADERS = {
-    **NOSNIFF,
+    "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "frame-ancestors 'self'",
     "X-Frame-Options": "SAMEORIGIN",
 }
@@ -106,22 +104,6 @@ class Refused(Exception):
         self.status = status
         self.title = title
         self.detail = detail
-
-
-class Static(StaticFiles):
-    """The web app's static files, sent with nosniff: a script or a style
-    sheet is only ever read as the type it is sent as."""
-
-    def file_response(
-        self,
-        full_path: PathLike[str] | str,
-        stat_result: os.stat_result,
-        scope: Scope,
-        status_code: int = 200,
-    ) -> Response:
-        response = super().file_response(full_path, stat_result, scope, status_code)
-        response.headers.update(NOSNIFF)
-        return response
 
 
 def secure(request: Request, setting: bool | None) -> bool:
@@ -231,9 +213,7 @@ class Page:
             "path": self.request.url.path,
             **values,
         }
-        response = templates.TemplateResponse(self.request, template, context, status_code=status)
-        response.headers.update(PAGE_HEADERS)
-        return response
+        return templates.TemplateResponse(self.request, template, context, status_code=status)
 
 
 def active(database: Database, models: Models, workspace: str) -> ModelVersion | None:
@@ -284,6 +264,38 @@ def _invalid(request: Request, exc: RequestValidationError) -> str:
 _API_PATHS = ("/v1/", "/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
 
 
+def of_the_web_app(path: str) -> bool:
+    """Whether an answer at `path` is the web app's: any path outside the API's."""
+    return not path.startswith(_API_PATHS)
+
+
+class PageHeaders:
+    """ASGI middleware: PAGE_HEADERS on every answer of the web app, whatever
+    made it (a page, a redirect, the CSV export, the model editor's JSON, a
+    static file, an error page, Starlette's 405, BodyLimit's 413, a CORS
+    preflight), set in this one place rather than by each route. The API's
+    paths are left as they are. Starlette's answer to an unexpected error is
+    made outside every middleware: the handler of those (`install`) sets
+    them itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not of_the_web_app(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+
+        async def guarded(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in PAGE_HEADERS.items():
+                    headers[name] = value  # replaced, never sent twice
+            await send(message)
+
+        await self.app(scope, receive, guarded)
+
+
 def _browsing(request: Request) -> bool:
     """A browser's navigation to a path of no route: a GET asking for HTML
     before anything else, outside the API's paths."""
@@ -292,7 +304,7 @@ def _browsing(request: Request) -> bool:
         request.method == "GET"
         and request.scope.get("route") is None
         and accepted.startswith("text/html")
-        and not request.url.path.startswith(_API_PATHS)
+        and of_the_web_app(request.url.path)
     )
 
 
@@ -306,15 +318,19 @@ async def _answered(handler: Callable[..., Any], request: Request, exc: Exceptio
 
 def install(app: FastAPI, pages: Sequence[BaseRoute]) -> None:
     """The answers of pages that cannot be shown; `pages`: the web app's
-    routes, whose invalid requests answer an HTML page rather than the
-    API's problem."""
+    routes, whose invalid requests and failures answer an HTML page rather
+    than the API's problem."""
     endpoints = {route.endpoint for route in pages if isinstance(route, APIRoute)}
+
+    def of_a_page(request: Request) -> bool:
+        route = request.scope.get("route")
+        return isinstance(route, APIRoute) and route.endpoint in endpoints
+
     api_invalid = app.exception_handlers[RequestValidationError]
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
-        route = request.scope.get("route")
-        if isinstance(route, APIRoute) and route.endpoint in endpoints:
+        if of_a_page(request):
             return _error_page(request, Refused(422, "Not a valid request", _invalid(request, exc)))
         return await _answered(api_invalid, request, exc)
 
@@ -330,6 +346,30 @@ def install(app: FastAPI, pages: Sequence[BaseRoute]) -> None:
             detail = "There is no page at this address. The leads list is at the start page."
             return _error_page(request, Refused(404, "Not found", detail))
         return await _answered(api_http, request, exc)
+
+    api_unexpected = app.exception_handlers[Exception]
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # A bug or an outage (the database gone) on a page, or in the 404
+        # page of a browser's navigation: the error page, saying nothing of
+        # the cause. Starlette raises the exception again once this is sent,
+        # so the server logs its traceback, as for the API's 500s. No menu:
+        # finding the session needs the database, maybe what failed.
+        if of_a_page(request) or _browsing(request):
+            response: Response = Page(request, None).render(
+                "error.html",
+                status=500,
+                title="Server error",
+                detail="This page could not be shown: the server failed. "
+                "It has been logged; try again in a moment.",
+            )
+        else:
+            response = await _answered(api_unexpected, request, exc)
+        if of_the_web_app(request.url.path):
+            # Starlette sends this outside every middleware, PageHeaders too.
+            response.headers.update(PAGE_HEADERS)
+        return response
 
     @app.exception_handler(SignInNeeded)
     async def on_signin(request: Request, exc: SignInNeeded) -> Response:
