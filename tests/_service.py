@@ -14,6 +14,8 @@ import sqlalchemy as sa
 
 from leadscore._settings import Settings
 from leadscore._store import ModelVersion, Scope, create_key, create_workspace, store_model
+from leadscore._store.tables import models
+from leadscore._store.workspaces import load_model
 
 from ._live import serving
 
@@ -100,6 +102,29 @@ def running(database: sa.Engine, **overrides: Any) -> Iterator[Service]:
     )
     with serving(settings) as base:
         yield Service(base, database, settings)
+
+
+def stored_unchecked(conn: sa.Connection, workspace: str, document: str) -> ModelVersion:
+    """Store `document` as the workspace's next version, active, without the
+    checks of an upload (store_model's): as a version stored before one of
+    them existed is in the database."""
+    with conn.begin():
+        latest = conn.execute(
+            sa.select(sa.func.max(models.c.version)).where(models.c.workspace == workspace)
+        ).scalar()
+        version = (latest or 0) + 1
+        conn.execute(models.update().where(models.c.workspace == workspace).values(active=False))
+        conn.execute(
+            models.insert().values(
+                workspace=workspace,
+                version=version,
+                document=document,
+                name=None,
+                active=True,
+                created_at=0,
+            )
+        )
+    return load_model(conn, workspace=workspace, version=version)
 
 
 def assert_problem(response: httpx.Response, *statuses: int) -> dict[str, Any]:

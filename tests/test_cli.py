@@ -201,6 +201,32 @@ def test_validate_reports_every_problem_with_path_and_line(tmp_path: Path) -> No
     assert f"{model}:8: rules[1].id" in err
 
 
+def test_validate_refuses_a_webhook_url_that_can_never_be_called(tmp_path: Path) -> None:
+    # As an upload to the service would be; `score` takes the model as it is
+    # (it calls no webhook), as the service reads back a model stored before.
+    model = tmp_path / "model.yaml"
+    model.write_text(
+        "version: 1\nname: demo\nrules:\n  - id: ok\n    event: page_view\n    points: 5\n"
+        "triggers:\n  - id: hot\n    when: {score_crosses: 1}\n    actions:\n"
+        "      - webhook: {url: 'http://a..b/hook'}\n"
+    )
+    done = run("validate", str(model))
+    assert done.returncode == 1
+    assert done.stderr.decode().splitlines()[-1].strip() == (
+        f"{model}:11: triggers[0].actions[0].webhook.url: expected an http:// or https:// "
+        "address that can be called, got 'http://a..b/hook': 'a..b' is not a host name: "
+        "each part between dots needs 1 to 63 characters"
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"id": "e1", "type": "page_view", "timestamp": "2026-05-01T10:00:00Z", '
+        '"contact_id": "c1"}\n'
+    )
+    scored = run("score", str(model), str(events), "--format", "jsonl")
+    assert scored.returncode == 0, scored.stderr.decode()
+    assert json.loads(scored.stdout)["score"] == 5
+
+
 def test_validate_refuses_nul_with_its_path(tmp_path: Path) -> None:
     model = tmp_path / "model.yaml"
     model.write_text(

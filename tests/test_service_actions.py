@@ -176,6 +176,30 @@ def test_dead_letters_are_listed_and_redelivered(service: Service) -> None:
     assert all(item.verified for item in receiver.received)
 
 
+def test_a_redelivery_goes_to_the_webhook_its_trigger_has_now(service: Service) -> None:
+    # The URL was wrong: every attempt died. A new version fixes it (and
+    # drops the action's own secret), and the dead letter is redelivered.
+    with receiving("s3cret", lambda received, nth: 404) as wrong, receiving() as right:
+        workspace, delivery = _dead_letter(service, wrong)
+        admin = workspace.auth(Scope.ADMIN)
+        with service.client() as http:
+            right.secret = http.get("/v1/webhooks/secret", headers=admin).json()["secret"]
+            fixed = http.put(
+                "/v1/models/active", content=webhook_model(right.url, secret=None), headers=admin
+            )
+            assert fixed.status_code == 200, fixed.text
+            again = http.post(f"/v1/deliveries/{delivery}/redeliver", headers=admin)
+            assert again.status_code == 202, again.text
+            assert (again.json()["status"], again.json()["url"]) == ("pending", right.url)
+            _settled(service, workspace)
+            done = http.get(f"/v1/deliveries/{delivery}", headers=admin).json()
+    assert (done["status"], done["url"]) == ("done", right.url)
+    assert [item.key for item in wrong.received] == [delivery, delivery]
+    (got,) = right.received
+    assert (got.key, got.attempt, got.verified) == (delivery, 1, True)
+    assert got.body == wrong.received[0].body  # the same bytes, under the same key
+
+
 def test_deliveries_page_newest_first(service: Service) -> None:
     with receiving("s3cret") as receiver:
         workspace = service.workspace(model=webhook_model(receiver.url))

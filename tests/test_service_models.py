@@ -22,7 +22,7 @@ from leadscore._store.tables import outbox as outbox_rows
 from leadscore._store.tables import owners as owner_rows
 from leadscore._store.workspaces import activate_model, store_model
 
-from ._service import MAX_BATCH, Service, assert_problem, running
+from ._service import MAX_BATCH, Service, assert_problem, event, running, stored_unchecked
 from .strategies import BASE, MINUTE
 from .test_store import replayed, stored
 
@@ -119,6 +119,70 @@ def test_a_model_with_nul_in_a_name_is_a_422_naming_its_path(service: Service) -
                 ]
         listed = http.get("/v1/models", headers=read).json()["models"]
         assert [(m["version"], m["active"]) for m in listed] == [(1, True)]
+
+
+def _hooked(url: str) -> dict[str, Any]:
+    trigger = {"id": "hot", "when": {"score_crosses": 5}, "actions": [{"webhook": {"url": url}}]}
+    return {**V1, "triggers": [trigger]}
+
+
+def test_an_upload_with_a_webhook_url_that_can_never_be_called_is_a_422(
+    service: Service,
+) -> None:
+    workspace = service.workspace(model=json.dumps(V1))
+    admin, read = workspace.auth(Scope.ADMIN), workspace.auth(Scope.READ)
+    with service.client() as http:
+        for url, why in [
+            ("http://a..b/hook", "'a..b' is not a host name: each part between dots needs 1 to 63 "
+             "characters"),
+            ("http:///hook", "it names no host"),
+            ("http://crm.example:99999/", "the port must be a number from 1 to 65535"),
+        ]:  # fmt: skip
+            document = json.dumps(_hooked(url), indent=2)
+            for method, path in [("PUT", "/v1/models/active"), ("POST", "/v1/models")]:
+                body = assert_problem(
+                    http.request(method, path, content=document, headers=admin), 422
+                )
+                assert body["type"].endswith("/invalid-model")
+                assert body["errors"] == [
+                    {
+                        "path": "triggers[0].actions[0].webhook.url",
+                        "message": "expected an http:// or https:// address that can be "
+                        f"called, got {url!r}: {why}",
+                        "line": document.splitlines().index(f'            "url": "{url}"') + 1,
+                    }
+                ]
+        listed = http.get("/v1/models", headers=read).json()["models"]
+        assert [(m["version"], m["active"]) for m in listed] == [(1, True)]  # nothing stored
+
+
+def test_a_stored_model_with_such_a_url_keeps_working(service: Service) -> None:
+    # Stored before the check: the service reads it back through the loader,
+    # which takes it, so the workspace goes on (its webhook fails alone).
+    workspace = service.workspace(model=None)
+    bad = json.dumps(_hooked("http://a..b/hook"))
+    with service.database.connect() as conn:
+        stored_unchecked(conn, workspace.name, bad)
+    admin, read = workspace.auth(Scope.ADMIN), workspace.auth(Scope.READ)
+    with service.client() as http:
+        active = http.get("/v1/models/active", headers=read)
+        assert (active.status_code, active.json()["document"]) == (200, bad)
+        sent = http.post(
+            "/v1/events",
+            json=[event("v1", "view", "2026-05-01T10:00:00Z", contact_id="c1")],
+            headers=workspace.auth(Scope.WRITE),
+        )
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["accepted"] == 1
+        card = http.get("/v1/contacts/c1", headers=read)
+        assert (card.status_code, card.json()["score"]) == (200, 10)
+        again = http.post("/v1/models/1/activate", headers=admin)
+        assert again.status_code == 202, again.text
+        fixed = http.put(
+            "/v1/models/active", content=json.dumps(_hooked("https://crm.example/")), headers=admin
+        )
+        assert fixed.status_code == 200, fixed.text
+        assert fixed.json()["version"] == 2
 
 
 def test_each_activation_answers_with_its_own_activation(service: Service) -> None:

@@ -42,6 +42,7 @@ from leadscore._store.users import (
     failures,
     verify_password,
 )
+from leadscore._store.workspaces import list_models
 
 from ._browser import MODEL
 from ._live import form_token, serve_process, serving, web_sign_in
@@ -734,6 +735,54 @@ def test_a_webhook_added_to_a_trigger_reaches_no_other(base: str, database: sa.E
         assert "merge key" in refused.text
         shown = hooks(http.get("/settings/webhooks").text)
         assert shown == {"first": [one], "second": [one, two], "third": [one]}
+
+
+def test_saves_refuse_a_webhook_url_that_can_never_be_called(
+    base: str, database: sa.Engine
+) -> None:
+    # The editor's check and save, and the webhooks page's add, as the models
+    # API's upload: an issue naming the URL's path; nothing stored.
+    workspace = f"w-{uuid.uuid4().hex[:10]}"
+    admin = f"{uuid.uuid4().hex[:8]}@example.com"
+    with database.connect() as conn:
+        create_workspace(conn, workspace=workspace)
+        store_model(conn, workspace=workspace, document=MODEL, activate=True)
+        create_user(conn, workspace=workspace, email=admin, role=Role.ADMIN, password=PASSWORD)
+    good = "https://crm.example.com/hooks/lead"
+    assert MODEL.count(good) == 1
+    bad = MODEL.replace(good, "http://a..b/hook")
+    path = "triggers[0].actions[0].webhook.url"
+    message = (
+        "expected an http:// or https:// address that can be called, got 'http://a..b/hook': "
+        "'a..b' is not a host name: each part between dots needs 1 to 63 characters"
+    )
+    with _client(base) as http:
+        assert _sign_in(http, admin).status_code == 303
+        token = _token(http.get("/settings/webhooks").text)
+        checked = http.post(
+            "/models/validate", json={"document": bad}, headers={"X-CSRF-Token": token}
+        )
+        assert checked.status_code == 200, checked.text
+        assert checked.json()["valid"] is False
+        line = next(n for n, text in enumerate(bad.splitlines(), 1) if "a..b" in text)
+        assert checked.json()["issues"] == [{"line": line, "path": path, "message": message}]
+        saved = http.post(
+            "/models/activate", json={"document": bad}, headers={"X-CSRF-Token": token}
+        )
+        assert saved.status_code == 422, saved.text
+        assert f"{path}: {message}" in html.unescape(saved.text)
+        added = http.post(
+            "/settings/webhooks",
+            data={"csrf": token, "trigger": "handoff", "url": "http://host:99999/hook"},
+        )
+        assert added.status_code == 422, added.text
+        assert (
+            "triggers[0].actions[1].webhook.url: expected an http:// or https:// address that "
+            "can be called, got 'http://host:99999/hook': the port must be a number from 1 to "
+            "65535"
+        ) in html.unescape(added.text)
+    with database.connect() as conn:
+        assert [m.version for m in list_models(conn, workspace=workspace)] == [1]
 
 
 def test_guesses_sent_at_once_are_held_to_the_limit(base: str, database: sa.Engine) -> None:

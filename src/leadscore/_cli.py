@@ -197,7 +197,8 @@ def cli() -> None:
 @click.argument("model", type=click.Path(dir_okay=False))
 def validate(model: str) -> None:
     """Check a scoring model and report every problem, with its path and line."""
-    checked = model_or_fail(model)
+    # As the service checks an upload: a webhook URL that can never be called too.
+    checked = model_or_fail(model, upload=True)
     click.echo(
         f"{model}: valid — {len(checked.rules)} rules, {len(checked.fit)} fit rules, "
         f"{len(checked.stages)} stages, {len(checked.triggers)} triggers"

@@ -49,10 +49,11 @@ def fail(message: str) -> NoReturn:
     raise BadInput(message)
 
 
-def model_or_fail(path: str) -> Model:
-    """The model of a file, or exit 1 listing every problem found in it."""
+def model_or_fail(path: str, *, upload: bool = False) -> Model:
+    """The model of a file, or exit 1 listing every problem found in it
+    (`upload`: as load_model's)."""
     try:
-        return load_model(path)
+        return load_model(path, upload=upload)
     except ModelError as exc:
         count = len(exc.issues)
         details = "\n".join(f"  {issue}" for issue in exc.issues)

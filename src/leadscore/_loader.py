@@ -56,6 +56,7 @@ from ._semantics import (
     keys_of,
     text_key_message,
     unknown,
+    uploaded_problems,
 )
 
 Format = Literal["yaml", "json"]
@@ -69,11 +70,12 @@ MAX_VALUES = 250_000
 _FORMATS: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
 
-def load_model(path: str | os.PathLike[str]) -> Model:
+def load_model(path: str | os.PathLike[str], *, upload: bool = False) -> Model:
     """Read a model file: `.yaml`/`.yml` as YAML 1.2, `.json` as JSON.
 
     Raises InputError when the file cannot be read or has another extension,
     and ModelError with every problem, with lines, when the model is invalid.
+    `upload`: as `parse_model`'s.
     """
     source = os.fspath(path)
     format_ = _FORMATS.get(Path(source).suffix.lower())
@@ -85,15 +87,23 @@ def load_model(path: str | os.PathLike[str]) -> Model:
         raise InputError(f"cannot read model file {source}: {error.strerror}") from error
     except UnicodeDecodeError as error:
         raise InputError(f"cannot read model file {source}: not UTF-8 text") from error
-    return parse_model(text, source=source, format=format_)
+    return parse_model(text, source=source, format=format_, upload=upload)
 
 
-def parse_model(text: str, *, source: str | None = None, format: Format = "yaml") -> Model:
-    """Parse model text; `source` names it in issues (usually the file name)."""
+def parse_model(
+    text: str, *, source: str | None = None, format: Format = "yaml", upload: bool = False
+) -> Model:
+    """Parse model text; `source` names it in issues (usually the file name).
+
+    `upload`: the model is coming in (`leadscore validate`, the models API,
+    the web app's saves), so it is also refused for what a model stored
+    earlier may hold and must still load with: webhook URLs that can never
+    be called (_semantics.uploaded_problems). Issues alike, with the rest.
+    """
     text = text.removeprefix("\ufeff")
     with _not_too_deep(source):
         document = _read_json(text, source) if format == "json" else _read_yaml(text, source)
-        return _validate(document, source)
+        return _validate(document, source, upload=upload)
 
 
 def model_from_data(data: object) -> Model:
@@ -342,13 +352,15 @@ def _note_line(document: _Document, loc: Loc, line: int | None) -> None:
 # --- validation ---
 
 
-def _validate(document: _Document, source: str | None) -> Model:
+def _validate(document: _Document, source: str | None, *, upload: bool = False) -> Model:
     model: Model | None = None
     problems = find_problems(document.data)
     try:
         model = Model.model_validate(document.data)
     except ValidationError as error:
         problems = [_translate(detail) for detail in error.errors()] + problems
+    if upload:
+        problems += uploaded_problems(document.data, (problem.loc for problem in problems))
     # A NUL where a problem is already reported (an id's pattern, an unknown
     # key and all below it) is part of that one mistake.
     reported = {problem.loc for problem in problems}

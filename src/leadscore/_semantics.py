@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any, TypeGuard
+from urllib.parse import urlsplit
 
 import re2
 from pydantic import BaseModel
@@ -563,4 +564,82 @@ def regex_problem(pattern: str) -> str | None:
         if isinstance(detail, bytes):
             detail = detail.decode("utf-8", "replace")
         return f"regex not supported by RE2 ({_RE2_LIMITS}): {detail}"
+    return None
+
+
+# --- checks of a model being uploaded ---
+#
+# A model stored before a check existed must keep loading (the service reads
+# its stored versions back through the loader, and refusing one there would
+# stop its workspace), so checks added since run only where a model comes
+# in: `leadscore validate`, an upload to the models API, the web app's saves
+# (the loader's `upload=True`, see _loader.parse_model).
+
+# What can stand in a URL's host besides a host name: an IP literal in
+# brackets, then an optional port.
+_BRACKETED_HOST = re.compile(r"\[[^\[\]]*\](:[^:]*)?")
+_BRACKETS = "brackets in the host must hold an IP address, and nothing else"
+
+
+def uploaded_problems(data: object, reported: Iterable[Loc]) -> list[Problem]:
+    """The problems of a model being uploaded that a stored one may have: its
+    webhook URLs that can never be called. None at or below a location in
+    `reported` (a URL the pattern already refuses, a broken action)."""
+    if not isinstance(data, Mapping):
+        return []
+    skipped = set(reported)
+    problems = []
+    for index, trigger in _entries(data, "triggers"):
+        actions = trigger.get("actions")
+        if not isinstance(actions, list):
+            continue
+        for place, action in enumerate(actions):
+            webhook = action.get("webhook") if isinstance(action, Mapping) else None
+            url = webhook.get("url") if isinstance(webhook, Mapping) else None
+            loc: Loc = ("triggers", index, "actions", place, "webhook", "url")
+            if not isinstance(url, str) or any(loc[:end] in skipped for end in range(len(loc) + 1)):
+                continue
+            why = webhook_url_problem(url)
+            if why is not None:
+                expected = "expected an http:// or https:// address that can be called"
+                problems.append(Problem(loc, f"{expected}, got {describe(url)}: {why}"))
+    return problems
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why a webhook can never be called at `url`, or None when it can be
+    tried: an http or https URL with a host (a name the socket can encode,
+    or an IP address in brackets) and, when it has one, a port from 1 to
+    65535. Whether the host exists or answers is the receiver's business:
+    a failed attempt, retried."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:  # brackets that hold no IP address, mostly
+        return _BRACKETS if "[" in url or "]" in url else f"not a URL: {error}"
+    if parts.scheme not in ("http", "https"):
+        return "the scheme must be http or https"
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or past 65535
+        port = 0
+    if port == 0:
+        return "the port must be a number from 1 to 65535"
+    host = parts.hostname
+    if not host:
+        return "it names no host"
+    where = parts.netloc.rpartition("@")[2]
+    if "[" in where or "]" in where:
+        if _BRACKETED_HOST.fullmatch(where) is None:
+            return _BRACKETS
+        return None  # urlsplit has checked the address
+    try:
+        # As the socket encodes the name (UnicodeError there is a call that
+        # can never be made).
+        encoded = host.encode("idna")
+    except UnicodeError:
+        return (
+            f"{describe(host)} is not a host name: each part between dots needs 1 to 63 characters"
+        )
+    if len(encoded.rstrip(b".")) > 253:
+        return "the host name is longer than 253 characters"
     return None

@@ -19,7 +19,7 @@ from .._store.database import now
 from .._time import format_timestamp
 from . import problems
 from .bodies import BodyFirst
-from .deps import AdminKey, Database
+from .deps import AdminKey, Database, Models
 from .problems import Problem
 
 router = APIRouter(tags=["deliveries"], route_class=BodyFirst)
@@ -50,7 +50,10 @@ class DeliverySummary(BaseModel):
         "failed; retried at `next_attempt_at`. `done`: a 2xx came back. `dead`: every "
         "attempt failed (a dead letter); `redeliver` queues it again."
     )
-    url: str
+    url: str = Field(
+        description="Where its latest attempt went, or where a redelivery sends it. Each "
+        "attempt goes to the webhook its trigger has in the active model then (docs/api.md)."
+    )
     firing: FiringOut
     created_at: str = Field(description="RFC 3339: when the firing queued it.")
     attempts: int = Field(description="Attempts since it was queued or last redelivered.")
@@ -209,14 +212,25 @@ def get_delivery(caller: AdminKey, delivery_id: DeliveryId, database: Database) 
     summary="Deliver a webhook again",
     responses=problems.responses(401, 403, 404, 422),
 )
-def post_redeliver(caller: AdminKey, delivery_id: DeliveryId, database: Database) -> DeliveryDetail:
+def post_redeliver(
+    caller: AdminKey, delivery_id: DeliveryId, database: Database, models: Models
+) -> DeliveryDetail:
     """Queue a delivery again, whatever its status, with a fresh budget of
     attempts (an admin key). It keeps its id, so its `Idempotency-Key` and its
-    body are the same: a receiver that processed it before ignores it."""
+    body are the same: a receiver that processed it before ignores it. It
+    goes to the webhook its trigger has in the active model now, when the
+    model still has it (its `url` shows where)."""
     # One transaction: the answer shows the delivery as queued, before a
     # worker can take it.
     with database.connect() as conn, conn.begin():
-        if not outbox.redeliver(conn, workspace=caller.workspace, seq=delivery_id, now=now()):
+        active = models.active(conn, workspace=caller.workspace)
+        if not outbox.redeliver(
+            conn,
+            workspace=caller.workspace,
+            seq=delivery_id,
+            now=now(),
+            model=None if active is None else active.engine.model,
+        ):
             raise _unknown(delivery_id)
         found = outbox.delivery(conn, workspace=caller.workspace, seq=delivery_id)
     assert found is not None  # just updated, in this transaction

@@ -21,10 +21,11 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
+from .._model import Model
 from .._settings import Settings
 from .._store import actions, contacts, outbox
 from .._store.database import now, transaction
@@ -121,14 +122,21 @@ class OutboxWorker:
                 raise TimeoutError("the outbox did not drain in time")
 
     def _prepare(self, rows: list[Claimed]) -> tuple[list[Ready], list[Attempted]]:
-        """In one transaction: the body to send of each row (made and kept at
+        """In one transaction: where each row goes (the webhook its trigger
+        has now, outbox.current_webhook), the body to send (made and kept at
         its first attempt) and the secret to sign it with; and the rows whose
         body could not be made, as failed attempts. Rows erased or taken over
         meanwhile are left out."""
         ready: list[Ready] = []
         failed: list[Attempted] = []
+        active: dict[str, Model | None] = {}
         with self._database.connect() as conn, conn.begin():
-            for row in rows:
+            for claimed in rows:
+                if claimed.workspace not in active:
+                    active[claimed.workspace] = self._active(conn, claimed.workspace)
+                row = self._aimed(conn, claimed, active[claimed.workspace])
+                if row is None:  # erased, or another worker took over
+                    continue
                 body = row.payload
                 if body is None:
                     try:
@@ -148,6 +156,29 @@ class OutboxWorker:
                 )
                 ready.append(Ready(row, body.encode(), secret))
         return ready, failed
+
+    def _active(self, conn: sa.Connection, workspace: str) -> Model | None:
+        """The workspace's active model, which says where its webhooks go now
+        (None: keep the stored ones, also when it cannot be read: a bug, or a
+        stored model the loader came to refuse, must not stop deliveries)."""
+        try:
+            found = self._models.active(conn, workspace=workspace)
+        except sa.exc.SQLAlchemyError:
+            raise  # the database's trouble: the round fails, leases run out
+        except Exception:
+            log.exception("webhooks of %s: the active model cannot be read", workspace)
+            return None
+        return None if found is None else found.engine.model
+
+    def _aimed(self, conn: sa.Connection, row: Claimed, model: Model | None) -> Claimed | None:
+        """The row with the webhook its trigger has now, kept in it; None
+        when the row is no longer leased to this worker."""
+        current = outbox.current_webhook(model, row.firing.trigger, row.webhook_index)
+        if current is None or current == row.action:
+            return row
+        if not outbox.retarget(conn, seq=row.seq, action=current, worker=self.name):
+            return None
+        return replace(row, action=current)
 
     def _send(self, ready: Ready) -> Attempted:
         row = ready.row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -90,7 +91,7 @@ def write(
             "firing": seq,
             "workspace": workspace,
             "action_index": index,
-            "action": action.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "action": action_json(action),
             "kind": _kind(action),
             "status": PENDING,
             "attempts": 0,
@@ -102,6 +103,12 @@ def write(
     ]
     if queued:
         conn.execute(outbox.insert(), queued)
+
+
+def action_json(action: BaseModel) -> dict[str, Any]:
+    """An action as an outbox row keeps it: as the model wrote it."""
+    dumped: dict[str, Any] = action.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return dumped
 
 
 def _kind(action: BaseModel) -> str:

@@ -19,6 +19,11 @@ serve` and in `leadscore worker` processes, take rows from here:
   and kept (`keep_payload`), so every attempt sends the same bytes.
   `record_attempt` logs each attempt and decides: done, failed (to be
   retried later) or, after the last attempt, dead.
+- A webhook goes where its trigger sends it *now*, not where it did when it
+  fired: at each attempt, and at a redelivery, `current_webhook` looks up
+  the webhook its trigger has in the workspace's active model, and
+  `retarget` keeps it in the row, so that a wrong URL fixed by a new model
+  version also fixes the deliveries already queued. See `current_webhook`.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .._model import Model, WebhookAction
 from . import actions
 from .database import insert_new, transaction
+from .firings import action_json
 from .tables import delivery_attempts, firings, outbox, signing_secrets
 
 PENDING = "pending"  # not tried yet, or redelivered
@@ -68,6 +75,8 @@ class Claimed:
     attempts: int
     payload: str | None
     firing: Fired
+    # Its place among its trigger's webhooks, counted from 0: see current_webhook.
+    webhook_index: int
 
 
 _FIRING_COLUMNS = (
@@ -84,6 +93,69 @@ def _fired(row: Any) -> Fired:
     return Fired(
         row.trigger, row.contact_id, row.event_id, row.timestamp, row.model_version, row.recorded_at
     )
+
+
+def _webhook_index() -> sa.ScalarSelect[Any]:
+    """The outbox row's place among its firing's webhook rows: among its
+    trigger's webhooks in the version that fired.
+
+    A firing queues one row for each action of its trigger, in one
+    statement (`action_index` is the place among all of them), and its rows
+    go only all together (erasure): so the webhook rows before this one are
+    the trigger's webhooks before it. No column needs to hold it, and rows
+    queued before it was needed have it too.
+    """
+    before = outbox.alias("before")
+    return (
+        sa.select(sa.func.count())
+        .select_from(before)
+        .where(
+            before.c.firing == outbox.c.firing,
+            before.c.kind == WEBHOOK,
+            before.c.action_index < outbox.c.action_index,
+        )
+        .scalar_subquery()
+    )
+
+
+def current_webhook(model: Model | None, trigger: str, index: int) -> dict[str, Any] | None:
+    """The webhook action (as rows store it) that the `index`-th webhook of
+    `trigger` is in `model`, the workspace's active model; None when it has
+    no such trigger, or fewer webhooks (or there is no active model).
+
+    This is what makes a delivery go where its trigger sends it now. A
+    marketer fixes a wrong URL, or replaces a secret, by activating a new
+    model version; the deliveries already queued, failing or dead would
+    otherwise keep the address and secret of the version that fired them,
+    and could only die. So at each attempt, and at a redelivery, a webhook
+    is sent to the webhook in the same place now: the same trigger id, the
+    same place among that trigger's webhook actions (other actions added or
+    removed around them move no webhook), with its URL and its `secret`
+    (none: the workspace's signing secret). When the active model has no
+    such webhook, the delivery keeps the one it has: nothing is sent to an
+    address that was never its trigger's.
+    """
+    if model is None:
+        return None
+    for found in model.triggers:
+        if found.id == trigger:
+            hooks = [action for action in found.actions if isinstance(action, WebhookAction)]
+            return action_json(hooks[index]) if index < len(hooks) else None
+    return None
+
+
+def retarget(
+    conn: sa.Connection, *, seq: int, action: dict[str, Any], worker: str | None = None
+) -> bool:
+    """Keep `action` (current_webhook's) as webhook `seq`'s: its next attempts,
+    and the deliveries log, use it. With `worker`, only while the row is
+    leased to that worker; whether it was kept."""
+    where = [outbox.c.seq == seq]
+    if worker is not None:
+        where.append(outbox.c.lease_owner == worker)
+    with transaction(conn):
+        done = conn.execute(outbox.update().where(*where).values(action=action))
+    return done.rowcount > 0
 
 
 def claim(conn: sa.Connection, *, worker: str, now: int, lease: int, limit: int) -> list[Claimed]:
@@ -111,14 +183,29 @@ def claim(conn: sa.Connection, *, worker: str, now: int, lease: int, limit: int)
             # Rows another worker is claiming right now are skipped, not waited for.
             .with_for_update(skip_locked=True, of=outbox)
         ).all()
+        places: dict[int, int] = {}
         if rows:
+            seqs = [row.seq for row in rows]
             conn.execute(
                 outbox.update()
-                .where(outbox.c.seq.in_([row.seq for row in rows]))
+                .where(outbox.c.seq.in_(seqs))
                 .values(lease_owner=worker, lease_until=now + lease)
             )
+            # Apart from the claim: counted for the rows claimed only, never
+            # for every due row the claim's sort goes through.
+            counted = sa.select(outbox.c.seq, _webhook_index()).where(outbox.c.seq.in_(seqs))
+            places = dict(conn.execute(counted).all())
     return [
-        Claimed(row.seq, row.workspace, WEBHOOK, row.action, row.attempts, row.payload, _fired(row))
+        Claimed(
+            row.seq,
+            row.workspace,
+            WEBHOOK,
+            row.action,
+            row.attempts,
+            row.payload,
+            _fired(row),
+            places[row.seq],
+        )
         for row in rows
     ]
 
@@ -304,11 +391,25 @@ def record_attempt(
     return str(values["status"])
 
 
-def redeliver(conn: sa.Connection, *, workspace: str, seq: int, now: int) -> bool:
+def redeliver(
+    conn: sa.Connection, *, workspace: str, seq: int, now: int, model: Model | None
+) -> bool:
     """Queue webhook `seq` of the workspace again, with a fresh budget of
     attempts, whatever its status; whether there is such a delivery. It keeps
-    its id, so its idempotency key and its body stay the same."""
+    its id, so its idempotency key and its body stay the same. It goes to the
+    webhook its trigger has in `model`, the workspace's active one, when it
+    has it (current_webhook), so the delivery shows where it will go."""
     with transaction(conn):
+        row = conn.execute(
+            sa.select(outbox.c.action, firings.c.trigger, _webhook_index().label("webhook_index"))
+            .join(firings, firings.c.seq == outbox.c.firing)
+            .where(outbox.c.workspace == workspace, outbox.c.seq == seq, outbox.c.kind == WEBHOOK)
+        ).first()
+        if row is None:
+            return False
+        current = current_webhook(model, row.trigger, row.webhook_index)
+        if current is not None and current != row.action:
+            retarget(conn, seq=seq, action=current)
         done = conn.execute(
             outbox.update()
             .where(outbox.c.workspace == workspace, outbox.c.seq == seq, outbox.c.kind == WEBHOOK)

@@ -49,8 +49,9 @@ def store_model(
 ) -> ModelVersion:
     """Validate a model document (YAML 1.2 or JSON text) and store it as the
     workspace's next version. Raises ModelError, with every issue, when it is
-    invalid."""
-    engine = Engine(parse_model(document))
+    invalid: as an upload (parse_model's `upload`), which stored versions,
+    loaded back, are not held to."""
+    engine = Engine(parse_model(document, upload=True))
     with transaction(conn):
         # The workspace row's lock serializes version numbering on PostgreSQL
         # (SQLite has one writer at a time anyway). FOR NO KEY UPDATE: it does

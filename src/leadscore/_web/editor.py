@@ -118,7 +118,7 @@ def validate(
     """The loader's issues with their lines, and the diff against the active model."""
     issues: list[Issue] = []
     try:
-        parse_model(draft.document)
+        parse_model(draft.document, upload=True)  # as saving it checks it
     except ModelError as error:
         issues = [Issue(line=i.line, path=i.path, message=i.message) for i in error.issues]
     model = active(database, models, session.user.workspace)
@@ -127,9 +127,10 @@ def validate(
     return Checked(valid=not issues, issues=issues, diff=diff, changed=bool(diff))
 
 
-def _engine(document: str) -> Engine:
+def _engine(document: str, *, upload: bool = False) -> Engine:
+    """The draft compiled, or a 422; `upload` for a draft to save (parse_model's)."""
     try:
-        return Engine(parse_model(document))
+        return Engine(parse_model(document, upload=upload))
     except ModelError as error:
         raise Refused(422, "The model is not valid", str(error)) from None
 
@@ -218,7 +219,7 @@ def activate_draft(
     models: Models,
 ) -> dict[str, Any]:
     workspace = session.user.workspace
-    _engine(draft.document)
+    _engine(draft.document, upload=True)
     with database.connect() as conn:
         stored = store_model(conn, workspace=workspace, document=draft.document)
     started = activate(request, database, models, workspace=workspace, version=stored.version)

@@ -240,9 +240,20 @@ def delivery(
 
 
 @router.post("/settings/webhooks/deliveries/{delivery_id}/redeliver")
-def redeliver(session: Admin, delivery_id: DeliveryId, database: Database) -> Response:
-    """Queue a delivery again (the deliveries API's redeliver)."""
+def redeliver(
+    session: Admin, delivery_id: DeliveryId, database: Database, models: Models
+) -> Response:
+    """Queue a delivery again (the deliveries API's redeliver): to the webhook
+    its trigger has in the active model now, when it still has it."""
+    workspace = session.user.workspace
+    model = active(database, models, workspace)
     with database.connect() as conn:
-        if not outbox.redeliver(conn, workspace=session.user.workspace, seq=delivery_id, now=now()):
+        if not outbox.redeliver(
+            conn,
+            workspace=workspace,
+            seq=delivery_id,
+            now=now(),
+            model=None if model is None else model.engine.model,
+        ):
             raise _no_delivery(delivery_id)
     return RedirectResponse(f"/settings/webhooks/deliveries/{delivery_id}", status_code=303)
