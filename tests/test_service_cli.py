@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from leadscore._cli import cli
@@ -104,3 +106,82 @@ def test_serve_and_demo_refuse_a_port_past_65535(tmp_path: Path) -> None:
         assert done.exit_code == 2, done.output
         assert "--port" in done.output
         assert "0<=x<=65535" in done.output
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _outbox_child(pid: int) -> int:
+    """The server's outbox worker: its child started by multiprocessing's spawn."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for child in _spawned(pid):
+            return child
+        time.sleep(0.1)
+    raise AssertionError(f"leadscore serve (process {pid}) started no outbox worker")
+
+
+def _gone(pid: int, *, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":  # ended, not yet reaped by its parent
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _spawned(pid: int) -> list[int]:
+    found = []
+    for child in _children(pid):
+        try:
+            if b"multiprocessing.spawn" in (Path("/proc") / str(child) / "cmdline").read_bytes():
+                found.append(child)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_serve_runs_its_outbox_worker_in_a_child_on_postgresql_that_ends_with_it(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run("db", "upgrade", "--database-url", database_url).returncode == 0
+    where = ("--database-url", database_url)
+    if database_url.startswith("sqlite"):
+        # SQLite: a thread of the server (server.py says why), no child.
+        with serve_process(*where) as (_, server):
+            time.sleep(2)
+            assert not _spawned(server.pid)
+        return
+    # Stopped: the server stops its worker before it exits, and exits 0.
+    with serve_process(*where) as (_, server):
+        child = _outbox_child(server.pid)
+        server.terminate()
+        assert server.wait(timeout=60) == 0
+        assert _gone(child, within=1)
+    # Killed: the worker notices that its server is gone, and stops too.
+    with serve_process(*where) as (_, server):
+        child = _outbox_child(server.pid)
+        server.kill()
+        server.wait(timeout=10)
+        assert _gone(child, within=10), "the outbox worker outlived its killed server"
+    # Without it, no child.
+    monkeypatch.setenv("LEADSCORE_OUTBOX_WORKER", "false")
+    with serve_process(*where) as (_, server):
+        time.sleep(2)
+        assert not _spawned(server.pid)

@@ -92,8 +92,10 @@ class Settings(BaseSettings):
     # The outbox worker (docs/api.md, "Triggers and actions").
     outbox_worker: bool = Field(
         default=True,
-        description="Run the outbox worker (which carries out triggers' actions) inside "
-        "`leadscore serve`. Turn off when `leadscore worker` processes do it instead.",
+        description="Run the outbox worker (which carries out triggers' actions) with "
+        "`leadscore serve` (on PostgreSQL in a child process) or in the app (`create_app`, "
+        "in a thread). "
+        "Turn off when `leadscore worker` processes do it instead.",
     )
     outbox_poll_seconds: float = Field(
         default=1.0,

@@ -1,10 +1,43 @@
-"""Running the service: uvicorn, in one process or several on one port."""
+"""Running the service: uvicorn, in one process or several on one port, and
+the outbox worker beside them.
+
+On PostgreSQL, `leadscore serve` carries out triggers' actions (when
+`outbox_worker` is on) in a child process rather than in a thread of the
+server: a round of the worker (building webhook payloads, carrying out a
+batch of local actions) is Python work that held the server's interpreter
+while requests waited for it. With the worker in the server, single events
+sent at a steady 200 a second right after a burst of batches took 22-90 ms
+at their 99th percentile; with the same worker in its own process, 7-22 ms
+(docs/benchmarks.md). One child serves every server process of `--workers
+N`, which had one worker thread each.
+
+On SQLite the worker stays a thread of each server process: SQLite has one
+writer at a time, which the threads of one process take in turn, each woken
+the moment it is free (database.py's `_Serialized`), while a writer in
+another process waits in SQLite's busy handler, which sleeps and polls. The
+child made the single events' 99th percentile worse there (10-27 ms against
+5-8). An app made by `create_app` inside another program (tests, a host
+application) keeps the worker in a thread too.
+
+The child stops when the server stops (SIGTERM, and within a second when the
+server dies without a word, SIGKILL included: it watches its parent), after
+its round in progress, as `leadscore worker` does. Nothing is lost either
+way: the outbox is in the database, and a webhook sent but not recorded is
+sent again with the same idempotency key.
+"""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
 
@@ -13,6 +46,9 @@ from . import logs
 from .app import create_app
 
 _log = logging.getLogger("leadscore.serve")
+
+# How often the child checks that the server is still there (seconds).
+_PARENT_CHECK_SECONDS = 1.0
 
 
 def from_environment() -> FastAPI:
@@ -33,6 +69,11 @@ def run(settings: Settings) -> None:
         settings.port,
         settings.workers,
     )
+    with _outbox_beside(settings) as serving:
+        _serve(serving)
+
+
+def _serve(settings: Settings) -> None:
     if settings.workers == 1:
         uvicorn.run(
             create_app(settings, own_process=True),
@@ -61,3 +102,78 @@ def run(settings: Settings) -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
     )
+
+
+@contextmanager
+def _outbox_beside(settings: Settings) -> Iterator[Settings]:
+    """The outbox worker in a child process for the block, when the settings
+    ask for one on PostgreSQL (see the module's docstring); the settings for
+    the server processes (without a worker of their own then)."""
+    if not settings.outbox_worker or not _separate_writers(settings):
+        yield settings
+        return
+    # spawn, not fork: a fresh interpreter, whatever threads this one has.
+    child = multiprocessing.get_context("spawn").Process(
+        target=_outbox_process,
+        args=(settings.model_dump(), os.getpid()),
+        name="leadscore-outbox",
+    )
+    child.start()
+    # uvicorn stops on SIGTERM, then sends it again to the process with the
+    # handler it found: the default one would end the process before this
+    # block's end stopped the child. This one ends it by SystemExit, through
+    # the block, with status 0: stopped as asked, after a clean shutdown.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield settings.model_copy(update={"outbox_worker": False})
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        child.terminate()  # SIGTERM: it finishes its round, as `leadscore worker` does
+        # A round ends within the webhooks' timeout; past that, it is stuck.
+        child.join(timeout=settings.webhook_timeout_seconds + 10)
+        if child.is_alive():
+            _log.warning("the outbox worker did not stop in time; killed")
+            child.kill()
+            child.join()
+
+
+def _separate_writers(settings: Settings) -> bool:
+    """Whether writers in separate processes wait for each other without
+    polling: PostgreSQL's, not SQLite's."""
+    return sa.make_url(settings.database()).get_backend_name() == "postgresql"
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _outbox_process(values: dict[str, Any], parent: int) -> None:
+    """The child: an outbox worker until SIGTERM or SIGINT, or until its
+    parent (the server) is gone."""
+    stopped = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logs.configure()
+    from .._store.database import open_database
+    from .worker import OutboxWorker
+
+    settings = Settings(**values)
+    database = open_database(settings.database())
+    worker = OutboxWorker(database, settings)
+    worker.start()
+    try:
+        while not stopped.wait(_PARENT_CHECK_SECONDS):
+            # Killed without a word (SIGKILL, a crash), the server cannot
+            # stop us: when it is gone, this process has a new parent.
+            if os.getppid() != parent:
+                logging.getLogger("leadscore.outbox").warning(
+                    "the server (process %s) is gone; the outbox worker stops", parent
+                )
+                break
+    finally:
+        worker.stop()
+        database.dispose()
