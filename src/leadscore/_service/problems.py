@@ -20,6 +20,12 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 MEDIA_TYPE = "application/problem+json"
+
+# On an answer to a request that raised: Starlette raises the exception again
+# once the answer is sent (so the server logs it), and uvicorn then closes
+# the connection. Said in the answer, a client does not send its next request
+# on that connection, to meet a reset instead of an answer.
+CLOSE = {"Connection": "close"}
 _TYPES = "https://leadscore.dev/problems/"
 
 
@@ -105,7 +111,9 @@ def install(app: FastAPI) -> None:
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # A bug or an outage (the database gone): a problem like any other,
         # saying nothing of the cause; Starlette still logs the traceback.
-        return problem_response(500, "The server failed to answer; it has been logged.")
+        return problem_response(
+            500, "The server failed to answer; it has been logged.", headers=CLOSE
+        )
 
 
 class ProblemDetails(BaseModel):

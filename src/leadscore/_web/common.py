@@ -33,6 +33,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._service.deps import Database, Models
+from .._service.problems import CLOSE
 from .._store.users import Role, Session, find_session
 from .._store.workspaces import ModelVersion
 from .._time import format_timestamp
@@ -369,6 +370,7 @@ def install(app: FastAPI, pages: Sequence[BaseRoute]) -> None:
         if of_the_web_app(request.url.path):
             # Starlette sends this outside every middleware, PageHeaders too.
             response.headers.update(PAGE_HEADERS)
+        response.headers.update(CLOSE)  # as the API's (problems.CLOSE says why)
         return response
 
     @app.exception_handler(SignInNeeded)
