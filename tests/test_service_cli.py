@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -174,7 +176,16 @@ def test_serve_runs_its_outbox_worker_in_a_child_on_postgresql_that_ends_with_it
         server.terminate()
         assert server.wait(timeout=60) == 0
         assert _gone(child, within=1)
-    # Killed: the worker notices that its server is gone, and stops too.
+    # The worker killed: the server starts another.
+    with serve_process(*where) as (_, server):
+        child = _outbox_child(server.pid)
+        os.kill(child, signal.SIGKILL)
+        assert _gone(child, within=5)
+        deadline = time.monotonic() + 30
+        while not [other for other in _spawned(server.pid) if other != child]:
+            assert time.monotonic() < deadline, "no outbox worker after the first was killed"
+            time.sleep(0.1)
+    # The server killed: the worker notices that its server is gone, and stops too.
     with serve_process(*where) as (_, server):
         child = _outbox_child(server.pid)
         server.kill()

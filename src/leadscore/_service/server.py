@@ -21,7 +21,8 @@ application) keeps the worker in a thread too.
 
 The child stops when the server stops (SIGTERM, and within a second when the
 server dies without a word, SIGKILL included: it watches its parent), after
-its round in progress, as `leadscore worker` does. Nothing is lost either
+its round in progress, as `leadscore worker` does; should it end while the
+server runs, the server starts another. Nothing is lost either
 way: the outbox is in the database, and a webhook sent but not recorded is
 sent again with the same idempotency key.
 """
@@ -112,12 +113,7 @@ def _outbox_beside(settings: Settings) -> Iterator[Settings]:
     if not settings.outbox_worker or not _separate_writers(settings):
         yield settings
         return
-    # spawn, not fork: a fresh interpreter, whatever threads this one has.
-    child = multiprocessing.get_context("spawn").Process(
-        target=_outbox_process,
-        args=(settings.model_dump(), os.getpid()),
-        name="leadscore-outbox",
-    )
+    child = _OutboxChild(settings)
     child.start()
     # uvicorn stops on SIGTERM, then sends it again to the process with the
     # handler it found: the default one would end the process before this
@@ -128,9 +124,52 @@ def _outbox_beside(settings: Settings) -> Iterator[Settings]:
         yield settings.model_copy(update={"outbox_worker": False})
     finally:
         signal.signal(signal.SIGTERM, previous)
+        child.stop()
+
+
+class _OutboxChild:
+    """The worker's process, started again should it end while the server
+    runs (killed by hand, by the kernel out of memory): a thread of the
+    server's would have gone on, so actions must not stop silently here."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._stopping = threading.Event()
+        self._process = self._spawn()
+        self._watcher = threading.Thread(target=self._watch, name="leadscore-outbox-watch")
+
+    def _spawn(self) -> multiprocessing.process.BaseProcess:
+        # spawn, not fork: a fresh interpreter, whatever threads this one has.
+        return multiprocessing.get_context("spawn").Process(
+            target=_outbox_process,
+            args=(self._settings.model_dump(), os.getpid()),
+            name="leadscore-outbox",
+        )
+
+    def start(self) -> None:
+        self._process.start()
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(_PARENT_CHECK_SECONDS):
+            # Status 0: it stopped as asked (a Ctrl-C reaches it with the
+            # server, which is stopping too), not to be started again.
+            if not self._process.is_alive() and self._process.exitcode != 0:
+                _log.warning(
+                    "the outbox worker (process %s) ended with status %s; starting another",
+                    self._process.pid,
+                    self._process.exitcode,
+                )
+                self._process = self._spawn()
+                self._process.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._watcher.join()
+        child = self._process
         child.terminate()  # SIGTERM: it finishes its round, as `leadscore worker` does
         # A round ends within the webhooks' timeout; past that, it is stuck.
-        child.join(timeout=settings.webhook_timeout_seconds + 10)
+        child.join(timeout=self._settings.webhook_timeout_seconds + 10)
         if child.is_alive():
             _log.warning("the outbox worker did not stop in time; killed")
             child.kill()
