@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import subprocess
 import sys
 import threading
@@ -433,6 +434,52 @@ def test_a_host_name_the_socket_cannot_encode_fails_alone(fresh: sa.Engine) -> N
     )
     assert bad.last_error.startswith("not a usable host name")
     assert (good.status, good.attempts) == ("done", 1)
+
+
+def test_a_host_name_lookup_that_hangs_ends_within_the_timeout(
+    fresh: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The system's resolver takes no timeout: a DNS server that never answers
+    # held the call, and the worker's round, for as long as its retries took.
+    # The resolver stands in for such a server here: it never answers for one
+    # name (until the test ends), and answers for the others as it does.
+    released = threading.Event()
+    resolve = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "hangs.test":
+            released.wait(60)
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    try:
+        with receiving("s3cret") as receiver:
+            hanging = '      - webhook: {url: "http://hangs.test/hook"}\n'
+            document = webhook_model(receiver.url).replace(
+                "      - webhook:", hanging + "      - webhook:"
+            )
+            name = f"w-{uuid.uuid4().hex[:12]}"
+            with fresh.connect() as conn:
+                create_workspace(conn, workspace=name)
+                model = store_model(conn, workspace=name, document=document, activate=True)
+            send(
+                fresh,
+                name,
+                model,
+                [event("d1", "demo_request", "2026-05-01T10:00:00Z", contact_id="c1")],
+            )
+            settings = quick(webhook_timeout_seconds=0.5, webhook_max_attempts=1)
+            with OutboxWorker(fresh, settings) as worker:
+                started = time.monotonic()
+                worker.drain()
+                assert time.monotonic() - started < 4.0  # the timeout and a round
+            assert len(receiver.received) == 1  # the other webhook of the round
+    finally:
+        released.set()
+    hung, good = hook_rows(fresh, name)
+    assert (hung.status, hung.attempts) == ("dead", 1)
+    assert hung.last_error.startswith("timed out"), hung.last_error
+    assert good.status == "done"
 
 
 def test_the_workspace_secret_signs_webhooks_without_their_own(fresh: sa.Engine) -> None:

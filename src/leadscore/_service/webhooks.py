@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -191,6 +192,39 @@ class _BoundedStream(httpcore.NetworkStream):
         return self._inner.get_extra_info(info)
 
 
+def _addresses(host: str, port: int, timeout: float | None) -> list[str]:
+    """The addresses of `host`, looked up within `timeout`.
+
+    The system's resolver (getaddrinfo) takes no timeout, and a lookup that
+    hangs (a DNS server that never answers) held a webhook call, and its
+    worker's round, for as long as the resolver's own retries took, past the
+    call's timeout and its lease. So the lookup runs in a thread of its own
+    and is waited for only until the deadline; one that hangs ends there as
+    a timed-out attempt (its thread ends whenever the resolver gives up).
+    """
+    found: list[list[str] | BaseException] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            found.append(list(dict.fromkeys(str(info[4][0]) for info in infos)))
+        except BaseException as error:  # handed to the caller, whatever it is
+            found.append(error)
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name="leadscore-webhook-lookup", daemon=True).start()
+    if not done.wait(timeout):
+        raise httpcore.ConnectTimeout(f"the lookup of {host} took longer than the timeout")
+    (result,) = found
+    if isinstance(result, OSError):  # as the socket's own lookup would have failed
+        raise httpcore.ConnectError(str(result)) from result
+    if isinstance(result, BaseException):  # a name IDNA cannot encode: send() says so
+        raise result
+    return result
+
+
 class _BoundedBackend(httpcore.NetworkBackend):
     def __init__(self) -> None:
         self._inner = httpcore.SyncBackend()
@@ -203,10 +237,29 @@ class _BoundedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        timeout = _left(timeout, httpcore.ConnectTimeout)
-        return _BoundedStream(
-            self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        )
+        # The name is looked up here, within the deadline, and each address
+        # tried in turn as socket.create_connection does; TLS still checks
+        # the certificate against the host name (httpcore passes it to
+        # start_tls, not the address).
+        addresses = _addresses(host, port, _left(timeout, httpcore.ConnectTimeout))
+        failed: Exception | None = None
+        for address in addresses:
+            try:
+                return _BoundedStream(
+                    self._inner.connect_tcp(
+                        address,
+                        port,
+                        _left(timeout, httpcore.ConnectTimeout),
+                        local_address,
+                        socket_options,
+                    )
+                )
+            except httpcore.ConnectTimeout:
+                raise  # the deadline has passed: no time for the next address
+            except httpcore.ConnectError as error:
+                failed = error
+        assert failed is not None  # getaddrinfo gives an address or raises
+        raise failed
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
