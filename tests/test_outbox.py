@@ -579,8 +579,12 @@ def test_a_pending_delivery_goes_to_the_webhook_its_trigger_has_now(fresh: sa.En
     assert got.body.decode() == hook_rows(fresh, name)[1].payload  # the body made at the first
     with fresh.connect() as conn:
         shown = [store.delivery(conn, workspace=name, seq=row.seq) for row in (one, two)]
-    # The log shows where the delivery went.
+    # The log shows where the delivery went, and where each attempt did.
     assert [found.url for found in shown if found is not None] == [first.url, second.url]
+    assert [[a.url for a in found.log] for found in shown if found is not None] == [
+        [wrong, first.url],
+        [f"{wrong}/2", second.url],
+    ]
 
 
 @pytest.mark.parametrize(
@@ -665,8 +669,8 @@ def test_a_dead_workers_lease_runs_out_and_its_late_answer_decides_nothing(
         with fresh.connect() as conn:
             # The first worker comes back with a failure: logged, but it stays done.
             status = store.record_attempt(
-                conn, seq=claimed.seq, worker="gone", started_at=stamp, duration=1,
-                status_code=None, error="timed out", now=stamp, max_attempts=1,
+                conn, seq=claimed.seq, worker="gone", url=receiver.url, started_at=stamp,
+                duration=1, status_code=None, error="timed out", now=stamp, max_attempts=1,
                 delay=lambda attempts: 0,
             )  # fmt: skip
             found = store.delivery(conn, workspace=name, seq=claimed.seq)

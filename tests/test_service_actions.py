@@ -194,6 +194,8 @@ def test_a_redelivery_goes_to_the_webhook_its_trigger_has_now(service: Service) 
             _settled(service, workspace)
             done = http.get(f"/v1/deliveries/{delivery}", headers=admin).json()
     assert (done["status"], done["url"]) == ("done", right.url)
+    # Each attempt says where it went: the dead letter's to the wrong URL.
+    assert [a["url"] for a in done["attempts_log"]] == [wrong.url, wrong.url, right.url]
     assert [item.key for item in wrong.received] == [delivery, delivery]
     (got,) = right.received
     assert (got.key, got.attempt, got.verified) == (delivery, 1, True)

@@ -340,8 +340,8 @@ def test_the_outbox_keeps_its_rows_through_0007_and_never_gives_a_seq_twice(
             attempt(conn, first)
             attempt(conn, newest)
             before = rows(conn)
-        upgrade(database_url)
         with opened.begin() as conn:
+            command.upgrade(_config(conn), "0007")
             assert rows(conn) == before
             # Erasing the newest delivery, then queueing another: a new seq.
             conn.execute(sa.text("DELETE FROM delivery_attempts WHERE outbox = :s"), {"s": newest})
@@ -349,8 +349,14 @@ def test_the_outbox_keeps_its_rows_through_0007_and_never_gives_a_seq_twice(
             assert queue(conn, firing) > newest
             kept = rows(conn)
             command.downgrade(_config(conn), "0006")
-            command.upgrade(_config(conn), "head")
+            command.upgrade(_config(conn), "0007")
             assert rows(conn) == kept
+            # 0008: each attempt's address; the attempts logged before have none.
+            command.upgrade(_config(conn), "0008")
+            assert rows(conn) == [*kept[:-1], (*kept[-1], None)]
+            command.downgrade(_config(conn), "0007")
+            assert rows(conn) == kept
+        upgrade(database_url)
     finally:
         opened.dispose()
 

@@ -69,6 +69,11 @@ class AttemptOut(BaseModel):
     status_code: int | None = Field(description="The receiver's status; null without an answer.")
     ok: bool
     error: str | None
+    url: str | None = Field(
+        description="Where this attempt was sent: a delivery goes to the webhook its trigger "
+        "has at each attempt, so a model version that moved it moves the later attempts. "
+        "Null for attempts logged before leadscore recorded it."
+    )
 
 
 class DeliveryDetail(DeliverySummary):
@@ -184,6 +189,7 @@ def _detail(found: outbox.Delivery) -> DeliveryDetail:
                 status_code=attempt.status_code,
                 ok=attempt.ok,
                 error=attempt.error,
+                url=attempt.url,
             )
             for attempt in found.log
         ],

@@ -215,6 +215,7 @@ class OutboxWorker:
                     conn,
                     seq=item.row.seq,
                     worker=self.name,
+                    url=item.row.action["webhook"]["url"],
                     started_at=item.started,
                     duration=item.finished - item.started,
                     status_code=item.answer.status_code,

@@ -327,6 +327,7 @@ def record_attempt(
     *,
     seq: int,
     worker: str,
+    url: str,
     started_at: int,
     duration: int,
     status_code: int | None,
@@ -335,8 +336,8 @@ def record_attempt(
     max_attempts: int,
     delay: Callable[[int], int],
 ) -> str | None:
-    """Log one attempt at delivering webhook `seq` and update the row; its
-    status now, or None when the row is gone (erased).
+    """Log one attempt at delivering webhook `seq` (sent to `url`) and update
+    the row; its status now, or None when the row is gone (erased).
 
     `error` None means it succeeded: done. Otherwise, after `max_attempts`
     attempts it is dead; before, failed, to be retried `delay(attempts)`
@@ -369,6 +370,7 @@ def record_attempt(
                 status_code=status_code,
                 ok=error is None,
                 error=error,
+                url=url,
             )
         )
         mine = row.lease_owner == worker and row.status in _DUE
@@ -436,6 +438,7 @@ class Attempt:
     status_code: int | None
     ok: bool
     error: str | None
+    url: str | None  # None: logged before attempts recorded it (migration 0008)
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,7 +528,7 @@ def delivery(conn: sa.Connection, *, workspace: str, seq: int) -> Delivery | Non
         if row is None:
             return None
         log = [
-            Attempt(a.attempt, a.started_at, a.duration, a.status_code, a.ok, a.error)
+            Attempt(a.attempt, a.started_at, a.duration, a.status_code, a.ok, a.error, a.url)
             for a in conn.execute(
                 sa.select(delivery_attempts)
                 .where(delivery_attempts.c.outbox == seq)

@@ -227,6 +227,9 @@ delivery_attempts = sa.Table(
     sa.Column("status_code", sa.Integer),  # null when no answer came
     sa.Column("ok", sa.Boolean, nullable=False),
     sa.Column("error", sa.Text),  # why it failed; null when ok
+    # Where it was sent (a delivery follows its trigger's webhook, outbox.py);
+    # null for attempts logged before migration 0008.
+    sa.Column("url", sa.Text),
     sa.Index("ix_delivery_attempts_outbox", "outbox"),
     # Failures are counted for /metrics: only they are indexed.
     sa.Index(
