@@ -6,7 +6,7 @@ On PostgreSQL, `leadscore serve` carries out triggers' actions (when
 server: a round of the worker (building webhook payloads, carrying out a
 batch of local actions) is Python work that held the server's interpreter
 while requests waited for it. With the worker in the server, single events
-sent at a steady 200 a second right after a burst of batches took 22-90 ms
+sent at a steady 200 a second right after a burst of batches took 21-90 ms
 at their 99th percentile; with the same worker in its own process, 7-22 ms
 (docs/benchmarks.md). One child serves every server process of `--workers
 N`, which had one worker thread each.
