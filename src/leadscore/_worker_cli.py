@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-from types import FrameType
 
 import click
 
@@ -23,15 +20,10 @@ def worker(*, database_url: str | None, data_dir: str | None, drain: bool) -> No
     """Carry out triggers' actions (webhooks, assign, tags) from the outbox,
     until stopped (SIGTERM or Ctrl-C). Any number may run beside `leadscore
     serve`; set LEADSCORE_OUTBOX_WORKER=false to leave the work to them."""
+    from ._service.signals import stop_on_signals
+
     # First: a SIGTERM while it starts up still stops it cleanly.
-    stopped = threading.Event()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        stopped.set()
-
-    if not drain:
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+    stopped = None if drain else stop_on_signals()
     from ._service.worker import OutboxWorker
     from ._store.database import open_database
 
@@ -47,11 +39,10 @@ def worker(*, database_url: str | None, data_dir: str | None, drain: bool) -> No
             with running:  # closed (its threads and HTTP client) even when a round fails
                 running.drain(timeout=float("inf"))
             return
-        running.start()
+        assert stopped is not None
         logging.getLogger("leadscore.outbox").info(
             "worker %s carrying out actions from %s", running.name, redacted(url)
         )
-        stopped.wait()
-        running.stop()
+        running.run_until(stopped)
     finally:
         database.dispose()

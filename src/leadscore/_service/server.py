@@ -45,6 +45,7 @@ from fastapi import FastAPI
 from .._settings import Settings
 from . import logs
 from .app import create_app
+from .signals import stop_on_signals
 
 _log = logging.getLogger("leadscore.serve")
 
@@ -189,30 +190,24 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def _outbox_process(values: dict[str, Any], parent: int) -> None:
     """The child: an outbox worker until SIGTERM or SIGINT, or until its
     parent (the server) is gone."""
-    stopped = threading.Event()
-
-    def stop(signum: int, frame: object) -> None:
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopped = stop_on_signals()
     logs.configure()
     from .._store.database import open_database
     from .worker import OutboxWorker
 
+    def gone() -> bool:
+        # Killed without a word (SIGKILL, a crash), the server cannot stop
+        # us: when it is gone, this process has a new parent.
+        if os.getppid() == parent:
+            return False
+        logging.getLogger("leadscore.outbox").warning(
+            "the server (process %s) is gone; the outbox worker stops", parent
+        )
+        return True
+
     settings = Settings(**values)
     database = open_database(settings.database())
-    worker = OutboxWorker(database, settings)
-    worker.start()
     try:
-        while not stopped.wait(_PARENT_CHECK_SECONDS):
-            # Killed without a word (SIGKILL, a crash), the server cannot
-            # stop us: when it is gone, this process has a new parent.
-            if os.getppid() != parent:
-                logging.getLogger("leadscore.outbox").warning(
-                    "the server (process %s) is gone; the outbox worker stops", parent
-                )
-                break
+        OutboxWorker(database, settings).run_until(stopped, gone=gone)
     finally:
-        worker.stop()
         database.dispose()

@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -287,6 +288,20 @@ class OutboxWorker:
                 busy = 0
             if not busy:
                 self._stop.wait(self._settings.outbox_poll_seconds)
+
+    def run_until(
+        self, stopped: threading.Event, *, gone: Callable[[], bool] | None = None
+    ) -> None:
+        """Rounds in a thread until `stopped` is set, or until `gone()` says
+        what this process works for is gone (checked every second); then
+        `stop`. What a worker process's main thread does."""
+        self.start()
+        try:
+            while not stopped.wait(None if gone is None else 1.0):
+                if gone is not None and gone():
+                    break
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         """Finish the round in progress (its deliveries end within their
