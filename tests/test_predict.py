@@ -1200,6 +1200,40 @@ def test_a_model_file_whose_parts_do_not_fit_exits_1(
     assert f"{cut / 'trees.txt'}: damaged trees" in done.output
 
 
+def test_a_trees_file_cut_short_exits_1_with_leadscores_message_alone(tmp_path: Path) -> None:
+    """A trees.txt cut short in a tree or within a parameter line crashed
+    the command in LightGBM (an abort, a segmentation fault), and one cut
+    short in its header printed LightGBM's own "[LightGBM] [Fatal] ..." on
+    stderr before leadscore's message. The real command: LightGBM writes to
+    the process's stderr, which click's runner does not capture."""
+    path = _interaction_table(tmp_path / "leads.csv")
+    model = tmp_path / "model"
+    done = invoke("train", "--table", str(path), "--target", "converted", "-o", str(model), *FAST)
+    assert done.exit_code == 0, done.output
+    text = (model / "trees.txt").read_text()
+    cuts = {
+        "header": text.index("label_index="),
+        "tree": text.index("\nTree=3\n") + 40,
+        "parameters": text.index("[num_threads: ") + len("[num_threads:"),
+    }
+    for name, end in cuts.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "model.json").write_bytes((model / "model.json").read_bytes())
+        (folder / "trees.txt").write_text(text[:end])
+        ran = subprocess.run(
+            [sys.executable, "-m", "leadscore", "predict", str(folder), "--table", str(path)],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        stderr = ran.stderr.decode(errors="replace")
+        assert ran.returncode == 1, (name, ran.returncode, stderr)
+        assert f"{folder / 'trees.txt'}: damaged trees (" in stderr, name
+        assert "[Fatal]" not in stderr, (name, stderr)
+        assert ran.stdout == b"", name
+
+
 def test_a_backtest_with_no_conversion_to_measure_exits_1_saying_so(
     log: tuple[list[Event], Path], tmp_path: Path
 ) -> None:

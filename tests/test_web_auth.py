@@ -785,6 +785,32 @@ def test_saves_refuse_a_webhook_url_that_can_never_be_called(
         assert [m.version for m in list_models(conn, workspace=workspace)] == [1]
 
 
+def test_the_preview_refuses_a_webhook_url_that_can_never_be_called(
+    base: str, database: sa.Engine
+) -> None:
+    # The editor's check and save refuse such a draft (the test above); its
+    # backtest preview compiled it without the upload's checks and replayed
+    # the log under it. Refused as saving it is: the 422 page, the same issue.
+    email = _user_with_an_event(database, Role.MARKETER)
+    bad = MODEL.replace("https://crm.example.com/hooks/lead", "http://a..b/hook")
+    issue = (
+        "triggers[0].actions[0].webhook.url: expected an http:// or https:// address that "
+        "can be called, got 'http://a..b/hook': 'a..b' is not a host name"
+    )
+    with _client(base) as http:
+        assert _sign_in(http, email).status_code == 303
+        token = _token(http.get("/").text)
+        shown = http.post(
+            "/models/preview",
+            json={"document": bad, "outcome": "demo_request"},
+            headers={"X-CSRF-Token": token},
+        )
+        assert shown.status_code == 422, shown.text
+        assert "<h1>The model is not valid</h1>" in shown.text
+        assert issue in html.unescape(shown.text)
+        assert 'id="preview-result"' not in shown.text
+
+
 def test_guesses_sent_at_once_are_held_to_the_limit(base: str, database: sa.Engine) -> None:
     # The failures were counted before the password was checked and recorded
     # after: guesses sent in parallel each saw the count from before any of

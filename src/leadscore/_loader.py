@@ -96,9 +96,10 @@ def parse_model(
     """Parse model text; `source` names it in issues (usually the file name).
 
     `upload`: the model is coming in (`leadscore validate`, the models API,
-    the web app's saves), so it is also refused for what a model stored
-    earlier may hold and must still load with: webhook URLs that can never
-    be called (_semantics.uploaded_problems). Issues alike, with the rest.
+    the web app's saves, its editor's check and preview), so it is also
+    refused for what a model stored earlier may hold and must still load
+    with: webhook URLs that can never be called
+    (_semantics.uploaded_problems). Issues alike, with the rest.
     """
     text = text.removeprefix("\ufeff")
     with _not_too_deep(source):

@@ -573,7 +573,8 @@ def regex_problem(pattern: str) -> str | None:
 # its stored versions back through the loader, and refusing one there would
 # stop its workspace), so checks added since run only where a model comes
 # in: `leadscore validate`, an upload to the models API, the web app's saves
-# (the loader's `upload=True`, see _loader.parse_model).
+# and the editor's check and preview (the loader's `upload=True`, see
+# _loader.parse_model).
 
 # What can stand in a URL's host besides a host name: an IP literal in
 # brackets, then an optional port.

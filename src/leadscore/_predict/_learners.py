@@ -196,9 +196,53 @@ class Trees(Learner):
 
     @classmethod
     def from_text(cls, text: str) -> Trees:
+        """The trees of LightGBM's text model; ValueError, or LightGBMError,
+        when the text is damaged."""
         import lightgbm as lgb
 
+        problem = _layout_problem(text.encode())
+        if problem is not None:
+            raise ValueError(problem)
         return cls(lgb.Booster(model_str=text))
+
+
+def _layout_problem(text: bytes) -> str | None:
+    """Why a text model is not laid out as LightGBM writes one, or None: a
+    header whose tree_sizes give each tree's length in bytes, the trees at
+    those lengths, "end of trees", then the parameters up to "end of
+    parameters".
+
+    Checked before LightGBM reads the text. LightGBM (4.7) reads each tree
+    where the sizes put it without checking that this is inside the text: a
+    file cut short in a tree, or within a parameter line, crashed the
+    process (an abort or a segmentation fault, memory in its messages). And
+    it prints each error it raises to stderr itself ("[LightGBM] [Fatal]
+    ...", which the logger of lightgbm.register_logger does not get) before
+    leadscore's message. A cut, or an edit that changes a tree's length,
+    stops here; an edit that keeps every length can still reach LightGBM's
+    own errors.
+    """
+    header, found, _ = text.partition(b"\nTree=")
+    sizes = [line for line in header.split(b"\n") if line.startswith(b"tree_sizes=")]
+    if not found:
+        return "no tree after the header"
+    if len(sizes) != 1:
+        return "not one tree_sizes line in the header"
+    at = len(header) + 1
+    for index, size in enumerate(sizes[0].removeprefix(b"tree_sizes=").split()):
+        if not text.startswith(b"Tree=%d\n" % index, at) or not size.isdigit():
+            return f"tree {index} is not where the header's tree_sizes put it"
+        at += int(size)
+        if at > len(text):
+            return f"cut short in tree {index}"
+    if not text.startswith(b"end of trees\n", at):
+        return "no 'end of trees' where the header's tree_sizes end"
+    parameters = text.find(b"\nparameters:\n", at)
+    if parameters < 0:
+        return "no parameters after the trees"
+    if text.find(b"\nend of parameters\n", parameters) < 0:
+        return "cut short in the parameters: no 'end of parameters'"
+    return None
 
 
 class Logistic(Learner):

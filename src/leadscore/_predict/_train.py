@@ -552,7 +552,7 @@ class TrainedModel:
                     learner = Trees.from_text(trees.read_text())
                 except OSError as exc:
                     raise InputError(f"{trees}: cannot read the trees: {exc.strerror}") from None
-                except LightGBMError as exc:  # a trees file cut short or edited: no traceback
+                except (LightGBMError, ValueError) as exc:  # cut short or edited: no traceback
                     raise InputError(f"{trees}: damaged trees ({exc})") from None
             elif spec["kind"] == "logistic":
                 learner = Logistic.from_json(spec)

@@ -127,10 +127,11 @@ def validate(
     return Checked(valid=not issues, issues=issues, diff=diff, changed=bool(diff))
 
 
-def _engine(document: str, *, upload: bool = False) -> Engine:
-    """The draft compiled, or a 422; `upload` for a draft to save (parse_model's)."""
+def _engine(document: str) -> Engine:
+    """The draft compiled, or a 422. Checked as coming in (parse_model's
+    `upload`) for a preview too: a draft that saving refuses has no preview."""
     try:
-        return Engine(parse_model(document, upload=upload))
+        return Engine(parse_model(document, upload=True))
     except ModelError as error:
         raise Refused(422, "The model is not valid", str(error)) from None
 
@@ -219,7 +220,7 @@ def activate_draft(
     models: Models,
 ) -> dict[str, Any]:
     workspace = session.user.workspace
-    _engine(draft.document, upload=True)
+    _engine(draft.document)
     with database.connect() as conn:
         stored = store_model(conn, workspace=workspace, document=draft.document)
     started = activate(request, database, models, workspace=workspace, version=stored.version)
