@@ -9,6 +9,7 @@ every number checked is recomputed from the pure engine or the saved model.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import re
@@ -1216,10 +1217,13 @@ def test_a_trees_file_cut_short_exits_1_with_leadscores_message_alone(tmp_path: 
         "tree": text.index("\nTree=3\n") + 40,
         "parameters": text.index("[num_threads: ") + len("[num_threads:"),
     }
+    # Without its digest, as a model saved before digests: the layout check's case.
+    document = json.loads((model / "model.json").read_text())
+    del document["learner"]["sha256"]
     for name, end in cuts.items():
         folder = tmp_path / name
         folder.mkdir()
-        (folder / "model.json").write_bytes((model / "model.json").read_bytes())
+        (folder / "model.json").write_text(json.dumps(document))
         (folder / "trees.txt").write_text(text[:end])
         ran = subprocess.run(
             [sys.executable, "-m", "leadscore", "predict", str(folder), "--table", str(path)],
@@ -1232,6 +1236,33 @@ def test_a_trees_file_cut_short_exits_1_with_leadscores_message_alone(tmp_path: 
         assert f"{folder / 'trees.txt'}: damaged trees (" in stderr, name
         assert "[Fatal]" not in stderr, (name, stderr)
         assert ran.stdout == b"", name
+
+
+def test_a_trees_file_changed_in_place_is_refused_by_its_digest(tmp_path: Path) -> None:
+    """An edit that keeps every length (one digit of a threshold changed)
+    passes the layout check and reached LightGBM, which trusts its text; the
+    digest model.json records refuses any change, and a model saved without
+    one still loads."""
+    path = _interaction_table(tmp_path / "leads.csv")
+    model = tmp_path / "model"
+    assert (
+        invoke(
+            "train", "--table", str(path), "--target", "converted", "-o", str(model), *FAST
+        ).exit_code
+        == 0
+    )
+    text = (model / "trees.txt").read_text()
+    at = text.index("\nthreshold=") + len("\nthreshold=")
+    digit = next(i for i in range(at, len(text)) if text[i].isdigit())
+    changed = text[:digit] + ("1" if text[digit] != "1" else "2") + text[digit + 1 :]
+    (model / "trees.txt").write_text(changed)
+    done = invoke("predict", str(model), "--table", str(path))
+    assert done.exit_code == 1, done.output
+    assert f"{model / 'trees.txt'}: damaged trees (not the file trained" in done.output
+    document = json.loads((model / "model.json").read_text())
+    del document["learner"]["sha256"]
+    (model / "model.json").write_text(json.dumps(document))
+    assert invoke("predict", str(model), "--table", str(path)).exit_code == 0
 
 
 def test_a_backtest_with_no_conversion_to_measure_exits_1_saying_so(

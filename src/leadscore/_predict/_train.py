@@ -27,6 +27,7 @@ optimistic by a hair; both are reported.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import platform
@@ -508,8 +509,13 @@ class TrainedModel:
         folder.mkdir(parents=True, exist_ok=True)
         learner: dict[str, Any] = {"kind": self.learner.kind}
         if isinstance(self.learner, Trees):
-            (folder / "trees.txt").write_text(self.learner.to_text())
+            text = self.learner.to_text()
+            (folder / "trees.txt").write_text(text)
             learner["file"] = "trees.txt"
+            # LightGBM trusts its text: an edit that keeps every length the
+            # layout check reads (a digit changed) can still crash it. The
+            # digest catches any change; models saved before it have none.
+            learner["sha256"] = _digest(text)
         elif isinstance(self.learner, Logistic):
             learner |= self.learner.to_json()
         document = {
@@ -549,7 +555,12 @@ class TrainedModel:
 
                 trees = folder / spec["file"]
                 try:
-                    learner = Trees.from_text(trees.read_text())
+                    text = trees.read_text()
+                    if spec.get("sha256", _digest(text)) != _digest(text):
+                        raise ValueError(
+                            "not the file trained: its SHA-256 differs from model.json's"
+                        )
+                    learner = Trees.from_text(text)
                 except OSError as exc:
                     raise InputError(f"{trees}: cannot read the trees: {exc.strerror}") from None
                 except (LightGBMError, ValueError) as exc:  # cut short or edited: no traceback
@@ -567,6 +578,10 @@ class TrainedModel:
                 f"{path}: a damaged model file ({type(exc).__name__}: {exc})"
             ) from None
         return cls(encoder, learner, platt, document)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _check_loaded(encoder: Encoder, learner: Learner, platt: Platt, meta: dict[str, Any]) -> None:
