@@ -440,6 +440,41 @@ def test_nan_and_infinity_in_json_text_are_bad_records_in_both_engines(
     assert batch_bad[0].message.startswith("invalid JSON at column 7")
 
 
+@pytest.mark.parametrize("kind", ["csv", "duckdb"])
+def test_traits_that_are_no_json_on_an_identify_are_a_bad_record(tmp_path: Path, kind: str) -> None:
+    # The traits of every identify were cast to JSON, a bad record's too: in a
+    # CSV or a table (copied whole into ls_raw) the cast's error failed the run.
+    rows = [
+        {"id": "i1", "type": "identify", "contact_id": "c1", "timestamp": "2026-05-04T10:00:00Z",
+         "traits": '{"plan": "pro"}'},
+        {"id": "i2", "type": "identify", "contact_id": "c2", "timestamp": "2026-05-04T10:00:00Z",
+         "traits": "{oops"},
+    ]  # fmt: skip
+    path = tmp_path / f"events.{'csv' if kind == 'csv' else 'parquet'}"
+    if kind == "csv":
+        with path.open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(rows[0].keys())
+            writer.writerows([row.values() for row in rows])
+        pure_bad, batch_bad = _both_report(path)
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), path)
+        pure_bad = []
+        model = load_case(CASES[0]).model
+        at = 1_900_000_000 * 1_000_000
+        expected = replay(model, read_events([str(path)], on_bad=pure_bad.append), at)
+        database = tmp_path / "warehouse.duckdb"
+        with duckdb.connect(str(database)) as con:
+            con.execute(f"CREATE TABLE events AS SELECT * FROM read_parquet('{path}')")
+        batch_bad = []
+        got = score_batch(
+            model, EventTable("events", str(database)), at=at, on_bad=batch_bad.append
+        )
+        assert_same(got, expected)
+    assert [(r.line, r.field) for r in batch_bad] == [(r.line, r.field) for r in pure_bad]
+    assert [r.field for r in batch_bad] == ["traits"]
+
+
 def test_nan_and_infinity_in_a_postgresql_table(postgresql_url: str, tmp_path: Path) -> None:
     # A text column holds anything; json keeps 1e400 as written (it refuses NaN).
     rows = _nan_rows()

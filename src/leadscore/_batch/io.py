@@ -942,13 +942,16 @@ def _checked(
         else f"CASE WHEN NOT {props.missing} THEN {props.value} END"
     )
     seq = ", ls_seq AS seq" if "seq" in items else ""
+    # Traits are cast to JSON only in good records: a bad record's text may
+    # be no JSON, and the cast's error failed the whole load (a CSV or a
+    # table is copied into ls_raw, bad records too).
     return (
         f"SELECT source, ls_ok AS ok, ls_ok_but_type AS ok_but_type, fault{seq}, "
         f"{f['id'].text} AS id, {f['type'].text} AS type, "
         f"{_present(f['contact_id'])} AS contact_id, "
         f"{_present(f['anonymous_id'])} AS anonymous_id, ls_ts AS ts, "
         f"{properties} AS properties, "
-        f"CASE WHEN {f['type'].text} = 'identify' AND NOT {traits.missing} "
+        f"CASE WHEN ls_ok AND {f['type'].text} = 'identify' AND NOT {traits.missing} "
         f"THEN CAST({traits.value} AS JSON) END AS traits "
         f"FROM (SELECT *, {fault} AS fault FROM (SELECT *, {good} AS ls_ok FROM ("
         f"SELECT *, {good_but_type} AS ls_ok_but_type FROM ("
