@@ -773,7 +773,10 @@ def _columns(
     source_sql = origin or literal(where)
     if seq is not None:
         items["seq"] = seq
-    select = _checked(fields, items, source=source_sql, frm=frm or relation, prelude=[])
+    order = [name for name in described.columns if name in FIELDS]
+    select = _checked(
+        fields, items, source=source_sql, frm=frm or relation, prelude=[], columns=order
+    )
     return select, _Typed(nulls_absent, properties_shape)
 
 
@@ -797,16 +800,18 @@ def _checked(
     frm: str,
     prelude: list[tuple[str, str, str]],
     skip: str = "FALSE",
+    columns: Sequence[str] = (),
 ) -> str:
     """SELECT the canonical columns and `fault` (field, message) of the first problem.
 
     A row `skip` finds is no record (a blank line): neither ok nor a fault.
 
-    The checks and their order are parse_event's, so a record has the same
-    first fault in both engines. `items` are the inner SELECT's columns
-    (`ls_<name>` each). Common shapes are checked the cheap way first: a
-    timestamp shaped like 2026-05-04T10:00:00Z that DuckDB reads as an instant
-    needs no regular expression.
+    The checks and their order are the pure reader's (row_event's for a row,
+    then parse_event's), so a record has the same first fault in both
+    engines; `columns` are a source of rows' columns in its order. `items`
+    are the inner SELECT's columns (`ls_<name>` each). Common shapes are
+    checked the cheap way first: a timestamp shaped like 2026-05-04T10:00:00Z
+    that DuckDB reads as an instant needs no regular expression.
     """
     f = fields
     stamp = f["timestamp"]
@@ -820,6 +825,37 @@ def _checked(
     checks: list[tuple[str, str, str]] = [*prelude]
     if skip != "FALSE":
         checks.insert(0, (skip, "NULL", "NULL"))  # a NULL fault (see below)
+    # The pure reader converts a row's cells before parse_event reads them
+    # (row_event), in the order of the columns: JSON text it cannot parse
+    # and a typed timestamp no datetime holds are a row's first faults, in
+    # that order, before a missing id. (Checked last, such a cell was
+    # reported after the id's or the timestamp's fault by this engine.) With
+    # several files, the order is that of the columns read together
+    # (union_by_name: the first file's), where the pure reader follows each
+    # file's own: only a row with two such faults in a file whose columns
+    # are in another order can differ. Messages: the pure reader's own, made
+    # only for a bad record (the CASE below).
+    for name in [*columns, *(name for name in FIELDS if name not in columns)]:
+        field = f[name]
+        if field.invalid != "FALSE":
+            checks.append(
+                (
+                    f"NOT {field.missing} AND {field.invalid}",
+                    literal(name),
+                    f"coalesce(nullif({field.refusal}, ''), 'not valid JSON: ' || {field.shown})",
+                )
+            )
+        if field.refused != "FALSE":
+            refused = f"NOT {field.missing} AND {field.refused}"
+            checks.append((refused, literal(name), field.refusal))
+        if name == "timestamp" and stamp.instant is not None:
+            checks.append(  # as instant_text: a year outside 1-9999 in UTC
+                (
+                    f"ls_ts NOT BETWEEN {FIRST_MICROS} AND {LAST_MICROS}",
+                    "'timestamp'",
+                    "'out of the range of dates (years 1 to 9999)'",
+                )
+            )
     # A check that cannot fail (present text is always a non-empty string) is
     # left out: DuckDB evaluates it for every record all the same. Without the
     # four of a typed Parquet file's columns, its checks took 0.85 s instead
@@ -879,29 +915,19 @@ def _checked(
     checks.append(
         ("ls_ts IS NULL", "'timestamp'", f"'not a valid date or time: ' || {stamp.shown}")
     )
-    checks.append(  # as parse_timestamp: an instant no output could write
-        (
-            f"ls_ts NOT BETWEEN {FIRST_MICROS} AND {LAST_MICROS}",
-            "'timestamp'",
-            f"'out of range: ' || {stamp.shown} || ' is not between years 1 and 9999 in UTC'",
+    if stamp.instant is None:  # a typed timestamp's range is checked with its cell, above
+        checks.append(  # as parse_timestamp: an instant no output could write
+            (
+                f"ls_ts NOT BETWEEN {FIRST_MICROS} AND {LAST_MICROS}",
+                "'timestamp'",
+                f"'out of range: ' || {stamp.shown} || ' is not between years 1 and 9999 in UTC'",
+            )
         )
-    )
     for name in ("properties", "traits"):
         # A check that cannot fail (a struct is always an object) is left out:
         # said as `NOT (x IS NULL) AND FALSE`, it still read the whole struct
         # (0.7 CPU s at 10M events of a 15-field properties struct).
         field = f[name]
-        if field.invalid != "FALSE":
-            checks.append(
-                (
-                    f"NOT {field.missing} AND {field.invalid}",
-                    literal(name),
-                    f"'not valid JSON: ' || {field.shown}",
-                )
-            )
-        if field.refused != "FALSE":
-            refused = f"NOT {field.missing} AND {field.refused}"
-            checks.append((refused, literal(name), field.refusal))
         if field.not_object != "FALSE":
             checks.append(
                 (
