@@ -26,6 +26,7 @@ import json
 import os
 import re
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
@@ -338,7 +339,8 @@ def _files(
     origin = "filename" if len(files) > 1 else literal(files[0])
     if kind == "jsonl":
         # A \r alone ends a line for DuckDB's reader, not for the pure
-        # reader: a file that holds one is read the exact way (_exact_copies).
+        # reader: a file that holds one, plain or gzipped, is read the exact
+        # way (_exact_copies).
         exact = any(_lone_cr(path) for path in files)
         return _jsonl(con, files, stack, exact=exact), "line", _Typed(), kind
     if kind == "json":
@@ -383,8 +385,8 @@ def _files(
 # lines: 0.3 CPU s). With new_line '\r\n' it splits at \n, dropping a \r
 # before it (JSON whitespace, as in the pure reader's lines); it also splits
 # at a \r alone (and drops the byte after it), which the pure reader does
-# not: a plain file that holds one is read through _exact_copies. Other
-# settings (new_line '\n', another nullstr, a second column with
+# not: a file that holds one (gzipped too) is read through _exact_copies.
+# Other settings (new_line '\n', another nullstr, a second column with
 # null_padding) drop blank lines or split \r\n in two.
 # The delimiter, four control characters, is in no line of JSON (a raw
 # control character is JSON nowhere): a line holding it is read up to it.
@@ -442,16 +444,19 @@ _LONE_CR: Final = re.compile(rb"\r(?!\n)")
 
 
 def _lone_cr(path: str) -> bool:
-    """Whether a plain file holds a \r not followed by \n (a gzipped one is
-    not looked at: that would inflate it twice, see docs/batch.md). A find of
-    \r per block: 0.04 CPU s for 1M lines of JSON (of 7-8 s to read them),
-    a regular expression's search per block in a file of \r\n lines (0.17 s:
-    two counts, of \r and \r\n, took 0.34 s)."""
-    with open(path, "rb") as file:
-        if _unzipped(file) is not None:
-            return False
+    """Whether a file holds a \r not followed by \n, once gzip is undone.
+
+    A find of \r per block: 0.04 CPU s for 1M lines of JSON (of 7-8 s to read
+    them), a regular expression's search per block in a file of \r\n lines
+    (0.17 s: two counts, of \r and \r\n, took 0.34 s). A gzipped file is
+    inflated for it, a second time besides DuckDB's: 0.3-0.45 CPU s for 1M
+    lines (17 MB of gzip, 169 MB of text), some 5% of the 7.1-8.6 s that
+    loading them took, the price of the pure reader's lines (docs/batch.md)."""
+    with open(path, "rb") as file, _damaged_gzip(path):
+        unzipped = _unzipped(file)
+        stream: Any = file if unzipped is None else unzipped
         pending = False  # the block before ended with \r
-        while block := file.read(_SCAN_BLOCK):
+        while block := stream.read(_SCAN_BLOCK):
             if pending and not block.startswith(b"\n"):
                 return True
             if b"\r" not in block:
@@ -462,6 +467,17 @@ def _lone_cr(path: str) -> bool:
             if found is not None and not pending:
                 return True
         return False  # a \r that ends the file ends its last line in both readers
+
+
+@contextmanager
+def _damaged_gzip(path: str) -> Iterator[None]:
+    """A gzipped file cut short or with bytes after its end, when inflated
+    here, as the InputError naming it that DuckDB's reader gives (the reason
+    is Python's, as in the pure reader), not a traceback."""
+    try:
+        yield
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise InputError(f"{path}: cannot read it: {exc}") from None
 
 
 def _exact_copies(files: Sequence[str], folder: str) -> tuple[list[str], dict[str, str]]:
@@ -481,7 +497,7 @@ def _exact_copies(files: Sequence[str], folder: str) -> tuple[list[str], dict[st
     for index, path in enumerate(files):
         copy = os.path.join(folder, f"{index}.jsonl")
         changed = False
-        with open(path, "rb") as raw, open(copy, "wb") as out:
+        with open(path, "rb") as raw, open(copy, "wb") as out, _damaged_gzip(path):
             unzipped = _unzipped(raw)
             stream: Any = raw if unzipped is None else unzipped
             rest = stream.read(len(BOM))
@@ -757,7 +773,10 @@ def _columns(
     source_sql = origin or literal(where)
     if seq is not None:
         items["seq"] = seq
-    select = _checked(fields, items, source=source_sql, frm=frm or relation, prelude=[])
+    order = [name for name in described.columns if name in FIELDS]
+    select = _checked(
+        fields, items, source=source_sql, frm=frm or relation, prelude=[], columns=order
+    )
     return select, _Typed(nulls_absent, properties_shape)
 
 
@@ -781,16 +800,18 @@ def _checked(
     frm: str,
     prelude: list[tuple[str, str, str]],
     skip: str = "FALSE",
+    columns: Sequence[str] = (),
 ) -> str:
     """SELECT the canonical columns and `fault` (field, message) of the first problem.
 
     A row `skip` finds is no record (a blank line): neither ok nor a fault.
 
-    The checks and their order are parse_event's, so a record has the same
-    first fault in both engines. `items` are the inner SELECT's columns
-    (`ls_<name>` each). Common shapes are checked the cheap way first: a
-    timestamp shaped like 2026-05-04T10:00:00Z that DuckDB reads as an instant
-    needs no regular expression.
+    The checks and their order are the pure reader's (row_event's for a row,
+    then parse_event's), so a record has the same first fault in both
+    engines; `columns` are a source of rows' columns in its order. `items`
+    are the inner SELECT's columns (`ls_<name>` each). Common shapes are
+    checked the cheap way first: a timestamp shaped like 2026-05-04T10:00:00Z
+    that DuckDB reads as an instant needs no regular expression.
     """
     f = fields
     stamp = f["timestamp"]
@@ -804,6 +825,37 @@ def _checked(
     checks: list[tuple[str, str, str]] = [*prelude]
     if skip != "FALSE":
         checks.insert(0, (skip, "NULL", "NULL"))  # a NULL fault (see below)
+    # The pure reader converts a row's cells before parse_event reads them
+    # (row_event), in the order of the columns: JSON text it cannot parse
+    # and a typed timestamp no datetime holds are a row's first faults, in
+    # that order, before a missing id. (Checked last, such a cell was
+    # reported after the id's or the timestamp's fault by this engine.) With
+    # several files, the order is that of the columns read together
+    # (union_by_name: the first file's), where the pure reader follows each
+    # file's own: only a row with two such faults in a file whose columns
+    # are in another order can differ. Messages: the pure reader's own, made
+    # only for a bad record (the CASE below).
+    for name in [*columns, *(name for name in FIELDS if name not in columns)]:
+        field = f[name]
+        if field.invalid != "FALSE":
+            checks.append(
+                (
+                    f"NOT {field.missing} AND {field.invalid}",
+                    literal(name),
+                    f"coalesce(nullif({field.refusal}, ''), 'not valid JSON: ' || {field.shown})",
+                )
+            )
+        if field.refused != "FALSE":
+            refused = f"NOT {field.missing} AND {field.refused}"
+            checks.append((refused, literal(name), field.refusal))
+        if name == "timestamp" and stamp.instant is not None:
+            checks.append(  # as instant_text: a year outside 1-9999 in UTC
+                (
+                    f"ls_ts NOT BETWEEN {FIRST_MICROS} AND {LAST_MICROS}",
+                    "'timestamp'",
+                    "'out of the range of dates (years 1 to 9999)'",
+                )
+            )
     # A check that cannot fail (present text is always a non-empty string) is
     # left out: DuckDB evaluates it for every record all the same. Without the
     # four of a typed Parquet file's columns, its checks took 0.85 s instead
@@ -863,29 +915,19 @@ def _checked(
     checks.append(
         ("ls_ts IS NULL", "'timestamp'", f"'not a valid date or time: ' || {stamp.shown}")
     )
-    checks.append(  # as parse_timestamp: an instant no output could write
-        (
-            f"ls_ts NOT BETWEEN {FIRST_MICROS} AND {LAST_MICROS}",
-            "'timestamp'",
-            f"'out of range: ' || {stamp.shown} || ' is not between years 1 and 9999 in UTC'",
+    if stamp.instant is None:  # a typed timestamp's range is checked with its cell, above
+        checks.append(  # as parse_timestamp: an instant no output could write
+            (
+                f"ls_ts NOT BETWEEN {FIRST_MICROS} AND {LAST_MICROS}",
+                "'timestamp'",
+                f"'out of range: ' || {stamp.shown} || ' is not between years 1 and 9999 in UTC'",
+            )
         )
-    )
     for name in ("properties", "traits"):
         # A check that cannot fail (a struct is always an object) is left out:
         # said as `NOT (x IS NULL) AND FALSE`, it still read the whole struct
         # (0.7 CPU s at 10M events of a 15-field properties struct).
         field = f[name]
-        if field.invalid != "FALSE":
-            checks.append(
-                (
-                    f"NOT {field.missing} AND {field.invalid}",
-                    literal(name),
-                    f"'not valid JSON: ' || {field.shown}",
-                )
-            )
-        if field.refused != "FALSE":
-            refused = f"NOT {field.missing} AND {field.refused}"
-            checks.append((refused, literal(name), field.refusal))
         if field.not_object != "FALSE":
             checks.append(
                 (
@@ -926,13 +968,16 @@ def _checked(
         else f"CASE WHEN NOT {props.missing} THEN {props.value} END"
     )
     seq = ", ls_seq AS seq" if "seq" in items else ""
+    # Traits are cast to JSON only in good records: a bad record's text may
+    # be no JSON, and the cast's error failed the whole load (a CSV or a
+    # table is copied into ls_raw, bad records too).
     return (
         f"SELECT source, ls_ok AS ok, ls_ok_but_type AS ok_but_type, fault{seq}, "
         f"{f['id'].text} AS id, {f['type'].text} AS type, "
         f"{_present(f['contact_id'])} AS contact_id, "
         f"{_present(f['anonymous_id'])} AS anonymous_id, ls_ts AS ts, "
         f"{properties} AS properties, "
-        f"CASE WHEN {f['type'].text} = 'identify' AND NOT {traits.missing} "
+        f"CASE WHEN ls_ok AND {f['type'].text} = 'identify' AND NOT {traits.missing} "
         f"THEN CAST({traits.value} AS JSON) END AS traits "
         f"FROM (SELECT *, {fault} AS fault FROM (SELECT *, {good} AS ls_ok FROM ("
         f"SELECT *, {good_but_type} AS ls_ok_but_type FROM ("
