@@ -385,3 +385,27 @@ def test_demo_scores_a_generated_log_and_leaves_its_files(tmp_path: Path) -> Non
         "trigger" in orjson.loads(line)
         for line in (folder / "firings.jsonl").read_bytes().splitlines()
     )
+
+
+def test_counts_of_one_are_singular(tmp_path: Path) -> None:
+    # "1 contacts, 1 firings" and "valid — 1 rules, 1 fit rules, 1 stages".
+    model = tmp_path / "model.yaml"
+    model.write_text(
+        "version: 1\nname: one\n"
+        "rules:\n  - {id: demo, event: demo_request, points: 30}\n"
+        "fit:\n  - {id: ceo, where: {title: CEO}, points: 10}\n"
+        "stages:\n  - {name: lead}\n"
+        "triggers:\n  - {id: hot, when: {event: demo_request}, actions: [{add_tag: hot}]}\n"
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"id": "e1", "type": "demo_request", "contact_id": "c1",'
+        ' "timestamp": "2026-05-04T10:00:00Z"}\n{"id": "e2"}\n'
+    )
+    valid = CliRunner().invoke(cli, ["validate", str(model)])
+    assert valid.exit_code == 0, valid.output
+    assert valid.stdout.endswith("valid — 1 rule, 1 fit rule, 1 stage, 1 trigger\n")
+    done = CliRunner().invoke(cli, ["score", str(model), str(events), "--format", "jsonl"])
+    assert done.exit_code == 0, done.output
+    assert "1 bad record skipped" in done.stderr
+    assert done.stderr.endswith("1 contact, 1 firing\n")

@@ -27,6 +27,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ._cli_common import (
     BadRecords,
+    counted,
     current_database,
     err,
     events_or_fail,
@@ -200,8 +201,9 @@ def validate(model: str) -> None:
     # As the service checks an upload: a webhook URL that can never be called too.
     checked = model_or_fail(model, upload=True)
     click.echo(
-        f"{model}: valid — {len(checked.rules)} rules, {len(checked.fit)} fit rules, "
-        f"{len(checked.stages)} stages, {len(checked.triggers)} triggers"
+        f"{model}: valid — {counted(len(checked.rules), 'rule')}, "
+        f"{counted(len(checked.fit), 'fit rule')}, {counted(len(checked.stages), 'stage')}, "
+        f"{counted(len(checked.triggers), 'trigger')}"
     )
 
 
@@ -273,9 +275,9 @@ def score(
         with open(firings, "wb") as out:
             _firings_writer(firings)(result.firings, out)
     err.print(
-        f"{len(result.scorecards):,} contacts"
-        + (f", {len(result.anonymous):,} anonymous profiles" if result.anonymous else "")
-        + f", {len(result.firings):,} firings",
+        counted(len(result.scorecards), "contact")
+        + (f", {counted(len(result.anonymous), 'anonymous profile')}" if result.anonymous else "")
+        + f", {counted(len(result.firings), 'firing')}",
         highlight=False,
     )
 

@@ -49,6 +49,11 @@ def fail(message: str) -> NoReturn:
     raise BadInput(message)
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 contact`, `2 contacts`, `4,921 contacts`: a count and its noun."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
 def model_or_fail(path: str, *, upload: bool = False) -> Model:
     """The model of a file, or exit 1 listing every problem found in it
     (`upload`: as load_model's)."""
@@ -79,7 +84,7 @@ class BadRecords:
     def summary(self) -> None:
         bad = self.count
         if bad:
-            err.print(f"[yellow]{bad} bad record{'s' if bad != 1 else ''} skipped[/yellow]")
+            err.print(f"[yellow]{counted(bad, 'bad record')} skipped[/yellow]", highlight=False)
 
 
 def events_or_fail(paths: Sequence[str], input_format: str | None, strict: bool) -> Iterator[Event]:
