@@ -409,3 +409,23 @@ def test_counts_of_one_are_singular(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     assert "1 bad record skipped" in done.stderr
     assert done.stderr.endswith("1 contact, 1 firing\n")
+
+
+def test_messages_are_not_broken_at_80_columns_off_a_terminal(tmp_path: Path) -> None:
+    # Standard error is a pipe here, as in a log: a warning longer than 80
+    # columns was cut in two lines at a space, and so was `db upgrade`'s.
+    stage = "a-stage-name-that-is-not-in-the-model-" * 2
+    events = tmp_path / "events.jsonl"
+    event = {"id": "e1", "type": "stage_set", "contact_id": "c1",
+             "timestamp": "2026-05-04T10:00:00Z", "properties": {"stage": stage}}  # fmt: skip
+    events.write_bytes(orjson.dumps(event) + b"\n")
+    done = run("score", str(EXAMPLES / "b2b-saas.yaml"), str(events), "--format", "jsonl")
+    assert done.returncode == 0, done.stderr.decode()
+    lines = done.stderr.decode().splitlines()
+    assert lines[0] == f"warning event e1: stage_set names {stage!r}, not a stage of the model"
+    data = tmp_path / ("a-data-directory-with-a-long-name-" * 2)
+    upgraded = run("db", "upgrade", "--data-dir", str(data))
+    assert upgraded.returncode == 0, upgraded.stderr.decode()
+    assert upgraded.stderr.decode() == (
+        f"database schema is current: sqlite:///{data / 'leadscore.db'}\n"
+    )

@@ -29,8 +29,10 @@ from ._settings import Settings
 if TYPE_CHECKING:  # the service's libraries load only when a command needs them
     import sqlalchemy as sa
 
-# Messages, warnings and progress: standard output is for results.
-err = Console(stderr=True)
+# Messages, warnings and progress: standard output is for results. Each
+# message is one line however long: rich would otherwise break it at 80
+# columns when standard error is a file or a pipe (a log, CI), mid-sentence.
+err = Console(stderr=True, soft_wrap=True)
 
 # Bad records shown one by one before only their count is.
 _BAD_RECORDS_SHOWN = 20
