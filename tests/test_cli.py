@@ -294,6 +294,7 @@ def test_an_output_that_cannot_be_made_is_bad_input(tmp_path: Path, option: str)
         (["generate", "g.jsonl", "--days", "0"], "days must be at least 1, got 0"),
         (["generate", "g.txt"], "cannot tell the format of 'g.txt' from its name; use .jsonl"),
         (["generate", "g.jsonl", "--start", "9999-12-01"], "go past the year 9999"),
+        (["generate", "g.jsonl", "--start", "2026-02-30"], "Invalid value for --start: expected"),
         (["generate", "g.jsonl", "--days", "999999999999"], "go past the year 9999"),
         (["demo", "--scoring-only", "--contacts", "100", "--events", "5"], "(800 for 100"),
     ],

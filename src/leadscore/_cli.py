@@ -409,7 +409,9 @@ def _start_day(text: str) -> datetime:
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        raise click.BadParameter(f"expected a date such as 2026-01-05, got {text!r}") from None
+        raise click.BadParameter(
+            f"expected a date such as 2026-01-05, got {text!r}", param_hint="--start"
+        ) from None
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
