@@ -333,6 +333,20 @@ def test_users_create_reads_the_password_from_stdin_never_argv(tmp_path: Path) -
     )  # fmt: skip
     assert again.returncode == 1
     assert "exists already" in again.stderr
+    # Refused in a workspace that was to be made for them: none is made.
+    elsewhere = run(
+        "users", "create", "--email", "ann@example.com", "--workspace", "beta",
+        "--role", "sales", "--password-stdin", stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert elsewhere.returncode == 1
+    assert elsewhere.stderr == "error: a user 'ann@example.com' exists already\n"
+    assert run("workspaces", "create", "beta").stderr == "created workspace 'beta'\n"
+    # A bad address is refused before a password is asked for.
+    unaddressed = run(
+        "users", "create", "--email", "bo", "--workspace", "acme", "--role", "sales"
+    )  # fmt: skip
+    assert unaddressed.returncode == 1
+    assert unaddressed.stderr == "error: not an e-mail address: 'bo'\n"
     weak = run(
         "users", "create", "--email", "bo@example.com", "--workspace", "acme",
         "--role", "sales", "--password-stdin", stdin="short\n",

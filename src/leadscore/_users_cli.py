@@ -44,9 +44,13 @@ def users_create(
     """Create a user. The password is asked for (twice), or read from stdin,
     never taken from the command line, where other users of the machine and
     the shell's history would see it."""
-    from ._store.users import Role, check_password, create_user
+    from ._store.users import Role, check_password, create_user, normalize_email
     from ._store.workspaces import create_workspace
 
+    try:  # before asking for a password that would go nowhere
+        normalize_email(email)
+    except ValueError as error:
+        fail(str(error))
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -57,11 +61,15 @@ def users_create(
         fail(str(error))
     with store_connection(database_url, data_dir) as conn:
         try:
-            if create_workspace(conn, workspace=workspace):
-                err.print(f"created workspace {workspace!r}", highlight=False)
-            created = create_user(
-                conn, workspace=workspace, email=email, role=Role(role), password=password
-            )
+            # One transaction: a user refused (an address taken) leaves no
+            # workspace made for them.
+            with conn.begin():
+                new_workspace = create_workspace(conn, workspace=workspace)
+                created = create_user(
+                    conn, workspace=workspace, email=email, role=Role(role), password=password
+                )
         except ValueError as error:
             fail(str(error))
+    if new_workspace:
+        err.print(f"created workspace {workspace!r}", highlight=False)
     err.print(f"created {created.role} {created.email} in workspace {workspace!r}", highlight=False)
