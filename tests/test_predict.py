@@ -364,7 +364,12 @@ def test_unreadable_inputs_exit_1_naming_the_path(tmp_path: Path) -> None:
 def test_misuse_exits_2(table_path: Path, tmp_path: Path) -> None:
     both = invoke("train", "--table", str(table_path), "--events", "x.jsonl", "-o", str(tmp_path))
     assert both.exit_code == 2
+    assert "give either --table FILE or --events FILE, not both" in both.output
     assert invoke("train", "--table", str(table_path), "-o", str(tmp_path)).exit_code == 2
+    # Neither is no case of "both".
+    neither = invoke("predict", str(tmp_path))
+    assert neither.exit_code == 2
+    assert "Error: give --table FILE or --events FILE: the leads to read" in neither.output
 
 
 @pytest.mark.parametrize("command", ["train", "suggest", "backtest"])
