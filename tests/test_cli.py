@@ -378,7 +378,9 @@ def test_demo_scores_a_generated_log_and_leaves_its_files(tmp_path: Path) -> Non
     text = done.stdout.decode()
     assert "Top 5 of" in text
     assert "Bands:" in text
-    assert "explain" in text
+    # Started as `python -m leadscore`, it says so: its argv[0] is __main__.py.
+    assert " -m leadscore explain " in text
+    assert "__main__" not in text
     cards = [orjson.loads(line) for line in (folder / "scores.jsonl").read_bytes().splitlines()]
     assert len(cards) >= 250
     assert (folder / "events.jsonl").stat().st_size > 0

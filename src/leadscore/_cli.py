@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shlex
 import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -563,8 +564,14 @@ def _scoring_demo(folder: Path, *, contacts: int, count: int, top: int) -> None:
 
 def _invoked_as() -> str:
     """How to run leadscore again from here: `leadscore` when it is on PATH,
-    else the path it was started by (`.venv/bin/leadscore` after scripts/demo)."""
+    else the path it was started by (`.venv/bin/leadscore` after scripts/demo),
+    or `python -m leadscore` when it was started so (argv[0] is then the
+    package's `__main__.py`, which is no command)."""
     started = Path(sys.argv[0]).resolve()
+    if started.name == "__main__.py":
+        python = shutil.which("python")
+        same = python is not None and Path(python).resolve() == Path(sys.executable).resolve()
+        return f"{'python' if same else shlex.quote(sys.executable)} -m leadscore"
     found = shutil.which("leadscore")
     if found and Path(found).resolve() == started:
         return "leadscore"
