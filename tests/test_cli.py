@@ -432,3 +432,16 @@ def test_messages_are_not_broken_at_80_columns_off_a_terminal(tmp_path: Path) ->
     assert upgraded.stderr.decode() == (
         f"database schema is current: sqlite:///{data / 'leadscore.db'}\n"
     )
+
+
+def test_firings_by_the_name_of_their_file_as_the_help_says(tmp_path: Path) -> None:
+    # The help said "(JSON Lines)" only, where a .csv or .parquet name, or a
+    # table, is written as such (docs/cli.md).
+    help_text = " ".join(CliRunner().invoke(cli, ["score", "--help"]).output.split())
+    assert "JSON Lines, Parquet or CSV when FILE ends in .parquet or .csv" in help_text
+    assert "a table as DATABASE#TABLE" in help_text
+    model, events, data = case_files(tmp_path, "07-triggers")
+    firings = tmp_path / "firings.csv"
+    done = run("score", str(model), str(events), "--at", data["at"], "--firings", str(firings))
+    assert done.returncode == 0, done.stderr.decode()
+    assert firings.read_text().splitlines()[0] == "trigger,contact_id,event_id,timestamp"

@@ -221,9 +221,17 @@ def validate(model: str) -> None:
     help="table: whom to call first, highest score first. csv, jsonl and parquet: every "
     "scorecard ordered by contact id (jsonl: exactly the spec's scorecard; parquet needs -o).",
 )
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here, not stdout.")
 @click.option(
-    "--firings", type=click.Path(dir_okay=False), help="Write trigger firings (JSON Lines)."
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    help="Write here, not stdout: a file, or a table as DATABASE#TABLE.",
+)
+@click.option(
+    "--firings",
+    type=click.Path(dir_okay=False),
+    help="Write trigger firings: JSON Lines, Parquet or CSV when FILE ends in .parquet or "
+    ".csv, or a table as DATABASE#TABLE.",
 )
 @click.option("--include-anonymous", is_flag=True, help="Also list never-identified profiles.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad event record (exit 1).")
