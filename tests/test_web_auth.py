@@ -341,6 +341,17 @@ def test_users_create_reads_the_password_from_stdin_never_argv(tmp_path: Path) -
     assert elsewhere.returncode == 1
     assert elsewhere.stderr == "error: a user 'ann@example.com' exists already\n"
     assert run("workspaces", "create", "beta").stderr == "created workspace 'beta'\n"
+    # Without a terminal to ask on (a new session has no controlling
+    # terminal, even under a developer's), it says to use --password-stdin.
+    untyped = subprocess.run(
+        [sys.executable, "-m", "leadscore", "users", "create", "--email", "bo@example.com",
+         "--workspace", "acme", "--role", "sales", "--data-dir", str(tmp_path)],
+        input="", capture_output=True, text=True, check=False, start_new_session=True,
+    )  # fmt: skip
+    assert untyped.returncode == 1
+    assert untyped.stderr == (
+        "error: no terminal to ask for the password on: pipe it in with --password-stdin\n"
+    )
     # A bad address is refused before a password is asked for.
     unaddressed = run(
         "users", "create", "--email", "bo", "--workspace", "acme", "--role", "sales"

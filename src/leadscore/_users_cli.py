@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -9,6 +10,18 @@ import click
 from ._cli_common import err, fail, storage_options, store_connection
 
 _ROLES = ["admin", "marketer", "sales"]
+
+
+def _terminal() -> bool:
+    """Whether a password can be asked for without echo: getpass asks on
+    /dev/tty (whatever standard input is) where there is one."""
+    if os.name != "posix":
+        return sys.stdin.isatty()
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
 
 
 @click.group()
@@ -53,6 +66,9 @@ def users_create(
         fail(str(error))
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not _terminal():
+        # click's prompt would read it with echo on (a warning, then "Aborted!").
+        fail("no terminal to ask for the password on: pipe it in with --password-stdin")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     try:
