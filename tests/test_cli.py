@@ -294,6 +294,7 @@ def test_an_output_that_cannot_be_made_is_bad_input(tmp_path: Path, option: str)
         (["generate", "g.jsonl", "--days", "0"], "days must be at least 1, got 0"),
         (["generate", "g.txt"], "cannot tell the format of 'g.txt' from its name; use .jsonl"),
         (["generate", "g.jsonl", "--start", "9999-12-01"], "go past the year 9999"),
+        (["generate", "g.jsonl", "--start", "2026-02-30"], "Invalid value for --start: expected"),
         (["generate", "g.jsonl", "--days", "999999999999"], "go past the year 9999"),
         (["demo", "--scoring-only", "--contacts", "100", "--events", "5"], "(800 for 100"),
     ],
@@ -377,7 +378,9 @@ def test_demo_scores_a_generated_log_and_leaves_its_files(tmp_path: Path) -> Non
     text = done.stdout.decode()
     assert "Top 5 of" in text
     assert "Bands:" in text
-    assert "explain" in text
+    # Started as `python -m leadscore`, it says so: its argv[0] is __main__.py.
+    assert " -m leadscore explain " in text
+    assert "__main__" not in text
     cards = [orjson.loads(line) for line in (folder / "scores.jsonl").read_bytes().splitlines()]
     assert len(cards) >= 250
     assert (folder / "events.jsonl").stat().st_size > 0
@@ -385,3 +388,60 @@ def test_demo_scores_a_generated_log_and_leaves_its_files(tmp_path: Path) -> Non
         "trigger" in orjson.loads(line)
         for line in (folder / "firings.jsonl").read_bytes().splitlines()
     )
+
+
+def test_counts_of_one_are_singular(tmp_path: Path) -> None:
+    # "1 contacts, 1 firings" and "valid — 1 rules, 1 fit rules, 1 stages".
+    model = tmp_path / "model.yaml"
+    model.write_text(
+        "version: 1\nname: one\n"
+        "rules:\n  - {id: demo, event: demo_request, points: 30}\n"
+        "fit:\n  - {id: ceo, where: {title: CEO}, points: 10}\n"
+        "stages:\n  - {name: lead}\n"
+        "triggers:\n  - {id: hot, when: {event: demo_request}, actions: [{add_tag: hot}]}\n"
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"id": "e1", "type": "demo_request", "contact_id": "c1",'
+        ' "timestamp": "2026-05-04T10:00:00Z"}\n{"id": "e2"}\n'
+    )
+    valid = CliRunner().invoke(cli, ["validate", str(model)])
+    assert valid.exit_code == 0, valid.output
+    assert valid.stdout.endswith("valid — 1 rule, 1 fit rule, 1 stage, 1 trigger\n")
+    done = CliRunner().invoke(cli, ["score", str(model), str(events), "--format", "jsonl"])
+    assert done.exit_code == 0, done.output
+    assert "1 bad record skipped" in done.stderr
+    assert done.stderr.endswith("1 contact, 1 firing\n")
+
+
+def test_messages_are_not_broken_at_80_columns_off_a_terminal(tmp_path: Path) -> None:
+    # Standard error is a pipe here, as in a log: a warning longer than 80
+    # columns was cut in two lines at a space, and so was `db upgrade`'s.
+    stage = "a-stage-name-that-is-not-in-the-model-" * 2
+    events = tmp_path / "events.jsonl"
+    event = {"id": "e1", "type": "stage_set", "contact_id": "c1",
+             "timestamp": "2026-05-04T10:00:00Z", "properties": {"stage": stage}}  # fmt: skip
+    events.write_bytes(orjson.dumps(event) + b"\n")
+    done = run("score", str(EXAMPLES / "b2b-saas.yaml"), str(events), "--format", "jsonl")
+    assert done.returncode == 0, done.stderr.decode()
+    lines = done.stderr.decode().splitlines()
+    assert lines[0] == f"warning event e1: stage_set names {stage!r}, not a stage of the model"
+    data = tmp_path / ("a-data-directory-with-a-long-name-" * 2)
+    upgraded = run("db", "upgrade", "--data-dir", str(data))
+    assert upgraded.returncode == 0, upgraded.stderr.decode()
+    assert upgraded.stderr.decode() == (
+        f"database schema is current: sqlite:///{data / 'leadscore.db'}\n"
+    )
+
+
+def test_firings_by_the_name_of_their_file_as_the_help_says(tmp_path: Path) -> None:
+    # The help said "(JSON Lines)" only, where a .csv or .parquet name, or a
+    # table, is written as such (docs/cli.md).
+    help_text = " ".join(CliRunner().invoke(cli, ["score", "--help"]).output.split())
+    assert "JSON Lines, Parquet or CSV when FILE ends in .parquet or .csv" in help_text
+    assert "a table as DATABASE#TABLE" in help_text
+    model, events, data = case_files(tmp_path, "07-triggers")
+    firings = tmp_path / "firings.csv"
+    done = run("score", str(model), str(events), "--at", data["at"], "--firings", str(firings))
+    assert done.returncode == 0, done.stderr.decode()
+    assert firings.read_text().splitlines()[0] == "trigger,contact_id,event_id,timestamp"

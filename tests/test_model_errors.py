@@ -1011,10 +1011,15 @@ def test_load_model_from_files(tmp_path: Path) -> None:
 
 
 def test_unreadable_files(tmp_path: Path) -> None:
+    (tmp_path / "model.txt").write_text(BASE)
     with pytest.raises(InputError, match="unknown model format"):
         load_model(tmp_path / "model.txt")
     with pytest.raises(InputError, match="cannot read model file"):
         load_model(tmp_path / "missing.yaml")
+    # A missing file of no model extension (a mistyped name, or a trained
+    # model's directory for `backtest`) is missing, not of an unknown format.
+    with pytest.raises(InputError, match="missing: No such file or directory"):
+        load_model(tmp_path / "missing")
 
 
 def test_model_from_data_has_the_same_messages_without_lines() -> None:

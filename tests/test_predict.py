@@ -364,7 +364,12 @@ def test_unreadable_inputs_exit_1_naming_the_path(tmp_path: Path) -> None:
 def test_misuse_exits_2(table_path: Path, tmp_path: Path) -> None:
     both = invoke("train", "--table", str(table_path), "--events", "x.jsonl", "-o", str(tmp_path))
     assert both.exit_code == 2
+    assert "give either --table FILE or --events FILE, not both" in both.output
     assert invoke("train", "--table", str(table_path), "-o", str(tmp_path)).exit_code == 2
+    # Neither is no case of "both".
+    neither = invoke("predict", str(tmp_path))
+    assert neither.exit_code == 2
+    assert "Error: give --table FILE or --events FILE: the leads to read" in neither.output
 
 
 @pytest.mark.parametrize("command", ["train", "suggest", "backtest"])
@@ -1407,3 +1412,19 @@ def test_thousands_separators_in_a_comma_csv_are_read_as_numbers(tmp_path: Path)
     for delimiter, read in ((";", [5.22, 1.5]), ("\t", ["5,220", "1,5"])):
         path.write_text(f"lead{delimiter}amount\nL1{delimiter}5,220\nL2{delimiter}1,5\n")
         assert read_table(path).columns["amount"].tolist() == read, delimiter
+
+
+@pytest.mark.parametrize("command", ["train", "suggest"])
+def test_a_misspelt_outcome_is_said_as_backtest_says_it(
+    log: tuple[list[Event], Path], tmp_path: Path, command: str
+) -> None:
+    """train and suggest said "every labelled contact never had a 'won'
+    event", for a misspelt --outcome (won for deal_won)."""
+    _, path = log
+    output = ["-o", str(tmp_path / "out")]
+    typo = invoke(command, "--events", str(path), "--outcome", "won", *output)
+    assert typo.exit_code == 1, typo.output
+    assert (
+        "none of the 600 labelled contacts had a 'won' event after its cut-off: outcome 'won' "
+        "has one class (is --outcome the event type of a conversion?)"
+    ) in " ".join(typo.output.split())

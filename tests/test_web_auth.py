@@ -333,6 +333,31 @@ def test_users_create_reads_the_password_from_stdin_never_argv(tmp_path: Path) -
     )  # fmt: skip
     assert again.returncode == 1
     assert "exists already" in again.stderr
+    # Refused in a workspace that was to be made for them: none is made.
+    elsewhere = run(
+        "users", "create", "--email", "ann@example.com", "--workspace", "beta",
+        "--role", "sales", "--password-stdin", stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert elsewhere.returncode == 1
+    assert elsewhere.stderr == "error: a user 'ann@example.com' exists already\n"
+    assert run("workspaces", "create", "beta").stderr == "created workspace 'beta'\n"
+    # Without a terminal to ask on (a new session has no controlling
+    # terminal, even under a developer's), it says to use --password-stdin.
+    untyped = subprocess.run(
+        [sys.executable, "-m", "leadscore", "users", "create", "--email", "bo@example.com",
+         "--workspace", "acme", "--role", "sales", "--data-dir", str(tmp_path)],
+        input="", capture_output=True, text=True, check=False, start_new_session=True,
+    )  # fmt: skip
+    assert untyped.returncode == 1
+    assert untyped.stderr == (
+        "error: no terminal to ask for the password on: pipe it in with --password-stdin\n"
+    )
+    # A bad address is refused before a password is asked for.
+    unaddressed = run(
+        "users", "create", "--email", "bo", "--workspace", "acme", "--role", "sales"
+    )  # fmt: skip
+    assert unaddressed.returncode == 1
+    assert unaddressed.stderr == "error: not an e-mail address: 'bo'\n"
     weak = run(
         "users", "create", "--email", "bo@example.com", "--workspace", "acme",
         "--role", "sales", "--password-stdin", stdin="short\n",

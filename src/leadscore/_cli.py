@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shlex
 import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +28,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ._cli_common import (
     BadRecords,
+    counted,
     current_database,
     err,
     events_or_fail,
@@ -200,8 +202,9 @@ def validate(model: str) -> None:
     # As the service checks an upload: a webhook URL that can never be called too.
     checked = model_or_fail(model, upload=True)
     click.echo(
-        f"{model}: valid — {len(checked.rules)} rules, {len(checked.fit)} fit rules, "
-        f"{len(checked.stages)} stages, {len(checked.triggers)} triggers"
+        f"{model}: valid — {counted(len(checked.rules), 'rule')}, "
+        f"{counted(len(checked.fit), 'fit rule')}, {counted(len(checked.stages), 'stage')}, "
+        f"{counted(len(checked.triggers), 'trigger')}"
     )
 
 
@@ -218,9 +221,17 @@ def validate(model: str) -> None:
     help="table: whom to call first, highest score first. csv, jsonl and parquet: every "
     "scorecard ordered by contact id (jsonl: exactly the spec's scorecard; parquet needs -o).",
 )
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here, not stdout.")
 @click.option(
-    "--firings", type=click.Path(dir_okay=False), help="Write trigger firings (JSON Lines)."
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    help="Write here, not stdout: a file, or a table as DATABASE#TABLE.",
+)
+@click.option(
+    "--firings",
+    type=click.Path(dir_okay=False),
+    help="Write trigger firings: JSON Lines, Parquet or CSV when FILE ends in .parquet or "
+    ".csv, or a table as DATABASE#TABLE.",
 )
 @click.option("--include-anonymous", is_flag=True, help="Also list never-identified profiles.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad event record (exit 1).")
@@ -273,9 +284,9 @@ def score(
         with open(firings, "wb") as out:
             _firings_writer(firings)(result.firings, out)
     err.print(
-        f"{len(result.scorecards):,} contacts"
-        + (f", {len(result.anonymous):,} anonymous profiles" if result.anonymous else "")
-        + f", {len(result.firings):,} firings",
+        counted(len(result.scorecards), "contact")
+        + (f", {counted(len(result.anonymous), 'anonymous profile')}" if result.anonymous else "")
+        + f", {counted(len(result.firings), 'firing')}",
         highlight=False,
     )
 
@@ -407,7 +418,9 @@ def _start_day(text: str) -> datetime:
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        raise click.BadParameter(f"expected a date such as 2026-01-05, got {text!r}") from None
+        raise click.BadParameter(
+            f"expected a date such as 2026-01-05, got {text!r}", param_hint="--start"
+        ) from None
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
@@ -559,8 +572,14 @@ def _scoring_demo(folder: Path, *, contacts: int, count: int, top: int) -> None:
 
 def _invoked_as() -> str:
     """How to run leadscore again from here: `leadscore` when it is on PATH,
-    else the path it was started by (`.venv/bin/leadscore` after scripts/demo)."""
+    else the path it was started by (`.venv/bin/leadscore` after scripts/demo),
+    or `python -m leadscore` when it was started so (argv[0] is then the
+    package's `__main__.py`, which is no command)."""
     started = Path(sys.argv[0]).resolve()
+    if started.name == "__main__.py":
+        python = shutil.which("python")
+        same = python is not None and Path(python).resolve() == Path(sys.executable).resolve()
+        return f"{'python' if same else shlex.quote(sys.executable)} -m leadscore"
     found = shutil.which("leadscore")
     if found and Path(found).resolve() == started:
         return "leadscore"

@@ -29,8 +29,10 @@ from ._settings import Settings
 if TYPE_CHECKING:  # the service's libraries load only when a command needs them
     import sqlalchemy as sa
 
-# Messages, warnings and progress: standard output is for results.
-err = Console(stderr=True)
+# Messages, warnings and progress: standard output is for results. Each
+# message is one line however long: rich would otherwise break it at 80
+# columns when standard error is a file or a pipe (a log, CI), mid-sentence.
+err = Console(stderr=True, soft_wrap=True)
 
 # Bad records shown one by one before only their count is.
 _BAD_RECORDS_SHOWN = 20
@@ -47,6 +49,11 @@ class BadInput(click.ClickException):
 
 def fail(message: str) -> NoReturn:
     raise BadInput(message)
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 contact`, `2 contacts`, `4,921 contacts`: a count and its noun."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
 def model_or_fail(path: str, *, upload: bool = False) -> Model:
@@ -79,7 +86,7 @@ class BadRecords:
     def summary(self) -> None:
         bad = self.count
         if bad:
-            err.print(f"[yellow]{bad} bad record{'s' if bad != 1 else ''} skipped[/yellow]")
+            err.print(f"[yellow]{counted(bad, 'bad record')} skipped[/yellow]", highlight=False)
 
 
 def events_or_fail(paths: Sequence[str], input_format: str | None, strict: bool) -> Iterator[Event]:

@@ -80,6 +80,8 @@ def load_model(path: str | os.PathLike[str], *, upload: bool = False) -> Model:
     source = os.fspath(path)
     format_ = _FORMATS.get(Path(source).suffix.lower())
     if format_ is None:
+        if not os.path.lexists(source):  # a typo: say so, not that the name is of no format
+            raise InputError(f"cannot read model file {source}: No such file or directory")
         raise InputError(f"{source}: unknown model format; expected a .yaml, .yml or .json file")
     try:
         text = Path(source).read_text(encoding="utf-8-sig")

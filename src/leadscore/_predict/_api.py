@@ -109,8 +109,16 @@ def event_table(
         raise InputError(f"no contact can be labelled with outcome {setup.outcome!r}")
     y = np.array([c.label for c in chosen], dtype=np.int8)
     if y.min() == y.max():
-        which = "converted" if y[0] else f"never had a {setup.outcome!r} event"
-        raise InputError(f"every labelled contact {which}: outcome {setup.outcome!r} has one class")
+        if y[0]:
+            raise InputError(
+                f"every labelled contact converted: outcome {setup.outcome!r} has one class"
+            )
+        # As backtest says it: what a misspelt --outcome gives.
+        raise InputError(
+            f"none of the {y.size:,} labelled contacts had a {setup.outcome!r} event after its "
+            f"cut-off: outcome {setup.outcome!r} has one class (is --outcome the event type of "
+            "a conversion?)"
+        )
     engine = Engine(rules) if rules is not None else None
     return history, features(chosen, setup, engine=engine), y, cutoff_days(chosen)
 

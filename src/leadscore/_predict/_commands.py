@@ -188,8 +188,10 @@ def _one_source(
     """Exactly one of --table and --events, and none of the other one's
     options (by parameter name): an option given for nothing is a mistake to
     say, not to ignore."""
-    if (table is None) == (not event_paths):
-        raise click.UsageError("give either --table FILE or --events FILE (not both)")
+    if table is not None and event_paths:
+        raise click.UsageError("give either --table FILE or --events FILE, not both")
+    if table is None and not event_paths:
+        raise click.UsageError("give --table FILE or --events FILE: the leads to read")
     if given := _given(table_only if table is None else events_only):
         raise click.UsageError(
             f"{', '.join(given)}: only with {'--table' if table is None else '--events'}"
