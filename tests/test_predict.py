@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import os
+import random
 import re
 import subprocess
 import sys
@@ -476,6 +477,38 @@ def test_suggest_on_a_table_writes_a_valid_commented_scorecard(
     assert report["ranked_by"] == "score + fit"
     assert report["roc_auc"] > 0.7
     assert sum(g["leads"] for g in report["by_grade"].values()) == 1500
+
+
+def test_suggests_header_says_the_grades_written_not_the_ones_planned(tmp_path: Path) -> None:
+    """One yes/no trait gives fit two values, so the cuts at the top 20% and
+    50% fall on the same one and merge: the header said "grades cut fit at
+    the top 20% and 50%" and "bands cut the engagement score", for a model of
+    two grades and no band."""
+    rng = random.Random(3)
+    table = tmp_path / "leads.csv"
+    with table.open("w", newline="") as file:
+        out = csv.writer(file)
+        out.writerow(["lead", "demo", "converted"])
+        for lead in range(1000):
+            demo = rng.random() < 0.3
+            out.writerow(
+                [lead, "yes" if demo else "no", int(rng.random() < (0.6 if demo else 0.05))]
+            )
+    written = tmp_path / "suggested.yaml"
+    args = ["--table", str(table), "--target", "converted", "--id", "lead", "-o", str(written)]
+    assert invoke("suggest", *args).exit_code == 0
+    model = load_model(written)
+    header = " ".join(
+        line.removeprefix("# ")
+        for line in written.read_text().splitlines()
+        if line.startswith("# ")
+    )
+    assert not model.bands
+    assert "Bands" not in header
+    a, b = model.grades
+    assert (a.grade, b.grade, b.min_fit) == ("A", "B", None)
+    assert f"Grades: A from {a.min_fit:g}, B below" in header
+    assert "which fell on the same value" in header
 
 
 @pytest.fixture(scope="module")

@@ -314,6 +314,29 @@ def _cuts(
     return out if len(out) > 1 else []
 
 
+def _levels_said(
+    levels: list[dict[str, Any]] | None,
+    *,
+    title: str,
+    name_key: str,
+    min_key: str,
+    quantiles: tuple[float, float],
+    what: str,
+) -> str:
+    """The header's sentence on the bands or grades written: the thresholds
+    themselves, since cuts that fell on the same value were merged (_cuts),
+    so the quantiles alone could name a level the model does not have."""
+    if not levels:
+        return ""
+    tops = " and ".join(f"{1 - q:.0%}" for q in quantiles)
+    said = ", ".join(f"{level[name_key]} from {level[min_key]}" for level in levels[:-1])
+    merged = "" if len(levels) == 3 else ", which fell on the same value"
+    return (
+        f" {title}: {said}, {levels[-1][name_key]} below (cut at the top {tops} of these "
+        f"leads' {what}{merged})."
+    )
+
+
 def suggest(
     table: Table,
     names: list[str],
@@ -382,9 +405,24 @@ def suggest(
         f"Suggested by `leadscore suggest` from {source}: {y.size:,} leads, "
         f"{y.mean():.1%} converted. A sparse logistic scorecard: {PDO} points double the "
         f"odds of converting; a lead's odds are about "
-        f"{math.exp(float(fitted.intercept_[0])):.3g} x 2^((score + fit) / {PDO}). "
-        "Bands cut the engagement score at the top 10% and 40% of these leads, grades "
-        "cut fit at the top 20% and 50%. Check it with `leadscore backtest` and edit freely.",
+        f"{math.exp(float(fitted.intercept_[0])):.3g} x 2^((score + fit) / {PDO})."
+        + _levels_said(
+            document.get("bands"),
+            title="Bands",
+            name_key="band",
+            min_key="min_score",
+            quantiles=(HOT, WARM),
+            what="engagement scores",
+        )
+        + _levels_said(
+            document.get("grades"),
+            title="Grades",
+            name_key="grade",
+            min_key="min_fit",
+            quantiles=(GRADE_A, GRADE_B),
+            what="fit",
+        )
+        + " Check it with `leadscore backtest` and edit freely.",
         width=96,
     )
     return Suggestion(document, comments, header, score, fit)
