@@ -221,6 +221,15 @@ def test_a_table_without_the_models_columns_is_refused_or_warned_of(
     )
 
 
+def test_the_report_names_the_model_directory_with_one_slash(tmp_path: Path) -> None:
+    path = _interaction_table(tmp_path / "leads.csv")
+    done = invoke(
+        "train", "--table", str(path), "--target", "converted", "-o", f"{tmp_path}/m/", *FAST
+    )
+    assert done.exit_code == 0, done.output
+    assert f"model saved in {tmp_path}/m/\n" in done.output
+
+
 def test_a_target_with_no_recorded_value_is_named(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("visits,won\n1,\n2,\n")

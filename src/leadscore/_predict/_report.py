@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -75,7 +76,7 @@ def print_train_report(report: dict[str, Any], saved: str, console: Console | No
     for column, why in report["excluded"].items():
         if not why.startswith("suspected leak"):
             out.print(f"not used: {column!r}: {why}", highlight=False)
-    out.print(f"model saved in {saved}/", highlight=False)
+    out.print(f"model saved in {os.path.join(saved, '')}", highlight=False)  # one trailing /
 
 
 def _factor_text(factors: Sequence[dict[str, Any]]) -> str:
