@@ -691,6 +691,52 @@ def test_a_typed_timestamp_out_of_range_is_a_rows_first_fault(tmp_path: Path) ->
     ]
 
 
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "+05:30"])
+def test_a_timestamp_in_nanoseconds_with_a_time_zone(tmp_path: Path, zone: str) -> None:
+    # DuckDB reads it as TIMESTAMPTZ_NS, which the batch engine refused as
+    # "no time zone"; the pure reader takes whole microseconds and reports a
+    # row with nanoseconds left over, before its id is checked.
+    nanos = [
+        1_777_888_800_123_456_000,
+        1_777_888_800_123_456_789,  # 789 ns past a microsecond
+        -1_000,  # before 1970, whole microseconds
+        -1,
+        1_777_888_801_000_000_001,  # and no id: the timestamp's cell is the row's first fault
+        None,
+    ]
+    path = tmp_path / "events.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "id": pa.array(["e1", "e2", "e3", "e4", None, "e6"], pa.string()),
+                "type": ["view"] * 6,
+                "contact_id": ["c1", "c1", "c2", "c2", "c1", "c1"],
+                "timestamp": pa.array(nanos, pa.int64()).cast(pa.timestamp("ns", tz=zone)),
+            }
+        ),
+        path,
+    )
+    pure_bad, batch_bad = _both_report(path)
+    assert [(r.line, r.field, r.message) for r in batch_bad] == [
+        (r.line, r.field, r.message) for r in pure_bad
+    ]
+    finer = "ns is finer than the microseconds the spec allows"
+    assert [(r.line, r.field, r.message) for r in batch_bad] == [
+        (2, "timestamp", f"1777888800123456789 {finer}"),
+        (4, "timestamp", f"-1 {finer}"),
+        (5, "timestamp", f"1777888801000000001 {finer}"),
+        (6, "timestamp", "required"),
+    ]
+    # Without a time zone both refuse the column.
+    naive = tmp_path / "naive.parquet"
+    pq.write_table(pa.table({"id": ["e1"], "type": ["view"], "contact_id": ["c1"],
+                             "timestamp": pa.array([0], pa.timestamp("ns"))}), naive)  # fmt: skip
+    with pytest.raises(InputError, match="column timestamp has no time zone"):
+        list(read_events([str(naive)], on_bad=_never))
+    with pytest.raises(InputError, match="column timestamp has no time zone"):
+        score_batch(load_case(CASES[0]).model, str(naive), at=1)
+
+
 def test_globs_many_files_and_arrival_order(tmp_path: Path) -> None:
     case = load_case(CASES[7])  # identity and order: duplicates, links
     raw = _raw(CASES[7])
