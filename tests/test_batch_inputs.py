@@ -666,6 +666,58 @@ def test_a_record_with_two_faults_is_reported_alike(tmp_path: Path, case: str, k
     assert [r.field for r in batch_bad] == [line_field if kind == "jsonl" else row_field]
 
 
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_several_files_check_a_rows_cells_in_their_own_column_order(
+    tmp_path: Path, kind: str
+) -> None:
+    # The batch engine checked every file's cells in the first file's column
+    # order, where the pure reader uses each file's own: a row with two bad
+    # cells named the first file's first. The Parquet files' timestamps are
+    # typed, the bad row's outside years 1-9999 (a cell fault too).
+    orders = [
+        ["id", "type", "contact_id", "properties", "timestamp", "traits"],
+        ["traits", "id", "type", "contact_id", "timestamp", "properties"],
+        ["timestamp", "properties", "traits", "id", "type", "contact_id"],
+        ["id", "properties", "type", "contact_id", "traits", "timestamp"],  # the first's, in effect
+    ]
+    good = {"type": "view", "contact_id": "c1", "properties": "", "traits": ""}
+    bad = {"type": "identify", "contact_id": "c1", "properties": "{oops", "traits": "{x"}
+    paths = []
+    for number, columns in enumerate(orders):
+        rows = [{**good, "id": f"g{number}", "timestamp": "2026-05-04T10:00:00Z"},
+                {**bad, "id": f"b{number}", "timestamp": "10209-01-01T00:00:00Z"}]  # fmt: skip
+        path = tmp_path / f"part-{number}.{kind}"
+        paths.append(str(path))
+        if kind == "csv":
+            rows[1]["timestamp"] = "2026-05-04T10:00:00Z"  # text: parse_event's, checked later
+            with path.open("w", newline="") as out:
+                writer = csv.writer(out)
+                writer.writerow(columns)
+                writer.writerows([[row[name] for name in columns] for row in rows])
+        else:
+            seconds = pa.array([1_777_888_800, 260_000_000_000], pa.int64())
+            table = {
+                name: seconds.cast(pa.timestamp("s", tz="UTC"))
+                if name == "timestamp"
+                else pa.array([row[name] or None for row in rows], pa.string())
+                for name in columns
+            }
+            pq.write_table(pa.table(table), path)
+    model = load_case(CASES[0]).model
+    at = 1_900_000_000 * 1_000_000
+    pure_bad: list[BadRecord] = []
+    batch_bad: list[BadRecord] = []
+    expected = replay(model, read_events(paths, on_bad=pure_bad.append), at)
+    assert_same(score_batch(model, paths, at=at, on_bad=batch_bad.append), expected)
+    assert [(r.source, r.line, r.field, r.message) for r in batch_bad] == [
+        (r.source, r.line, r.field, r.message) for r in pure_bad
+    ]
+    firsts = ["properties", "traits", "timestamp", "properties"]
+    if kind == "csv":
+        firsts[2] = "properties"
+    assert [r.field for r in batch_bad] == firsts
+
+
 def test_a_typed_timestamp_out_of_range_is_a_rows_first_fault(tmp_path: Path) -> None:
     # The pure reader converts a typed timestamp with its row's cells, before
     # the id is checked; the batch engine said "id: required".

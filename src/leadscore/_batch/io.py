@@ -27,7 +27,7 @@ import os
 import re
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
@@ -346,22 +346,27 @@ def _files(
     if kind == "json":
         reader = f"read_json_objects({listed}, format='array'{named})"
         return _json_records(reader, origin, array=True), "item", _Typed(), kind
+    # Each file's columns in its order, with several files: a row's cells are
+    # checked in its own file's order, as the pure reader checks them.
+    own: dict[str, list[str]] = {}
     if kind == "csv":
         for path in files:
             header = con.execute(
                 f"SELECT * FROM read_csv({literal(path)}, all_varchar=true, header=true) LIMIT 0"
             ).description
-            check_columns([column[0] for column in header or ()], path)
+            own[path] = [column[0] for column in header or ()]
+            check_columns(own[path], path)
         reader = (
             f"read_csv({listed}, all_varchar=true, header=true{named}, "
             "quote='\"', escape='\"', union_by_name=true, strict_mode=false)"
         )
         con.execute(f"CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM {reader}")
-        select, shape = _columns(con, "ls_file", files[0], origin=origin)
+        select, shape = _columns(con, "ls_file", files[0], origin=origin, own=own)
         return select, "line", shape, kind
     for path in files:
         names = con.execute(f"SELECT * FROM read_parquet({literal(path)}) LIMIT 0").description
-        check_columns([column[0] for column in names or ()], path)
+        own[path] = [column[0] for column in names or ()]
+        check_columns(own[path], path)
     reader = f"read_parquet({listed}, union_by_name=true{named})"
     con.execute(f"CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM {reader}")
     # Arrival order: the files in the order given, the rows of each in order.
@@ -371,7 +376,7 @@ def _files(
         if len(files) == 1
         else f"(list_position({listed}, filename) - 1) * {1 << 40} + file_row_number"
     )
-    select, shape = _columns(con, "ls_file", files[0], origin=origin, frm=row, seq=seq)
+    select, shape = _columns(con, "ls_file", files[0], origin=origin, frm=row, seq=seq, own=own)
     return select, "row", replace(shape, seq=True), kind
 
 
@@ -709,11 +714,13 @@ def _columns(
     origin: str | None = None,
     frm: str | None = None,
     seq: str | None = None,
+    own: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[str, _Typed]:
     """Checked records from a relation with event columns (Parquet, CSV, a table, Arrow).
 
     `frm` is what to read (default `relation`, whose columns are described),
-    and `seq` the arrival order in it, selected as `seq` when given.
+    and `seq` the arrival order in it, selected as `seq` when given. `own`:
+    the columns of each file read together, by its name as reported.
     """
     described = con.sql(f"SELECT * FROM {relation} LIMIT 0")
     kinds = dict(zip(described.columns, described.types, strict=True))
@@ -787,7 +794,13 @@ def _columns(
         items["seq"] = seq
     order = [name for name in described.columns if name in FIELDS]
     select = _checked(
-        fields, items, source=source_sql, frm=frm or relation, prelude=[], columns=order
+        fields,
+        items,
+        source=source_sql,
+        frm=frm or relation,
+        prelude=[],
+        columns=order,
+        own=own if own is not None and len(own) > 1 else {},
     )
     return select, _Typed(nulls_absent, properties_shape)
 
@@ -813,6 +826,7 @@ def _checked(
     prelude: list[tuple[str, str, str]],
     skip: str = "FALSE",
     columns: Sequence[str] = (),
+    own: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """SELECT the canonical columns and `fault` (field, message) of the first problem.
 
@@ -820,7 +834,8 @@ def _checked(
 
     The checks and their order are the pure reader's (row_event's for a row,
     then parse_event's), so a record has the same first fault in both
-    engines; `columns` are a source of rows' columns in its order. `items`
+    engines; `columns` are a source of rows' columns in its order, `own`
+    those of each of several files read together, by `source`. `items`
     are the inner SELECT's columns (`ls_<name>` each). Common shapes are
     checked the cheap way first: a timestamp shaped like 2026-05-04T10:00:00Z
     that DuckDB reads as an instant needs no regular expression.
@@ -841,42 +856,27 @@ def _checked(
     # (row_event), in the order of the columns: JSON text it cannot parse
     # and a typed timestamp no datetime holds are a row's first faults, in
     # that order, before a missing id. (Checked last, such a cell was
-    # reported after the id's or the timestamp's fault by this engine.) With
-    # several files, the order is that of the columns read together
-    # (union_by_name: the first file's), where the pure reader follows each
-    # file's own: only a row with two such faults in a file whose columns
-    # are in another order can differ. Messages: the pure reader's own, made
-    # only for a bad record (the CASE below).
-    for name in [*columns, *(name for name in FIELDS if name not in columns)]:
-        field = f[name]
-        if field.invalid != "FALSE":
-            checks.append(
-                (
-                    f"NOT {field.missing} AND {field.invalid}",
-                    literal(name),
-                    f"coalesce(nullif({field.refusal}, ''), 'not valid JSON: ' || {field.shown})",
-                )
-            )
-        if field.refused != "FALSE":
-            refused = f"NOT {field.missing} AND {field.refused}"
-            checks.append((refused, literal(name), field.refusal))
-        if name == "timestamp" and stamp.nanos is not None:
-            checks.append(  # as instant_text: a time between two microseconds
-                (
-                    f"{stamp.nanos} % 1000 <> 0",
-                    "'timestamp'",
-                    f"{stamp.nanos}::VARCHAR || "
-                    "' ns is finer than the microseconds the spec allows'",
-                )
-            )
-        if name == "timestamp" and stamp.instant is not None:
-            checks.append(  # as instant_text: a year outside 1-9999 in UTC
-                (
-                    f"ls_ts NOT BETWEEN {FIRST_MICROS} AND {LAST_MICROS}",
-                    "'timestamp'",
-                    "'out of the range of dates (years 1 to 9999)'",
-                )
-            )
+    # reported after the id's or the timestamp's fault by this engine.)
+    # Messages: the pure reader's own, made only for a bad record (the CASE
+    # below).
+    cells = _cell_checks(f, columns)
+    start = len(checks)
+    checks.extend(cells)
+    # Several files whose columns come in other orders: a row's cells are in
+    # its own file's order, as in the pure reader. `columns` are those read
+    # together (union_by_name: in the first file's order); a file of another
+    # order has its own cell checks first in the fault's CASE, for its rows
+    # alone (`ok`, which every record computes, is the same in any order).
+    others: dict[tuple[tuple[str, str, str], ...], list[str]] = {}
+    for name, order in (own or {}).items():
+        theirs = tuple(_cell_checks(f, order))
+        if theirs != tuple(cells):
+            others.setdefault(theirs, []).append(name)
+    guarded = [
+        (f"source IN ({', '.join(map(literal, names))}) AND ({test})", field, message)
+        for theirs, names in others.items()
+        for test, field, message in theirs
+    ]
     # A check that cannot fail (present text is always a non-empty string) is
     # left out: DuckDB evaluates it for every record all the same. Without the
     # four of a typed Parquet file's columns, its checks took 0.85 s instead
@@ -974,7 +974,7 @@ def _checked(
         + " ".join(
             f"WHEN {test} THEN "
             + ("NULL" if test == skip else f"{{'field': {field}, 'message': {message}}}")
-            for test, field, message in checks
+            for test, field, message in [*checks[:start], *guarded, *checks[start:]]
         )
         + " END"
     )
@@ -1004,6 +1004,43 @@ def _checked(
         f"SELECT *, {good_but_type} AS ls_ok_but_type FROM ("
         f"SELECT *, {instant} AS ls_ts FROM (SELECT {source} AS source, {inner} FROM {frm})))))"
     )
+
+
+def _cell_checks(f: dict[str, _Field], columns: Sequence[str]) -> list[tuple[str, str, str]]:
+    """The checks of a row's cells, in the order of its `columns` (see _checked)."""
+    stamp = f["timestamp"]
+    checks: list[tuple[str, str, str]] = []
+    for name in [*columns, *(name for name in FIELDS if name not in columns)]:
+        field = f[name]
+        if field.invalid != "FALSE":
+            checks.append(
+                (
+                    f"NOT {field.missing} AND {field.invalid}",
+                    literal(name),
+                    f"coalesce(nullif({field.refusal}, ''), 'not valid JSON: ' || {field.shown})",
+                )
+            )
+        if field.refused != "FALSE":
+            refused = f"NOT {field.missing} AND {field.refused}"
+            checks.append((refused, literal(name), field.refusal))
+        if name == "timestamp" and stamp.nanos is not None:
+            checks.append(  # as instant_text: a time between two microseconds
+                (
+                    f"{stamp.nanos} % 1000 <> 0",
+                    "'timestamp'",
+                    f"{stamp.nanos}::VARCHAR || "
+                    "' ns is finer than the microseconds the spec allows'",
+                )
+            )
+        if name == "timestamp" and stamp.instant is not None:
+            checks.append(  # as instant_text: a year outside 1-9999 in UTC
+                (
+                    f"ls_ts NOT BETWEEN {FIRST_MICROS} AND {LAST_MICROS}",
+                    "'timestamp'",
+                    "'out of the range of dates (years 1 to 9999)'",
+                )
+            )
+    return checks
 
 
 def _refused(function: str, text: str) -> str:
