@@ -5,7 +5,9 @@ pure engine gives for the same events, bad records included."""
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -1024,7 +1026,9 @@ def test_stage_set_of_a_typed_struct_equals_the_pure_reader(tmp_path: Path) -> N
 
 def test_a_file_duckdb_cannot_read_is_an_input_error_naming_it(tmp_path: Path) -> None:
     # A Latin-1 CSV and a damaged Parquet file were DuckDB tracebacks
-    # (InvalidInputException) out of `score --engine duckdb`.
+    # (InvalidInputException) out of `score --engine duckdb`. A CSV file
+    # DuckDB cannot read is read by the pure reader's parse: its error is
+    # the pure reader's.
     model = parse_model("version: 1\nname: m\nrules: []\n")
     latin = tmp_path / "latin.csv"
     latin.write_bytes(
@@ -1034,8 +1038,11 @@ def test_a_file_duckdb_cannot_read_is_an_input_error_naming_it(tmp_path: Path) -
     damaged = tmp_path / "damaged.parquet"
     damaged.write_bytes(b"PAR1 not a parquet file at all")
     at = parse_timestamp("2026-06-01T00:00:00Z")
-    for path, reason in ((latin, "not utf-8"), (damaged, "parquet")):
-        with pytest.raises(InputError, match=f"(?is)^{path}: cannot read it: .*{reason}"):
+    with pytest.raises(InputError, match=f"^{latin}: not UTF-8 text: invalid start byte$"):
+        list(read_events([str(latin)], on_bad=_never))
+    for path, reason in ((latin, "not UTF-8 text: invalid start byte"),
+                         (damaged, "cannot read it: .*parquet")):  # fmt: skip
+        with pytest.raises(InputError, match=f"(?is)^{path}: {reason}"):
             score_batch(model, str(path), at=at)
         done = subprocess.run(
             [sys.executable, "-m", "leadscore", "score",
@@ -1043,7 +1050,7 @@ def test_a_file_duckdb_cannot_read_is_an_input_error_naming_it(tmp_path: Path) -
              str(path), "--engine", "duckdb"], capture_output=True, check=False, timeout=120,
         )  # fmt: skip
         assert done.returncode == 1, done.stderr
-        assert f"{path}: cannot read it" in done.stderr.decode()
+        assert re.search(f"(?is){path}: {reason}", done.stderr.decode())
         assert b"Traceback" not in done.stderr
 
 
@@ -1057,3 +1064,75 @@ def test_a_csv_file_named_otherwise_counts_its_header_line(tmp_path: Path) -> No
     list(read_events([str(path)], format="csv", on_bad=pure.append))
     score_batch(load_case(CASES[0]).model, str(path), format="csv", at=1, on_bad=batch.append)
     assert [(r.line, r.field) for r in batch] == [(r.line, r.field) for r in pure] == [(2, "id")]
+
+
+# CSV rows of more or fewer cells than the header: the pure reader reports
+# each ("expected 5 cells as in the header, got 3") and reads the others.
+# DuckDB's reader, sniffing the dialect, took such a file for one of other
+# columns and failed the run ("missing columns: ..."), read the first cells
+# of a longer row, and a row whose extra cells are empty as a good one.
+_HEADER = "id,type,contact_id,timestamp,properties\n"
+_ROWS = "".join(
+    f'g{i},view,c{i % 2},2026-05-04T10:00:0{i}Z,"{{""a"": {i}}}"\n' for i in range(1, 4)
+)
+CELL_COUNTS: dict[str, tuple[str, list[tuple[int, str]]]] = {
+    "one row, too few": (_HEADER + "e1,view,c1\n", [(2, "got 3")]),
+    "one row, too many": (_HEADER + "e1,view,c1,2026-05-04T10:00:00Z,{},x\n", [(2, "got 6")]),
+    "among good rows": (
+        _HEADER + _ROWS + "e1,view,c1\n" + _ROWS + "e2\n"
+        + "e3,view,c1,2026-05-04T10:00:00Z,,x,y\n",
+        [(5, "got 3"), (9, "got 1"), (10, "got 7")],
+    ),
+    "extra empty cells": (
+        _HEADER + _ROWS + "e1,view,c1,2026-05-04T10:00:00Z,,\n"
+        + "e2,view,c1,2026-05-04T10:00:00Z,{},,,\n",
+        [(5, "got 6"), (6, "got 8")],
+    ),
+    "quoted commas and line breaks": (
+        _HEADER + '"e\n1",view,"c,1"\n' + _ROWS
+        + 'e2,view,c1,2026-05-04T10:00:00Z,"{""a"": 1, ""b"": 2}","x,\r\ny"\n' + _ROWS,
+        [(2, "got 3"), (7, "got 6")],
+    ),
+    "first row bad, gzip, crlf": (
+        (_HEADER + "e1,view\n" + _ROWS).replace("\n", "\r\n"), [(2, "got 2")],
+    ),
+    "past the sniffer's sample": (
+        _HEADER + _ROWS * 8000 + "e1,view,c1\n" + _ROWS, [(24002, "got 3")],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CELL_COUNTS)
+def test_a_csv_row_of_another_length_than_the_header_is_a_bad_record(
+    tmp_path: Path, case: str
+) -> None:
+    text, expected = CELL_COUNTS[case]
+    path = tmp_path / ("events.csv.gz" if "gzip" in case else "events.csv")
+    data = text.encode()
+    path.write_bytes(gzip.compress(data) if "gzip" in case else data)
+    pure_bad, batch_bad = _both_report(path)
+    assert [(r.line, r.field, r.message) for r in batch_bad] == [
+        (r.line, r.field, r.message) for r in pure_bad
+    ]
+    assert [(r.line, r.field, r.message.rsplit(", ", 1)[-1]) for r in batch_bad] == [
+        (line, "", got) for line, got in expected
+    ]
+    first = f"{path}:{expected[0][0]}: expected 5 cells as in the header, {expected[0][1]} "
+    with pytest.raises(InputError, match=re.escape(first + "(strict")):
+        score_batch(load_case(CASES[0]).model, str(path), at=1, strict=True)
+
+
+def test_a_csv_file_without_rows_has_no_records(tmp_path: Path) -> None:
+    # The pure reader reads no records from an empty file (or one of blank
+    # lines) and checks no columns; DuckDB's sniffer gave it a column
+    # "column0", refused as the wrong columns, failing the run.
+    empty, blank, one = tmp_path / "empty.csv", tmp_path / "blank.csv", tmp_path / "one.csv"
+    empty.write_bytes(b"")
+    blank.write_bytes(b"\r\n\n")
+    one.write_text(_HEADER + _ROWS)
+    model = load_case(CASES[0]).model
+    at = 1_900_000_000 * 1_000_000
+    for files in ([empty], [blank], [empty, one, blank]):
+        names = [str(path) for path in files]
+        expected = replay(model, read_events(names, on_bad=_never), at)
+        assert_same(score_batch(model, names, at=at, on_bad=_never), expected)

@@ -11,9 +11,10 @@ format accepts and rejects exactly the same events.
 The batch engine (`_batch`) reads the same files in DuckDB and Spark, and
 takes and refuses what these readers do, in their words. Besides the readers'
 own steps (`jsonl_event`, `row_event`, `check_columns`, `format_from_name`,
-`instant_text`), it uses what a file's start is read by (`GZIP_MAGIC`, `BOM`),
-how a JSON item's numbers are made (`floats`) and the messages of JSON that
-does not parse (`json_reason` for orjson's errors, `ijson_reason` for yajl's).
+`instant_text`, `csv_file_rows`, `cell_count_fault`), it uses what a file's
+start is read by (`GZIP_MAGIC`, `BOM`), how a JSON item's numbers are made
+(`floats`) and the messages of JSON that does not parse (`json_reason` for
+orjson's errors, `ijson_reason` for yajl's).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
@@ -435,6 +436,16 @@ def ijson_reason(exc: Exception) -> str:
 def _read_csv(
     stream: io.BufferedReader, first: bytes, source: str, on_bad: Callable[[BadRecord], None]
 ) -> Iterator[Event]:
+    reader, header = _csv_header(stream, source)
+    if header is None:
+        return
+    check_columns(header, source)
+    convert = partial(row_event, header, json_text=_JSON_COLUMNS)
+    yield from _convert(_csv_rows(reader, source, on_bad), convert, source, "line", on_bad)
+
+
+def _csv_header(stream: io.BufferedReader, source: str) -> tuple[Any, list[str] | None]:
+    """The csv reader of `stream` past its header, and the header (None: no rows at all)."""
     text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
     # strict: a stray quote is a reported bad row, not a silently merged cell.
     reader = csv.reader(text, strict=True)
@@ -444,11 +455,25 @@ def _read_csv(
         raise InputError(f"{source}:{reader.line_num}: malformed CSV header: {exc}") from None
     except UnicodeDecodeError as exc:
         raise InputError(f"{source}: not UTF-8 text: {exc.reason}") from None
-    if header is None:
-        return
-    check_columns(header, source)
-    convert = partial(row_event, header, json_text=_JSON_COLUMNS)
-    yield from _convert(_csv_rows(reader, source, on_bad), convert, source, "line", on_bad)
+    return reader, header
+
+
+def csv_file_rows(
+    path: str, on_bad: Callable[[BadRecord], None]
+) -> Generator[tuple[int, list[str]], None, None]:
+    """A CSV file's rows as the CSV reader reads them, for the batch engine:
+    (0, the header) first, unless the file has no rows at all, then (line,
+    cells) of each record, with cells as many as they are; a row the csv
+    module rejects goes to `on_bad`, before the next record. Raises
+    InputError as the reader does (a header that is no CSV, not UTF-8)."""
+    source = _plan(path, "csv")
+    with _open(source, None) as raw:
+        stream, _ = _sniff(_reader(raw, source.name), source.name)
+        reader, header = _csv_header(stream, source.name)
+        if header is None:
+            return
+        yield 0, header
+        yield from _csv_rows(reader, source.name, on_bad)
 
 
 def _csv_rows(
@@ -509,7 +534,7 @@ def row_event(names: Sequence[str], cells: Sequence[object], *, json_text: froze
     converting its column found; it is raised here, for its row.
     """
     if len(cells) != len(names):
-        raise EventError("", f"expected {len(names)} cells as in the header, got {len(cells)}")
+        raise EventError("", cell_count_fault(len(names), len(cells)))
     raw: dict[str, object] = {}
     for name, cell in zip(names, cells, strict=True):
         if cell is None or cell == "":
@@ -518,6 +543,11 @@ def row_event(names: Sequence[str], cells: Sequence[object], *, json_text: froze
             raise cell
         raw[name] = _decode_cell(name, cell) if name in json_text else cell
     return parse_event(raw)
+
+
+def cell_count_fault(names: int, cells: int) -> str:
+    """The message of a row whose cells are not as many as the header's names."""
+    return f"expected {names} cells as in the header, got {cells}"
 
 
 def _decode_cell(name: str, cell: object) -> object:

@@ -19,6 +19,7 @@ that DuckDB's CSV reader then reads like any other.
 
 from __future__ import annotations
 
+import csv
 import glob
 import gzip
 import io
@@ -27,8 +28,8 @@ import os
 import re
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
@@ -40,7 +41,9 @@ from .._eventfiles import (
     GZIP_MAGIC,
     BadRecord,
     Unit,
+    cell_count_fault,
     check_columns,
+    csv_file_rows,
     floats,
     format_from_name,
     ijson_reason,
@@ -157,17 +160,21 @@ def load(
         import duckdb
 
         with _reading(files):
-            try:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
-            except duckdb.InvalidInputException as exc:
-                # DuckDB refuses a whole file that is not UTF-8, where the pure
-                # reader reports each line that is not and reads the others:
-                # only then are the files read again, with such lines replaced
-                # (_exact_copies), so the usual file costs nothing more.
-                if kind != "jsonl" or "not utf-8" not in str(exc):
-                    raise
-                select = _jsonl(con, expand(files), stack, exact=True)
-                con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
+            if kind == "csv":
+                _load_csv(con, select, expand(files), stack)
+            else:
+                try:
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
+                except duckdb.InvalidInputException as exc:
+                    # DuckDB refuses a whole file that is not UTF-8, where the
+                    # pure reader reports each line that is not and reads the
+                    # others: only then are the files read again, with such
+                    # lines replaced (_exact_copies), so the usual file costs
+                    # nothing more.
+                    if kind != "jsonl" or "not utf-8" not in str(exc):
+                        raise
+                    select = _jsonl(con, expand(files), stack, exact=True)
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
         header = 1 if kind == "csv" else 0  # the CSV header is line 1
         _report(con, unit, on_bad, strict, header=header, seq="rowid", jsonl=kind == "jsonl")
         # A view, not another copy of every event: the good records in arrival order.
@@ -348,20 +355,9 @@ def _files(
         return _json_records(reader, origin, array=True), "item", _Typed(), kind
     # Each file's columns in its order, with several files: a row's cells are
     # checked in its own file's order, as the pure reader checks them.
-    own: dict[str, list[str]] = {}
+    own: dict[str, Sequence[str]] = {}
     if kind == "csv":
-        for path in files:
-            header = con.execute(
-                f"SELECT * FROM read_csv({literal(path)}, all_varchar=true, header=true) LIMIT 0"
-            ).description
-            own[path] = [column[0] for column in header or ()]
-            check_columns(own[path], path)
-        reader = (
-            f"read_csv({listed}, all_varchar=true, header=true{named}, "
-            "quote='\"', escape='\"', union_by_name=true, strict_mode=false)"
-        )
-        con.execute(f"CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM {reader}")
-        select, shape = _columns(con, "ls_file", files[0], origin=origin, own=own)
+        select, shape = _csv(con, files, stack)
         return select, "line", shape, kind
     for path in files:
         names = con.execute(f"SELECT * FROM read_parquet({literal(path)}) LIMIT 0").description
@@ -378,6 +374,141 @@ def _files(
     )
     select, shape = _columns(con, "ls_file", files[0], origin=origin, frm=row, seq=seq, own=own)
     return select, "row", replace(shape, seq=True), kind
+
+
+# CSV files are read by DuckDB's CSV reader, told the pure reader's dialect
+# (a comma, quotes doubled inside quotes, no comment lines: its sniffer
+# guessed them) and strict, so that a file the csv module reads otherwise is
+# an error, not other cells: without strict_mode a row of more cells than the
+# header lost the last ones and a shorter row failed the run (or, in the
+# sniffer's sample, made the whole file seem to have other columns). Such a
+# file, and one whose header DuckDB reads otherwise than the pure reader, is
+# read through an exact copy (_csv_copy), made by the pure reader's own parse.
+_CSV_DIALECT: Final = (
+    "all_varchar=true, header=true, delim=',', quote='\"', escape='\"', comment='', "
+    "strict_mode=true"
+)
+# A row whose extra cells are all empty passes even so, as a row of as many
+# cells as the header: DuckDB drops extra cells that are NULL, and an empty
+# cell is NULL to it. With no cell read as NULL (a cell of four control
+# characters aside), such a row is an error; only the sniffer's sample (the
+# first 20480 rows) is read so, to tell which files to read exactly (a file
+# whose every row ends with an extra comma): reading every cell so cost 0.5
+# CPU s more per 1M rows (empty cells are '' for every check).
+_CSV_SNIFF: Final = f"{_CSV_DIALECT}, nullstr={literal(chr(1) + chr(2) + chr(3) + chr(4))}"
+# The copy's column of each row's fault: a row of the file, or no record.
+_ROW: Final = "ls_row"
+_NO_RECORD: Final = "-"
+
+
+def _csv(
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[str],
+    stack: ExitStack,
+    *,
+    exact: Collection[str] = (),
+) -> tuple[str, _Typed]:
+    """The checked records of CSV files; those in `exact` are read through
+    their copies (_csv_copy), and so is any that DuckDB's sniffer does not
+    read as the pure reader does (an error, another header) or that has no
+    rows at all (no header: the pure reader reads no records, checks no
+    columns)."""
+    import duckdb
+
+    folder: str | None = None
+    read: list[str] = []
+    own: dict[str, Sequence[str]] = {}
+    for index, path in enumerate(files):
+        with closing(csv_file_rows(path, _no_report)) as rows:
+            first = next(rows, None)
+        header = None if first is None else first[1]
+        if header is not None:
+            check_columns(header, path)
+            own[path] = header
+        if header is not None and path not in exact:
+            try:
+                found = con.execute(
+                    f"SELECT * FROM read_csv({literal(path)}, {_CSV_SNIFF}) LIMIT 0"
+                ).description
+            except duckdb.Error:
+                found = None
+            if [column[0] for column in found or ()] == header:
+                read.append(path)
+                continue
+        if folder is None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="leadscore-csv-"))
+        read.append(os.path.join(folder, f"{index}.csv"))
+        _csv_copy(path, header or list(FIELDS), read[-1])
+    listed = "[" + ", ".join(literal(path) for path in read) + "]"
+    named = ", filename=true" if len(files) > 1 else ""
+    origin = "filename" if len(files) > 1 else literal(files[0])
+    if len(files) > 1 and folder is not None:  # reports name the files given, not the copies
+        cases = " ".join(
+            f"WHEN {literal(copy)} THEN {literal(path)}"
+            for copy, path in zip(read, files, strict=True)
+            if copy != path
+        )
+        origin = f"CASE filename {cases} ELSE filename END"
+    reader = f"read_csv({listed}, {_CSV_DIALECT}{named}, union_by_name=true)"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW ls_file AS SELECT * FROM {reader}")
+    return _columns(con, "ls_file", files[0], origin=origin, own=own, row_faults=folder is not None)
+
+
+def _load_csv(
+    con: duckdb.DuckDBPyConnection, select: str, files: Sequence[str], stack: ExitStack
+) -> None:
+    """Check the records of CSV files (`select`, from _csv) into ls_raw.
+
+    DuckDB's reader refuses a row past its sniffer's sample that it cannot
+    read as the pure reader does (one of more or fewer cells than the
+    header): then every file is read through its copy, at no cost for a
+    file without such rows.
+    """
+    import duckdb
+
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
+    except duckdb.InvalidInputException:
+        select, _ = _csv(con, files, stack, exact=files)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ls_raw AS {select}")
+
+
+def _no_report(record: BadRecord) -> None:
+    """For rows not read: only a header is."""
+
+
+def _csv_copy(path: str, header: Sequence[str], copy: str) -> None:
+    """Write the rows of CSV file `path` as the pure reader reads them into
+    `copy`, a CSV file DuckDB's reader reads as they are: the cells of each
+    row under `header`, and in the _ROW column, the message of a bad row
+    the pure reader finds before its cells (malformed CSV, another number
+    of cells than the header; its cells left empty). Each line of `path`
+    that starts no record (a blank line, a quoted cell's next lines, the
+    header's) is a _NO_RECORD row, so that a row's place in the copy is its
+    line in `path`, as _report numbers the rows."""
+    empty = [""] * len(header)
+    with open(copy, "w", encoding="utf-8", newline="") as out:
+        # Every cell quoted: DuckDB reads a quoted cell as it is (\r, \n, commas).
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        writer.writerow([*header, _ROW])
+        line = 1  # of `path`, that the copy's last row stands for
+
+        def row(start: int, cells: Sequence[str], fault: str) -> None:
+            nonlocal line
+            writer.writerows([[*empty, _NO_RECORD]] * (start - line - 1))
+            writer.writerow([*cells, fault])
+            line = start
+
+        def malformed(record: BadRecord) -> None:
+            row(record.line, empty, record.message)
+
+        rows = csv_file_rows(path, malformed)
+        next(rows, None)  # the header
+        for start, cells in rows:
+            if len(cells) == len(header):
+                row(start, cells, "")
+            else:
+                row(start, empty, cell_count_fault(len(header), len(cells)))
 
 
 # JSON Lines are read as lines of text, not by DuckDB's JSON reader: that
@@ -715,19 +846,22 @@ def _columns(
     frm: str | None = None,
     seq: str | None = None,
     own: Mapping[str, Sequence[str]] | None = None,
+    row_faults: bool = False,
 ) -> tuple[str, _Typed]:
     """Checked records from a relation with event columns (Parquet, CSV, a table, Arrow).
 
     `frm` is what to read (default `relation`, whose columns are described),
     and `seq` the arrival order in it, selected as `seq` when given. `own`:
     the columns of each file read together, by its name as reported.
+    `row_faults`: CSV files read with copies, which have the _ROW column.
     """
     described = con.sql(f"SELECT * FROM {relation} LIMIT 0")
     kinds = dict(zip(described.columns, described.types, strict=True))
     described.fetchall()  # done with it: the connection takes other work
     types = {name: str(kind).upper() for name, kind in kinds.items()}
     where = source or relation
-    check_columns([name for name in types if name != "filename"], where)
+    internal = {"filename", _ROW} if row_faults else {"filename"}
+    check_columns([name for name in types if name not in internal], where)
     fields: dict[str, _Field] = {}
     items: dict[str, str] = {}
     nulls_absent = False
@@ -793,12 +927,21 @@ def _columns(
     if seq is not None:
         items["seq"] = seq
     order = [name for name in described.columns if name in FIELDS]
+    prelude: list[tuple[str, str, str]] = []
+    skip = "FALSE"
+    if row_faults:
+        # A copy's row that is no record is counted in the line numbers, and
+        # one the pure reader refuses whole is reported with its message.
+        items["row"] = f'"{_ROW}"'
+        skip = f"(ls_row = {literal(_NO_RECORD)})"
+        prelude.append(("coalesce(ls_row, '') <> ''", "''", "ls_row"))
     select = _checked(
         fields,
         items,
         source=source_sql,
         frm=frm or relation,
-        prelude=[],
+        prelude=prelude,
+        skip=skip,
         columns=order,
         own=own if own is not None and len(own) > 1 else {},
     )
