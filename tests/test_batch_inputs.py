@@ -1122,6 +1122,50 @@ def test_a_csv_row_of_another_length_than_the_header_is_a_bad_record(
         score_batch(load_case(CASES[0]).model, str(path), at=1, strict=True)
 
 
+def test_csv_lines_are_numbered_past_blank_lines_and_line_breaks_in_cells(
+    tmp_path: Path,
+) -> None:
+    # A bad record's line is the line it starts on, as the csv module counts
+    # them. The batch engine numbered DuckDB's rows: a blank line, or a quoted
+    # cell of two lines, before a bad record made its line one too small.
+    texts = [
+        _HEADER + 'g1,view,c1,2026-05-04T10:00:00Z,"{\n""a"": 1}"\n' + "\n\n"
+        + ",view,c1,2026-05-04T10:00:00Z,\n" + '"g\r2",view,c1,2026-05-04T10:00:00Z,\n'
+        + "e3,view,,2026-05-04T10:00:00Z,\n\n",
+        _HEADER + _ROWS + "e4,view,c1,2026-05-04,\n",  # numbered alike as it is
+        _HEADER + _ROWS + "\n" + "e5,b c,c1,2026-05-04T10:00:00Z,\n",
+        "\r\n" + _HEADER + ",view,c1,2026-05-04T10:00:00Z,\n",  # read through a copy
+        (_HEADER + "g1,view,c1,2026-05-04T10:00:00Z,\n\n" + "e6,view,c1,,\n").replace(
+            "\n", "\r\n"
+        ),  # gzipped
+    ]  # fmt: skip
+    paths = []
+    for number, text in enumerate(texts):
+        paths.append(str(tmp_path / f"part-{number}.csv"))
+        if number == 4:
+            paths[-1] += ".gz"
+        data = text.encode()
+        Path(paths[-1]).write_bytes(gzip.compress(data) if number == 4 else data)
+    model = load_case(CASES[0]).model
+    at = 1_900_000_000 * 1_000_000
+    for files in ([paths[0]], paths):
+        pure_bad: list[BadRecord] = []
+        batch_bad: list[BadRecord] = []
+        expected = replay(model, read_events(files, on_bad=pure_bad.append), at)
+        assert_same(score_batch(model, files, at=at, on_bad=batch_bad.append), expected)
+        assert [(r.source, r.line, r.field, _shown_as_json(r.message)) for r in batch_bad] == [
+            (r.source, r.line, r.field, _shown_as_json(r.message)) for r in pure_bad
+        ]
+    assert [(Path(r.source).name, r.line, r.field) for r in batch_bad] == [
+        ("part-0.csv", 6, "id"),
+        ("part-0.csv", 9, "contact_id"),  # a \r in a quoted cell ends a line too
+        ("part-1.csv", 5, "timestamp"),
+        ("part-2.csv", 6, "type"),
+        ("part-3.csv", 3, "id"),
+        ("part-4.csv.gz", 4, "timestamp"),
+    ]
+
+
 def test_a_csv_file_without_rows_has_no_records(tmp_path: Path) -> None:
     # The pure reader reads no records from an empty file (or one of blank
     # lines) and checks no columns; DuckDB's sniffer gave it a column
