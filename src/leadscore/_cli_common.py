@@ -51,9 +51,9 @@ def fail(message: str) -> NoReturn:
     raise BadInput(message)
 
 
-def counted(count: int, noun: str, plural: str | None = None) -> str:
+def counted(count: int, noun: str) -> str:
     """`1 contact`, `2 contacts`, `4,921 contacts`: a count and its noun."""
-    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+    return f"{count:,} {noun if count == 1 else noun + 's'}"
 
 
 def model_or_fail(path: str, *, upload: bool = False) -> Model:

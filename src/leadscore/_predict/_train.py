@@ -556,7 +556,8 @@ class TrainedModel:
                 trees = folder / spec["file"]
                 try:
                     text = trees.read_text()
-                    if spec.get("sha256", _digest(text)) != _digest(text):
+                    recorded = spec.get("sha256")  # None: saved before digests
+                    if recorded is not None and recorded != _digest(text):
                         raise ValueError(
                             "not the file trained: its SHA-256 differs from model.json's"
                         )
